@@ -1,0 +1,424 @@
+/*
+ * clxent: softmax cross-entropy loss and its gradient on any OpenCL device,
+ * with a plain-C host backend that is both the fallback and the reference.
+ *
+ * Conventions (see README.md):
+ * - Every call returns a clxent_status; outputs come back through pointers.
+ * - A context keeps the full message of its last error
+ *   (clxent_context_message); clxent_status_string gives a static text.
+ * - Device memory is passed as value descriptors (clxent_matrix,
+ *   clxent_vector): buffer, element offset, shape, row stride, data type.
+ * - Operations on buffers are asynchronous on the context's queue. The
+ *   optional clxent_events argument carries a wait list and an out-event.
+ *   The host backend runs them synchronously and sets the out-event to NULL.
+ * - Bad input returns a status and a message naming the argument; nothing
+ *   is written and the context stays usable.
+ */
+#ifndef CLXENT_CLXENT_H
+#define CLXENT_CLXENT_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Public symbols are exported; everything internal stays hidden. */
+#if defined(CLXENT_BUILDING) && defined(__GNUC__)
+#define CLXENT_API __attribute__((visibility("default")))
+#else
+#define CLXENT_API
+#endif
+
+#define CLXENT_VERSION_MAJOR 0
+#define CLXENT_VERSION_MINOR 1
+#define CLXENT_VERSION_PATCH 0
+#define CLXENT_VERSION_STRING "0.1.0"
+
+/* The version of the library actually linked, e.g. "0.1.0". */
+CLXENT_API const char *clxent_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Status codes: one list generates the enum, the names and the texts. */
+
+#define CLXENT_STATUS_LIST(X)                                                  \
+    X(OK, 0, "success")                                                        \
+    X(NULL_POINTER, 1, "a required pointer argument is NULL")                  \
+    X(INVALID_ARGUMENT, 2, "an argument has an invalid value")                 \
+    X(INVALID_SHAPE, 3, "shapes, strides or lengths do not agree")             \
+    X(INVALID_DTYPE, 4, "unsupported data type or data type combination")      \
+    X(SIZE_OVERFLOW, 5, "a size computation overflows")                        \
+    X(BUFFER_TOO_SMALL, 6, "a buffer is smaller than its shape needs")         \
+    X(WRONG_CONTEXT, 7, "a buffer or event belongs to another context")        \
+    X(TARGET_OUT_OF_RANGE, 8,                                                  \
+      "a class index is outside [0, C) and is not ignore_index")               \
+    X(DEVICE_NOT_FOUND, 9, "no device matches the selection")                  \
+    X(BUILD_FAILED, 10, "a kernel program failed to build")                    \
+    X(OUT_OF_MEMORY, 11, "out of host or device memory")                       \
+    X(OPENCL_ERROR, 12, "an OpenCL call failed")                               \
+    X(IO_ERROR, 13, "a file could not be read")                                \
+    X(UNSUPPORTED, 14, "not supported by this backend or device")
+
+typedef enum clxent_status {
+#define CLXENT_STATUS_ENUM_(name, code, text) CLXENT_STATUS_##name = code,
+    CLXENT_STATUS_LIST(CLXENT_STATUS_ENUM_)
+#undef CLXENT_STATUS_ENUM_
+} clxent_status;
+
+/* Static text for a status ("success"); never NULL, also for unknown codes. */
+CLXENT_API const char *clxent_status_string(clxent_status status);
+/* Static name of a status ("CLXENT_STATUS_OK"); never NULL. */
+CLXENT_API const char *clxent_status_name(clxent_status status);
+
+/* ------------------------------------------------------------------ */
+/* Data types, backends, devices. */
+
+typedef enum clxent_dtype {
+    CLXENT_F32 = 1,
+    CLXENT_F16 = 2,  /* IEEE half, through vload_half: no extension needed */
+    CLXENT_BF16 = 3, /* bfloat16, through 16-bit integer loads */
+    CLXENT_I32 = 4,  /* class indices */
+    CLXENT_I64 = 5   /* class indices */
+} clxent_dtype;
+
+/* Bytes per element (0 for an unknown type). */
+CLXENT_API size_t clxent_dtype_size(clxent_dtype dtype);
+/* "f32", "f16", "bf16", "i32", "i64", or "unknown". */
+CLXENT_API const char *clxent_dtype_name(clxent_dtype dtype);
+
+typedef enum clxent_backend {
+    CLXENT_BACKEND_HOST = 1,  /* built-in C reference, double accumulation */
+    CLXENT_BACKEND_OPENCL = 2
+} clxent_backend;
+
+/* What a device is. Strings are NUL-terminated and may be truncated. */
+typedef struct clxent_device_info {
+    clxent_backend backend;
+    int platform_index; /* -1 for host and for a caller's queue not listed */
+    int device_index;
+    char spec[32];      /* the spec that selects it: "0:0" or "host" */
+    char platform[128];
+    char name[128];
+    char vendor[128];
+    char driver_version[64];
+    char device_version[64];   /* "OpenCL 3.0 ..." */
+    char c_version[64];        /* "OpenCL C 1.2 ..." */
+    char type[16];             /* "gpu", "cpu", "accelerator", "host", ... */
+    cl_uint compute_units;
+    size_t max_work_group_size;
+    cl_ulong global_mem_bytes;
+    cl_ulong local_mem_bytes;
+    cl_ulong max_alloc_bytes;
+    int fp16; /* cl_khr_fp16 present (clxent does not need it) */
+    int fp64; /* cl_khr_fp64 present */
+    /* Properties that failed to query, "name: CL_ERROR (code); ...". */
+    char errors[256];
+    /* Why the selector chose this device (set by context creation). */
+    char reason[160];
+} clxent_device_info;
+
+/* Enumerates every OpenCL device and then the host backend (always last),
+ * the two-call way: with infos NULL, only *count is set. With infos,
+ * fills min(capacity, total) entries and sets *count to the total.
+ * No OpenCL platform is a normal result (only host is listed). */
+CLXENT_API clxent_status clxent_devices_list(clxent_device_info *infos, size_t capacity,
+                                  size_t *count);
+
+/* Resolves a device spec without creating a context:
+ *   "host"                    built-in C backend
+ *   "P:D"                     OpenCL platform P, device D (as listed)
+ *   "gpu" "cpu" "accelerator" first OpenCL device of that type
+ *   any other text            first device whose platform or device name
+ *                             contains it, case-insensitively
+ *   NULL or ""                first GPU, else first OpenCL device, else host
+ * On DEVICE_NOT_FOUND the message (if message is not NULL) lists what
+ * exists. info->reason says why the device was chosen. */
+CLXENT_API clxent_status clxent_device_resolve(const char *spec, clxent_device_info *info,
+                                    char *message, size_t message_size);
+
+/* ------------------------------------------------------------------ */
+/* Contexts. */
+
+typedef struct clxent_context clxent_context;
+
+/* Creates a context on the device that spec selects (see
+ * clxent_device_resolve). NULL spec reads the environment variable
+ * CLXENT_DEVICE. Owns its own cl_context and an in-order queue with
+ * profiling enabled. Like sqlite3_open: unless memory runs out, *ctx is
+ * set even on failure, to a context that only answers
+ * clxent_context_message and clxent_context_destroy. */
+CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context **ctx);
+
+/* Creates a context on the caller's queue, which is retained and released
+ * on destroy. Work is enqueued on that queue; device timing
+ * (clxent_context_last_time_ns) needs profiling enabled on it. Same
+ * failure contract as clxent_context_create. */
+CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
+                                               clxent_context **ctx);
+
+/* Waits for the context's queued work and frees it. Accepts NULL. Buffers
+ * must be released first; the context does not own them. */
+CLXENT_API void clxent_context_destroy(clxent_context *ctx);
+
+/* The chosen device. */
+CLXENT_API clxent_status clxent_context_info(const clxent_context *ctx,
+                                  clxent_device_info *info);
+
+/* Full message of the last error on this context ("" after success):
+ * function, argument, OpenCL error name and number, build log. Valid until
+ * the next call on the context. Never NULL; NULL ctx gives a fixed text. */
+CLXENT_API const char *clxent_context_message(const clxent_context *ctx);
+
+/* The context's queue (NULL on the host backend). Not retained. */
+CLXENT_API cl_command_queue clxent_context_queue(const clxent_context *ctx);
+
+/* Blocks until all work enqueued by this context finished. Reports a
+ * target error found by a deferred check (CLXENT_CHECK_DEFERRED). */
+CLXENT_API clxent_status clxent_finish(clxent_context *ctx);
+
+/* Device time in nanoseconds of the most recent operation, from its first
+ * kernel's start to its last kernel's end. Blocks until that operation
+ * finished. UNSUPPORTED on the host backend and on queues without
+ * profiling. */
+CLXENT_API clxent_status clxent_context_last_time_ns(clxent_context *ctx,
+                                          uint64_t *nanoseconds);
+
+/* ------------------------------------------------------------------ */
+/* Buffers: device memory on OpenCL, plain memory on the host backend. */
+
+typedef struct clxent_buffer clxent_buffer;
+
+/* Allocates bytes (> 0) of device memory, uninitialised. OUT_OF_MEMORY
+ * beyond the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE. */
+CLXENT_API clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
+                                   clxent_buffer **buffer);
+
+/* Wraps the caller's cl_mem (retained, released by clxent_buffer_release).
+ * Its size is read from CL_MEM_SIZE; an element offset into it goes in the
+ * matrix or vector descriptor. OpenCL contexts only; the cl_mem must
+ * belong to the context's cl_context (WRONG_CONTEXT otherwise). */
+CLXENT_API clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
+                                 clxent_buffer **buffer);
+
+/* Blocking copies between host memory and a buffer of this context.
+ * byte_offset + bytes must lie inside the buffer. bytes may be 0. */
+CLXENT_API clxent_status clxent_buffer_write(clxent_context *ctx, clxent_buffer *buffer,
+                                  size_t byte_offset, size_t bytes,
+                                  const void *source);
+CLXENT_API clxent_status clxent_buffer_read(clxent_context *ctx,
+                                 const clxent_buffer *buffer,
+                                 size_t byte_offset, size_t bytes,
+                                 void *destination);
+
+/* Frees a buffer (or drops the wrap's reference). Accepts NULL. */
+CLXENT_API void clxent_buffer_release(clxent_buffer *buffer);
+
+/* Size in bytes (0 for NULL). */
+CLXENT_API size_t clxent_buffer_size(const clxent_buffer *buffer);
+/* The cl_mem behind a buffer (NULL on the host backend). Not retained. */
+CLXENT_API cl_mem clxent_buffer_mem(const clxent_buffer *buffer);
+
+/* ------------------------------------------------------------------ */
+/* Descriptors. A buffer of NULL means "not given" where optional. */
+
+typedef struct clxent_matrix {
+    clxent_buffer *buffer;
+    size_t offset; /* elements before element (0,0) */
+    size_t rows;
+    size_t cols;
+    size_t stride; /* elements between row starts, >= cols */
+    clxent_dtype dtype;
+} clxent_matrix;
+
+typedef struct clxent_vector {
+    clxent_buffer *buffer;
+    size_t offset; /* elements */
+    size_t length;
+    clxent_dtype dtype;
+} clxent_vector;
+
+/* A contiguous rows x cols matrix at the start of buffer. */
+static inline clxent_matrix clxent_matrix_of(clxent_buffer *buffer,
+                                             size_t rows, size_t cols,
+                                             clxent_dtype dtype) {
+    clxent_matrix m = {buffer, 0, rows, cols, cols, dtype};
+    return m;
+}
+/* A vector of length elements at the start of buffer. */
+static inline clxent_vector clxent_vector_of(clxent_buffer *buffer,
+                                             size_t length,
+                                             clxent_dtype dtype) {
+    clxent_vector v = {buffer, 0, length, dtype};
+    return v;
+}
+
+/* Targets: exactly one of indices (int32/int64, length rows) and probs
+ * (rows x cols, the logits' dtype) has a buffer. */
+typedef struct clxent_targets {
+    clxent_vector indices;
+    clxent_matrix probs;
+} clxent_targets;
+
+/* Wait list and out-event for one operation (all optional). The out-event
+ * completes when the whole operation has; release it with
+ * clReleaseEvent. */
+typedef struct clxent_events {
+    cl_uint num_wait;
+    const cl_event *wait_list;
+    cl_event *out_event;
+} clxent_events;
+
+/* ------------------------------------------------------------------ */
+/* Loss options, with PyTorch's names where PyTorch has the option. */
+
+typedef enum clxent_reduction {
+    CLXENT_REDUCTION_NONE = 0,
+    CLXENT_REDUCTION_SUM = 1,
+    CLXENT_REDUCTION_MEAN = 2
+} clxent_reduction;
+
+/* How device-resident class indices are range-checked. */
+typedef enum clxent_target_check {
+    /* A small kernel checks the targets and the call waits for its
+     * verdict before anything is written: a bad index returns
+     * TARGET_OUT_OF_RANGE from the call itself. One host sync per call. */
+    CLXENT_CHECK_SYNC = 0,
+    /* No sync: kernels still never read out of bounds; a bad row gets a
+     * NaN loss and zero gradient, and the next clxent_finish returns
+     * TARGET_OUT_OF_RANGE naming the first bad row. */
+    CLXENT_CHECK_DEFERRED = 1
+} clxent_target_check;
+
+typedef struct clxent_loss_options {
+    clxent_reduction reduction; /* default MEAN */
+    int64_t ignore_index;       /* default -100; class-index targets only */
+    float label_smoothing;      /* in [0, 1], default 0 */
+    float z_loss;               /* >= 0, coefficient of lse^2, default 0 */
+    float grad_scale;           /* upstream gradient G, default 1 */
+    float normalizer; /* > 0 replaces the mean's denominator; 0 = unset */
+    int all_ignored_zero; /* mean over no valid row: 0 instead of NaN */
+    int in_place; /* backward/fused: grad may be the logits (destructive) */
+    clxent_target_check target_check;
+} clxent_loss_options;
+
+#define CLXENT_LOSS_OPTIONS_INIT                                               \
+    {CLXENT_REDUCTION_MEAN, -100, 0.0f, 0.0f, 1.0f, 0.0f, 0, 0,                \
+     CLXENT_CHECK_SYNC}
+
+/* Sets *options to CLXENT_LOSS_OPTIONS_INIT. */
+CLXENT_API void clxent_loss_options_init(clxent_loss_options *options);
+
+/* ------------------------------------------------------------------ */
+/* Primitives. x: R x C logits (f32/f16/bf16). Row vectors are f32. */
+
+/* max_out[r] = max_c x[r][c]. */
+CLXENT_API clxent_status clxent_row_max(clxent_context *ctx, const clxent_matrix *x,
+                             const clxent_vector *max_out,
+                             const clxent_events *events);
+
+/* sum_out[r] = sum_c exp(x[r][c] - row_max[r]) (compensated sum). */
+CLXENT_API clxent_status clxent_row_expsum(clxent_context *ctx, const clxent_matrix *x,
+                                const clxent_vector *row_max,
+                                const clxent_vector *sum_out,
+                                const clxent_events *events);
+
+/* out = log_softmax(x) / softmax(x) row-wise; out has x's shape and may use
+ * another float dtype and stride. */
+CLXENT_API clxent_status clxent_log_softmax(clxent_context *ctx, const clxent_matrix *x,
+                                 const clxent_matrix *out,
+                                 const clxent_events *events);
+CLXENT_API clxent_status clxent_softmax(clxent_context *ctx, const clxent_matrix *x,
+                             const clxent_matrix *out,
+                             const clxent_events *events);
+
+/* PyTorch NLLLoss over given log-probabilities logp (R x C): loss is R
+ * values for reduction none, else 1. Uses reduction, ignore_index,
+ * grad_scale, normalizer, all_ignored_zero, target_check; label_smoothing
+ * and z_loss must be 0. weights: C f32 values or no buffer. */
+CLXENT_API clxent_status clxent_nll_loss(clxent_context *ctx, const clxent_matrix *logp,
+                              const clxent_vector *targets,
+                              const clxent_vector *weights,
+                              const clxent_loss_options *options,
+                              const clxent_vector *loss,
+                              const clxent_events *events);
+
+/* Gradient of clxent_nll_loss with respect to logp: -G*s*w[y] at the
+ * target column, 0 elsewhere. grad_rows: per-row G for reduction none
+ * (optional, multiplies grad_scale). grad has logp's shape and dtype. */
+CLXENT_API clxent_status clxent_nll_loss_backward(clxent_context *ctx,
+                                       const clxent_matrix *logp,
+                                       const clxent_vector *targets,
+                                       const clxent_vector *weights,
+                                       const clxent_loss_options *options,
+                                       const clxent_vector *grad_rows,
+                                       const clxent_matrix *grad,
+                                       const clxent_events *events);
+
+/* ------------------------------------------------------------------ */
+/* Cross-entropy (SEMANTICS.md). loss: R f32 values for reduction none,
+ * else 1. lse: R f32 values, the per-row log-sum-exp kept for backward. */
+
+/* Loss and, if lse has a buffer, the per-row log-sum-exp. */
+CLXENT_API clxent_status clxent_cross_entropy_forward(
+    clxent_context *ctx, const clxent_matrix *logits,
+    const clxent_targets *targets, const clxent_vector *weights,
+    const clxent_loss_options *options, const clxent_vector *loss,
+    const clxent_vector *lse, const clxent_events *events);
+
+/* Gradient with respect to the logits from the logits and the saved lse:
+ * the general form of (softmax - onehot). grad_rows as in
+ * clxent_nll_loss_backward. grad has the logits' shape and dtype; it may
+ * be the logits themselves when options->in_place is set. */
+CLXENT_API clxent_status clxent_cross_entropy_backward(
+    clxent_context *ctx, const clxent_matrix *logits,
+    const clxent_targets *targets, const clxent_vector *weights,
+    const clxent_loss_options *options, const clxent_vector *lse,
+    const clxent_vector *grad_rows, const clxent_matrix *grad,
+    const clxent_events *events);
+
+/* Fused forward + backward: loss, optional lse, and the gradient, reading
+ * each logit at most twice. With options->in_place, grad may be the
+ * logits (same buffer, offset and stride), which it then overwrites. */
+CLXENT_API clxent_status clxent_cross_entropy(
+    clxent_context *ctx, const clxent_matrix *logits,
+    const clxent_targets *targets, const clxent_vector *weights,
+    const clxent_loss_options *options, const clxent_vector *grad_rows,
+    const clxent_vector *loss, const clxent_vector *lse,
+    const clxent_matrix *grad, const clxent_events *events);
+
+/* Blocking convenience on host arrays (any backend): copies in, runs the
+ * fused path (forward only when grad is NULL), copies out, waits.
+ * logits: rows x cols contiguous, dtype f32/f16/bf16 (16-bit types as
+ * uint16_t bits). targets: int32/int64 indices (target_dtype I32/I64) or
+ * rows x cols probabilities (target_dtype == dtype). weights: cols floats
+ * or NULL. loss: rows floats for reduction none, else 1. lse: rows floats
+ * or NULL. grad: rows x cols of dtype, or NULL. */
+CLXENT_API clxent_status clxent_cross_entropy_host(
+    clxent_context *ctx, size_t rows, size_t cols, clxent_dtype dtype,
+    const void *logits, clxent_dtype target_dtype, const void *targets,
+    const float *weights, const clxent_loss_options *options, float *loss,
+    float *lse, void *grad);
+
+/* Element-wise copy with conversion between float dtypes (same shape;
+ * strides and offsets may differ). Also the benchmark's copy roofline. */
+CLXENT_API clxent_status clxent_copy(clxent_context *ctx, const clxent_matrix *src,
+                          const clxent_matrix *dst,
+                          const clxent_events *events);
+
+/* ------------------------------------------------------------------ */
+/* Storage conversions on the host (round to nearest even). */
+CLXENT_API uint16_t clxent_f32_to_bf16(float value);
+CLXENT_API float clxent_bf16_to_f32(uint16_t bits);
+CLXENT_API uint16_t clxent_f32_to_f16(float value);
+CLXENT_API float clxent_f16_to_f32(uint16_t bits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLXENT_CLXENT_H */

@@ -1,0 +1,148 @@
+/* Internal interfaces shared by the public entry points (api.c) and the two
+ * backends (backend_host.c, backend_opencl*.c). Not installed. */
+#ifndef CLXENT_INTERNAL_H
+#define CLXENT_INTERNAL_H
+
+#include <clxent/clxent.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLX_MESSAGE_CAPACITY 16384 /* build logs can be long */
+
+/* ---------------------------------------------------------------- */
+/* Operations: api.c validates the public arguments once and fills a
+ * clx_op; backends run it without re-validating. A descriptor whose
+ * buffer is NULL is absent. */
+
+typedef enum clx_op_kind {
+    CLX_OP_ROW_MAX,      /* x -> vec_out (max) */
+    CLX_OP_ROW_EXPSUM,   /* x, vec_in (max) -> vec_out (sum) */
+    CLX_OP_LOG_SOFTMAX,  /* x -> mat_out */
+    CLX_OP_SOFTMAX,      /* x -> mat_out */
+    CLX_OP_NLL_FORWARD,  /* x (logp), indices, weights -> vec_out (loss) */
+    CLX_OP_NLL_BACKWARD, /* x (logp, shape only), indices, weights,
+                            grad_rows -> mat_out (grad) */
+    CLX_OP_CE_FORWARD,   /* x, targets, weights -> vec_out (loss), lse_out */
+    CLX_OP_CE_BACKWARD,  /* x, targets, weights, vec_in (lse), grad_rows
+                            -> mat_out (grad) */
+    CLX_OP_CE_FUSED,     /* x, targets, weights, grad_rows -> vec_out
+                            (loss), lse_out, mat_out (grad) */
+    CLX_OP_COPY          /* x -> mat_out, dtype conversion */
+} clx_op_kind;
+
+typedef struct clx_op {
+    clx_op_kind kind;
+    const char *function; /* public name, for messages */
+    clxent_matrix x;      /* logits, or logp for NLL */
+    clxent_vector indices;
+    clxent_matrix probs;
+    clxent_vector weights;
+    clxent_vector grad_rows;
+    clxent_vector vec_in;
+    clxent_vector vec_out;
+    clxent_vector lse_out;
+    clxent_matrix mat_out;
+    clxent_loss_options opt;
+    const clxent_events *events; /* may be NULL */
+} clx_op;
+
+/* ---------------------------------------------------------------- */
+/* Backends. */
+
+struct clxent_buffer {
+    clxent_context *ctx;
+    size_t bytes;
+    cl_mem mem;  /* OpenCL backend */
+    void *host;  /* host backend */
+};
+
+typedef struct clx_backend_ops {
+    const char *name;
+    void (*destroy)(clxent_context *ctx);
+    clxent_status (*buffer_create)(clxent_context *ctx, clxent_buffer *buf);
+    void (*buffer_release)(clxent_buffer *buf);
+    clxent_status (*buffer_write)(clxent_context *ctx, clxent_buffer *buf,
+                                  size_t offset, size_t bytes,
+                                  const void *src);
+    clxent_status (*buffer_read)(clxent_context *ctx,
+                                 const clxent_buffer *buf, size_t offset,
+                                 size_t bytes, void *dst);
+    clxent_status (*run)(clxent_context *ctx, const clx_op *op);
+    clxent_status (*finish)(clxent_context *ctx);
+} clx_backend_ops;
+
+extern const clx_backend_ops clx_host_backend;
+extern const clx_backend_ops clx_opencl_backend;
+
+struct clx_opencl_state; /* backend_opencl.c */
+
+struct clxent_context {
+    const clx_backend_ops *backend; /* NULL: creation failed */
+    clxent_device_info info;
+    struct clx_opencl_state *cl;    /* OpenCL backend only */
+    char message[CLX_MESSAGE_CAPACITY];
+};
+
+/* ---------------------------------------------------------------- */
+/* Errors. */
+
+/* Records "function: formatted detail" on ctx (if not NULL) and returns
+ * status. Use for every failure the caller sees. */
+clxent_status clx_fail(clxent_context *ctx, clxent_status status,
+                       const char *function, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* Appends formatted text to ctx->message (for build logs). */
+void clx_append(clxent_context *ctx, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Clears ctx->message (start of each successful public call). */
+void clx_clear(clxent_context *ctx);
+
+/* "CL_OUT_OF_RESOURCES" etc.; "CL_UNKNOWN_ERROR" for unknown codes. */
+const char *clx_cl_error_name(cl_int code);
+/* Maps an OpenCL error to a status (allocation errors to OUT_OF_MEMORY). */
+clxent_status clx_status_from_cl(cl_int code);
+
+/* ---------------------------------------------------------------- */
+/* Fault injection (test seam, issue 5): every OpenCL API call in the
+ * library goes through CLX_CL(call) / clx_fault_next(). When armed with
+ * k > 0, the k-th call from then on fails with CL_OUT_OF_RESOURCES
+ * without being made. Thread-local. */
+void clx_fault_arm(long k);   /* 0 disarms */
+long clx_fault_calls(void);   /* calls seen since the last arm */
+int clx_fault_next(void);     /* 1: this call must fail */
+#define CLX_CL(call) (clx_fault_next() ? CL_OUT_OF_RESOURCES : (call))
+/* For the creating calls that return an object and take errcode_ret. */
+#define CLX_CL_CREATE(errp, call)                                              \
+    (clx_fault_next() ? (*(errp) = CL_OUT_OF_RESOURCES, NULL) : (call))
+
+/* ---------------------------------------------------------------- */
+/* Helpers shared by api.c and the backends. */
+
+/* a*b and a+b with overflow detection (returns 0 on overflow). */
+int clx_mul_size(size_t a, size_t b, size_t *out);
+int clx_add_size(size_t a, size_t b, size_t *out);
+
+/* Element (r, c) of a matrix as a float / stores a float, on host memory
+ * (host backend and conversions). */
+float clx_load_float(const void *base, clxent_dtype dtype, size_t index);
+void clx_store_float(void *base, clxent_dtype dtype, size_t index, float v);
+int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index);
+
+/* Embedded kernel sources (generated at build time from kernels/*.cl). */
+typedef struct clx_kernel_source {
+    const char *name; /* file name, e.g. "xent.cl" */
+    const unsigned char *data;
+    size_t size;
+} clx_kernel_source;
+extern const clx_kernel_source clx_kernel_sources[];
+extern const size_t clx_kernel_source_count;
+
+#endif /* CLXENT_INTERNAL_H */
