@@ -136,7 +136,7 @@ float clx_load_float(const void *base, clxent_dtype dtype, size_t index);
 void clx_store_float(void *base, clxent_dtype dtype, size_t index, float v);
 int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index);
 
-/* Embedded kernel sources (generated at build time from kernels/*.cl). */
+/* Embedded kernel sources (generated at build time from the kernels folder). */
 typedef struct clx_kernel_source {
     const char *name; /* file name, e.g. "xent.cl" */
     const unsigned char *data;
