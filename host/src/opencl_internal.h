@@ -50,9 +50,12 @@ typedef struct clx_opencl_state {
     int deferred_check_pending;
 } clx_opencl_state;
 
-/* Returns kernel `kernel_name` from kernels/`file` built with `options`
- * (plus "-I"-free common header inlining, CLXENT_BUILD_OPTIONS from the
- * environment, and the standard defines). Programs and kernels are built
+/* Returns kernel `kernel_name` from kernels/`file` built with `options`.
+ * The program source is kernels/common.h followed by the file (OpenCL
+ * has no include path for embedded sources), both embedded or, with
+ * CLXENT_KERNEL_DIR set, read from that folder. Build options are
+ * "-cl-std=CL1.2", then `options`, then CLXENT_BUILD_OPTIONS from the
+ * environment. Programs and kernels are built
  * once per context and option set and cached. BUILD_FAILED carries the
  * options and the full log in the context message. */
 clxent_status clx_cl_kernel(clxent_context *ctx, const char *file,
@@ -83,5 +86,10 @@ clxent_status clx_cl_empty_op(clxent_context *ctx, const clx_op *op);
 
 /* Run one validated operation (backend_opencl_ops.c). */
 clxent_status clx_opencl_run(clxent_context *ctx, const clx_op *op);
+
+/* Called by clxent_finish after clFinish (backend_opencl_ops.c): reads the
+ * status buffer when a deferred target check is pending and reports the
+ * first bad row. */
+clxent_status clx_opencl_finish_checks(clxent_context *ctx);
 
 #endif /* CLXENT_OPENCL_INTERNAL_H */
