@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-step set-up for a fresh Debian/Ubuntu machine, idempotent:
+#   bash tools/setup.sh demo   install what is missing, build, run `clxent demo`
+#   bash tools/setup.sh test   install what is missing, build, run every test
+# Installs through apt when run as root; otherwise prints the apt line.
+# Environment: BUILD_DIR (default build), CLXENT_SETUP_EXTRA (more packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=${1:-demo}
+build=${BUILD_DIR:-build}
+packages="cmake make gcc libc6-dev pkg-config pocl-opencl-icd ocl-icd-opencl-dev
+opencl-c-headers clinfo libcmocka-dev ${CLXENT_SETUP_EXTRA:-}"
+
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing
+  else
+    echo "setup: missing packages; run as root or install them first:" >&2
+    echo "  sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+
+case "$mode" in
+  demo)
+    "$build/clxent" devices
+    echo
+    "$build/clxent" demo ;;
+  test)
+    # The device tests are the point: no OpenCL device is a failure here.
+    export CLXENT_REQUIRE_DEVICE=1
+    ctest --test-dir "$build" --output-on-failure --timeout 1500 ;;
+  build) ;;
+  *) echo "usage: bash tools/setup.sh [demo|test|build]" >&2; exit 2 ;;
+esac
