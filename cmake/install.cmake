@@ -34,8 +34,8 @@ install(FILES ${PROJECT_BINARY_DIR}/clxentConfig.cmake
               ${PROJECT_BINARY_DIR}/clxentConfigVersion.cmake
         DESTINATION ${CLXENT_CMAKE_DIR} COMPONENT development)
 
-# pkg-config paths relative to ${prefix} when possible, so a relocated
-# prefix (cmake --install --prefix DIR) still works.
+# pkg-config file, written at install time: the prefix is known only then
+# (cmake --install --prefix DIR). Paths relative to ${prefix} when possible.
 foreach(dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
     set(CLXENT_PC_${dir} "${CMAKE_INSTALL_${dir}}")
@@ -43,14 +43,13 @@ foreach(dir LIBDIR INCLUDEDIR)
     set(CLXENT_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
   endif()
 endforeach()
-configure_file(${PROJECT_SOURCE_DIR}/cmake/clxent.pc.in
-               ${PROJECT_BINARY_DIR}/clxent.pc.in.configured @ONLY)
-# ${prefix} is resolved at install time, when --prefix is known.
 install(CODE "
-  set(prefix \"\${CMAKE_INSTALL_PREFIX}\")
-  file(READ \"${PROJECT_BINARY_DIR}/clxent.pc.in.configured\" pc)
-  string(REPLACE \"@CLXENT_PC_PREFIX@\" \"\${prefix}\" pc \"\${pc}\")
-  file(WRITE \"${PROJECT_BINARY_DIR}/clxent.pc\" \"\${pc}\")
+  set(CLXENT_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  set(CLXENT_PC_LIBDIR [[${CLXENT_PC_LIBDIR}]])
+  set(CLXENT_PC_INCLUDEDIR [[${CLXENT_PC_INCLUDEDIR}]])
+  set(PROJECT_VERSION ${PROJECT_VERSION})
+  configure_file([[${PROJECT_SOURCE_DIR}/cmake/clxent.pc.in]]
+                 [[${PROJECT_BINARY_DIR}/clxent.pc]] @ONLY)
 " COMPONENT development)
 install(FILES ${PROJECT_BINARY_DIR}/clxent.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT development)
