@@ -23,7 +23,7 @@
 #define F 3       /* features: x, y and a constant 1 (bias) */
 #define C 3       /* classes */
 #define STEPS 50
-#define RATE 0.5f /* learning rate */
+#define RATE 0.1f /* learning rate */
 
 static const char *kernel_source =
     "__kernel void linear(__global const float *x, __global const float *w,\n"
