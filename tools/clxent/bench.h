@@ -1,0 +1,62 @@
+/* Results of `clxent bench`, shared by the command (cmd_bench.c) and its
+ * SVG plot (bench_svg.c). */
+#ifndef CLXENT_TOOL_BENCH_H
+#define CLXENT_TOOL_BENCH_H
+
+#include <clxent/clxent.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum bench_op {
+    BO_FUSED, BO_FORWARD, BO_BACKWARD, BO_LOG_SOFTMAX, BO_SOFTMAX,
+    BO_ROW_MAX, BO_NLL, BO_N_OPS
+} bench_op;
+
+typedef struct bench_result {
+    bench_op op;
+    size_t rows, cols;
+    clxent_dtype dtype;
+    double median_ms, min_ms;
+    double gelem_per_s, gbps;
+    double copy_gbps;    /* clxent_copy over the same bytes, same run */
+    double roofline;     /* gbps / copy_gbps */
+    double host_ms;      /* host backend, < 0 when skipped */
+} bench_result;
+
+const char *bench_op_name(bench_op op);
+
+/* The buffers of one shape on one context: logits x, int32 targets y, a
+ * scalar loss, lse and a row vector (rows f32), and out (rows x cols). */
+typedef struct bench_bufs {
+    clxent_buffer *x, *y, *loss, *lse, *out, *vec;
+    size_t rows, cols;
+    clxent_dtype dtype;
+} bench_bufs;
+
+clxent_status bench_bufs_make(clxent_context *ctx, const void *x,
+                              const int32_t *y, size_t rows, size_t cols,
+                              clxent_dtype dtype, bench_bufs *b);
+void bench_bufs_release(bench_bufs *b);
+
+#define BENCH_COPY (-1) /* op number of the copy roofline */
+/* Enqueues op (a bench_op or BENCH_COPY) with mean reduction; backward
+ * reads the lse a forward wrote into b->lse. */
+clxent_status bench_enqueue(clxent_context *ctx, int op, const bench_bufs *b);
+/* Minimum bytes op moves on a rows x cols matrix of elem-byte elements. */
+double bench_bytes(int op, size_t rows, size_t cols, size_t elem);
+/* One warm-up, then repeat timed runs: device time from profiling, or wall
+ * clock where that is UNSUPPORTED (*wall is then set; set it beforehand to
+ * force wall clock). Median and minimum in ms. */
+clxent_status bench_time(clxent_context *ctx, int op, const bench_bufs *b,
+                         size_t repeat, double *median, double *min,
+                         int *wall);
+double bench_now_ms(void);
+
+/* Writes an SVG line plot of GB/s against the number of classes (log x)
+ * with one line per op and the copy bandwidth as a horizontal line.
+ * 0, or -1 with a reason in error. */
+int bench_svg(const char *path, const char *title, const bench_result *results,
+              size_t count, double copy_gbps, char *error, size_t error_size);
+
+#endif

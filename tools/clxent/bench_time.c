@@ -1,0 +1,131 @@
+/* Buffers, enqueueing and timing for `clxent bench`. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, strtok_r */
+#include "bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double bench_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+void bench_bufs_release(bench_bufs *b) {
+    clxent_buffer_release(b->x); clxent_buffer_release(b->y);
+    clxent_buffer_release(b->loss); clxent_buffer_release(b->lse);
+    clxent_buffer_release(b->out); clxent_buffer_release(b->vec);
+    memset(b, 0, sizeof *b);
+}
+
+clxent_status bench_bufs_make(clxent_context *ctx, const void *x,
+                               const int32_t *y, size_t rows, size_t cols,
+                               clxent_dtype dtype, bench_bufs *b) {
+    memset(b, 0, sizeof *b);
+    b->rows = rows; b->cols = cols; b->dtype = dtype;
+    size_t xb = rows * cols * clxent_dtype_size(dtype);
+    clxent_status st;
+    if ((st = clxent_buffer_create(ctx, xb, &b->x)) ||
+        (st = clxent_buffer_write(ctx, b->x, 0, xb, x)) ||
+        (st = clxent_buffer_create(ctx, rows * 4, &b->y)) ||
+        (st = clxent_buffer_write(ctx, b->y, 0, rows * 4, y)) ||
+        (st = clxent_buffer_create(ctx, 4, &b->loss)) ||
+        (st = clxent_buffer_create(ctx, rows * 4, &b->lse)) ||
+        (st = clxent_buffer_create(ctx, rows * 4, &b->vec)) ||
+        (st = clxent_buffer_create(ctx, xb, &b->out))) {
+        bench_bufs_release(b);
+        return st;
+    }
+    /* The lse that backward reads. */
+    clxent_matrix mx = clxent_matrix_of(b->x, rows, cols, dtype);
+    clxent_vector yv = clxent_vector_of(b->y, rows, CLXENT_I32);
+    clxent_vector loss = clxent_vector_of(b->loss, 1, CLXENT_F32);
+    clxent_vector lse = clxent_vector_of(b->lse, rows, CLXENT_F32);
+    clxent_vector none = {0};
+    clxent_targets t = {yv, {0}};
+    clxent_loss_options opt = CLXENT_LOSS_OPTIONS_INIT;
+    st = clxent_cross_entropy_forward(ctx, &mx, &t, &none, &opt, &loss, &lse,
+                                      NULL);
+    if (st == CLXENT_STATUS_OK) st = clxent_finish(ctx);
+    if (st != CLXENT_STATUS_OK) bench_bufs_release(b);
+    return st;
+}
+
+clxent_status bench_enqueue(clxent_context *ctx, int op, const bench_bufs *b) {
+    clxent_matrix x = clxent_matrix_of(b->x, b->rows, b->cols, b->dtype);
+    clxent_matrix out = clxent_matrix_of(b->out, b->rows, b->cols, b->dtype);
+    clxent_vector none = {0};
+    clxent_vector y = clxent_vector_of(b->y, b->rows, CLXENT_I32);
+    clxent_vector loss = clxent_vector_of(b->loss, 1, CLXENT_F32);
+    clxent_vector lse = clxent_vector_of(b->lse, b->rows, CLXENT_F32);
+    clxent_vector vec = clxent_vector_of(b->vec, b->rows, CLXENT_F32);
+    clxent_targets t = {y, {0}};
+    clxent_loss_options opt = CLXENT_LOSS_OPTIONS_INIT;
+    switch (op) {
+    case BENCH_COPY: return clxent_copy(ctx, &x, &out, NULL);
+    case BO_FUSED:
+        return clxent_cross_entropy(ctx, &x, &t, &none, &opt, &none, &loss,
+                                    &none, &out, NULL);
+    case BO_FORWARD:
+        return clxent_cross_entropy_forward(ctx, &x, &t, &none, &opt, &loss,
+                                            &none, NULL);
+    case BO_BACKWARD:
+        return clxent_cross_entropy_backward(ctx, &x, &t, &none, &opt, &lse,
+                                             &none, &out, NULL);
+    case BO_LOG_SOFTMAX: return clxent_log_softmax(ctx, &x, &out, NULL);
+    case BO_SOFTMAX: return clxent_softmax(ctx, &x, &out, NULL);
+    case BO_ROW_MAX: return clxent_row_max(ctx, &x, &vec, NULL);
+    case BO_NLL: return clxent_nll_loss(ctx, &x, &y, &none, &opt, &loss, NULL);
+    }
+    return CLXENT_STATUS_INVALID_ARGUMENT;
+}
+
+double bench_bytes(int op, size_t r, size_t c, size_t e) {
+    double rc = (double)r * c * e, rows = (double)r;
+    switch (op) {
+    case BO_FUSED: return 2 * rc + 4 * rows;
+    case BO_FORWARD: return rc + 4 * rows;
+    case BO_BACKWARD: return 2 * rc + 8 * rows;
+    case BO_ROW_MAX: return rc + 4 * rows;
+    case BO_NLL: return 4 * rows + e * rows;
+    default: return 2 * rc; /* copy, log_softmax, softmax */
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+clxent_status bench_time(clxent_context *ctx, int op, const bench_bufs *b,
+                             size_t repeat, double *median, double *min,
+                             int *wall) {
+    double *t = malloc(repeat * sizeof *t);
+    if (!t) return CLXENT_STATUS_OUT_OF_MEMORY;
+    clxent_status st = bench_enqueue(ctx, op, b);
+    if (st == CLXENT_STATUS_OK) st = clxent_finish(ctx);
+    for (size_t i = 0; st == CLXENT_STATUS_OK && i < repeat; i++) {
+        double start = bench_now_ms();
+        uint64_t ns = 0;
+        if ((st = bench_enqueue(ctx, op, b)) != CLXENT_STATUS_OK) break;
+        st = *wall ? CLXENT_STATUS_UNSUPPORTED
+                   : clxent_context_last_time_ns(ctx, &ns);
+        if (st == CLXENT_STATUS_UNSUPPORTED) {
+            *wall = 1;
+            st = clxent_finish(ctx);
+            t[i] = bench_now_ms() - start;
+        } else {
+            t[i] = ns * 1e-6;
+        }
+    }
+    if (st == CLXENT_STATUS_OK) {
+        qsort(t, repeat, sizeof *t, cmp_double);
+        *median = repeat % 2 ? t[repeat / 2]
+                             : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
+        *min = t[0];
+    }
+    free(t);
+    return st;
+}
+

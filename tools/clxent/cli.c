@@ -1,0 +1,206 @@
+/* Argument parsing, error reporting and small conversions shared by the
+ * clxent subcommands. */
+#include "commands.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_option(const char *cmd, int argc, char **argv, int *i,
+               const char *name, const char **value) {
+    const char *arg = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0) return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n] != '\0') return 0;
+    if (*i + 1 >= argc)
+        return cli_usage_error(cmd, "option %s needs a value", name);
+    *value = argv[++*i];
+    return 1;
+}
+
+int cli_is_help(const char *arg) {
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "clxent %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'clxent %s --help'.\n", cmd);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "clxent %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_RUNTIME;
+}
+
+int cli_fail_status(const char *cmd, const clxent_context *ctx,
+                    clxent_status status, const char *what) {
+    const char *message = ctx ? clxent_context_message(ctx) : "";
+    return cli_fail(cmd, "%s: %s (%s)%s%s", what,
+                    clxent_status_string(status), clxent_status_name(status),
+                    message && *message ? ": " : "", message ? message : "");
+}
+
+int cli_parse_size(const char *cmd, const char *flag, const char *text,
+                   size_t *out) {
+    char *end = NULL;
+    errno = 0;
+    if (!text || *text < '0' || *text > '9')
+        return cli_usage_error(cmd, "%s: '%s' is not a non-negative integer",
+                               flag, text ? text : "");
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end != '\0' || v > SIZE_MAX)
+        return cli_usage_error(cmd, "%s: '%s' is not a non-negative integer",
+                               flag, text);
+    *out = (size_t)v;
+    return 0;
+}
+
+int cli_parse_int64(const char *cmd, const char *flag, const char *text,
+                    int64_t *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = text && *text ? strtoll(text, &end, 10) : 0;
+    if (!text || !*text || errno || *end != '\0')
+        return cli_usage_error(cmd, "%s: '%s' is not an integer", flag,
+                               text ? text : "");
+    *out = (int64_t)v;
+    return 0;
+}
+
+int cli_parse_float(const char *cmd, const char *flag, const char *text,
+                    float *out) {
+    char *end = NULL;
+    errno = 0;
+    double v = text && *text ? strtod(text, &end) : 0.0;
+    if (!text || !*text || errno || *end != '\0' || !isfinite(v) ||
+        fabs(v) > 3.4e38)
+        return cli_usage_error(cmd, "%s: '%s' is not a finite number", flag,
+                               text ? text : "");
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_dtype(const char *cmd, const char *flag, const char *text,
+                    clxent_dtype *out) {
+    if (strcmp(text, "f32") == 0) *out = CLXENT_F32;
+    else if (strcmp(text, "f16") == 0) *out = CLXENT_F16;
+    else if (strcmp(text, "bf16") == 0) *out = CLXENT_BF16;
+    else
+        return cli_usage_error(cmd, "%s: '%s' is not one of f32, f16, bf16",
+                               flag, text);
+    return 0;
+}
+
+int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
+                     size_t *rows, size_t *cols, size_t capacity,
+                     size_t *count) {
+    *count = 0;
+    for (const char *p = text;;) {
+        char *end = NULL;
+        if (*p < '0' || *p > '9') break;
+        errno = 0;
+        unsigned long long r = strtoull(p, &end, 10);
+        if (errno || (*end != 'x' && *end != 'X')) break;
+        p = end + 1;
+        if (*p < '0' || *p > '9') break;
+        unsigned long long c = strtoull(p, &end, 10);
+        if (errno || r == 0 || c == 0 || r > SIZE_MAX / c) break;
+        if (*count == capacity)
+            return cli_usage_error(cmd, "%s: at most %zu shapes", flag,
+                                   capacity);
+        rows[*count] = (size_t)r;
+        cols[*count] = (size_t)c;
+        ++*count;
+        if (*end == '\0') return 0;
+        if (*end != ',') break;
+        p = end + 1;
+    }
+    return cli_usage_error(cmd, "%s: '%s' is not a list like 64x1000,8x32000 "
+                           "(positive sizes)", flag, text);
+}
+
+int cli_open_context(const char *cmd, const char *spec, clxent_context **ctx) {
+    *ctx = NULL;
+    clxent_status st = clxent_context_create(spec, ctx);
+    if (st == CLXENT_STATUS_OK) return 0;
+    cli_fail_status(cmd, *ctx, st,
+                    spec ? spec : "default device (CLXENT_DEVICE or rule)");
+    clxent_context_destroy(*ctx);
+    *ctx = NULL;
+    return CLI_RUNTIME;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void *cli_from_f32(const float *values, size_t n, clxent_dtype dtype) {
+    size_t elem = clxent_dtype_size(dtype);
+    if (!elem || (n && n > SIZE_MAX / elem)) return NULL;
+    void *out = malloc(n ? n * elem : 1);
+    if (!out) return NULL;
+    if (dtype == CLXENT_F32) {
+        if (n) memcpy(out, values, n * sizeof(float));
+        return out;
+    }
+    uint16_t *h = out;
+    for (size_t i = 0; i < n; i++)
+        h[i] = dtype == CLXENT_F16 ? clxent_f32_to_f16(values[i])
+                                   : clxent_f32_to_bf16(values[i]);
+    return out;
+}
+
+float *cli_to_f32(const void *values, size_t n, clxent_dtype dtype) {
+    if (n > SIZE_MAX / sizeof(float)) return NULL;
+    float *out = malloc(n ? n * sizeof(float) : 1);
+    if (!out) return NULL;
+    if (dtype == CLXENT_F32) {
+        if (n) memcpy(out, values, n * sizeof(float));
+        return out;
+    }
+    const uint16_t *h = values;
+    for (size_t i = 0; i < n; i++)
+        out[i] = dtype == CLXENT_F16 ? clxent_f16_to_f32(h[i])
+                                     : clxent_bf16_to_f32(h[i]);
+    return out;
+}
+
+uint64_t cli_rng_next(cli_rng *rng) {
+    uint64_t z = (rng->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double cli_rng_uniform(cli_rng *rng, double lo, double hi) {
+    return lo + (hi - lo) * ((double)(cli_rng_next(rng) >> 11) * 0x1.0p-53);
+}

@@ -1,0 +1,312 @@
+/* clxent bench: throughput of each operation against the copy bandwidth of
+ * the same device, measured in the same run, with the host backend for
+ * scale. Bytes counted are the minimum an operation must move. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, strtok_r */
+#include "bench.h"
+#include "commands.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *cmd = "bench";
+#define MAX_SHAPES 32
+#define HOST_LIMIT 50000000.0 /* elements; beyond, the host is too slow */
+
+static const char *op_names[BO_N_OPS] = {
+    "fused", "forward", "backward", "log_softmax", "softmax", "row_max", "nll"};
+const char *bench_op_name(bench_op op) { return op_names[op]; }
+
+static void help(void) {
+    printf(
+        "Usage: clxent bench [--device SPEC] [--shapes NxC[,NxC...]]\n"
+        "                    [--ops fused,forward,backward,log_softmax,"
+        "softmax,row_max,nll]\n"
+        "                    [--dtype f32|f16|bf16] [--repeat K] [--json] "
+        "[--svg FILE]\n\n"
+        "Times each op on random logits in [-4, 4) (never 0) and valid "
+        "targets: one\nwarm-up, then K repeats (default 10) of device time "
+        "from profiling events\n(wall clock where the backend has none). "
+        "Reports median and min ms,\nGelem/s, GB/s over the minimum bytes "
+        "(fused: logits + gradient + targets;\nforward: logits + targets; "
+        "backward: logits + gradient + targets + lse;\nlog_softmax/softmax: "
+        "read + write; row_max: logits + result; nll: targets +\ngathered "
+        "values), the fraction of the copy bandwidth (clxent_copy over the "
+        "same\nbytes, read + write), and the host backend's time on shapes up "
+        "to 50M elements.\nDefault shapes: 65536x10,4096x1000,1024x32000,"
+        "256x128256,8x1048576.\n");
+}
+
+typedef struct bench_args {
+    const char *device, *svg;
+    size_t rows[MAX_SHAPES], cols[MAX_SHAPES], nshapes, repeat;
+    int ops[BO_N_OPS], json;
+    clxent_dtype dtype;
+} bench_args;
+
+static int parse_ops(const char *text, int *ops) {
+    memset(ops, 0, BO_N_OPS * sizeof *ops);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    int any = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        int found = 0;
+        for (int i = 0; i < BO_N_OPS; i++)
+            if (strcmp(tok, op_names[i]) == 0) ops[i] = found = any = 1;
+        if (!found)
+            return cli_usage_error(cmd, "--ops: unknown op '%s'", tok);
+    }
+    return any ? 0 : cli_usage_error(cmd, "--ops: no op given");
+}
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+    memset(a, 0, sizeof *a);
+    static const size_t dr[] = {65536, 4096, 1024, 256, 8},
+                        dc[] = {10, 1000, 32000, 128256, 1048576};
+    a->nshapes = 5;
+    memcpy(a->rows, dr, sizeof dr);
+    memcpy(a->cols, dc, sizeof dc);
+    a->repeat = 10;
+    a->dtype = CLXENT_F32;
+    for (int i = 0; i < BO_N_OPS; i++) a->ops[i] = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        int r;
+        if (cli_is_help(argv[i])) { help(); return -1; }
+        if (strcmp(argv[i], "--json") == 0) { a->json = 1; continue; }
+        if ((r = cli_option(cmd, argc, argv, &i, "--device", &v))) {
+            if (r != 1) return r;
+            a->device = v;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--svg", &v))) {
+            if (r != 1) return r;
+            a->svg = v;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--shapes", &v))) {
+            if (r != 1 || (r = cli_parse_shapes(cmd, "--shapes", v, a->rows,
+                                                a->cols, MAX_SHAPES,
+                                                &a->nshapes)))
+                return r;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--ops", &v))) {
+            if (r != 1 || (r = parse_ops(v, a->ops))) return r;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--dtype", &v))) {
+            if (r != 1 || (r = cli_parse_dtype(cmd, "--dtype", v, &a->dtype)))
+                return r;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--repeat", &v))) {
+            if (r != 1 || (r = cli_parse_size(cmd, "--repeat", v, &a->repeat)))
+                return r;
+            if (a->repeat < 1 || a->repeat > 100000)
+                return cli_usage_error(cmd, "--repeat must be 1..100000");
+        } else {
+            return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
+        }
+    }
+    return 0;
+}
+
+/* Random logits in [-4, 4), never 0, in storage type dtype; valid targets. */
+static int make_inputs(size_t rows, size_t cols, clxent_dtype dtype,
+                       cli_rng *rng, void **x, int32_t **y) {
+    size_t n = rows * cols;
+    float *f = malloc(n * sizeof *f);
+    *y = malloc(rows * sizeof **y);
+    *x = NULL;
+    if (f && *y) {
+        for (size_t i = 0; i < n; i++) {
+            float v = (float)cli_rng_uniform(rng, -4.0, 4.0);
+            f[i] = v == 0.0f ? 0.5f : v;
+        }
+        for (size_t r = 0; r < rows; r++)
+            (*y)[r] = (int32_t)(cli_rng_next(rng) % cols);
+        *x = cli_from_f32(f, n, dtype);
+    }
+    free(f);
+    return *x ? 0 : cli_fail(cmd, "out of memory for %zux%zu", rows, cols);
+}
+
+typedef struct bench_run {
+    const bench_args *a;
+    clxent_context *dev, *host;
+    bench_result *results;
+    size_t count, step, steps;
+    int wall, progress, host_skipped;
+} bench_run;
+
+static void progress(bench_run *run, const char *what, size_t r, size_t c) {
+    if (!run->progress) return;
+    fprintf(stderr, "\r\033[Kclxent bench: [%zu/%zu] %s %zux%zu", ++run->step,
+            run->steps, what, r, c);
+    fflush(stderr);
+}
+
+/* The host backend's wall time for op, the best of `repeat` runs. */
+static clxent_status host_time(bench_run *run, int op, const bench_bufs *b,
+                               size_t repeat, double *ms) {
+    *ms = INFINITY;
+    for (size_t i = 0; i < repeat; i++) {
+        double start = bench_now_ms();
+        clxent_status st = bench_enqueue(run->host, op, b);
+        if (st == CLXENT_STATUS_OK) st = clxent_finish(run->host);
+        if (st != CLXENT_STATUS_OK) return st;
+        *ms = fmin(*ms, bench_now_ms() - start);
+    }
+    return CLXENT_STATUS_OK;
+}
+
+static int bench_shape(bench_run *run, size_t rows, size_t cols) {
+    const bench_args *a = run->a;
+    size_t elem = clxent_dtype_size(a->dtype);
+    cli_rng rng = {rows * 1000003u + cols};
+    void *x;
+    int32_t *y;
+    int rc = make_inputs(rows, cols, a->dtype, &rng, &x, &y);
+    bench_bufs b;
+    clxent_status st = rc ? CLXENT_STATUS_OK
+                          : bench_bufs_make(run->dev, x, y, rows, cols,
+                                            a->dtype, &b);
+    if (!rc && st != CLXENT_STATUS_OK)
+        rc = cli_fail_status(cmd, run->dev, st, "allocating device buffers");
+    double copy_med = 0, copy_min = 0;
+    if (!rc) {
+        progress(run, "copy", rows, cols);
+        st = bench_time(run->dev, BENCH_COPY, &b, a->repeat, &copy_med,
+                        &copy_min, &run->wall);
+        if (st != CLXENT_STATUS_OK) rc = cli_fail_status(cmd, run->dev, st, "copy");
+    }
+    double copy_gbps = bench_bytes(BENCH_COPY, rows, cols, elem) / copy_med * 1e-6;
+    size_t first = run->count;
+    for (int op = 0; !rc && op < BO_N_OPS; op++) {
+        if (!a->ops[op]) continue;
+        bench_result *r = &run->results[run->count++];
+        memset(r, 0, sizeof *r);
+        r->op = (bench_op)op;
+        r->rows = rows;
+        r->cols = cols;
+        r->dtype = a->dtype;
+        r->host_ms = -1;
+        progress(run, op_names[op], rows, cols);
+        st = bench_time(run->dev, op, &b, a->repeat, &r->median_ms,
+                        &r->min_ms, &run->wall);
+        if (st != CLXENT_STATUS_OK) {
+            rc = cli_fail_status(cmd, run->dev, st, op_names[op]);
+            break;
+        }
+        double elems = op == BO_NLL ? (double)rows : (double)rows * cols;
+        r->gelem_per_s = elems / r->median_ms * 1e-6;
+        r->gbps = bench_bytes(op, rows, cols, elem) / r->median_ms * 1e-6;
+        r->copy_gbps = copy_gbps;
+        r->roofline = r->gbps / copy_gbps;
+    }
+    if (!rc) bench_bufs_release(&b);
+    if (!rc && (double)rows * cols > HOST_LIMIT) run->host_skipped = 1;
+    if (!rc && (double)rows * cols <= HOST_LIMIT) {
+        progress(run, "host backend", rows, cols);
+        st = bench_bufs_make(run->host, x, y, rows, cols, a->dtype, &b);
+        size_t repeat = (double)rows * cols < 4e6 ? 2 : 1;
+        for (size_t i = first; st == CLXENT_STATUS_OK && i < run->count; i++)
+            st = host_time(run, run->results[i].op, &b, repeat,
+                           &run->results[i].host_ms);
+        if (st != CLXENT_STATUS_OK)
+            rc = cli_fail_status(cmd, run->host, st, "host backend");
+        else
+            bench_bufs_release(&b);
+    }
+    free(x);
+    free(y);
+    return rc;
+}
+
+static void print_json(const bench_run *run, const clxent_device_info *info,
+                       double copy_gbps) {
+    printf("{\"device\": ");
+    cli_device_json(stdout, info);
+    printf(",\n \"timing\": \"%s\", \"repeat\": %zu, \"copy_gbps\": %.6g,\n"
+           " \"results\": [", run->wall ? "wall" : "device", run->a->repeat,
+           copy_gbps);
+    for (size_t i = 0; i < run->count; i++) {
+        const bench_result *r = &run->results[i];
+        printf("%s\n  {\"op\": \"%s\", \"rows\": %zu, \"cols\": %zu, "
+               "\"dtype\": \"%s\", \"median_ms\": %.6g, \"min_ms\": %.6g, "
+               "\"gelem_per_s\": %.6g, \"gbps\": %.6g, \"copy_gbps\": %.6g, "
+               "\"roofline_fraction\": %.4f, \"extra_bytes\": null, "
+               "\"host_ms\": ",
+               i ? "," : "", op_names[r->op], r->rows, r->cols,
+               clxent_dtype_name(r->dtype), r->median_ms, r->min_ms,
+               r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline);
+        if (r->host_ms < 0) printf("null}");
+        else printf("%.6g}", r->host_ms);
+    }
+    printf("\n]}\n");
+}
+
+static void print_table(const bench_run *run, const clxent_device_info *info) {
+    printf("clxent bench: %s (%s), %s, %zu repeats, %s\n", info->spec,
+           info->name, clxent_dtype_name(run->a->dtype), run->a->repeat,
+           run->wall ? "wall-clock time (no profiling events on this backend)"
+                     : "device time from profiling events");
+    printf("%-12s %-13s %9s %9s %8s %8s %8s %6s %6s %9s\n", "op", "shape",
+           "median ms", "min ms", "Gelem/s", "GB/s", "copyGB/s", "roof",
+           "extra", "host ms");
+    for (size_t i = 0; i < run->count; i++) {
+        const bench_result *r = &run->results[i];
+        char shape[48], host[24] = "skipped";
+        snprintf(shape, sizeof shape, "%zux%zu", r->rows, r->cols);
+        if (r->host_ms >= 0) snprintf(host, sizeof host, "%.2f", r->host_ms);
+        printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s\n",
+               op_names[r->op], shape, r->median_ms, r->min_ms,
+               r->gelem_per_s, r->gbps, r->copy_gbps, 100 * r->roofline,
+               "n/a", host);
+    }
+    printf("GB/s counts the minimum bytes moved; roof = GB/s over clxent_copy "
+           "of the same bytes.\nextra: the library's scratch memory is not "
+           "exposed by the public API (n/a); the\nbenchmark allocates nothing "
+           "beyond inputs and outputs.%s\n",
+           run->host_skipped ? "\nhost ms skipped for shapes over 50M "
+                               "elements." : "");
+}
+
+int clxent_cmd_bench(int argc, char **argv) {
+    bench_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    bench_run run;
+    memset(&run, 0, sizeof run);
+    run.a = &a;
+    run.progress = isatty(2);
+    size_t nops = 0;
+    for (int i = 0; i < BO_N_OPS; i++) nops += (size_t)a.ops[i];
+    run.steps = a.nshapes * (nops + 2);
+    run.results = calloc(a.nshapes * BO_N_OPS, sizeof *run.results);
+    if (!run.results) return cli_fail(cmd, "out of memory");
+    if ((rc = cli_open_context(cmd, a.device, &run.dev)) ||
+        (rc = cli_open_context(cmd, "host", &run.host)))
+        goto out;
+    for (size_t s = 0; !rc && s < a.nshapes; s++)
+        rc = bench_shape(&run, a.rows[s], a.cols[s]);
+    if (run.progress) fprintf(stderr, "\r\033[K");
+    if (rc) goto out;
+    clxent_device_info info;
+    memset(&info, 0, sizeof info);
+    clxent_context_info(run.dev, &info);
+    double copy_gbps = 0;
+    for (size_t i = 0; i < run.count; i++)
+        copy_gbps = fmax(copy_gbps, run.results[i].copy_gbps);
+    if (a.json) print_json(&run, &info, copy_gbps);
+    else print_table(&run, &info);
+    if (a.svg) {
+        char title[256], error[512];
+        snprintf(title, sizeof title, "clxent %s on %s (%s)",
+                 clxent_dtype_name(a.dtype), info.name, info.spec);
+        if (bench_svg(a.svg, title, run.results, run.count, copy_gbps, error,
+                      sizeof error) != 0)
+            rc = cli_fail(cmd, "%s", error);
+        else if (!a.json)
+            printf("plot written to %s\n", a.svg);
+    }
+out:
+    clxent_context_destroy(run.dev);
+    clxent_context_destroy(run.host);
+    free(run.results);
+    return rc;
+}

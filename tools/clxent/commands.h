@@ -1,0 +1,75 @@
+/* The clxent subcommands and the small helpers they share (cli.c).
+ * Every command takes argv[0] = its own name and returns the process exit
+ * status: 0 success, 1 runtime error (reason on stderr), 2 usage error. */
+#ifndef CLXENT_TOOL_COMMANDS_H
+#define CLXENT_TOOL_COMMANDS_H
+
+#include <clxent/clxent.h>
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int clxent_cmd_devices(int argc, char **argv);
+int clxent_cmd_demo(int argc, char **argv);
+int clxent_cmd_run(int argc, char **argv);
+int clxent_cmd_check(int argc, char **argv);
+int clxent_cmd_bench(int argc, char **argv);
+
+#define CLI_OK 0
+#define CLI_RUNTIME 1
+#define CLI_USAGE 2
+
+/* If argv[*i] is `name` or `name=VALUE`, sets *value (taking the next
+ * argument in the first form) and returns 1; returns 0 for any other
+ * argument and CLI_USAGE (after a message) when the value is missing. */
+int cli_option(const char *cmd, int argc, char **argv, int *i,
+               const char *name, const char **value);
+/* 1 when argv[i] is --help or -h. */
+int cli_is_help(const char *arg);
+/* Prints "clxent CMD: message" and the --help hint; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Prints "clxent CMD: message" on stderr; returns CLI_RUNTIME. */
+int cli_fail(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* As cli_fail, appending the status name and the context's message. */
+int cli_fail_status(const char *cmd, const clxent_context *ctx,
+                    clxent_status status, const char *what);
+
+/* Number parsers: 0 on success, else CLI_USAGE after naming the flag. */
+int cli_parse_size(const char *cmd, const char *flag, const char *text,
+                   size_t *out);
+int cli_parse_int64(const char *cmd, const char *flag, const char *text,
+                    int64_t *out);
+int cli_parse_float(const char *cmd, const char *flag, const char *text,
+                    float *out);
+/* "f32" | "f16" | "bf16". */
+int cli_parse_dtype(const char *cmd, const char *flag, const char *text,
+                    clxent_dtype *out);
+/* "NxC[,NxC...]" into at most capacity pairs. */
+int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
+                     size_t *rows, size_t *cols, size_t capacity,
+                     size_t *count);
+
+/* Creates a context for spec (NULL: CLXENT_DEVICE or the default rule);
+ * 0, or CLI_RUNTIME after printing the library's message. */
+int cli_open_context(const char *cmd, const char *spec, clxent_context **ctx);
+
+/* One device as a JSON object on f (cmd_devices.c; also used by bench). */
+void cli_device_json(FILE *f, const clxent_device_info *d);
+
+/* Writes s as a JSON string literal (quotes and escapes included). */
+void cli_json_string(FILE *f, const char *s);
+
+/* f32 values to dtype storage and back (16-bit types as uint16_t bits);
+ * malloc'd, NULL when out of memory. */
+void *cli_from_f32(const float *values, size_t n, clxent_dtype dtype);
+float *cli_to_f32(const void *values, size_t n, clxent_dtype dtype);
+
+/* Deterministic random numbers (splitmix64). */
+typedef struct cli_rng { uint64_t s; } cli_rng;
+uint64_t cli_rng_next(cli_rng *rng);
+double cli_rng_uniform(cli_rng *rng, double lo, double hi); /* [lo, hi) */
+
+#endif

@@ -1,0 +1,336 @@
+/* .npy reader and writer (format spec: numpy.lib.format). The parser
+ * trusts nothing in the file: every length, key and shape entry is checked,
+ * and shape products are computed with overflow checks before any
+ * allocation, so a malformed file is an error with a reason. */
+#include "npy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+
+static int fail(char *error, size_t size, const char *name, const char *fmt,
+                ...) {
+    if (error && size) {
+        int n = snprintf(error, size, "%s: ", name ? name : "(npy)");
+        if (n >= 0 && (size_t)n < size) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(error + n, size - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return -1;
+}
+
+static size_t dtype_size(npy_dtype dtype) {
+    switch (dtype) {
+    case NPY_F32: case NPY_I32: return 4;
+    case NPY_F16: return 2;
+    case NPY_I64: return 8;
+    }
+    return 0;
+}
+
+static const char *dtype_descr(npy_dtype dtype) {
+    switch (dtype) {
+    case NPY_F32: return "<f4";
+    case NPY_F16: return "<f2";
+    case NPY_I32: return "<i4";
+    case NPY_I64: return "<i8";
+    }
+    return NULL;
+}
+
+static int host_is_little_endian(void) {
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
+/* A cursor over the header text, which is not NUL-terminated. */
+typedef struct cursor { const char *p, *end; } cursor;
+
+static void skip_space(cursor *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n'
+                             || *c->p == '\r'))
+        c->p++;
+}
+
+static int eat(cursor *c, char ch) {
+    skip_space(c);
+    if (c->p < c->end && *c->p == ch) { c->p++; return 1; }
+    return 0;
+}
+
+/* A quoted Python string literal without escapes, copied into out. */
+static int parse_string(cursor *c, char *out, size_t out_size) {
+    skip_space(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) return 0;
+    char quote = *c->p++;
+    size_t n = 0;
+    while (c->p < c->end && *c->p != quote) {
+        if (*c->p == '\\' || n + 1 >= out_size) return 0;
+        out[n++] = *c->p++;
+    }
+    if (c->p >= c->end) return 0;
+    c->p++;
+    out[n] = '\0';
+    return 1;
+}
+
+static int parse_word(cursor *c, const char *word) {
+    size_t n = strlen(word);
+    skip_space(c);
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, word, n) != 0) return 0;
+    c->p += n;
+    return 1;
+}
+
+/* "(N, M, ...)" with up to 4 non-negative entries and an optional
+ * trailing comma; "()" is a scalar. Entries that overflow size_t fail. */
+static int parse_shape(cursor *c, npy_array *a, const char **why) {
+    *why = "shape is not a tuple of non-negative integers";
+    if (!eat(c, '(')) return 0;
+    a->ndim = 0;
+    for (;;) {
+        skip_space(c);
+        if (eat(c, ')')) return 1;
+        if (c->p >= c->end || *c->p < '0' || *c->p > '9') return 0;
+        size_t v = 0;
+        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+            size_t d = (size_t)(*c->p++ - '0');
+            if (v > (SIZE_MAX - d) / 10) {
+                *why = "shape entry overflows";
+                return 0;
+            }
+            v = v * 10 + d;
+        }
+        if (c->p < c->end && (*c->p == 'L' || *c->p == 'l')) c->p++;
+        if (a->ndim == 4) {
+            *why = "more than 4 dimensions";
+            return 0;
+        }
+        a->shape[a->ndim++] = v;
+        if (eat(c, ',')) continue;
+        if (eat(c, ')')) return 1;
+        return 0;
+    }
+}
+
+static int parse_descr(const char *d, npy_array *a, char *error, size_t es,
+                       const char *name) {
+    char order = d[0];
+    if (order == '>')
+        return fail(error, es, name,
+                    "big-endian data ('%s') is not supported; convert with "
+                    "arr.astype(arr.dtype.newbyteorder('<'))", d);
+    if (order == '|')
+        return fail(error, es, name,
+                    "byte order '|' is ambiguous for dtype '%s'", d);
+    if (order == '=' && !host_is_little_endian())
+        return fail(error, es, name, "native byte order is big-endian");
+    if (order != '<' && order != '=')
+        return fail(error, es, name, "unsupported dtype '%s'", d);
+    const char *t = d + 1;
+    if (strcmp(t, "f4") == 0) a->dtype = NPY_F32;
+    else if (strcmp(t, "f2") == 0) a->dtype = NPY_F16;
+    else if (strcmp(t, "i4") == 0) a->dtype = NPY_I32;
+    else if (strcmp(t, "i8") == 0) a->dtype = NPY_I64;
+    else
+        return fail(error, es, name,
+                    "unsupported dtype '%s' (float32, float16, int32 or "
+                    "int64 expected)", d);
+    return 0;
+}
+
+/* The header dict: exactly the keys descr, fortran_order and shape. */
+static int parse_header(cursor *c, npy_array *a, const char *name,
+                        char *error, size_t es) {
+    int have_descr = 0, have_order = 0, have_shape = 0;
+    if (!eat(c, '{'))
+        return fail(error, es, name, "header is not a dict");
+    for (;;) {
+        if (eat(c, '}')) break;
+        char key[32], descr[32];
+        if (!parse_string(c, key, sizeof key) || !eat(c, ':'))
+            return fail(error, es, name, "malformed header dict");
+        if (strcmp(key, "descr") == 0) {
+            if (have_descr++)
+                return fail(error, es, name, "duplicate key 'descr'");
+            if (!parse_string(c, descr, sizeof descr))
+                return fail(error, es, name, "'descr' is not a simple "
+                            "dtype string");
+            if (parse_descr(descr, a, error, es, name) != 0) return -1;
+        } else if (strcmp(key, "fortran_order") == 0) {
+            if (have_order++)
+                return fail(error, es, name, "duplicate key 'fortran_order'");
+            if (parse_word(c, "True"))
+                return fail(error, es, name, "fortran_order True is not "
+                            "supported; save with np.ascontiguousarray");
+            if (!parse_word(c, "False"))
+                return fail(error, es, name, "fortran_order is not a bool");
+        } else if (strcmp(key, "shape") == 0) {
+            const char *why;
+            if (have_shape++)
+                return fail(error, es, name, "duplicate key 'shape'");
+            if (!parse_shape(c, a, &why))
+                return fail(error, es, name, "%s", why);
+        } else {
+            return fail(error, es, name, "unknown header key '%s'", key);
+        }
+        if (!eat(c, ',')) {
+            if (eat(c, '}')) break;
+            return fail(error, es, name, "malformed header dict");
+        }
+    }
+    if (!have_descr) return fail(error, es, name, "header lacks 'descr'");
+    if (!have_order)
+        return fail(error, es, name, "header lacks 'fortran_order'");
+    if (!have_shape) return fail(error, es, name, "header lacks 'shape'");
+    skip_space(c);
+    if (c->p != c->end)
+        return fail(error, es, name, "unexpected text after header dict");
+    return 0;
+}
+
+int npy_parse(const unsigned char *bytes, size_t size, const char *name,
+              npy_array *out, char *error, size_t es) {
+    if (!out) return fail(error, es, name, "no output array");
+    memset(out, 0, sizeof *out);
+    if (!bytes && size) return fail(error, es, name, "no data");
+    if (size < 8 || memcmp(bytes, npy_magic, 6) != 0)
+        return fail(error, es, name, "not a .npy file (bad magic)");
+    unsigned major = bytes[6], minor = bytes[7];
+    size_t len_bytes;
+    if (major == 1 && minor == 0) len_bytes = 2;
+    else if ((major == 2 || major == 3) && minor == 0) len_bytes = 4;
+    else
+        return fail(error, es, name, "unsupported .npy version %u.%u",
+                    major, minor);
+    if (size < 8 + len_bytes)
+        return fail(error, es, name, "truncated header length");
+    size_t header_len = 0;
+    for (size_t i = 0; i < len_bytes; i++)
+        header_len |= (size_t)bytes[8 + i] << (8 * i);
+    size_t data_at = 8 + len_bytes;
+    if (header_len > size - data_at)
+        return fail(error, es, name, "header length %zu runs past the end "
+                    "of the file (%zu bytes)", header_len, size);
+    cursor c = {(const char *)bytes + data_at,
+                (const char *)bytes + data_at + header_len};
+    if (parse_header(&c, out, name, error, es) != 0) return -1;
+    data_at += header_len;
+
+    size_t count = 1;
+    for (int i = 0; i < out->ndim; i++) {
+        if (out->shape[i] && count > SIZE_MAX / out->shape[i])
+            return fail(error, es, name, "shape product overflows");
+        count *= out->shape[i];
+    }
+    size_t elem = dtype_size(out->dtype);
+    if (count > SIZE_MAX / elem)
+        return fail(error, es, name, "data size overflows");
+    size_t data_bytes = count * elem;
+    if (size - data_at < data_bytes)
+        return fail(error, es, name, "truncated data: %zu bytes expected, "
+                    "%zu present", data_bytes, size - data_at);
+    if (size - data_at > data_bytes)
+        return fail(error, es, name, "%zu unexpected bytes after the data",
+                    size - data_at - data_bytes);
+    out->count = count;
+    out->data = malloc(data_bytes ? data_bytes : 1);
+    if (!out->data) return fail(error, es, name, "out of memory");
+    if (data_bytes) memcpy(out->data, bytes + data_at, data_bytes);
+    return 0;
+}
+
+int npy_read(const char *path, npy_array *out, char *error, size_t es) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!path) return fail(error, es, "(npy)", "no path");
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(error, es, path, "%s", strerror(errno));
+    unsigned char *bytes = NULL;
+    size_t size = 0, capacity = 0;
+    for (;;) {
+        if (size == capacity) {
+            size_t grow = capacity ? capacity : 1 << 16;
+            unsigned char *bigger = capacity > SIZE_MAX / 2
+                                        ? NULL
+                                        : realloc(bytes, capacity + grow);
+            if (!bigger) {
+                free(bytes);
+                fclose(f);
+                return fail(error, es, path, "out of memory reading file");
+            }
+            bytes = bigger;
+            capacity += grow;
+        }
+        size_t got = fread(bytes + size, 1, capacity - size, f);
+        size += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    int rc = bad ? fail(error, es, path, "read error")
+                 : npy_parse(bytes, size, path, out, error, es);
+    free(bytes);
+    return rc;
+}
+
+int npy_write(const char *path, npy_dtype dtype, int ndim,
+              const size_t *shape, const void *data, char *error,
+              size_t es) {
+    const char *descr = dtype_descr(dtype);
+    if (!path) return fail(error, es, "(npy)", "no path");
+    if (!descr) return fail(error, es, path, "unknown dtype");
+    if (ndim < 0 || ndim > 4 || (ndim && !shape))
+        return fail(error, es, path, "bad shape");
+    char dims[128] = "";
+    size_t count = 1, used = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] && count > SIZE_MAX / shape[i])
+            return fail(error, es, path, "shape product overflows");
+        count *= shape[i];
+        used += (size_t)snprintf(dims + used, sizeof dims - used, "%zu%s",
+                                 shape[i], ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
+    }
+    size_t elem = dtype_size(dtype);
+    if (count > SIZE_MAX / elem) return fail(error, es, path, "too large");
+    if (count && !data) return fail(error, es, path, "no data");
+    char header[256];
+    int n = snprintf(header, sizeof header,
+                     "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                     descr, dims);
+    /* Pad with spaces so magic + length + header is a multiple of 64. */
+    size_t len = (size_t)n, total = 10 + len + 1;
+    size_t padded = (total + 63) / 64 * 64;
+    while (10 + len + 1 < padded) header[len++] = ' ';
+    header[len++] = '\n';
+    unsigned char prefix[10];
+    memcpy(prefix, npy_magic, 6);
+    prefix[6] = 1;
+    prefix[7] = 0;
+    prefix[8] = (unsigned char)(len & 0xff);
+    prefix[9] = (unsigned char)(len >> 8);
+    FILE *f = fopen(path, "wb");
+    if (!f) return fail(error, es, path, "%s", strerror(errno));
+    int ok = fwrite(prefix, 1, 10, f) == 10 &&
+             fwrite(header, 1, len, f) == len &&
+             (count == 0 || fwrite(data, elem, count, f) == count);
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) return fail(error, es, path, "write failed: %s", strerror(errno));
+    return 0;
+}
+
+void npy_free(npy_array *array) {
+    if (!array) return;
+    free(array->data);
+    array->data = NULL;
+    array->count = 0;
+}
