@@ -1,0 +1,36 @@
+/* Shared by the two halves of the host backend: backend_host.c (buffers,
+ * dispatch, row primitives) and backend_host_loss.c (NLL and
+ * cross-entropy). All values are double; stores round once. */
+#ifndef CLXENT_BACKEND_HOST_H
+#define CLXENT_BACKEND_HOST_H
+
+#include "internal.h"
+
+/* Element access honouring offset, stride and dtype. */
+double clx_host_mat_get(const clxent_matrix *m, size_t r, size_t c);
+void clx_host_mat_set(const clxent_matrix *m, size_t r, size_t c, double v);
+double clx_host_vec_get(const clxent_vector *v, size_t i);
+void clx_host_vec_set(const clxent_vector *v, size_t i, double value);
+/* Row r of x into row[0..cols). */
+void clx_host_load_row(const clxent_matrix *x, size_t r, double *row);
+
+/* Row statistics: log p[c] = (x[c] - max) - log_sum, lse = max + log_sum. */
+typedef struct clx_host_stats {
+    double max;
+    double log_sum;
+} clx_host_stats;
+double clx_host_row_max(const double *row, size_t cols);
+double clx_host_row_expsum(const double *row, size_t cols, double max);
+clx_host_stats clx_host_row_stats(const double *row, size_t cols);
+
+/* malloc'd doubles; NULL with *status = OUT_OF_MEMORY recorded on ctx. */
+double *clx_host_scratch(clxent_context *ctx, const clx_op *op, size_t count,
+                         clxent_status *status);
+
+/* The loss operations (backend_host_loss.c). */
+clxent_status clx_host_nll_forward(clxent_context *ctx, const clx_op *op);
+clxent_status clx_host_nll_backward(clxent_context *ctx, const clx_op *op);
+/* CLX_OP_CE_FORWARD, CLX_OP_CE_BACKWARD and CLX_OP_CE_FUSED. */
+clxent_status clx_host_cross_entropy(clxent_context *ctx, const clx_op *op);
+
+#endif
