@@ -1,0 +1,1029 @@
+/* Device selection, status texts, contexts and buffers on both backends,
+ * wrapping the caller's cl_mem and queue, kernel build failures, and NULL
+ * or zero-size arguments to every context and buffer function. */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
+
+#include "fixtures.h"
+#include "opencl_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* device_select.c: the spec parser, driven directly. */
+const char *clx_spec_parse(const char *spec, int *platform, int *device,
+                           cl_device_type *type, char *error,
+                           size_t error_size);
+
+#define assert_contains(haystack, needle)                                      \
+    do {                                                                       \
+        const char *h_ = (haystack), *n_ = (needle);                           \
+        if (!strstr(h_, n_))                                                   \
+            fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                \
+    } while (0)
+
+/* The listing, malloc'd; *n includes host. */
+static clxent_device_info *list_devices(size_t *n) {
+    assert_int_equal(clxent_devices_list(NULL, 0, n), CLXENT_STATUS_OK);
+    clxent_device_info *infos = calloc(*n, sizeof *infos);
+    assert_non_null(infos);
+    size_t again = 0;
+    assert_int_equal(clxent_devices_list(infos, *n, &again), CLXENT_STATUS_OK);
+    assert_int_equal(again, *n);
+    return infos;
+}
+
+static void restore_env(const char *name, const char *saved) {
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
+}
+
+/* ---- selector grammar ---- */
+
+static void test_spec_parse(void **state) {
+    (void)state;
+    int p = -1, d = -1;
+    cl_device_type t = 0;
+    char err[256];
+    assert_string_equal(clx_spec_parse(NULL, &p, &d, &t, err, sizeof err),
+                        "default");
+    assert_string_equal(clx_spec_parse("", &p, &d, &t, err, sizeof err),
+                        "default");
+    assert_string_equal(clx_spec_parse("  ", &p, &d, &t, err, sizeof err),
+                        "default");
+    assert_string_equal(clx_spec_parse("host", &p, &d, &t, err, sizeof err),
+                        "host");
+    assert_string_equal(clx_spec_parse(" HoSt ", &p, &d, &t, err, sizeof err),
+                        "host");
+    assert_string_equal(clx_spec_parse("0:0", &p, &d, &t, err, sizeof err),
+                        "index");
+    assert_int_equal(p, 0);
+    assert_int_equal(d, 0);
+    assert_string_equal(clx_spec_parse("12:3", &p, &d, &t, err, sizeof err),
+                        "index");
+    assert_int_equal(p, 12);
+    assert_int_equal(d, 3);
+    assert_string_equal(clx_spec_parse("cpu", &p, &d, &t, err, sizeof err),
+                        "type");
+    assert_true(t == CL_DEVICE_TYPE_CPU);
+    assert_string_equal(clx_spec_parse("GPU", &p, &d, &t, err, sizeof err),
+                        "type");
+    assert_true(t == CL_DEVICE_TYPE_GPU);
+    assert_string_equal(
+        clx_spec_parse("accelerator", &p, &d, &t, err, sizeof err), "type");
+    assert_true(t == CL_DEVICE_TYPE_ACCELERATOR);
+    assert_string_equal(clx_spec_parse("pocl", &p, &d, &t, err, sizeof err),
+                        "name");
+    assert_string_equal(clx_spec_parse("POCL", &p, &d, &t, err, sizeof err),
+                        "name");
+    assert_string_equal(clx_spec_parse("hostile", &p, &d, &t, err, sizeof err),
+                        "name");
+    assert_string_equal(clx_spec_parse("gpus", &p, &d, &t, err, sizeof err),
+                        "name");
+    const char *bad[] = {"0:", ":0", ":", "a:b", "0:1:2", "-1:0", "0:x",
+                         "99999999999:0", "0 : 0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        err[0] = '\0';
+        if (clx_spec_parse(bad[i], &p, &d, &t, err, sizeof err) != NULL)
+            fail_msg("\"%s\" parsed", bad[i]);
+        assert_contains(err, "malformed");
+        assert_contains(err, bad[i]);
+    }
+}
+
+static void test_status_strings(void **state) {
+    (void)state;
+    struct {
+        clxent_status status;
+        const char *name, *text;
+    } all[] = {
+#define ROW_(name, code, text) {CLXENT_STATUS_##name, "CLXENT_STATUS_" #name, text},
+        CLXENT_STATUS_LIST(ROW_)
+#undef ROW_
+    };
+    size_t n = sizeof all / sizeof all[0];
+    assert_true(n >= 15);
+    for (size_t i = 0; i < n; ++i) {
+        assert_string_equal(clxent_status_name(all[i].status), all[i].name);
+        assert_string_equal(clxent_status_string(all[i].status), all[i].text);
+        assert_true(strlen(all[i].text) > 0);
+        for (size_t j = 0; j < i; ++j) {
+            assert_int_not_equal(all[i].status, all[j].status);
+            assert_string_not_equal(clxent_status_string(all[i].status),
+                                    clxent_status_string(all[j].status));
+        }
+    }
+    assert_string_equal(clxent_status_string(CLXENT_STATUS_OK), "success");
+    clxent_status unknown = (clxent_status)4242;
+    assert_string_equal(clxent_status_name(unknown), "CLXENT_STATUS_UNKNOWN");
+    assert_string_equal(clxent_status_string(unknown), "unknown status");
+    assert_string_equal(clxent_status_name((clxent_status)-1),
+                        "CLXENT_STATUS_UNKNOWN");
+}
+
+/* ---- resolve and list ---- */
+
+static void test_devices_list(void **state) {
+    (void)state;
+    size_t n = 0;
+    clxent_device_info *infos = list_devices(&n);
+    assert_true(n >= 1);
+    const clxent_device_info *host = &infos[n - 1];
+    assert_int_equal(host->backend, CLXENT_BACKEND_HOST);
+    assert_string_equal(host->spec, "host");
+    assert_string_equal(host->type, "host");
+    assert_int_equal(host->platform_index, -1);
+    for (size_t i = 0; i + 1 < n; ++i) {
+        const clxent_device_info *d = &infos[i];
+        char spec[32];
+        snprintf(spec, sizeof spec, "%d:%d", d->platform_index,
+                 d->device_index);
+        assert_int_equal(d->backend, CLXENT_BACKEND_OPENCL);
+        assert_string_equal(d->spec, spec);
+        if (d->errors[0]) fail_msg("%s: property errors: %s", spec, d->errors);
+        assert_true(strlen(d->name) > 0);
+        assert_true(strlen(d->platform) > 0);
+        assert_true(strlen(d->device_version) > 0);
+        assert_true(strlen(d->c_version) > 0);
+        assert_true(d->compute_units > 0);
+        assert_true(d->max_work_group_size > 0);
+        assert_true(d->global_mem_bytes > 0);
+        assert_true(d->max_alloc_bytes > 0);
+        assert_true(d->local_mem_bytes > 0);
+    }
+    if (n == 1 && fx_device_required())
+        fail_msg("CLXENT_REQUIRE_DEVICE=1 but only host is listed");
+
+    /* Two-call idiom with a short array: fills what fits, counts all. */
+    clxent_device_info one;
+    memset(&one, 0xab, sizeof one);
+    size_t count = 0;
+    assert_int_equal(clxent_devices_list(&one, 1, &count), CLXENT_STATUS_OK);
+    assert_int_equal(count, n);
+    assert_string_equal(one.spec, infos[0].spec);
+    assert_int_equal(clxent_devices_list(infos, 0, &count), CLXENT_STATUS_OK);
+    assert_int_equal(count, n);
+    assert_int_equal(clxent_devices_list(infos, n, NULL),
+                     CLXENT_STATUS_NULL_POINTER);
+    free(infos);
+}
+
+static void test_resolve_host(void **state) {
+    (void)state;
+    clxent_device_info info;
+    char message[512] = "junk";
+    assert_int_equal(clxent_device_resolve("host", &info, message,
+                                           sizeof message),
+                     CLXENT_STATUS_OK);
+    assert_string_equal(message, "");
+    assert_int_equal(info.backend, CLXENT_BACKEND_HOST);
+    assert_string_equal(info.spec, "host");
+    assert_contains(info.reason, "host");
+    assert_int_equal(clxent_device_resolve("HOST", &info, NULL, 0),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(info.backend, CLXENT_BACKEND_HOST);
+    assert_int_equal(clxent_device_resolve("host", NULL, message,
+                                           sizeof message),
+                     CLXENT_STATUS_NULL_POINTER);
+}
+
+static void assert_lists_choices(const char *message,
+                                 const clxent_device_info *infos, size_t n) {
+    assert_contains(message, "choices:");
+    for (size_t i = 0; i < n; ++i) assert_contains(message, infos[i].spec);
+}
+
+/* Every keyword, against what the machine really has. */
+static void test_resolve_types(void **state) {
+    (void)state;
+    size_t n = 0;
+    clxent_device_info *infos = list_devices(&n);
+    const char *types[] = {"gpu", "cpu", "accelerator"};
+    for (size_t t = 0; t < 3; ++t) {
+        const clxent_device_info *first = NULL;
+        for (size_t i = 0; i + 1 < n && !first; ++i)
+            if (strcmp(infos[i].type, types[t]) == 0) first = &infos[i];
+        clxent_device_info info;
+        char message[2048];
+        clxent_status st =
+            clxent_device_resolve(types[t], &info, message, sizeof message);
+        if (first) {
+            assert_int_equal(st, CLXENT_STATUS_OK);
+            assert_string_equal(info.spec, first->spec);
+            char reason[128];
+            snprintf(reason, sizeof reason,
+                     "spec \"%s\": first OpenCL device of type %s", types[t],
+                     types[t]);
+            assert_string_equal(info.reason, reason);
+        } else {
+            assert_int_equal(st, CLXENT_STATUS_DEVICE_NOT_FOUND);
+            assert_contains(message, types[t]);
+            assert_lists_choices(message, infos, n);
+        }
+    }
+
+    /* Default: first GPU, else first OpenCL device, else host. */
+    const clxent_device_info *gpu = NULL;
+    for (size_t i = 0; i + 1 < n && !gpu; ++i)
+        if (strcmp(infos[i].type, "gpu") == 0) gpu = &infos[i];
+    clxent_device_info info;
+    assert_int_equal(clxent_device_resolve("", &info, NULL, 0),
+                     CLXENT_STATUS_OK);
+    if (gpu) {
+        assert_string_equal(info.spec, gpu->spec);
+        assert_string_equal(info.reason, "default: first GPU");
+    } else if (n > 1) {
+        assert_string_equal(info.spec, infos[0].spec);
+        assert_string_equal(info.reason,
+                            "default: no GPU, first OpenCL device");
+    } else {
+        assert_string_equal(info.spec, "host");
+        assert_contains(info.reason, "default");
+    }
+    assert_int_equal(clxent_device_resolve(NULL, &info, NULL, 0),
+                     CLXENT_STATUS_OK);
+    free(infos);
+}
+
+static void test_resolve_names(void **state) {
+    (void)state;
+    size_t n = 0;
+    clxent_device_info *infos = list_devices(&n);
+    int has_pocl = 0;
+    for (size_t i = 0; i + 1 < n; ++i)
+        if (strstr(infos[i].platform, "Portable Computing Language"))
+            has_pocl = 1;
+    const char *specs[] = {"pocl", "POCL", " pocl "};
+    for (size_t s = 0; s < 3; ++s) {
+        clxent_device_info info;
+        char message[2048];
+        clxent_status st =
+            clxent_device_resolve(specs[s], &info, message, sizeof message);
+        if (has_pocl) {
+            fx_assert_status(NULL, st, CLXENT_STATUS_OK);
+            assert_contains(info.platform, "Portable Computing Language");
+            assert_contains(info.reason, "name or vendor contains it");
+            assert_string_equal(message, "");
+        } else {
+            assert_int_equal(st, CLXENT_STATUS_DEVICE_NOT_FOUND);
+            assert_lists_choices(message, infos, n);
+        }
+    }
+    /* A substring of the first device's name finds it, in any case. */
+    if (n > 1 && strlen(infos[0].name) >= 4) {
+        char part[8];
+        snprintf(part, sizeof part, "%.4s", infos[0].name + 1);
+        for (char *c = part; *c; ++c)
+            if (*c >= 'a' && *c <= 'z') *c = (char)(*c - 'a' + 'A');
+        clxent_device_info info;
+        assert_int_equal(clxent_device_resolve(part, &info, NULL, 0),
+                         CLXENT_STATUS_OK);
+        assert_int_equal(info.backend, CLXENT_BACKEND_OPENCL);
+    }
+
+    clxent_device_info info;
+    char message[2048];
+    assert_int_equal(clxent_device_resolve("nosuch", &info, message,
+                                           sizeof message),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_contains(message, "no device matches \"nosuch\"");
+    assert_lists_choices(message, infos, n);
+    for (size_t i = 0; i + 1 < n; ++i) assert_contains(message, infos[i].name);
+    assert_int_equal(clxent_device_resolve("nosuch", &info, NULL, 0),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+
+    assert_int_equal(clxent_device_resolve("0:99", &info, message,
+                                           sizeof message),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_contains(message, "0:99");
+    assert_lists_choices(message, infos, n);
+    const char *bad[] = {"0:", "a:b", ":1"};
+    for (size_t i = 0; i < 3; ++i) {
+        assert_int_equal(clxent_device_resolve(bad[i], &info, message,
+                                               sizeof message),
+                         CLXENT_STATUS_INVALID_ARGUMENT);
+        assert_contains(message, "malformed");
+        assert_contains(message, bad[i]);
+        assert_lists_choices(message, infos, n);
+    }
+    /* A short message buffer truncates and stays terminated. */
+    char small[16];
+    memset(small, 'x', sizeof small);
+    assert_int_equal(clxent_device_resolve("nosuch", &info, small,
+                                           sizeof small),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_true(memchr(small, '\0', sizeof small) != NULL);
+    free(infos);
+}
+
+/* ---- contexts ---- */
+
+static void test_context_host(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_host_context();
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    assert_int_equal(info.backend, CLXENT_BACKEND_HOST);
+    assert_string_equal(info.spec, "host");
+    assert_string_equal(info.type, "host");
+    assert_true(strlen(info.reason) > 0);
+    assert_string_equal(clxent_context_message(ctx), "");
+    assert_null(clxent_context_queue(ctx));
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+    uint64_t ns = 7;
+    fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
+                     CLXENT_STATUS_UNSUPPORTED);
+    assert_contains(clxent_context_message(ctx),
+                    "clxent_context_last_time_ns");
+    /* The host backend has no cl_mem; it never touches the handle. */
+    clxent_buffer *buf = (clxent_buffer *)1;
+    fx_assert_status(ctx, clxent_buffer_wrap(ctx, (cl_mem)(uintptr_t)8, &buf),
+                     CLXENT_STATUS_UNSUPPORTED);
+    assert_null(buf);
+    /* A successful call clears the previous message. */
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    assert_string_equal(clxent_context_message(ctx), "");
+    clxent_context_destroy(ctx);
+}
+
+static void test_context_env(void **state) {
+    (void)state;
+    const char *saved = getenv("CLXENT_DEVICE");
+    char *copy = saved ? strdup(saved) : NULL;
+    setenv("CLXENT_DEVICE", "host", 1);
+    clxent_context *ctx = NULL;
+    fx_assert_status(ctx, clxent_context_create(NULL, &ctx), CLXENT_STATUS_OK);
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    assert_int_equal(info.backend, CLXENT_BACKEND_HOST);
+    assert_contains(info.reason, "CLXENT_DEVICE");
+    clxent_context_destroy(ctx);
+
+    setenv("CLXENT_DEVICE", "nosuch", 1);
+    ctx = NULL;
+    assert_int_equal(clxent_context_create(NULL, &ctx),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_non_null(ctx);
+    assert_contains(clxent_context_message(ctx), "CLXENT_DEVICE");
+    assert_contains(clxent_context_message(ctx), "nosuch");
+    clxent_context_destroy(ctx);
+
+    /* An explicit spec wins over the environment. */
+    ctx = NULL;
+    fx_assert_status(ctx, clxent_context_create("host", &ctx),
+                     CLXENT_STATUS_OK);
+    clxent_context_destroy(ctx);
+    restore_env("CLXENT_DEVICE", copy);
+    free(copy);
+}
+
+/* sqlite3_open contract: a failed context answers message and destroy,
+ * and every other call says it failed. */
+static void test_context_create_failure(void **state) {
+    (void)state;
+    clxent_context *ctx = NULL;
+    assert_int_equal(clxent_context_create("nosuch", &ctx),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_non_null(ctx);
+    assert_contains(clxent_context_message(ctx), "clxent_context_create");
+    assert_contains(clxent_context_message(ctx), "nosuch");
+    assert_contains(clxent_context_message(ctx), "host");
+    clxent_device_info info;
+    assert_int_equal(clxent_context_info(ctx, &info),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    assert_contains(clxent_context_message(ctx), "failed");
+    assert_null(clxent_context_queue(ctx));
+    assert_int_equal(clxent_finish(ctx), CLXENT_STATUS_INVALID_ARGUMENT);
+    uint64_t ns;
+    assert_int_equal(clxent_context_last_time_ns(ctx, &ns),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    clxent_buffer *buf = (clxent_buffer *)1;
+    assert_int_equal(clxent_buffer_create(ctx, 16, &buf),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    assert_null(buf);
+    assert_contains(clxent_context_message(ctx), "clxent_buffer_create");
+    clxent_context_destroy(ctx);
+
+    ctx = NULL;
+    assert_int_equal(clxent_context_create("0:", &ctx),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    assert_non_null(ctx);
+    assert_contains(clxent_context_message(ctx), "malformed");
+    clxent_context_destroy(ctx);
+
+    ctx = NULL;
+    assert_int_equal(clxent_context_create("0:99", &ctx),
+                     CLXENT_STATUS_DEVICE_NOT_FOUND);
+    assert_non_null(ctx);
+    assert_contains(clxent_context_message(ctx), "choices:");
+    clxent_context_destroy(ctx);
+
+    ctx = NULL;
+    assert_int_equal(clxent_context_create_from_queue(NULL, &ctx),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_non_null(ctx);
+    assert_contains(clxent_context_message(ctx), "queue");
+    assert_int_equal(clxent_finish(ctx), CLXENT_STATUS_INVALID_ARGUMENT);
+    clxent_context_destroy(ctx);
+}
+
+/* NULL and zero-size arguments: a status, never a crash. */
+static void test_null_arguments(void **state) {
+    (void)state;
+    clxent_device_info info;
+    uint64_t ns;
+    clxent_buffer *buf = NULL;
+    char data[8] = {0};
+    assert_int_equal(clxent_context_create("host", NULL),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_context_create_from_queue(NULL, NULL),
+                     CLXENT_STATUS_NULL_POINTER);
+    clxent_context_destroy(NULL);
+    assert_int_equal(clxent_context_info(NULL, &info),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_non_null(clxent_context_message(NULL));
+    assert_true(strlen(clxent_context_message(NULL)) > 0);
+    assert_null(clxent_context_queue(NULL));
+    assert_int_equal(clxent_finish(NULL), CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_context_last_time_ns(NULL, &ns),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_buffer_create(NULL, 8, &buf),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_buffer_wrap(NULL, NULL, &buf),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_buffer_write(NULL, NULL, 0, 8, data),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_buffer_read(NULL, NULL, 0, 8, data),
+                     CLXENT_STATUS_NULL_POINTER);
+    clxent_buffer_release(NULL);
+    assert_int_equal(clxent_buffer_size(NULL), 0);
+    assert_null(clxent_buffer_mem(NULL));
+    assert_int_equal(clxent_devices_list(NULL, 0, NULL),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_device_resolve("host", NULL, NULL, 0),
+                     CLXENT_STATUS_NULL_POINTER);
+
+    clxent_context *ctx = fx_host_context();
+    size_t n = 0;
+#define CASE_(call, want_, fn_, arg_)                                          \
+    do {                                                                       \
+        clxent_status got_ = (call);                                           \
+        if (got_ != (want_))                                                   \
+            fail_msg("%s: %s, expected %s (%s)", #call,                        \
+                     clxent_status_name(got_), clxent_status_name(want_),      \
+                     clxent_context_message(ctx));                             \
+        assert_contains(clxent_context_message(ctx), fn_);                     \
+        assert_contains(clxent_context_message(ctx), arg_);                    \
+        ++n;                                                                   \
+    } while (0)
+    CASE_(clxent_context_info(ctx, NULL), CLXENT_STATUS_NULL_POINTER,
+          "clxent_context_info", "info");
+    CASE_(clxent_context_last_time_ns(ctx, NULL), CLXENT_STATUS_NULL_POINTER,
+          "clxent_context_last_time_ns", "nanoseconds");
+    CASE_(clxent_buffer_create(ctx, 8, NULL), CLXENT_STATUS_NULL_POINTER,
+          "clxent_buffer_create", "buffer");
+    buf = (clxent_buffer *)1;
+    CASE_(clxent_buffer_create(ctx, 0, &buf), CLXENT_STATUS_INVALID_ARGUMENT,
+          "clxent_buffer_create", "bytes");
+    assert_null(buf);
+    CASE_(clxent_buffer_wrap(ctx, NULL, &buf), CLXENT_STATUS_NULL_POINTER,
+          "clxent_buffer_wrap", "mem");
+    CASE_(clxent_buffer_write(ctx, NULL, 0, 8, data),
+          CLXENT_STATUS_NULL_POINTER, "clxent_buffer_write", "buffer");
+    CASE_(clxent_buffer_read(ctx, NULL, 0, 8, data),
+          CLXENT_STATUS_NULL_POINTER, "clxent_buffer_read", "buffer");
+    fx_assert_status(ctx, clxent_buffer_create(ctx, 8, &buf),
+                     CLXENT_STATUS_OK);
+    CASE_(clxent_buffer_write(ctx, buf, 0, 8, NULL),
+          CLXENT_STATUS_NULL_POINTER, "clxent_buffer_write", "source");
+    CASE_(clxent_buffer_read(ctx, buf, 0, 8, NULL),
+          CLXENT_STATUS_NULL_POINTER, "clxent_buffer_read", "destination");
+#undef CASE_
+    assert_int_equal(n, 9);
+    /* Zero bytes need no pointer. */
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 0, 0, NULL),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 8, 0, NULL),
+                     CLXENT_STATUS_OK);
+    clxent_buffer_release(buf);
+    clxent_context_destroy(ctx);
+}
+
+/* ---- buffers, on either backend ---- */
+
+static void buffer_round_trips(clxent_context *ctx, clxent_context *other) {
+    unsigned char in[256], out[256];
+    for (size_t i = 0; i < sizeof in; ++i) in[i] = (unsigned char)(i * 7 + 1);
+    clxent_buffer *buf = NULL;
+    fx_assert_status(ctx, clxent_buffer_create(ctx, 256, &buf),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(clxent_buffer_size(buf), 256);
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 0, 256, in),
+                     CLXENT_STATUS_OK);
+    memset(out, 0, sizeof out);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 0, 256, out),
+                     CLXENT_STATUS_OK);
+    assert_memory_equal(in, out, 256);
+
+    /* Offsets: overwrite the middle, read a window across the edit. */
+    unsigned char patch[16];
+    memset(patch, 0xee, sizeof patch);
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 100, 16, patch),
+                     CLXENT_STATUS_OK);
+    memset(out, 0, sizeof out);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 90, 40, out),
+                     CLXENT_STATUS_OK);
+    assert_memory_equal(out, in + 90, 10);
+    assert_memory_equal(out + 10, patch, 16);
+    assert_memory_equal(out + 26, in + 116, 14);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 255, 1, out),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(out[0], in[255]);
+
+    /* Out of range: nothing is written. */
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 250, 16, patch),
+                     CLXENT_STATUS_BUFFER_TOO_SMALL);
+    assert_contains(clxent_context_message(ctx), "clxent_buffer_write");
+    assert_contains(clxent_context_message(ctx), "256");
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 0, 257, out),
+                     CLXENT_STATUS_BUFFER_TOO_SMALL);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 257, 0, out),
+                     CLXENT_STATUS_BUFFER_TOO_SMALL);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, SIZE_MAX, 2, out),
+                     CLXENT_STATUS_SIZE_OVERFLOW);
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 8, SIZE_MAX, patch),
+                     CLXENT_STATUS_SIZE_OVERFLOW);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 256, 0, out),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 240, 16, out),
+                     CLXENT_STATUS_OK);
+    assert_memory_equal(out, in + 240, 16);
+
+    /* A buffer of another context. */
+    fx_assert_status(other, clxent_buffer_write(other, buf, 0, 4, in),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    assert_contains(clxent_context_message(other), "another context");
+    fx_assert_status(other, clxent_buffer_read(other, buf, 0, 4, out),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    clxent_buffer_release(buf);
+}
+
+static void test_buffers_host(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_host_context();
+    clxent_context *other = fx_host_context();
+    buffer_round_trips(ctx, other);
+    clxent_buffer *buf = NULL;
+    fx_assert_status(ctx, clxent_buffer_create(ctx, 4, &buf),
+                     CLXENT_STATUS_OK);
+    assert_null(clxent_buffer_mem(buf));
+    clxent_buffer_release(buf);
+    clxent_context_destroy(other);
+    clxent_context_destroy(ctx);
+}
+
+static void test_context_opencl(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    clxent_device_info info, want;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    const char *spec = getenv("CLXENT_TEST_DEVICE");
+    assert_int_equal(
+        clxent_device_resolve(spec && *spec ? spec : "", &want, NULL, 0),
+        CLXENT_STATUS_OK);
+    assert_int_equal(info.backend, CLXENT_BACKEND_OPENCL);
+    assert_string_equal(info.spec, want.spec);
+    assert_string_equal(info.name, want.name);
+    assert_true(info.platform_index >= 0 && info.device_index >= 0);
+    assert_true(strlen(info.reason) > 0);
+    assert_true(info.max_alloc_bytes > 0);
+
+    cl_command_queue q = clxent_context_queue(ctx);
+    assert_non_null(q);
+    cl_command_queue_properties props = 0;
+    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_PROPERTIES,
+                                           sizeof props, &props, NULL),
+                     CL_SUCCESS);
+    assert_true(props & CL_QUEUE_PROFILING_ENABLE);
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+
+    /* No operation yet; then an empty operation is timed. */
+    uint64_t ns = 1;
+    fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    cl_event done = NULL;
+    clxent_events events = {0, NULL, &done};
+    clx_op op;
+    memset(&op, 0, sizeof op);
+    op.function = "test_context_opencl";
+    op.events = &events;
+    fx_assert_status(ctx, clx_cl_empty_op(ctx, &op), CLXENT_STATUS_OK);
+    assert_non_null(done);
+    assert_int_equal(clWaitForEvents(1, &done), CL_SUCCESS);
+    fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
+                     CLXENT_STATUS_OK);
+    /* The next operation waits on the previous one's event. */
+    cl_event after = NULL;
+    clxent_events chained = {1, &done, &after};
+    op.events = &chained;
+    fx_assert_status(ctx, clx_cl_empty_op(ctx, &op), CLXENT_STATUS_OK);
+    assert_non_null(after);
+    assert_true(after != done);
+    assert_int_equal(clReleaseEvent(done), CL_SUCCESS);
+    assert_int_equal(clReleaseEvent(after), CL_SUCCESS);
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+    clxent_context_destroy(ctx);
+
+    /* The type keyword creates a context on the same kind of device. */
+    ctx = NULL;
+    fx_assert_status(ctx, clxent_context_create(info.type, &ctx),
+                     CLXENT_STATUS_OK);
+    clxent_device_info typed;
+    fx_assert_status(ctx, clxent_context_info(ctx, &typed), CLXENT_STATUS_OK);
+    assert_string_equal(typed.type, info.type);
+    assert_contains(typed.reason, "first OpenCL device of type");
+    clxent_context_destroy(ctx);
+}
+
+static void test_buffers_opencl(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    clxent_context *other = fx_device_context();
+    clxent_context *host = fx_host_context();
+    buffer_round_trips(ctx, other);
+    buffer_round_trips(ctx, host);
+    buffer_round_trips(host, ctx);
+
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    clxent_buffer *buf = (clxent_buffer *)1;
+    size_t too_big = info.max_alloc_bytes < SIZE_MAX
+                         ? (size_t)info.max_alloc_bytes + 1
+                         : SIZE_MAX;
+    fx_assert_status(ctx, clxent_buffer_create(ctx, too_big, &buf),
+                     CLXENT_STATUS_OUT_OF_MEMORY);
+    assert_null(buf);
+    assert_contains(clxent_context_message(ctx), "CL_DEVICE_MAX_MEM_ALLOC_SIZE");
+    fx_assert_status(ctx, clxent_buffer_create(ctx, SIZE_MAX, &buf),
+                     CLXENT_STATUS_OUT_OF_MEMORY);
+    /* Still usable afterwards. */
+    fx_assert_status(ctx, clxent_buffer_create(ctx, 64, &buf),
+                     CLXENT_STATUS_OK);
+    assert_non_null(clxent_buffer_mem(buf));
+    size_t real = 0;
+    assert_int_equal(clGetMemObjectInfo(clxent_buffer_mem(buf), CL_MEM_SIZE,
+                                        sizeof real, &real, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(real, 64);
+    clxent_buffer_release(buf);
+    clxent_context_destroy(host);
+    clxent_context_destroy(other);
+    clxent_context_destroy(ctx);
+}
+
+static cl_uint mem_refs(cl_mem mem) {
+    cl_uint refs = 0;
+    assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,
+                                        sizeof refs, &refs, NULL),
+                     CL_SUCCESS);
+    return refs;
+}
+
+static void test_wrap_cl_mem(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    cl_command_queue q = clxent_context_queue(ctx);
+    cl_context clctx = NULL;
+    cl_device_id device = NULL;
+    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof clctx,
+                                           &clctx, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_DEVICE, sizeof device,
+                                           &device, NULL),
+                     CL_SUCCESS);
+    cl_int err;
+    cl_mem mem = clCreateBuffer(clctx, CL_MEM_READ_WRITE, 128, NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    float in[32], out[32];
+    for (int i = 0; i < 32; ++i) in[i] = (float)i * 0.5f - 3.0f;
+    assert_int_equal(clEnqueueWriteBuffer(q, mem, CL_TRUE, 0, sizeof in, in, 0,
+                                          NULL, NULL),
+                     CL_SUCCESS);
+    assert_int_equal(mem_refs(mem), 1);
+
+    clxent_buffer *buf = NULL;
+    fx_assert_status(ctx, clxent_buffer_wrap(ctx, mem, &buf),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(mem_refs(mem), 2);
+    assert_int_equal(clxent_buffer_size(buf), 128);
+    assert_ptr_equal(clxent_buffer_mem(buf), mem);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 16, 64, out),
+                     CLXENT_STATUS_OK);
+    assert_memory_equal(out, in + 4, 64);
+    float seven = 7.0f;
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 124, 4, &seven),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 125, 4, &seven),
+                     CLXENT_STATUS_BUFFER_TOO_SMALL);
+    assert_int_equal(clEnqueueReadBuffer(q, mem, CL_TRUE, 0, sizeof out, out,
+                                         0, NULL, NULL),
+                     CL_SUCCESS);
+    assert_true(out[31] == 7.0f);
+    assert_true(out[30] == in[30]);
+    clxent_buffer_release(buf);
+    assert_int_equal(mem_refs(mem), 1);
+
+    /* A cl_mem of another cl_context on the same device is refused. */
+    cl_context foreign = clCreateContext(NULL, 1, &device, NULL, NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    cl_mem alien = clCreateBuffer(foreign, CL_MEM_READ_WRITE, 64, NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    buf = (clxent_buffer *)1;
+    fx_assert_status(ctx, clxent_buffer_wrap(ctx, alien, &buf),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    assert_null(buf);
+    assert_contains(clxent_context_message(ctx), "clxent_buffer_wrap");
+    assert_contains(clxent_context_message(ctx), "mem");
+    assert_int_equal(mem_refs(alien), 1);
+    assert_int_equal(clReleaseMemObject(alien), CL_SUCCESS);
+    assert_int_equal(clReleaseContext(foreign), CL_SUCCESS);
+    assert_int_equal(clReleaseMemObject(mem), CL_SUCCESS);
+    clxent_context_destroy(ctx);
+}
+
+static cl_uint queue_refs(cl_command_queue q) {
+    cl_uint refs = 0;
+    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT,
+                                           sizeof refs, &refs, NULL),
+                     CL_SUCCESS);
+    return refs;
+}
+
+static void from_queue(cl_device_id device, const clxent_device_info *want,
+                       cl_command_queue_properties props) {
+    cl_int err;
+    cl_context clctx = clCreateContext(NULL, 1, &device, NULL, NULL, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    cl_command_queue q = clCreateCommandQueue(clctx, device, props, &err);
+    assert_int_equal(err, CL_SUCCESS);
+    assert_int_equal(queue_refs(q), 1);
+
+    clxent_context *ctx = NULL;
+    fx_assert_status(ctx, clxent_context_create_from_queue(q, &ctx),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(queue_refs(q), 2);
+    assert_ptr_equal(clxent_context_queue(ctx), q);
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    assert_int_equal(info.backend, CLXENT_BACKEND_OPENCL);
+    assert_string_equal(info.spec, want->spec);
+    assert_int_equal(info.platform_index, want->platform_index);
+    assert_int_equal(info.device_index, want->device_index);
+    assert_string_equal(info.name, want->name);
+    assert_contains(info.reason, "caller's command queue");
+
+    /* The caller lets go of its handles; clxent's references keep them. */
+    assert_int_equal(clReleaseCommandQueue(q), CL_SUCCESS);
+    assert_int_equal(clReleaseContext(clctx), CL_SUCCESS);
+    clxent_buffer *buf = NULL;
+    fx_assert_status(ctx, clxent_buffer_create(ctx, 32, &buf),
+                     CLXENT_STATUS_OK);
+    char in[32] = "a context from the caller queue", out[32] = "";
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 0, 32, in),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 0, 32, out),
+                     CLXENT_STATUS_OK);
+    assert_string_equal(out, in);
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+    uint64_t ns;
+    fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
+                     props & CL_QUEUE_PROFILING_ENABLE
+                         ? CLXENT_STATUS_INVALID_ARGUMENT
+                         : CLXENT_STATUS_UNSUPPORTED);
+    clxent_buffer_release(buf);
+    clxent_context_destroy(ctx);
+}
+
+static void test_context_from_queue(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    clxent_device_info want;
+    fx_assert_status(ctx, clxent_context_info(ctx, &want), CLXENT_STATUS_OK);
+    cl_device_id device = NULL;
+    assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
+                                           CL_QUEUE_DEVICE, sizeof device,
+                                           &device, NULL),
+                     CL_SUCCESS);
+    from_queue(device, &want, 0);
+    from_queue(device, &want, CL_QUEUE_PROFILING_ENABLE);
+    clxent_context_destroy(ctx);
+}
+
+/* ---- kernel programs ---- */
+
+static void write_text(const char *dir, const char *name, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void remove_text(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+}
+
+static void test_kernel_build(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    char dir[] = "/tmp/clxent_kernels_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_text(dir, "common.h", "#define CLX_TEST_SCALE 2.0f\n");
+    write_text(dir, "broken.cl",
+               "__kernel void broken(__global float *x) {\n"
+               "    x[0] = clx_no_such_symbol * CLX_TEST_SCALE;\n"
+               "}\n");
+    write_text(dir, "good.cl",
+               "__kernel void twice(__global float *x) {\n"
+               "    x[get_global_id(0)] *= CLX_TEST_SCALE * EXTRA;\n"
+               "}\n"
+               "__kernel void other(__global float *x) { x[0] = 1.0f; }\n");
+    char *saved_dir = getenv("CLXENT_KERNEL_DIR")
+                          ? strdup(getenv("CLXENT_KERNEL_DIR"))
+                          : NULL;
+    char *saved_opts = getenv("CLXENT_BUILD_OPTIONS")
+                           ? strdup(getenv("CLXENT_BUILD_OPTIONS"))
+                           : NULL;
+    setenv("CLXENT_KERNEL_DIR", dir, 1);
+    setenv("CLXENT_BUILD_OPTIONS", "-DCLX_FROM_ENV=3", 1);
+
+    cl_kernel k = NULL;
+    clxent_status st =
+        clx_cl_kernel(ctx, "broken.cl", "-DEXTRA=1.0f", "broken", &k);
+    fx_assert_status(ctx, st, CLXENT_STATUS_BUILD_FAILED);
+    assert_null(k);
+    const char *m = clxent_context_message(ctx);
+    assert_contains(m, "broken.cl");
+    assert_contains(m, "-cl-std=CL1.2");
+    assert_contains(m, "-DEXTRA=1.0f");
+    assert_contains(m, "-DCLX_FROM_ENV=3");
+    assert_contains(m, "CL_BUILD_PROGRAM_FAILURE");
+    assert_contains(m, "clx_no_such_symbol"); /* the compiler's log */
+    /* #line makes the log count lines of the .cl file itself. */
+    assert_contains(m, "broken.cl:2");
+
+    /* The context stays usable; a good program builds once and is cached. */
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
+                                        "twice", &k),
+                     CLXENT_STATUS_OK);
+    assert_non_null(k);
+    assert_true(ctx->cl->preferred_multiple >= 1);
+    size_t programs = ctx->cl->program_count;
+    cl_kernel again = NULL, other = NULL;
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
+                                        "twice", &again),
+                     CLXENT_STATUS_OK);
+    assert_ptr_equal(again, k);
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
+                                        "other", &other),
+                     CLXENT_STATUS_OK);
+    assert_true(other != k);
+    assert_int_equal(ctx->cl->program_count, programs);
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=2.0f",
+                                        "twice", &again),
+                     CLXENT_STATUS_OK);
+    assert_int_equal(ctx->cl->program_count, programs + 1);
+    assert_true(again != k);
+
+    /* The kernel runs: x *= 2 * 2 through the launch helper. */
+    clxent_buffer *buf = NULL;
+    float x[4] = {1, 2, 3, 4};
+    fx_assert_status(ctx, clxent_buffer_create(ctx, sizeof x, &buf),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 0, sizeof x, x),
+                     CLXENT_STATUS_OK);
+    cl_mem mem = clxent_buffer_mem(buf);
+    fx_assert_status(ctx, clx_cl_arg(ctx, again, 0, sizeof mem, &mem),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clx_cl_arg(ctx, again, 7, sizeof mem, &mem),
+                     CLXENT_STATUS_OPENCL_ERROR);
+    assert_contains(clxent_context_message(ctx), "twice");
+    clx_op op;
+    memset(&op, 0, sizeof op);
+    op.function = "test_kernel_build";
+    size_t global = 4;
+    fx_assert_status(ctx, clx_cl_launch(ctx, &op, again, 1, &global, NULL, 1,
+                                        1),
+                     CLXENT_STATUS_OK);
+    uint64_t ns = 0;
+    fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 0, sizeof x, x),
+                     CLXENT_STATUS_OK);
+    assert_true(x[0] == 4.0f && x[3] == 16.0f);
+    clxent_buffer_release(buf);
+
+    /* A missing file names its path. */
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "absent.cl", "", "k", &k),
+                     CLXENT_STATUS_IO_ERROR);
+    assert_contains(clxent_context_message(ctx), dir);
+    assert_contains(clxent_context_message(ctx), "absent.cl");
+
+    /* Options that would break full-precision math are refused. */
+    setenv("CLXENT_BUILD_OPTIONS", "-cl-fast-relaxed-math", 1);
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=3.0f",
+                                        "twice", &k),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    assert_contains(clxent_context_message(ctx), "-cl-fast-relaxed-math");
+
+    /* Without common.h the folder is incomplete. */
+    remove_text(dir, "common.h");
+    unsetenv("CLXENT_BUILD_OPTIONS");
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=4.0f",
+                                        "twice", &k),
+                     CLXENT_STATUS_IO_ERROR);
+    assert_contains(clxent_context_message(ctx), "common.h");
+
+    clxent_context_destroy(ctx);
+    remove_text(dir, "broken.cl");
+    remove_text(dir, "good.cl");
+    rmdir(dir);
+    restore_env("CLXENT_KERNEL_DIR", saved_dir);
+    restore_env("CLXENT_BUILD_OPTIONS", saved_opts);
+    free(saved_dir);
+    free(saved_opts);
+}
+
+/* The k-th OpenCL call fails, for every k: each step returns a status and
+ * the context stays destroyable. */
+static void test_fault_injection(void **state) {
+    (void)state;
+    clxent_context *probe = fx_device_context();
+    if (!probe) return;
+    clxent_device_info info;
+    fx_assert_status(probe, clxent_context_info(probe, &info),
+                     CLXENT_STATUS_OK);
+    clxent_context_destroy(probe);
+    long failures = 0;
+    for (long k = 1; k < 400; ++k) {
+        clx_fault_arm(k);
+        clxent_context *ctx = NULL;
+        clxent_status st = clxent_context_create(info.spec, &ctx);
+        assert_non_null(ctx);
+        if (st == CLXENT_STATUS_OK) {
+            clxent_buffer *buf = NULL;
+            char data[16] = "fault injection", out[16];
+            st = clxent_buffer_create(ctx, sizeof data, &buf);
+            if (st == CLXENT_STATUS_OK)
+                st = clxent_buffer_write(ctx, buf, 0, sizeof data, data);
+            if (st == CLXENT_STATUS_OK)
+                st = clxent_buffer_read(ctx, buf, 0, sizeof out, out);
+            if (st == CLXENT_STATUS_OK) assert_string_equal(out, data);
+            if (st == CLXENT_STATUS_OK) st = clxent_finish(ctx);
+            clxent_buffer_release(buf);
+        }
+        if (st != CLXENT_STATUS_OK) {
+            ++failures;
+            assert_true(strlen(clxent_context_message(ctx)) > 0);
+        }
+        clxent_context_destroy(ctx);
+        long calls = clx_fault_calls();
+        clx_fault_arm(0);
+        if (calls < k) break; /* the whole run made fewer than k calls */
+    }
+    assert_true(failures > 10);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_parse),
+        cmocka_unit_test(test_status_strings),
+        cmocka_unit_test(test_devices_list),
+        cmocka_unit_test(test_resolve_host),
+        cmocka_unit_test(test_resolve_types),
+        cmocka_unit_test(test_resolve_names),
+        cmocka_unit_test(test_context_host),
+        cmocka_unit_test(test_context_env),
+        cmocka_unit_test(test_context_create_failure),
+        cmocka_unit_test(test_null_arguments),
+        cmocka_unit_test(test_buffers_host),
+        cmocka_unit_test(test_context_opencl),
+        cmocka_unit_test(test_buffers_opencl),
+        cmocka_unit_test(test_wrap_cl_mem),
+        cmocka_unit_test(test_context_from_queue),
+        cmocka_unit_test(test_kernel_build),
+        cmocka_unit_test(test_fault_injection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
