@@ -1,0 +1,752 @@
+/* PyTorch oracle: every case of tests/oracle/manifest.txt (written by
+ * tests/gen_oracle.py from PyTorch float64) through the public API, on the
+ * host backend and on the OpenCL device, by every route:
+ *
+ *   ce       fused (contiguous), forward + backward (contiguous), fused
+ *            with offsets and row strides, fused in place (the gradient
+ *            overwrites the strided logits), and the blocking host-array
+ *            form when no per-row upstream gradient is given
+ *   nll      clxent_nll_loss + clxent_nll_loss_backward, contiguous and
+ *            strided
+ *   softmax  row max, exp-sum, log-softmax and softmax, contiguous and
+ *            strided
+ *
+ * Strided outputs live in buffers prefilled with 0x7f bytes (and strided
+ * inputs carry NaN padding); the bytes outside the described elements must
+ * come back unchanged.
+ *
+ * Tolerances against the float64 reference (the inputs are exact in their
+ * storage type, so the only errors are the library's):
+ *   loss, lse, exp-sum (f32 outputs)  |got - ref| <= 2e-6 * max(1, |ref|)
+ *   row max                           exact
+ *   gradient, softmax in f32          |got - ref| <= 2e-6
+ *   log-softmax in f32                |got - ref| <= 2e-6 * max(1, |ref|)
+ *   f16 / bf16 outputs: the f32 bound plus one rounding to the output
+ *   type: + u*|ref| with u = 2^-11 (f16) or 2^-8 (bf16), the bound scaled
+ *   by (1 + u), and + 2^-25 for f16's subnormal spacing.
+ *   Ignored rows: loss (reduction none) and gradient exactly 0.
+ *   NaN matches NaN, an infinity the same infinity.
+ */
+#include "fixtures.h"
+#include "npy.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CLXENT_SOURCE_DIR
+#error "CLXENT_SOURCE_DIR must name the source tree (tests/CMakeLists.txt)"
+#endif
+
+#define ORACLE_DIR CLXENT_SOURCE_DIR "/tests/oracle"
+
+typedef struct oc_case {
+    char name[96];
+    char op[16];       /* ce, nll, softmax */
+    clxent_dtype dtype;
+    char target[8];    /* i32, i64, probs, none */
+    size_t rows, cols;
+    clxent_reduction reduction;
+    int64_t ignore_index;
+    float eps, z, G, D;
+    int aiz, has_weights, has_grad_rows;
+    int backend_host; /* which backend this test entry runs on */
+} oc_case;
+
+/* ------------------------------------------------------------------ */
+/* Contexts, created once per backend and reused by every case. */
+
+static clxent_context *g_host, *g_device;
+
+static clxent_context *context_for(const oc_case *c) {
+    if (c->backend_host) {
+        if (!g_host) g_host = fx_host_context();
+        return g_host;
+    }
+    if (!g_device) g_device = fx_device_context(); /* skips or fails */
+    return g_device;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture files. */
+
+static void *load_npy(const oc_case *c, const char *file, npy_dtype want,
+                      size_t count) {
+    char path[512], error[512];
+    snprintf(path, sizeof path, "%s/%s/%s", ORACLE_DIR, c->name, file);
+    npy_array a;
+    if (npy_read(path, &a, error, sizeof error) != 0)
+        fail_msg("%s", error);
+    if (a.dtype != want || a.count != count)
+        fail_msg("%s: dtype %d count %zu, expected dtype %d count %zu", path,
+                 (int)a.dtype, a.count, (int)want, count);
+    void *data = malloc(count * 8 + 8);
+    assert_non_null(data);
+    if (count) memcpy(data, a.data, count * (want == NPY_I64 ? 8 : 4));
+    npy_free(&a);
+    return data;
+}
+
+/* Expected values: float64 stored as int64 bit patterns (gen_oracle.py). */
+static double *load_expect(const oc_case *c, const char *file, size_t count) {
+    int64_t *bits = load_npy(c, file, NPY_I64, count);
+    double *out = malloc(count * sizeof(double) + 8);
+    assert_non_null(out);
+    if (count) memcpy(out, bits, count * sizeof(double));
+    free(bits);
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers with a layout: element offset and extra row stride. */
+
+typedef struct layout {
+    size_t offset, extra;
+} layout;
+
+static const layout CONTIG = {0, 0};
+static const layout IN_LAYOUT = {3, 2};
+static const layout OUT_LAYOUT = {5, 3};
+static const layout PROBS_LAYOUT = {1, 4};
+
+typedef struct held {
+    clxent_buffer *buf;
+    unsigned char *image; /* what was uploaded (padding reference) */
+    size_t bytes;
+} held;
+
+static held upload_bytes(clxent_context *ctx, const void *data,
+                         size_t bytes) {
+    held h;
+    h.bytes = bytes;
+    h.image = malloc(bytes + 1);
+    assert_non_null(h.image);
+    if (data)
+        memcpy(h.image, data, bytes);
+    else
+        memset(h.image, 0x7f, bytes);
+    h.buf = fx_upload(ctx, h.image, bytes);
+    return h;
+}
+
+static void release(held *h) {
+    clxent_buffer_release(h->buf);
+    free(h->image);
+    h->buf = NULL;
+    h->image = NULL;
+}
+
+/* A rows x cols matrix of dtype in layout L; values NULL gives an output
+ * matrix prefilled with 0x7f bytes, else the values (f32, contiguous)
+ * with NaN padding around them. */
+static clxent_matrix matrix_in(clxent_context *ctx, const float *values,
+                               size_t rows, size_t cols, clxent_dtype dtype,
+                               layout L, held *h) {
+    size_t stride = cols + L.extra;
+    size_t n = L.offset + rows * stride;
+    size_t es = clxent_dtype_size(dtype);
+    if (!values) {
+        *h = upload_bytes(ctx, NULL, n * es);
+    } else {
+        float *staged = malloc(n * sizeof(float) + 4);
+        assert_non_null(staged);
+        for (size_t i = 0; i < n; ++i) staged[i] = NAN;
+        for (size_t r = 0; r < rows; ++r)
+            memcpy(staged + L.offset + r * stride, values + r * cols,
+                   cols * sizeof(float));
+        void *converted = fx_to_dtype(staged, n, dtype);
+        *h = upload_bytes(ctx, converted, n * es);
+        free(converted);
+        free(staged);
+    }
+    clxent_matrix m = {h->buf, L.offset, rows, cols, stride, dtype};
+    return m;
+}
+
+static clxent_vector vector_in(clxent_context *ctx, const void *values,
+                               size_t length, clxent_dtype dtype,
+                               size_t offset, held *h) {
+    size_t es = clxent_dtype_size(dtype);
+    size_t bytes = (offset + length) * es;
+    unsigned char *staged = malloc(bytes + 1);
+    assert_non_null(staged);
+    memset(staged, 0x7f, bytes);
+    if (values && length) memcpy(staged + offset * es, values, length * es);
+    *h = upload_bytes(ctx, staged, bytes);
+    free(staged);
+    clxent_vector v = {h->buf, offset, length, dtype};
+    return v;
+}
+
+/* Reads back a matrix as f32 and checks that the bytes around it are what
+ * was uploaded. */
+static float *matrix_read(clxent_context *ctx, const clxent_matrix *m,
+                          const held *h, const char *what) {
+    unsigned char *all = fx_download(ctx, h->buf);
+    size_t es = clxent_dtype_size(m->dtype);
+    for (size_t i = 0; i < h->bytes / es; ++i) {
+        size_t e = i;
+        int inside = e >= m->offset &&
+                     (e - m->offset) / m->stride < m->rows &&
+                     (e - m->offset) % m->stride < m->cols;
+        if (!inside && memcmp(all + i * es, h->image + i * es, es) != 0)
+            fail_msg("%s: element %zu outside the matrix was overwritten",
+                     what, i);
+    }
+    float *out = malloc(m->rows * m->cols * sizeof(float) + 4);
+    assert_non_null(out);
+    for (size_t r = 0; r < m->rows; ++r) {
+        float *row = fx_from_dtype(all + (m->offset + r * m->stride) * es,
+                                   m->cols, m->dtype);
+        memcpy(out + r * m->cols, row, m->cols * sizeof(float));
+        free(row);
+    }
+    free(all);
+    return out;
+}
+
+static float *vector_read(clxent_context *ctx, const clxent_vector *v,
+                          const held *h, const char *what) {
+    unsigned char *all = fx_download(ctx, h->buf);
+    for (size_t i = 0; i < h->bytes; ++i) {
+        size_t e = i / 4;
+        if ((e < v->offset || e >= v->offset + v->length) &&
+            all[i] != h->image[i])
+            fail_msg("%s: byte %zu outside the vector was overwritten", what,
+                     i);
+    }
+    float *out = malloc(v->length * sizeof(float) + 4);
+    assert_non_null(out);
+    if (v->length)
+        memcpy(out, all + v->offset * 4, v->length * sizeof(float));
+    free(all);
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparison. */
+
+typedef struct tol {
+    double abs;  /* absolute part */
+    double rel1; /* times max(1, |ref|) */
+    double u;    /* times |ref|: one rounding to a 16-bit output */
+} tol;
+
+static double unit_roundoff(clxent_dtype dtype) {
+    return dtype == CLXENT_F16 ? ldexp(1.0, -11)
+           : dtype == CLXENT_BF16 ? ldexp(1.0, -8)
+                                  : 0.0;
+}
+
+/* The f32 bound plus one rounding to dtype. */
+static tol tol_for(double abs, double rel1, clxent_dtype dtype) {
+    double u = unit_roundoff(dtype);
+    tol t = {abs * (1 + u) + (dtype == CLXENT_F16 ? ldexp(1.0, -25) : 0.0),
+             rel1 * (1 + u), u};
+    return t;
+}
+
+static const tol EXACT = {0, 0, 0};
+
+/* zero_rows (optional, per row of `cols` elements): rows whose values must
+ * be exactly 0. */
+static void compare(const oc_case *c, const char *route, const char *what,
+                    const float *got, const double *want, size_t n,
+                    size_t cols, tol t, const unsigned char *zero_rows) {
+    for (size_t i = 0; i < n; ++i) {
+        size_t row = cols ? i / cols : i, col = cols ? i % cols : 0;
+        double g = got[i], w = want[i];
+        if (zero_rows && zero_rows[row]) {
+            if (g != 0.0)
+                fail_msg("%s [%s, %s] %s[%zu][%zu]: got %.9g, want exactly 0 "
+                         "(ignored row)",
+                         c->name, c->backend_host ? "host" : "device", route,
+                         what, row, col, g);
+            continue;
+        }
+        double bound = t.abs + t.rel1 * fmax(1.0, fabs(w)) + t.u * fabs(w);
+        int ok;
+        if (isnan(w))
+            ok = isnan(g);
+        else if (isinf(w))
+            ok = g == w;
+        else
+            ok = isfinite(g) && fabs(g - w) <= bound;
+        if (!ok)
+            fail_msg("%s [%s, %s] %s[%zu][%zu]: got %.9g, want %.17g "
+                     "(|diff| %.3g > bound %.3g)",
+                     c->name, c->backend_host ? "host" : "device", route,
+                     what, row, col, g, w, fabs(g - w), bound);
+    }
+}
+
+static void ok_or_fail(clxent_context *ctx, const oc_case *c,
+                       const char *route, const char *call,
+                       clxent_status st) {
+    if (st != CLXENT_STATUS_OK)
+        fail_msg("%s [%s, %s] %s: %s: %s", c->name,
+                 c->backend_host ? "host" : "device", route, call,
+                 clxent_status_name(st), clxent_context_message(ctx));
+}
+
+/* ------------------------------------------------------------------ */
+/* Inputs of one case. */
+
+typedef struct oc_inputs {
+    float *x;
+    void *indices; /* i32 / i64, or NULL */
+    clxent_dtype index_dtype;
+    float *probs;
+    float *weights;
+    float *grad_rows;
+    unsigned char *zero_rows; /* rows whose gradient must be exactly 0 */
+    size_t nloss;
+} oc_inputs;
+
+static oc_inputs load_inputs(const oc_case *c) {
+    oc_inputs in;
+    memset(&in, 0, sizeof in);
+    size_t R = c->rows, C = c->cols;
+    in.x = load_npy(c, "x.npy", NPY_F32, R * C);
+    in.nloss = c->reduction == CLXENT_REDUCTION_NONE ? R : 1;
+    in.zero_rows = calloc(R + 1, 1);
+    assert_non_null(in.zero_rows);
+    if (!strcmp(c->target, "i32") || !strcmp(c->target, "i64")) {
+        int wide = !strcmp(c->target, "i64");
+        in.index_dtype = wide ? CLXENT_I64 : CLXENT_I32;
+        in.indices = load_npy(c, "targets.npy", wide ? NPY_I64 : NPY_I32, R);
+        for (size_t r = 0; r < R; ++r) {
+            int64_t y = wide ? ((int64_t *)in.indices)[r]
+                             : ((int32_t *)in.indices)[r];
+            in.zero_rows[r] = y == c->ignore_index;
+        }
+    } else if (!strcmp(c->target, "probs")) {
+        in.probs = load_npy(c, "targets.npy", NPY_F32, R * C);
+    }
+    if (c->has_weights) in.weights = load_npy(c, "weights.npy", NPY_F32, C);
+    if (c->has_grad_rows)
+        in.grad_rows = load_npy(c, "grad_rows.npy", NPY_F32, R);
+    return in;
+}
+
+static void free_inputs(oc_inputs *in) {
+    free(in->x);
+    free(in->indices);
+    free(in->probs);
+    free(in->weights);
+    free(in->grad_rows);
+    free(in->zero_rows);
+}
+
+static clxent_loss_options options_of(const oc_case *c) {
+    clxent_loss_options o;
+    clxent_loss_options_init(&o);
+    o.reduction = c->reduction;
+    o.ignore_index = c->ignore_index;
+    o.label_smoothing = c->eps;
+    o.z_loss = c->z;
+    o.grad_scale = c->G;
+    o.normalizer = c->D;
+    o.all_ignored_zero = c->aiz;
+    return o;
+}
+
+/* The argument buffers shared by the ce and nll routes. */
+typedef struct oc_args {
+    held hx, hidx, hprobs, hw, hg;
+    clxent_matrix x;
+    clxent_targets targets;
+    clxent_vector weights, grad_rows;
+} oc_args;
+
+static oc_args args_upload(clxent_context *ctx, const oc_case *c,
+                           const oc_inputs *in, int strided) {
+    oc_args a;
+    memset(&a, 0, sizeof a);
+    size_t R = c->rows, C = c->cols;
+    a.x = matrix_in(ctx, in->x, R, C, c->dtype, strided ? IN_LAYOUT : CONTIG,
+                    &a.hx);
+    if (in->indices)
+        a.targets.indices = vector_in(ctx, in->indices, R, in->index_dtype,
+                                      strided ? 2 : 0, &a.hidx);
+    if (in->probs)
+        a.targets.probs = matrix_in(ctx, in->probs, R, C, c->dtype,
+                                    strided ? PROBS_LAYOUT : CONTIG,
+                                    &a.hprobs);
+    if (in->weights)
+        a.weights = vector_in(ctx, in->weights, C, CLXENT_F32,
+                              strided ? 1 : 0, &a.hw);
+    if (in->grad_rows)
+        a.grad_rows = vector_in(ctx, in->grad_rows, R, CLXENT_F32,
+                                strided ? 3 : 0, &a.hg);
+    return a;
+}
+
+static void args_release(oc_args *a) {
+    release(&a->hx);
+    release(&a->hidx);
+    release(&a->hprobs);
+    release(&a->hw);
+    release(&a->hg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Cross-entropy routes. */
+
+typedef struct ce_expect {
+    double *loss, *lse, *grad;
+} ce_expect;
+
+static void check_ce(const oc_case *c, const oc_inputs *in,
+                     const ce_expect *e, const char *route, const float *loss,
+                     const float *lse, const float *grad) {
+    tol tl = tol_for(0.0, 2e-6, CLXENT_F32);
+    tol tg = tol_for(2e-6, 0.0, c->dtype);
+    if (loss)
+        compare(c, route, "loss", loss, e->loss, in->nloss, 0, tl,
+                c->reduction == CLXENT_REDUCTION_NONE ? in->zero_rows
+                                                      : NULL);
+    if (lse) compare(c, route, "lse", lse, e->lse, c->rows, 0, tl, NULL);
+    if (grad)
+        compare(c, route, "grad", grad, e->grad, c->rows * c->cols, c->cols,
+                tg, in->zero_rows);
+}
+
+static void ce_fused(clxent_context *ctx, const oc_case *c,
+                     const oc_inputs *in, const ce_expect *e, int strided,
+                     int in_place) {
+    const char *route = in_place  ? "fused in place"
+                        : strided ? "fused strided"
+                                  : "fused";
+    clxent_loss_options opt = options_of(c);
+    opt.in_place = in_place;
+    oc_args a = args_upload(ctx, c, in, strided);
+    held hl, hs, hgrad;
+    clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32,
+                                   strided ? 1 : 0, &hl);
+    clxent_vector lse = vector_in(ctx, NULL, c->rows, CLXENT_F32,
+                                  strided ? 2 : 0, &hs);
+    clxent_matrix grad;
+    if (in_place) {
+        grad = a.x;
+        hgrad = a.hx;
+    } else {
+        grad = matrix_in(ctx, NULL, c->rows, c->cols, c->dtype,
+                         strided ? OUT_LAYOUT : CONTIG, &hgrad);
+    }
+    ok_or_fail(ctx, c, route, "clxent_cross_entropy",
+               clxent_cross_entropy(ctx, &a.x, &a.targets, &a.weights, &opt,
+                                    &a.grad_rows, &loss, &lse, &grad, NULL));
+    ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
+    float *gl = vector_read(ctx, &loss, &hl, "loss");
+    float *gs = vector_read(ctx, &lse, &hs, "lse");
+    float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
+    check_ce(c, in, e, route, gl, gs, gg);
+    free(gl);
+    free(gs);
+    free(gg);
+    release(&hl);
+    release(&hs);
+    if (!in_place) release(&hgrad);
+    args_release(&a);
+}
+
+static void ce_forward_backward(clxent_context *ctx, const oc_case *c,
+                                const oc_inputs *in, const ce_expect *e) {
+    const char *route = "forward+backward";
+    clxent_loss_options opt = options_of(c);
+    oc_args a = args_upload(ctx, c, in, 0);
+    held hl, hs, hgrad;
+    clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32, 0, &hl);
+    clxent_vector lse = vector_in(ctx, NULL, c->rows, CLXENT_F32, 0, &hs);
+    clxent_matrix grad =
+        matrix_in(ctx, NULL, c->rows, c->cols, c->dtype, CONTIG, &hgrad);
+    ok_or_fail(ctx, c, route, "clxent_cross_entropy_forward",
+               clxent_cross_entropy_forward(ctx, &a.x, &a.targets, &a.weights,
+                                            &opt, &loss, &lse, NULL));
+    ok_or_fail(ctx, c, route, "clxent_cross_entropy_backward",
+               clxent_cross_entropy_backward(ctx, &a.x, &a.targets,
+                                             &a.weights, &opt, &lse,
+                                             &a.grad_rows, &grad, NULL));
+    ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
+    float *gl = vector_read(ctx, &loss, &hl, "loss");
+    float *gs = vector_read(ctx, &lse, &hs, "lse");
+    float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
+    check_ce(c, in, e, route, gl, gs, gg);
+    free(gl);
+    free(gs);
+    free(gg);
+    release(&hl);
+    release(&hs);
+    release(&hgrad);
+    args_release(&a);
+}
+
+static void ce_host_arrays(clxent_context *ctx, const oc_case *c,
+                           const oc_inputs *in, const ce_expect *e) {
+    const char *route = "host arrays";
+    clxent_loss_options opt = options_of(c);
+    size_t n = c->rows * c->cols;
+    void *x = fx_to_dtype(in->x, n, c->dtype);
+    void *probs = in->probs ? fx_to_dtype(in->probs, n, c->dtype) : NULL;
+    size_t es = clxent_dtype_size(c->dtype);
+    float *loss = malloc(in->nloss * sizeof(float) + 4);
+    float *lse = malloc(c->rows * sizeof(float) + 4);
+    void *grad = malloc(n * es + 4);
+    assert_non_null(loss);
+    assert_non_null(lse);
+    assert_non_null(grad);
+    ok_or_fail(ctx, c, route, "clxent_cross_entropy_host",
+               clxent_cross_entropy_host(
+                   ctx, c->rows, c->cols, c->dtype, x,
+                   in->indices ? in->index_dtype : c->dtype,
+                   in->indices ? in->indices : probs, in->weights, &opt, loss,
+                   lse, grad));
+    float *gg = fx_from_dtype(grad, n, c->dtype);
+    check_ce(c, in, e, route, loss, lse, gg);
+    free(gg);
+    free(grad);
+    free(lse);
+    free(loss);
+    free(probs);
+    free(x);
+}
+
+static void run_ce(clxent_context *ctx, const oc_case *c,
+                   const oc_inputs *in) {
+    ce_expect e;
+    e.loss = load_expect(c, "expect_loss.npy", in->nloss);
+    e.lse = load_expect(c, "expect_lse.npy", c->rows);
+    e.grad = load_expect(c, "expect_grad.npy", c->rows * c->cols);
+    ce_fused(ctx, c, in, &e, 0, 0);
+    ce_forward_backward(ctx, c, in, &e);
+    ce_fused(ctx, c, in, &e, 1, 0);
+    ce_fused(ctx, c, in, &e, 1, 1);
+    if (!in->grad_rows) ce_host_arrays(ctx, c, in, &e);
+    free(e.loss);
+    free(e.lse);
+    free(e.grad);
+}
+
+/* ------------------------------------------------------------------ */
+/* NLL gather over log-probabilities. */
+
+static void run_nll(clxent_context *ctx, const oc_case *c,
+                    const oc_inputs *in) {
+    double *want_loss = load_expect(c, "expect_loss.npy", in->nloss);
+    double *want_grad =
+        load_expect(c, "expect_grad.npy", c->rows * c->cols);
+    for (int strided = 0; strided < 2; ++strided) {
+        const char *route = strided ? "nll strided" : "nll";
+        clxent_loss_options opt = options_of(c);
+        oc_args a = args_upload(ctx, c, in, strided);
+        held hl, hgrad;
+        clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32,
+                                       strided ? 1 : 0, &hl);
+        clxent_matrix grad =
+            matrix_in(ctx, NULL, c->rows, c->cols, c->dtype,
+                      strided ? OUT_LAYOUT : CONTIG, &hgrad);
+        ok_or_fail(ctx, c, route, "clxent_nll_loss",
+                   clxent_nll_loss(ctx, &a.x, &a.targets.indices, &a.weights,
+                                   &opt, &loss, NULL));
+        ok_or_fail(ctx, c, route, "clxent_nll_loss_backward",
+                   clxent_nll_loss_backward(ctx, &a.x, &a.targets.indices,
+                                            &a.weights, &opt, &a.grad_rows,
+                                            &grad, NULL));
+        ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
+        float *gl = vector_read(ctx, &loss, &hl, "loss");
+        float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
+        compare(c, route, "loss", gl, want_loss, in->nloss, 0,
+                tol_for(0.0, 2e-6, CLXENT_F32),
+                c->reduction == CLXENT_REDUCTION_NONE ? in->zero_rows
+                                                      : NULL);
+        compare(c, route, "grad", gg, want_grad, c->rows * c->cols, c->cols,
+                tol_for(2e-6, 0.0, c->dtype), in->zero_rows);
+        free(gl);
+        free(gg);
+        release(&hl);
+        release(&hgrad);
+        args_release(&a);
+    }
+    free(want_loss);
+    free(want_grad);
+}
+
+/* ------------------------------------------------------------------ */
+/* Primitives: row max, exp-sum, log-softmax, softmax. */
+
+static void run_softmax(clxent_context *ctx, const oc_case *c,
+                        const oc_inputs *in) {
+    size_t R = c->rows, C = c->cols;
+    double *want_max = load_expect(c, "expect_max.npy", R);
+    double *want_sum = load_expect(c, "expect_expsum.npy", R);
+    double *want_lsm = load_expect(c, "expect_logsoftmax.npy", R * C);
+    double *want_sm = load_expect(c, "expect_softmax.npy", R * C);
+    for (int strided = 0; strided < 2; ++strided) {
+        const char *route = strided ? "primitives strided" : "primitives";
+        held hx, hm, hs, hl, hp;
+        clxent_matrix x = matrix_in(ctx, in->x, R, C, c->dtype,
+                                    strided ? IN_LAYOUT : CONTIG, &hx);
+        clxent_vector mx =
+            vector_in(ctx, NULL, R, CLXENT_F32, strided ? 2 : 0, &hm);
+        clxent_vector sum =
+            vector_in(ctx, NULL, R, CLXENT_F32, strided ? 1 : 0, &hs);
+        clxent_matrix lsm = matrix_in(ctx, NULL, R, C, c->dtype,
+                                      strided ? OUT_LAYOUT : CONTIG, &hl);
+        clxent_matrix sm = matrix_in(ctx, NULL, R, C, c->dtype,
+                                     strided ? PROBS_LAYOUT : CONTIG, &hp);
+        ok_or_fail(ctx, c, route, "clxent_row_max",
+                   clxent_row_max(ctx, &x, &mx, NULL));
+        ok_or_fail(ctx, c, route, "clxent_row_expsum",
+                   clxent_row_expsum(ctx, &x, &mx, &sum, NULL));
+        ok_or_fail(ctx, c, route, "clxent_log_softmax",
+                   clxent_log_softmax(ctx, &x, &lsm, NULL));
+        ok_or_fail(ctx, c, route, "clxent_softmax",
+                   clxent_softmax(ctx, &x, &sm, NULL));
+        ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
+        float *gm = vector_read(ctx, &mx, &hm, "row max");
+        float *gs = vector_read(ctx, &sum, &hs, "exp-sum");
+        float *gl = matrix_read(ctx, &lsm, &hl, "log-softmax");
+        float *gp = matrix_read(ctx, &sm, &hp, "softmax");
+        compare(c, route, "max", gm, want_max, R, 0, EXACT, NULL);
+        compare(c, route, "expsum", gs, want_sum, R, 0,
+                tol_for(0.0, 2e-6, CLXENT_F32), NULL);
+        compare(c, route, "log_softmax", gl, want_lsm, R * C, C,
+                tol_for(0.0, 2e-6, c->dtype), NULL);
+        compare(c, route, "softmax", gp, want_sm, R * C, C,
+                tol_for(2e-6, 0.0, c->dtype), NULL);
+        free(gm);
+        free(gs);
+        free(gl);
+        free(gp);
+        release(&hx);
+        release(&hm);
+        release(&hs);
+        release(&hl);
+        release(&hp);
+    }
+    free(want_max);
+    free(want_sum);
+    free(want_lsm);
+    free(want_sm);
+}
+
+static void test_case(void **state) {
+    const oc_case *c = *state;
+    clxent_context *ctx = context_for(c);
+    if (!ctx) return;
+    oc_inputs in = load_inputs(c);
+    if (!strcmp(c->op, "ce"))
+        run_ce(ctx, c, &in);
+    else if (!strcmp(c->op, "nll"))
+        run_nll(ctx, c, &in);
+    else if (!strcmp(c->op, "softmax"))
+        run_softmax(ctx, c, &in);
+    else
+        fail_msg("%s: unknown op %s", c->name, c->op);
+    free_inputs(&in);
+}
+
+/* ------------------------------------------------------------------ */
+/* Manifest. */
+
+static int parse_dtype(const char *s, clxent_dtype *out) {
+    if (!strcmp(s, "f32")) *out = CLXENT_F32;
+    else if (!strcmp(s, "f16")) *out = CLXENT_F16;
+    else if (!strcmp(s, "bf16")) *out = CLXENT_BF16;
+    else return -1;
+    return 0;
+}
+
+static int parse_reduction(const char *s, clxent_reduction *out) {
+    if (!strcmp(s, "none")) *out = CLXENT_REDUCTION_NONE;
+    else if (!strcmp(s, "sum")) *out = CLXENT_REDUCTION_SUM;
+    else if (!strcmp(s, "mean")) *out = CLXENT_REDUCTION_MEAN;
+    else return -1;
+    return 0;
+}
+
+/* Reads the manifest; returns the number of cases or -1 with a message. */
+static long read_manifest(oc_case **out) {
+    const char *path = ORACLE_DIR "/manifest.txt";
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open\n", path);
+        return -1;
+    }
+    size_t cap = 64, n = 0;
+    oc_case *cases = malloc(cap * sizeof *cases);
+    char line[1024];
+    long lineno = 0;
+    while (cases && fgets(line, sizeof line, f)) {
+        ++lineno;
+        if (line[0] == '#' || line[0] == '\n') continue;
+        oc_case c;
+        memset(&c, 0, sizeof c);
+        char dtype[8], reduction[8];
+        int got = sscanf(line,
+                         "%95s %15s %7s %7s %zu %zu %7s %" SCNd64
+                         " %f %f %f %f %d %d %d",
+                         c.name, c.op, dtype, c.target, &c.rows, &c.cols,
+                         reduction, &c.ignore_index, &c.eps, &c.z, &c.G,
+                         &c.D, &c.aiz, &c.has_weights, &c.has_grad_rows);
+        if (got != 15 || parse_dtype(dtype, &c.dtype) ||
+            parse_reduction(reduction, &c.reduction)) {
+            fprintf(stderr, "%s:%ld: malformed line\n", path, lineno);
+            free(cases);
+            fclose(f);
+            return -1;
+        }
+        if (n == cap) {
+            cap *= 2;
+            oc_case *grown = realloc(cases, cap * sizeof *cases);
+            if (!grown) {
+                free(cases);
+                cases = NULL;
+                break;
+            }
+            cases = grown;
+        }
+        cases[n++] = c;
+    }
+    fclose(f);
+    if (!cases || n == 0) {
+        fprintf(stderr, "%s: %s\n", path, cases ? "no cases" : "no memory");
+        free(cases);
+        return -1;
+    }
+    *out = cases;
+    return (long)n;
+}
+
+int main(void) {
+    oc_case *cases = NULL;
+    long n = read_manifest(&cases);
+    if (n < 0) return 1;
+    /* Each case twice: host backend, then the OpenCL device. */
+    size_t total = 2 * (size_t)n;
+    oc_case *entries = malloc(total * sizeof *entries);
+    struct CMUnitTest *tests = calloc(total, sizeof *tests);
+    char (*names)[128] = malloc(total * sizeof *names);
+    if (!entries || !tests || !names) return 1;
+    for (size_t i = 0; i < total; ++i) {
+        int host = i < (size_t)n;
+        entries[i] = cases[i % (size_t)n];
+        entries[i].backend_host = host;
+        snprintf(names[i], sizeof names[i], "%s/%s", host ? "host" : "device",
+                 entries[i].name);
+        tests[i].name = names[i];
+        tests[i].test_func = test_case;
+        tests[i].initial_state = &entries[i];
+    }
+    int failed = _cmocka_run_group_tests("oracle", tests, total, NULL, NULL);
+    clxent_context_destroy(g_device);
+    clxent_context_destroy(g_host);
+    free(names);
+    free(tests);
+    free(entries);
+    free(cases);
+    return failed;
+}
