@@ -610,6 +610,7 @@ static clxent_status record_event(clxent_context *ctx, const clx_op *op,
             if (err == CL_SUCCESS) s->op_last_event = ev;
         }
     } else {
+        CLX_RELEASE(clReleaseEvent, s->op_last_event); /* defensive */
         s->op_last_event = ev;
     }
     cl_event *out = op->events ? op->events->out_event : NULL;
