@@ -101,10 +101,14 @@ static int check_one(clxent_context *dev, clxent_context *host,
     if (st != CLXENT_STATUS_OK)
         printf("error: %s: %s\n", clxent_status_name(st),
                clxent_context_message(dev));
-    else
-        printf("%9.2e %9.2e  %.0e/%-8.2g %s%s\n", vec_err, mat_err, 1e-6,
-               mat_tol, ok ? "ok" : "FAIL",
+    else {
+        char ve[16] = "-", me[16] = "-";
+        if (h.nvec) snprintf(ve, sizeof ve, "%9.2e", vec_err);
+        if (h.mat) snprintf(me, sizeof me, "%9.2e", mat_err);
+        printf("%9s %9s  %.0e/%-8.2g %s%s\n", ve, me, 1e-6, mat_tol,
+               ok ? "ok" : "FAIL",
                h.mat && !d.padding_ok ? " (wrote outside the matrix)" : "");
+    }
     fflush(stdout);
     t->cases++;
     t->failed += !ok;

@@ -159,14 +159,14 @@ static int count_mismatches(const demo_values *v) {
 /* Prints a value, marked *like this* when it disagrees with the article. */
 static void show(float got, float want) {
     int bad = off(got, want);
-    printf("%s%7.4f%s", bad ? "*" : " ", got, bad ? "*" : "");
+    printf(bad ? "*% .4f*" : "% .4f", got);
 }
 
 static void show_row(const float *got, const float *want) {
     printf("[");
     for (int c = 0; c < 3; c++) {
         show(got[c], want[c]);
-        printf(c < 2 ? "," : "]");
+        printf(c < 2 ? ", " : "]");
     }
 }
 
@@ -186,16 +186,16 @@ static void print_walkthrough(const demo_values *v) {
     printf("\n\n4. The loss of one row is -log_softmax at the target class; "
            "it grows as the\n   target gets less likely:\n");
     for (int r = 0; r < 3; r++) {
-        printf("     target %d: loss", r);
+        printf("     target %d: loss ", r);
         show(v->row_loss[r], article_row_loss[r]);
         printf("\n");
     }
     printf("\n5. The batch loss is the mean over the rows. Three routes, "
-           "one answer:\n     one-hot probabilities (cross_entropy_forward)  ");
+           "one answer:\n     one-hot probabilities (cross_entropy_forward)   ");
     show(v->loss_probs, article_loss);
-    printf("\n     NLL over log_softmax output (nll_loss)        ");
+    printf("\n     NLL over log_softmax output (nll_loss)          ");
     show(v->loss_nll, article_loss);
-    printf("\n     logits with class indices (cross_entropy)     ");
+    printf("\n     logits with class indices (cross_entropy)       ");
     show(v->loss_ce, article_loss);
     printf("\n\n6. Gradient of the mean loss with respect to the logits, "
            "(softmax - onehot) / 3,\n   from the saved log-sum-exp "
@@ -255,7 +255,10 @@ int clxent_cmd_demo(int argc, char **argv) {
            info.backend == CLXENT_BACKEND_HOST ? "" : info.platform);
     printf("           chosen because: %s\n",
            info.reason[0] ? info.reason : "(no reason given)");
-    printf("reference: host backend (plain C, double accumulation)\n");
+    printf("reference: host backend (plain C, double accumulation)%s\n",
+           info.backend == CLXENT_BACKEND_HOST
+               ? "\n           (the chosen device is the host backend itself)"
+               : "");
     print_walkthrough(&d);
 
     const float *pd = (const float *)&d, *ph = (const float *)&h;

@@ -27,8 +27,8 @@ static void print_text(const clxent_device_info *infos, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const clxent_device_info *d = &infos[i];
         if (d->backend == CLXENT_BACKEND_HOST) {
-            printf("Host backend\n `-- %-6s host   %s (reference, double "
-                   "accumulation)\n", d->spec, d->name);
+            printf("Host backend\n `-- %-6s %-6s %s\n", d->spec, d->type,
+                   d->name);
             continue;
         }
         if (!platform || strcmp(platform, d->platform) != 0) {

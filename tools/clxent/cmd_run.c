@@ -222,7 +222,9 @@ int clxent_cmd_run(int argc, char **argv) {
         ctx, n, c, dtype, d.x_dev, tdtype, a.targets ? d.t_arr.data : d.p_dev,
         d.w, &a.opt, d.loss, d.lse, d.grad_dev);
     if (st == CLXENT_STATUS_TARGET_OUT_OF_RANGE) {
-        rc = cli_fail_status(cmd, ctx, st, a.targets);
+        char what[600];
+        snprintf(what, sizeof what, "--targets %s", a.targets);
+        rc = cli_fail_status(cmd, ctx, st, what);
         goto out;
     }
     if (st != CLXENT_STATUS_OK) {

@@ -1,0 +1,61 @@
+# Whole-program runs of the clxent command. tests/CMakeLists.txt include()s
+# this file to register the tests; each test runs this same file in script
+# mode (cmake -P), which checks the exit status AND the output, since a
+# PASS_REGULAR_EXPRESSION alone would ignore the exit status.
+if(CMAKE_SCRIPT_MODE_FILE)
+  string(REPLACE "|" ";" ARGS "${ARGS}") # the arguments travel |-joined
+  execute_process(COMMAND ${CLI} ${ARGS} RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("${out}${err}")
+  if(NOT "${rc}" STREQUAL "${EXPECT_RC}")
+    message(FATAL_ERROR "clxent ${ARGS}: exit status ${rc}, expected ${EXPECT_RC}")
+  endif()
+  if(DEFINED REGEX AND NOT "${out}" MATCHES "${REGEX}")
+    message(FATAL_ERROR "clxent ${ARGS}: stdout does not match ${REGEX}")
+  endif()
+  if(DEFINED ERR_REGEX AND NOT "${err}" MATCHES "${ERR_REGEX}")
+    message(FATAL_ERROR "clxent ${ARGS}: stderr does not match ${ERR_REGEX}")
+  endif()
+  return()
+endif()
+
+# clxent_cli_test(NAME RC [REGEX re] [ERR_REGEX re] [TIMEOUT s] ARGS ...)
+function(clxent_cli_test name rc)
+  cmake_parse_arguments(T "" "REGEX;ERR_REGEX;TIMEOUT" "ARGS" ${ARGN})
+  list(JOIN T_ARGS "|" joined)
+  set(defs -DCLI=$<TARGET_FILE:clxent_cli> "-DARGS=${joined}"
+      -DEXPECT_RC=${rc})
+  if(DEFINED T_REGEX)
+    list(APPEND defs "-DREGEX=${T_REGEX}")
+  endif()
+  if(DEFINED T_ERR_REGEX)
+    list(APPEND defs "-DERR_REGEX=${T_ERR_REGEX}")
+  endif()
+  add_test(NAME ${name}
+           COMMAND ${CMAKE_COMMAND} ${defs} -P ${CMAKE_CURRENT_FUNCTION_LIST_FILE})
+  if(DEFINED T_TIMEOUT)
+    set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT})
+  endif()
+endfunction()
+
+clxent_cli_test(cli_version 0 REGEX "clxent [0-9]+\\.[0-9]+\\.[0-9]+"
+                ARGS --version)
+clxent_cli_test(cli_help 0 REGEX "Subcommands:" ARGS --help)
+clxent_cli_test(cli_no_subcommand 2 ARGS)
+clxent_cli_test(cli_unknown_subcommand 2 ERR_REGEX "--help" ARGS frobnicate)
+clxent_cli_test(cli_devices 0 REGEX "host" ARGS devices)
+clxent_cli_test(cli_devices_json 0 REGEX "\"spec\": \"host\"" ARGS devices --json)
+clxent_cli_test(cli_devices_select_host 0 REGEX "^host: " ARGS devices --select host)
+clxent_cli_test(cli_devices_select_nosuch 1 ERR_REGEX "nosuch"
+                ARGS devices --select nosuch)
+clxent_cli_test(cli_demo 0 REGEX "0\\.6652.*1\\.4076" ARGS demo)
+clxent_cli_test(cli_demo_host 0 REGEX "All values agree with the article"
+                ARGS demo --device host)
+clxent_cli_test(cli_check_quick 0 REGEX "cases, 0 failed" TIMEOUT 600
+                ARGS check --quick)
+clxent_cli_test(cli_bench_json 0
+                REGEX "\"copy_gbps\": [0-9].*\"roofline_fraction\""
+                ARGS bench --shapes 64x1000 --repeat 2 --json)
+clxent_cli_test(cli_run_usage 2 ERR_REGEX "--help" ARGS run --bogus)
+clxent_cli_test(cli_run_missing_file 1 ERR_REGEX "missing\\.npy"
+                ARGS run --logits missing.npy --targets missing.npy)

@@ -1,0 +1,304 @@
+/* The clxent subcommands called as functions: `run` on .npy files on the
+ * host and on the device (against a float64 reference and each other),
+ * usage errors (exit 2), bad files (exit 1), devices, demo and check. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#include "fixtures.h"
+#include "commands.h"
+#include "npy.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define N 6
+#define C 37
+
+static char dir[64];
+
+static const char *path(const char *name) {
+    static char buf[8][192];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+static int call(int (*fn)(int, char **), const char *const *args) {
+    char *argv[40];
+    int argc = 0;
+    while (args[argc]) {
+        argv[argc] = (char *)args[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    fflush(stdout);
+    return fn(argc, argv);
+}
+#define CALL(fn, ...) call(fn, (const char *const[]){__VA_ARGS__, NULL})
+
+static float logits[N * C];
+static int32_t targets[N];
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/clxent_cli_XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    fx_rng rng = fx_rng_seed(7);
+    fx_fill_uniform(&rng, logits, N * C, -4, 4);
+    for (int r = 0; r < N; r++) targets[r] = (int32_t)(fx_next(&rng) % C);
+    targets[2] = -100; /* the default ignore_index */
+    float probs[N * C], weights[C];
+    for (int r = 0; r < N; r++) {
+        double s = 0;
+        for (int c = 0; c < C; c++) s += probs[r * C + c] = (float)fx_uniform(&rng, 0, 1);
+        for (int c = 0; c < C; c++) probs[r * C + c] = (float)(probs[r * C + c] / s);
+    }
+    fx_fill_uniform(&rng, weights, C, 0.5f, 1.5f);
+    int32_t bad[N] = {0, 1, 2, 3, C, 5};
+    size_t sx[2] = {N, C}, sy[1] = {N}, sw[1] = {C}, sbad[2] = {N, 1};
+    char err[256];
+    int rc = npy_write(path("x.npy"), NPY_F32, 2, sx, logits, err, sizeof err) |
+             npy_write(path("y.npy"), NPY_I32, 1, sy, targets, err, sizeof err) |
+             npy_write(path("p.npy"), NPY_F32, 2, sx, probs, err, sizeof err) |
+             npy_write(path("w.npy"), NPY_F32, 1, sw, weights, err, sizeof err) |
+             npy_write(path("ybad.npy"), NPY_I32, 1, sy, bad, err, sizeof err) |
+             npy_write(path("yfloat.npy"), NPY_F32, 1, sy, logits, err, sizeof err) |
+             npy_write(path("yshape.npy"), NPY_I32, 2, sbad, targets, err, sizeof err) |
+             npy_write(path("w_short.npy"), NPY_F32, 1, sy, weights, err, sizeof err);
+    FILE *f = fopen(path("junk.npy"), "wb");
+    if (!f) return -1;
+    fputs("\x93NUMPY\x01\x00\xff\x00{'descr'", f);
+    fclose(f);
+    return rc;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    const char *names[] = {"x.npy", "y.npy", "p.npy", "w.npy", "ybad.npy",
+                           "yfloat.npy", "yshape.npy", "w_short.npy",
+                           "junk.npy", "loss.npy", "grad.npy", "lse.npy",
+                           "plot.svg"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unlink(path(names[i]));
+    rmdir(dir);
+    return 0;
+}
+
+static float *load(const char *name, size_t expect_count) {
+    npy_array a;
+    char err[256];
+    if (npy_read(path(name), &a, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(a.dtype, NPY_F32);
+    assert_int_equal(a.count, expect_count);
+    return a.data;
+}
+
+/* Mean cross-entropy over valid rows and its gradient, in double. */
+static void reference(double *loss, double *grad, double *lse) {
+    double total = 0;
+    int valid = 0;
+    for (int r = 0; r < N; r++) {
+        const float *x = logits + r * C;
+        double m = x[0], s = 0;
+        for (int c = 1; c < C; c++) m = fmax(m, x[c]);
+        for (int c = 0; c < C; c++) s += exp(x[c] - m);
+        lse[r] = m + log(s);
+        if (targets[r] == -100) continue;
+        valid++;
+        total += lse[r] - x[targets[r]];
+    }
+    *loss = total / valid;
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < C; c++)
+            grad[r * C + c] = targets[r] == -100 ? 0.0
+                : (exp(logits[r * C + c] - lse[r]) - (c == targets[r])) / valid;
+}
+
+static void run_plain_on(const char *spec) {
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_run, "run", "--device", spec,
+                                  "--logits", path("x.npy"), "--targets",
+                                  path("y.npy"), "--loss-out", path("loss.npy"),
+                                  "--grad-out", path("grad.npy"), "--lse-out",
+                                  path("lse.npy")));
+    double loss, grad[N * C], lse[N];
+    reference(&loss, grad, lse);
+    float *l = load("loss.npy", 1), *g = load("grad.npy", N * C),
+          *s = load("lse.npy", N);
+    fx_assert_close(l, &loss, 1, 1e-6, 1e-6, "loss");
+    fx_assert_close(g, grad, N * C, 1e-6, 0, "grad");
+    fx_assert_close(s, lse, N, 1e-6, 1e-6, "lse");
+    free(l); free(g); free(s);
+}
+
+static char *device_spec(void) {
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return NULL;
+    clxent_device_info info;
+    assert_int_equal(clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    clxent_context_destroy(ctx);
+    static char spec[32];
+    snprintf(spec, sizeof spec, "%s", info.spec);
+    return spec;
+}
+
+static void test_run_host(void **state) {
+    (void)state;
+    run_plain_on("host");
+}
+
+static void test_run_device(void **state) {
+    (void)state;
+    const char *spec = device_spec();
+    if (!spec) return;
+    run_plain_on(spec);
+}
+
+/* Every option at once, every dtype, and probabilities: the device's
+ * outputs against the host's. */
+static void test_run_options_device_vs_host(void **state) {
+    (void)state;
+    const char *spec = device_spec();
+    if (!spec) return;
+    const char *dtypes[] = {"f32", "f16", "bf16"};
+    for (int k = 0; k < 6; k++) {
+        const char *dtype = dtypes[k % 3], *red = k < 3 ? "none" : "sum";
+        float *out[2][2];
+        for (int side = 0; side < 2; side++) {
+            int rc = k % 2
+                ? CALL(clxent_cmd_run, "run", "--device", side ? spec : "host",
+                       "--logits", path("x.npy"), "--probs", path("p.npy"),
+                       "--weights", path("w.npy"), "--reduction", red,
+                       "--label-smoothing", "0.2", "--z-loss", "1e-3",
+                       "--grad-scale", "0.5", "--dtype", dtype, "--loss-out",
+                       path("loss.npy"), "--grad-out", path("grad.npy"))
+                : CALL(clxent_cmd_run, "run", "--device", side ? spec : "host",
+                       "--logits", path("x.npy"), "--targets", path("y.npy"),
+                       "--weights", path("w.npy"), "--reduction", red,
+                       "--ignore-index", "-100", "--label-smoothing", "0.1",
+                       "--z-loss", "1e-2", "--grad-scale", "2", "--dtype",
+                       dtype, "--loss-out", path("loss.npy"), "--grad-out",
+                       path("grad.npy"));
+            assert_int_equal(rc, CLI_OK);
+            out[side][0] = load("loss.npy", k < 3 ? N : 1);
+            out[side][1] = load("grad.npy", N * C);
+        }
+        double want[N * C];
+        size_t nl = k < 3 ? N : 1;
+        for (size_t i = 0; i < nl; i++) want[i] = out[0][0][i];
+        fx_assert_close(out[1][0], want, nl, 1e-6, 1e-6, "loss");
+        double ulp = k % 3 == 0 ? 1e-6 : k % 3 == 1 ? 0x1p-10 : 0x1p-7;
+        for (size_t i = 0; i < N * C; i++) want[i] = out[0][1][i];
+        fx_assert_close(out[1][1], want, N * C, 2 * ulp, ulp, "grad");
+        for (int s = 0; s < 2; s++) { free(out[s][0]); free(out[s][1]); }
+    }
+}
+
+static void test_usage_errors(void **state) {
+    (void)state;
+    const char *x = path("x.npy"), *y = path("y.npy");
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--bogus"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--targets", y));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--probs", y));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--label-smoothing", "abc"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--label-smoothing", "1.5"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--reduction", "avg"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--dtype", "f64"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--targets", y, "--ignore-index", "1x"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits", x,
+                                     "--probs", x, "--ignore-index", "3"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_run, "run", "--logits"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--repeat", "x"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--repeat", "0"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--shapes", "0x5"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--shapes", "64x"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--ops", "fast"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_bench, "bench", "--dtype", "f8"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_check, "check", "--slow"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_demo, "demo", "--device"));
+    assert_int_equal(CLI_USAGE, CALL(clxent_cmd_devices, "devices", "--all"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_run, "run", "--help"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_bench, "bench", "--help"));
+}
+
+static void test_bad_files(void **state) {
+    (void)state;
+    const char *x = path("x.npy"), *h = "host";
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", path("none.npy"),
+                                       "--targets", path("y.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", path("junk.npy"),
+                                       "--targets", path("y.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", x, "--targets",
+                                       path("yfloat.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", x, "--targets",
+                                       path("yshape.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", path("y.npy"), "--targets",
+                                       path("y.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", x, "--targets",
+                                       path("y.npy"), "--weights",
+                                       path("w_short.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", h,
+                                       "--logits", x, "--targets",
+                                       path("ybad.npy")));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device",
+                                       "nosuch-device", "--logits", x,
+                                       "--targets", path("y.npy")));
+}
+
+/* The device's own range check reports an out-of-range target. */
+static void test_bad_target_device(void **state) {
+    (void)state;
+    const char *spec = device_spec();
+    if (!spec) return;
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", spec,
+                                       "--logits", path("x.npy"), "--targets",
+                                       path("ybad.npy")));
+    run_plain_on(spec); /* and the next run is fine */
+}
+
+static void test_devices_demo_bench(void **state) {
+    (void)state;
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_devices, "devices"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_devices, "devices", "--json"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_devices, "devices", "--select",
+                                  "host"));
+    assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_devices, "devices",
+                                       "--select", "nosuch-device"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_demo, "demo", "--device", "host"));
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_bench, "bench", "--device", "host",
+                                  "--shapes", "4x10,2x300", "--repeat", "1",
+                                  "--svg", path("plot.svg")));
+    FILE *f = fopen(path("plot.svg"), "r");
+    assert_non_null(f);
+    char head[5] = "";
+    assert_int_equal(fread(head, 1, 4, f), 4);
+    fclose(f);
+    assert_string_equal(head, "<svg");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_run_host),
+        cmocka_unit_test(test_run_device),
+        cmocka_unit_test(test_run_options_device_vs_host),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_bad_target_device),
+        cmocka_unit_test(test_devices_demo_bench),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
