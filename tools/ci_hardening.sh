@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Hardening stages CI runs after the main test job (issue 5). Standalone:
+#   bash tools/ci_hardening.sh [asan] [oclgrind] [fuzz] [valgrind]
+# (no argument: all four, in that order). Installs clang, libclang-rt-14-dev,
+# oclgrind and valgrind through apt when root. Build folders: build-asan,
+# build-fuzz and build-hard (plain build for Oclgrind and valgrind).
+# Environment: FUZZ_SECONDS (per harness, default 60), JOBS (default
+# nproc), CLXENT_FUZZ_DEVICE (device spec for fuzz_api, default: first
+# OpenCL device).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${JOBS:-$(nproc)}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+stages=${*:-asan oclgrind fuzz valgrind}
+
+# ---- packages ----
+packages="cmake make gcc libc6-dev pocl-opencl-icd ocl-icd-opencl-dev
+opencl-c-headers libcmocka-dev clang libclang-rt-14-dev oclgrind valgrind"
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "hardening: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing
+  else
+    echo "hardening: missing packages; run as root or install them:" >&2
+    echo "  sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
+export CLXENT_REQUIRE_DEVICE=1
+summary=""
+stage_start=0
+begin() {
+  stage_start=$(date +%s)
+  echo
+  echo "==== hardening: $1 ===="
+}
+end() {
+  local t=$(( $(date +%s) - stage_start ))
+  echo "==== hardening: $1 passed in ${t}s ===="
+  summary="$summary$(printf '%-10s %5ss\n' "$1" "$t")"$'\n'
+}
+
+# ---- (a) the whole test suite under AddressSanitizer + UBSan + LSan ----
+stage_asan() {
+  begin asan
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLXENT_WERROR=ON \
+    -DCLXENT_SANITIZE=address,undefined >/dev/null
+  cmake --build build-asan -j"$jobs"
+  # allocator_may_return_null: the tests ask for absurd sizes on purpose
+  # and expect OUT_OF_MEMORY, not an abort inside the allocator.
+  ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:allocator_may_return_null=1:detect_odr_violation=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$root/tools/lsan.supp:print_suppressions=0 \
+    ctest --test-dir build-asan --output-on-failure --timeout 1500 -j1
+  end asan
+}
+
+# ---- (b) every kernel under Oclgrind: races, uninitialised reads, API ----
+stage_oclgrind() {
+  begin oclgrind
+  cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON \
+    >/dev/null
+  cmake --build build-hard -j"$jobs" --target clxent_cli
+  local log=build-hard/oclgrind.log
+  # Under `oclgrind` the OpenCL calls go to Oclgrind's own runtime: its
+  # simulator is the only platform, selected by name.
+  set +e
+  oclgrind --data-races --uninitialized --check-api --num-threads "$jobs" \
+    --log "$log.diag" build-hard/clxent check --device oclgrind --quick \
+    >"$log" 2>&1
+  local rc=$?
+  set -e
+  cat "$log"
+  [ -s "$log.diag" ] && cat "$log.diag"
+  if [ "$rc" != 0 ]; then
+    echo "hardening: clxent check under Oclgrind exited $rc" >&2
+    exit 1
+  fi
+  if ! grep -qi "oclgrind" "$log"; then
+    echo "hardening: the check did not run on the Oclgrind device" >&2
+    exit 1
+  fi
+  # Any diagnostic Oclgrind prints (invalid accesses, data races,
+  # uninitialised values, API errors, ...) fails the stage.
+  if grep -Eqi "error|warning|race|uninitiali[sz]ed|invalid (read|write)|out of bounds|Oclgrind -" "$log.diag" 2>/dev/null; then
+    echo "hardening: Oclgrind reported problems (above)" >&2
+    exit 1
+  fi
+  end oclgrind
+}
+
+# ---- (c) the libFuzzer harnesses, bounded time each, on the seed corpus ----
+stage_fuzz() {
+  begin fuzz
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
+    -DCLXENT_FUZZ=ON -DCLXENT_BUILD_TESTS=OFF -DCLXENT_WERROR=ON \
+    -DCLXENT_SANITIZE=address,undefined >/dev/null
+  cmake --build build-fuzz -j"$jobs" --target fuzz_api fuzz_npy
+  local h
+  for h in api npy; do
+    # New inputs go to a scratch copy; the committed seeds stay as they are.
+    local work=build-fuzz/corpus_$h
+    mkdir -p "$work" build-fuzz/artifacts
+    cp -n tests/fuzz/corpus_$h/* "$work"/ 2>/dev/null || true
+    echo "-- fuzz_$h for ${fuzz_seconds}s"
+    ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_odr_violation=0 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$root/tools/lsan.supp:print_suppressions=0 \
+      build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$fuzz_seconds" \
+        -timeout=30 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
+        -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h
+  done
+  end fuzz
+}
+
+# ---- (d) valgrind memcheck over the host-backend tests ----
+stage_valgrind() {
+  begin valgrind
+  cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCLXENT_WERROR=ON >/dev/null
+  cmake --build build-hard -j"$jobs" --target test_host_reference \
+    test_bad_input test_determinism test_threads
+  local vg="valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
+    --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+    --track-origins=yes --quiet"
+  # The host-backend parts only: CLXENT_TEST_DEVICE=host makes the device
+  # fixture hand out a host context (and with no OpenCL context created,
+  # no driver code runs under valgrind).
+  local t
+  for t in test_host_reference test_bad_input test_determinism test_threads; do
+    echo "-- valgrind $t"
+    CLXENT_REQUIRE_DEVICE=0 CLXENT_TEST_DEVICE=host CMOCKA_TEST_ABORT=1 \
+      $vg build-hard/tests/$t
+  done
+  end valgrind
+}
+
+total_start=$(date +%s)
+for s in $stages; do
+  case "$s" in
+    asan|oclgrind|fuzz|valgrind) "stage_$s" ;;
+    *) echo "usage: bash tools/ci_hardening.sh [asan] [oclgrind] [fuzz] [valgrind]" >&2
+       exit 2 ;;
+  esac
+done
+echo
+echo "==== hardening summary ===="
+printf '%s' "$summary"
+echo "total      $(( $(date +%s) - total_start ))s"
