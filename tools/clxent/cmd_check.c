@@ -40,14 +40,19 @@ static const clxent_dtype dtypes[] = {CLXENT_F32, CLXENT_F16, CLXENT_BF16};
 
 /* max over i of |got - want| / max(1, |want|); NaN matches NaN and an
  * infinity the same infinity, any other disagreement is infinite. */
-static double max_error(const float *got, const float *want, size_t n) {
+static double max_error(const float *got, const float *want, size_t n,
+                        size_t *at) {
     double worst = 0;
+    *at = 0;
     for (size_t i = 0; i < n; i++) {
         double g = got[i], w = want[i], e;
         if (isnan(w) || isnan(g)) e = isnan(w) && isnan(g) ? 0 : INFINITY;
         else if (isinf(w) || isinf(g)) e = g == w ? 0 : INFINITY;
         else e = fabs(g - w) / fmax(1.0, fabs(w));
-        if (e > worst) worst = e;
+        if (e > worst) {
+            worst = e;
+            *at = i;
+        }
     }
     return worst;
 }
@@ -90,10 +95,11 @@ static int check_one(clxent_context *dev, clxent_context *host,
     }
     st = check_run(dev, c, &in, &d, &what);
     double vec_err = 0, mat_err = 0, mat_tol = mat_tolerance(c);
+    size_t vec_at = 0, mat_at = 0;
     int ok = st == CLXENT_STATUS_OK;
     if (ok) {
-        vec_err = max_error(d.vec, h.vec, h.nvec);
-        mat_err = h.mat ? max_error(d.mat, h.mat, h.nmat) : 0;
+        vec_err = max_error(d.vec, h.vec, h.nvec, &vec_at);
+        mat_err = h.mat ? max_error(d.mat, h.mat, h.nmat, &mat_at) : 0;
         ok = vec_err <= 1e-6 && mat_err <= mat_tol && (!h.mat || d.padding_ok);
     }
     printf("%-11s %-4s %-16s %-17s ", check_op_name(c->op),
@@ -108,6 +114,16 @@ static int check_one(clxent_context *dev, clxent_context *host,
         printf("%9s %9s  %.0e/%-8.2g %s%s\n", ve, me, 1e-6, mat_tol,
                ok ? "ok" : "FAIL",
                h.mat && !d.padding_ok ? " (wrote outside the matrix)" : "");
+        /* Where it went wrong: vec holds the loss first, then per-row
+         * values (lse or row statistic). */
+        if (vec_err > 1e-6)
+            printf("    worst loss/vector value: element %zu of %zu: device "
+                   "%.9g, host %.9g\n", vec_at, h.nvec, d.vec[vec_at],
+                   h.vec[vec_at]);
+        if (h.mat && mat_err > mat_tol)
+            printf("    worst matrix value: row %zu col %zu: device %.9g, "
+                   "host %.9g\n", mat_at / s->cols, mat_at % s->cols,
+                   d.mat[mat_at], h.mat[mat_at]);
     }
     fflush(stdout);
     t->cases++;
