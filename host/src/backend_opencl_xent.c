@@ -1,0 +1,418 @@
+/* OpenCL cross-entropy and NLL: the target check (synchronous or
+ * deferred), the per-row kernels of kernels/xent.cl and kernels/nll.cl, and
+ * the scalar loss reduction. Order of an operation:
+ *   1. xent_check (class indices): range check, W and sum of weights into
+ *      the scratch header; SYNC waits for its verdict before anything is
+ *      written, DEFERRED leaves it in the status buffer for clxent_finish.
+ *   2. the row kernels (rows, or split: partial states + combine).
+ *   3. loss_reduce for reduction sum/mean (one group, fixed order). */
+#include "opencl_ops.h"
+
+#include <string.h>
+
+#define ST_BYTES 28 /* device st_t */
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+/* What every loss operation needs to know before launching. */
+typedef struct loss_ctx {
+    clxent_context *ctx;
+    const clx_op *op;
+    clx_opencl_state *s;
+    size_t R, C;
+    int tgt;     /* 0 int32, 1 int64, 2 probabilities */
+    char opts[128];
+    cl_mem scr;
+    int launched; /* kernels enqueued so far */
+    /* mean denominator: den, or W from the scratch header */
+    float den;
+    int den_scr;
+} loss_ctx;
+
+static clxent_status launch(loss_ctx *lc, cl_kernel k, size_t global,
+                            size_t local, int last) {
+    size_t g = global, l = local;
+    clxent_status st = clx_cl_launch(lc->ctx, lc->op, k, 1, &g, &l,
+                                     lc->launched == 0, last);
+    ++lc->launched;
+    return st;
+}
+
+static size_t check_group(const clx_opencl_state *s, size_t kmax) {
+    size_t L = s->is_gpu ? 256 : 64;
+    L = min_size(L, kmax);
+    size_t p = 1;
+    while (p * 2 <= L) p *= 2;
+    return p;
+}
+
+/* Step 1 for class indices: enqueue the check; SYNC: wait and report. */
+static clxent_status check_targets(loss_ctx *lc) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    clx_opencl_state *s = lc->s;
+    cl_kernel k;
+    size_t kmax;
+    clxent_status st =
+        clx_ops_kernel(ctx, "nll.cl", lc->opts, "xent_check", &k, &kmax);
+    if (st != CLXENT_STATUS_OK) return st;
+    size_t L = check_group(s, kmax);
+    int deferred = op->opt.target_check == CLXENT_CHECK_DEFERRED;
+    int mode = deferred ? (s->deferred_check_pending ? 2 : 1) : 0;
+    clx_args a = clx_args_begin(ctx, k);
+    clx_arg_mem(&a, op->indices.buffer->mem);
+    clx_arg_ulong(&a, op->indices.offset);
+    clx_arg_uint(&a, lc->R);
+    clx_arg_uint(&a, lc->C);
+    clx_arg_long(&a, op->opt.ignore_index);
+    clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc->scr);
+    clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
+    clx_arg_int(&a, op->weights.buffer != NULL);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_mem(&a, deferred ? s->status : lc->scr);
+    clx_arg_ulong(&a, deferred ? 0 : CLX_SCR_SYNC_LONG);
+    clx_arg_int(&a, mode);
+    clx_arg_local(&a, L * 4 * sizeof(cl_float));
+    clx_arg_local(&a, L * 3 * sizeof(cl_long));
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    st = launch(lc, k, L, L, 0);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (deferred) {
+        s->deferred_check_pending = 1;
+        return CLXENT_STATUS_OK;
+    }
+    cl_long v[2];
+    cl_int err = CLX_CL(clEnqueueReadBuffer(
+        s->queue, lc->scr, CL_TRUE, CLX_SCR_SYNC_LONG * sizeof(cl_long),
+        sizeof v, v, 0, NULL, NULL));
+    if (err != CL_SUCCESS)
+        return clx_fail(ctx, clx_status_from_cl(err), op->function,
+                        "clEnqueueReadBuffer (target check verdict): %s (%d)",
+                        clx_cl_error_name(err), (int)err);
+    if (v[0] >= 0)
+        return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, op->function,
+                        "targets[%lld] = %lld is outside [0, %zu) and is not "
+                        "ignore_index (%lld)",
+                        (long long)v[0], (long long)v[1], lc->C,
+                        (long long)op->opt.ignore_index);
+    return CLXENT_STATUS_OK;
+}
+
+/* Step 3: the scalar loss from the per-row values in scratch. */
+static clxent_status reduce_loss(loss_ctx *lc) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    cl_kernel k;
+    size_t kmax;
+    clxent_status st =
+        clx_ops_kernel(ctx, "nll.cl", lc->opts, "loss_reduce", &k, &kmax);
+    if (st != CLXENT_STATUS_OK) return st;
+    size_t L = check_group(lc->s, kmax);
+    int mean = op->opt.reduction == CLXENT_REDUCTION_MEAN;
+    clx_args a = clx_args_begin(ctx, k);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_ulong(&a, CLX_SCR_LOSS);
+    clx_arg_uint(&a, lc->R);
+    clx_arg_mem(&a, op->vec_out.buffer->mem);
+    clx_arg_ulong(&a, op->vec_out.offset);
+    clx_arg_int(&a, mean);
+    clx_arg_float(&a, lc->den);
+    clx_arg_int(&a, lc->den_scr);
+    /* any valid row: probabilities have R; indices: the check's count */
+    clx_arg_int(&a, lc->tgt == 2 || lc->R == 0 ? (lc->R > 0) : -1);
+    clx_arg_int(&a, op->opt.normalizer > 0.0f);
+    clx_arg_int(&a, op->opt.all_ignored_zero != 0);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_local(&a, L * 2 * sizeof(cl_float));
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    return launch(lc, k, L, L, 1);
+}
+
+/* Common set-up: options, the mean's denominator, scratch. */
+static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
+                                const clx_op *op, size_t extra_floats) {
+    memset(lc, 0, sizeof *lc);
+    lc->ctx = ctx;
+    lc->op = op;
+    lc->s = ctx->cl;
+    lc->R = op->x.rows;
+    lc->C = op->x.cols;
+    int probs = op->probs.buffer != NULL;
+    lc->tgt = probs ? 2 : op->indices.dtype == CLXENT_I64 ? 1 : 0;
+    clx_ops_options(lc->s, lc->opts, sizeof lc->opts, op->x.dtype,
+                    op->x.dtype, lc->tgt);
+    lc->den = 1.0f;
+    lc->den_scr = 0;
+    if (op->opt.reduction == CLXENT_REDUCTION_MEAN) {
+        if (op->opt.normalizer > 0.0f)
+            lc->den = op->opt.normalizer;
+        else if (probs)
+            lc->den = (float)lc->R;
+        else
+            lc->den_scr = 1;
+    }
+    size_t floats = clx_scr_part_index(lc->R) + extra_floats;
+    return clx_cl_scratch(ctx, floats * sizeof(cl_float), &lc->scr);
+}
+
+/* The 23 arguments of XENT_PARAMS (kernels/xent.cl). */
+static void xent_common_args(loss_ctx *lc, clx_args *a) {
+    const clx_op *op = lc->op;
+    cl_mem scr = lc->scr;
+    clx_arg_mem(a, op->x.buffer->mem);
+    clx_arg_ulong(a, op->x.offset);
+    clx_arg_ulong(a, op->x.stride);
+    clx_arg_uint(a, lc->R);
+    clx_arg_uint(a, lc->C);
+    clx_arg_mem(a, op->indices.buffer ? op->indices.buffer->mem : scr);
+    clx_arg_ulong(a, op->indices.buffer ? op->indices.offset : 0);
+    clx_arg_long(a, op->opt.ignore_index);
+    clx_arg_mem(a, op->probs.buffer ? op->probs.buffer->mem : scr);
+    clx_arg_ulong(a, op->probs.buffer ? op->probs.offset : 0);
+    clx_arg_ulong(a, op->probs.buffer ? op->probs.stride : 0);
+    clx_arg_mem(a, op->weights.buffer ? op->weights.buffer->mem : scr);
+    clx_arg_ulong(a, op->weights.buffer ? op->weights.offset : 0);
+    clx_arg_int(a, op->weights.buffer != NULL);
+    clx_arg_float(a, op->opt.label_smoothing);
+    clx_arg_float(a, op->opt.z_loss);
+    clx_arg_float(a, op->opt.grad_scale);
+    clx_arg_float(a, lc->den);
+    clx_arg_int(a, lc->den_scr);
+    clx_arg_mem(a, scr);
+    clx_arg_mem(a, op->grad_rows.buffer ? op->grad_rows.buffer->mem : scr);
+    clx_arg_ulong(a, op->grad_rows.buffer ? op->grad_rows.offset : 0);
+    clx_arg_int(a, op->grad_rows.buffer != NULL);
+}
+
+/* Where per-row losses go: the output for reduction none, else scratch. */
+static void loss_out_args(loss_ctx *lc, clx_args *a) {
+    const clx_op *op = lc->op;
+    int direct = op->opt.reduction == CLXENT_REDUCTION_NONE &&
+                 op->vec_out.buffer;
+    clx_arg_mem(a, direct ? op->vec_out.buffer->mem : lc->scr);
+    clx_arg_ulong(a, direct ? op->vec_out.offset : CLX_SCR_LOSS);
+    clx_arg_mem(a, op->lse_out.buffer ? op->lse_out.buffer->mem : lc->scr);
+    clx_arg_ulong(a, op->lse_out.buffer ? op->lse_out.offset : 0);
+    clx_arg_int(a, op->lse_out.buffer != NULL);
+}
+
+static int wants_reduce(const clx_op *op) {
+    return op->kind != CLX_OP_CE_BACKWARD && op->kind != CLX_OP_NLL_BACKWARD &&
+           op->opt.reduction != CLXENT_REDUCTION_NONE && op->vec_out.buffer;
+}
+
+/* Forward or fused: rows path or split path, then the reduction. */
+static clxent_status run_forward(loss_ctx *lc, int grad) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    int reduce = wants_reduce(op);
+    cl_kernel krow, kpart, kout;
+    size_t m1, m2, m3;
+    clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
+                                      grad ? "xent_rows_fused"
+                                           : "xent_rows_fwd",
+                                      &krow, &m1);
+    if (st == CLXENT_STATUS_OK)
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_part", &kpart,
+                            &m2);
+    if (st == CLXENT_STATUS_OK)
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_split_out", &kout,
+                            &m3);
+    if (st != CLXENT_STATUS_OK) return st;
+    clx_geom g = clx_geom_rows(lc->s, lc->R, lc->C, 1,
+                               min_size(m1, min_size(m2, m3)));
+    size_t part = clx_scr_part_index(lc->R);
+    if (g.split) {
+        st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
+                            &lc->scr);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    if (op->indices.buffer) {
+        st = check_targets(lc);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    cl_mem gmem = grad ? op->mat_out.buffer->mem : lc->scr;
+    if (!g.split) {
+        clx_args a = clx_args_begin(ctx, krow);
+        xent_common_args(lc, &a);
+        loss_out_args(lc, &a);
+        if (grad) {
+            clx_arg_mem(&a, gmem);
+            clx_arg_ulong(&a, op->mat_out.offset);
+            clx_arg_ulong(&a, op->mat_out.stride);
+        }
+        clx_arg_uint(&a, g.T);
+        clx_arg_local(&a, g.L * ST_BYTES);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, krow, g.groups * g.L, g.L, !reduce);
+    } else {
+        clx_args a = clx_args_begin(ctx, kpart);
+        xent_common_args(lc, &a);
+        clx_arg_uint(&a, g.P);
+        clx_arg_uint(&a, g.CH);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, part);
+        clx_arg_int(&a, 0);
+        clx_arg_local(&a, g.L * ST_BYTES);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, kpart, lc->R * g.P * g.L, g.L, 0);
+        if (st != CLXENT_STATUS_OK) return st;
+        a = clx_args_begin(ctx, kout);
+        xent_common_args(lc, &a);
+        loss_out_args(lc, &a);
+        clx_arg_mem(&a, gmem);
+        clx_arg_ulong(&a, grad ? op->mat_out.offset : 0);
+        clx_arg_ulong(&a, grad ? op->mat_out.stride : 0);
+        clx_arg_uint(&a, g.P);
+        clx_arg_uint(&a, g.CH);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, part);
+        clx_arg_int(&a, grad);
+        clx_arg_local(&a, g.L * ST_BYTES);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, kout, (grad ? lc->R * g.P : lc->R) * g.L, g.L,
+                    !reduce);
+    }
+    if (st != CLXENT_STATUS_OK) return st;
+    return reduce ? reduce_loss(lc) : CLXENT_STATUS_OK;
+}
+
+/* Backward from the saved lse (vec_in). */
+static clxent_status run_backward(loss_ctx *lc) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    cl_kernel kb, kpart = NULL;
+    size_t mb, mp = 0;
+    clxent_status st =
+        clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_bwd", &kb, &mb);
+    if (st == CLXENT_STATUS_OK && lc->tgt == 2)
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_part", &kpart,
+                            &mp);
+    if (st != CLXENT_STATUS_OK) return st;
+    /* Probabilities reduce A over each row (rows or split geometry);
+     * index targets are element-wise. */
+    clx_geom g = lc->tgt == 2
+                     ? clx_geom_rows(lc->s, lc->R, lc->C, 1, min_size(mb, mp))
+                     : clx_geom_elems(lc->s, lc->R, lc->C, mb);
+    size_t part = clx_scr_part_index(lc->R);
+    if (g.split) {
+        st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
+                            &lc->scr);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    if (op->indices.buffer) {
+        st = check_targets(lc);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    if (g.split) {
+        clx_args a = clx_args_begin(ctx, kpart);
+        xent_common_args(lc, &a);
+        clx_arg_uint(&a, g.P);
+        clx_arg_uint(&a, g.CH);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, part);
+        clx_arg_int(&a, 1);
+        clx_arg_local(&a, g.L * ST_BYTES);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, kpart, lc->R * g.P * g.L, g.L, 0);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    clx_args a = clx_args_begin(ctx, kb);
+    xent_common_args(lc, &a);
+    clx_arg_mem(&a, op->vec_in.buffer->mem);
+    clx_arg_ulong(&a, op->vec_in.offset);
+    clx_arg_mem(&a, op->mat_out.buffer->mem);
+    clx_arg_ulong(&a, op->mat_out.offset);
+    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_arg_uint(&a, g.T);
+    clx_arg_uint(&a, g.P);
+    clx_arg_uint(&a, g.CH);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_ulong(&a, part);
+    clx_arg_int(&a, g.split);
+    clx_arg_local(&a, g.L * ST_BYTES);
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    size_t units = lc->R * g.P;
+    size_t per = g.L / g.T;
+    return launch(lc, kb, (units + per - 1) / per * g.L, g.L, 1);
+}
+
+clxent_status clx_opencl_cross_entropy(clxent_context *ctx, const clx_op *op) {
+    loss_ctx lc;
+    clxent_status st = loss_begin(&lc, ctx, op, 0);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (lc.R == 0) {
+        /* Nothing to read; sum/mean still produce their scalar. */
+        if (wants_reduce(op)) return reduce_loss(&lc);
+        return clx_cl_empty_op(ctx, op);
+    }
+    if (op->kind == CLX_OP_CE_BACKWARD) return run_backward(&lc);
+    return run_forward(&lc, op->kind == CLX_OP_CE_FUSED &&
+                                op->mat_out.buffer != NULL);
+}
+
+/* NLL over given log-probabilities (x holds logp). */
+clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
+    loss_ctx lc;
+    clxent_status st = loss_begin(&lc, ctx, op, 0);
+    if (st != CLXENT_STATUS_OK) return st;
+    int fwd = op->kind == CLX_OP_NLL_FORWARD;
+    if (lc.R == 0) {
+        if (wants_reduce(op)) return reduce_loss(&lc);
+        return clx_cl_empty_op(ctx, op);
+    }
+    cl_kernel k;
+    size_t kmax;
+    st = clx_ops_kernel(ctx, "nll.cl", lc.opts, fwd ? "nll_fwd" : "nll_bwd",
+                        &k, &kmax);
+    if (st != CLXENT_STATUS_OK) return st;
+    st = check_targets(&lc);
+    if (st != CLXENT_STATUS_OK) return st;
+    clx_args a = clx_args_begin(ctx, k);
+    if (fwd) {
+        int direct = op->opt.reduction == CLXENT_REDUCTION_NONE;
+        clx_arg_mem(&a, op->x.buffer->mem);
+        clx_arg_ulong(&a, op->x.offset);
+        clx_arg_ulong(&a, op->x.stride);
+        clx_arg_uint(&a, lc.R);
+        clx_arg_uint(&a, lc.C);
+        clx_arg_mem(&a, op->indices.buffer->mem);
+        clx_arg_ulong(&a, op->indices.offset);
+        clx_arg_long(&a, op->opt.ignore_index);
+        clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc.scr);
+        clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
+        clx_arg_int(&a, op->weights.buffer != NULL);
+        clx_arg_mem(&a, direct ? op->vec_out.buffer->mem : lc.scr);
+        clx_arg_ulong(&a, direct ? op->vec_out.offset : CLX_SCR_LOSS);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        size_t L = min_size(64, kmax);
+        size_t global = (lc.R + L - 1) / L * L;
+        st = launch(&lc, k, global, L, !wants_reduce(op));
+        if (st != CLXENT_STATUS_OK) return st;
+        return wants_reduce(op) ? reduce_loss(&lc) : CLXENT_STATUS_OK;
+    }
+    clx_geom g = clx_geom_elems(lc.s, lc.R, lc.C, kmax);
+    clx_arg_mem(&a, op->mat_out.buffer->mem);
+    clx_arg_ulong(&a, op->mat_out.offset);
+    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_arg_uint(&a, lc.R);
+    clx_arg_uint(&a, lc.C);
+    clx_arg_mem(&a, op->indices.buffer->mem);
+    clx_arg_ulong(&a, op->indices.offset);
+    clx_arg_long(&a, op->opt.ignore_index);
+    clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc.scr);
+    clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
+    clx_arg_int(&a, op->weights.buffer != NULL);
+    clx_arg_float(&a, op->opt.grad_scale);
+    clx_arg_float(&a, lc.den);
+    clx_arg_int(&a, lc.den_scr);
+    clx_arg_mem(&a, lc.scr);
+    clx_arg_mem(&a, op->grad_rows.buffer ? op->grad_rows.buffer->mem : lc.scr);
+    clx_arg_ulong(&a, op->grad_rows.buffer ? op->grad_rows.offset : 0);
+    clx_arg_int(&a, op->grad_rows.buffer != NULL);
+    clx_arg_uint(&a, g.T);
+    clx_arg_uint(&a, g.P);
+    clx_arg_uint(&a, g.CH);
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    return launch(&lc, k, g.groups * g.L, g.L, 1);
+}

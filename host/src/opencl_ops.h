@@ -1,0 +1,94 @@
+/* Operation code of the OpenCL backend (backend_opencl_ops.c and
+ * backend_opencl_xent.c): launch geometry, program options, and the knobs
+ * tests use to force the rarer strategies at small sizes. Not installed. */
+#ifndef CLXENT_OPENCL_OPS_H
+#define CLXENT_OPENCL_OPS_H
+
+#include "opencl_internal.h"
+
+/* Test and tuning knobs, process-wide, 0 = automatic. Tests set them
+ * between operations (not thread-safe by design: they are for tests). */
+typedef struct clx_ops_tuning {
+    unsigned split_chunks; /* > 1: rows split in this many chunks (split
+                              path) whenever the op supports it; 1: never
+                              split */
+    unsigned items_per_row; /* T on the single-group path (power of two) */
+    unsigned vec;           /* elements per vector load: 1, 4, 8 or 16 */
+    unsigned group_size;    /* work-group size (power of two); the
+                               environment variable CLXENT_WORK_GROUP_SIZE
+                               does the same for experiments */
+} clx_ops_tuning;
+
+extern clx_ops_tuning clx_ops_tune;
+
+/* Launch geometry of the row kernels (see kernels/common.h unit_of):
+ * groups of L items, T items per unit, a unit is one of P chunks of CH
+ * columns of a row. */
+typedef struct clx_geom {
+    size_t L;       /* work-group size, power of two */
+    unsigned T;     /* items per unit, power of two, <= L */
+    unsigned P;     /* chunks per row (1: whole rows) */
+    unsigned CH;    /* columns per chunk */
+    int split;      /* stats kernels: partial states + combine */
+    size_t groups;  /* work-groups to launch */
+} clx_geom;
+
+/* Per-context constants of the kernels: vector width and tile length
+ * (build options), and the preferred work-group sizes. */
+typedef struct clx_tuning {
+    unsigned vec, kt;
+    size_t row_group;   /* L for rows reduced inside one group (GPU) */
+    size_t small_group; /* L for one-item-per-row kernels */
+    size_t target_groups; /* enough groups to fill the device */
+} clx_tuning;
+
+clx_tuning clx_ops_tuning_for(const clx_opencl_state *s);
+
+/* Geometry for a stats kernel over R x C (reductions along rows):
+ * allow_split 0 forces whole rows. kernel_max caps L. */
+clx_geom clx_geom_rows(const clx_opencl_state *s, size_t R, size_t C,
+                       int allow_split, size_t kernel_max);
+/* Geometry for an element-wise row kernel (no reduction: any P). */
+clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
+                        size_t kernel_max);
+
+/* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=..". */
+void clx_ops_options(const clx_opencl_state *s, char *buf, size_t size,
+                     clxent_dtype x, clxent_dtype y, int tgt);
+
+/* Kernel from a program, plus its CL_KERNEL_WORK_GROUP_SIZE. */
+clxent_status clx_ops_kernel(clxent_context *ctx, const char *file,
+                             const char *options, const char *name,
+                             cl_kernel *kernel, size_t *max_group);
+
+/* Sequential kernel arguments: the first failure sticks in st. */
+typedef struct clx_args {
+    clxent_context *ctx;
+    cl_kernel kernel;
+    cl_uint index;
+    clxent_status st;
+} clx_args;
+
+clx_args clx_args_begin(clxent_context *ctx, cl_kernel kernel);
+void clx_arg_mem(clx_args *a, cl_mem mem);
+void clx_arg_ulong(clx_args *a, size_t v);
+void clx_arg_long(clx_args *a, int64_t v);
+void clx_arg_uint(clx_args *a, size_t v);
+void clx_arg_int(clx_args *a, int v);
+void clx_arg_float(clx_args *a, float v);
+void clx_arg_local(clx_args *a, size_t bytes);
+
+/* Scratch layout (bytes): a header the target check fills, the per-row
+ * losses, then the split path's partial states (8 floats each). */
+#define CLX_SCR_SYNC_LONG 8   /* long index of the synchronous verdict */
+#define CLX_SCR_LOSS 32       /* float index of the per-row losses */
+size_t clx_scr_part_index(size_t R); /* float index of the partials */
+
+/* The storage code of the kernels: 0 f32, 1 f16, 2 bf16. */
+int clx_ops_dtype_code(clxent_dtype d);
+
+/* Operations of backend_opencl_xent.c. */
+clxent_status clx_opencl_cross_entropy(clxent_context *ctx, const clx_op *op);
+clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op);
+
+#endif /* CLXENT_OPENCL_OPS_H */

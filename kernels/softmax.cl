@@ -1,0 +1,124 @@
+/* Row primitives: max (NaN-propagating), exp-sum given the max
+ * (compensated), log_softmax and softmax, with the same strategies as
+ * xent.cl: sm_rows (T items per row, L/T rows per group) or, for long
+ * rows on few rows, sm_part + sm_split_out (P chunks per row, partial
+ * states merged in fixed order). X_T is the input's storage, Y_T the
+ * output matrix's. what: 0 row_max, 1 row_expsum, 2 log_softmax,
+ * 3 softmax. Vector outputs (max, sum) are f32. */
+
+#define SM_PARAMS                                                              \
+    const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
+        const global float *mx, ulong mx_off, global float *vo, ulong vo_off,  \
+        global YS *yo, ulong y_off, ulong y_ld, int what
+
+/* This item's share of columns [cb, ce) of row r. */
+inline st_t sm_acc(const global XS *xr, float m0, uint cb, uint ce,
+                   uint lane, uint T, int live, const int am) {
+    acc_t q;
+    acc_init(&q, m0);
+    if (live)
+        acc_range(&q, xr, xr, (const global float *)0, 0, 1.0f, 0.0f, cb, ce,
+                  lane, T, am);
+    return acc_final(&q);
+}
+
+/* out = (x - m) - lS, or its exp. */
+inline void sm_write(global YS *yr, const global XS *xr, uint cb, uint ce,
+                     uint lane, uint T, float m, float lS, int log_form) {
+    const uint span = T * KT * VEC;
+    for (uint c0 = cb; c0 < ce; c0 += span)
+        for (int j = 0; j < KT; ++j) {
+            uint pos = c0 + (j * T + lane) * VEC;
+            if (pos >= ce) break;
+            vf lp = (gload_x(xr, pos, ce, 0.0f) - m) - lS;
+            gstore_y(yr, pos, ce, log_form ? lp : exp(lp));
+        }
+}
+
+/* The state of a unit, merged over its T items (all items call it). */
+inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
+                          uint lane, uint T, int live, int what,
+                          local st_t *red) {
+    int am = what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS;
+    st_t st;
+    if (what == 0)
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_MAX);
+    else if (what == 1)
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_FIXED);
+    else
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_STATS);
+    return seg_reduce(red, st, get_local_id(0), lane, T, am);
+}
+
+/* Writes what the op asks for from a row's merged state. */
+inline void sm_finish(SM_PARAMS, st_t st, ulong r, uint cb, uint ce,
+                      uint lane, uint T, int owner) {
+    if (what == 0) {
+        if (owner) vo[vo_off + r] = st.m;
+    } else if (what == 1) {
+        if (owner) vo[vo_off + r] = fin(st.sh, st.sl);
+    } else {
+        sm_write(yo + y_off + r * y_ld, x + x_off + r * x_ld, cb, ce, lane, T,
+                 st.m, log(st_sum(st)), what == 2);
+    }
+}
+
+kernel void sm_rows(SM_PARAMS, uint T, local st_t *red) {
+    unit_t u = unit_of(T, 1, C, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    st_t st = sm_unit_state(x + x_off + r * x_ld, m0, 0, C, u.lane, T,
+                            active, what, red);
+    if (!active) return;
+    sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
+              what, st, r, 0, C, u.lane, T, u.lane == 0);
+}
+
+/* Split rows, pass 1: state of chunk k of row r into
+ * part[(r*P + k)*8 + 0..6], one group per chunk. */
+kernel void sm_part(SM_PARAMS, uint P, uint CH, global float *part,
+                    ulong part_off, local st_t *red) {
+    uint L = get_local_size(0);
+    unit_t u = unit_of(L, P, CH, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    st_t st = sm_unit_state(x + x_off + r * x_ld, m0, u.cb, u.ce, u.lane, L,
+                            active, what, red);
+    if (!active || u.lane != 0) return;
+    global float *o = part + part_off + (r * P + u.chunk) * 8;
+    o[0] = st.m;
+    o[1] = st.sh;
+    o[2] = st.sl;
+    o[3] = st.bh;
+    o[4] = st.bl;
+    o[5] = st.ah;
+    o[6] = st.al;
+    o[7] = 0.0f;
+}
+
+/* Split rows, pass 2: merges the P states of the row in fixed order; for
+ * log_softmax/softmax one group per chunk writes its columns, else one
+ * group per row writes the vector output. */
+kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
+                         ulong part_off, local st_t *red) {
+    uint L = get_local_size(0), lid = get_local_id(0);
+    int per_chunk = what >= 2;
+    unit_t u = per_chunk ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    st_t st = st_empty(m0);
+    if (active && lid < P) {
+        const global float *o = part + part_off + (r * P + lid) * 8;
+        st.m = o[0];
+        st.sh = o[1];
+        st.sl = o[2];
+    }
+    st = seg_reduce(red, st, lid, lid, L,
+                    what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS);
+    if (!active) return;
+    sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
+              what, st, r, u.cb, u.ce, u.lane, L, lid == 0 && u.chunk == 0);
+}

@@ -1,0 +1,353 @@
+/* Cross-entropy forward, backward and fused forward + backward
+ * (SEMANTICS.md). Targets are class indices (TGT 0/1) or probabilities
+ * (TGT 2, same storage as the logits). The loss of a valid row is
+ *   index: (1-eps)*w_y*((m - x_y) + log S) + (eps/C)*(A*log S + B)
+ *   probs: A*log S + B
+ * plus zeta*lse^2, with m, S, A, B from the online state in common.h, and
+ * the gradient p*k - (target terms) with p = exp((x - m) - log S).
+ *
+ * Strategies (host side picks, backend_opencl_xent.c):
+ *   xent_rows_*: T items per row, L/T rows per group, one local reduction
+ *                (T = 1: a row per item, no barrier).
+ *   xent_part + xent_split_out: rows split in P chunks of CH columns, one
+ *                group per chunk; partial states merged in fixed order by
+ *                every group of the row, then the chunk's gradient.
+ *   xent_bwd:    backward from the saved lse (index targets: no reduction).
+ * Per-row losses go to `loss` (the output for reduction none, else
+ * scratch for loss_reduce in nll.cl). `scr` holds what xent_check found:
+ * [0,1] W (mean denominator), [2,3] sum of the weights. */
+
+#define AM_B (TGT == 2 ? AM_PROBS : AM_SMOOTH)
+
+typedef struct rowinfo {
+    int valid; /* not ignore_index (always for probabilities) */
+    int bad;   /* index outside [0, C): NaN loss, zero gradient */
+    int ycol;  /* target column, -1 when none */
+    float wy;  /* weight of the target class */
+} rowinfo;
+
+inline rowinfo row_target(const global IDX *y, ulong y_off, long ii, uint C,
+                          const global float *w, int has_w, ulong r) {
+    rowinfo ri;
+    ri.valid = 1;
+    ri.bad = 0;
+    ri.ycol = -1;
+    ri.wy = 1.0f;
+#if TGT != 2
+    long yv = (long)y[y_off + r];
+    ri.valid = yv != ii;
+    ri.bad = ri.valid && (yv < 0 || yv >= (long)C);
+    if (ri.valid && !ri.bad) {
+        ri.ycol = (int)yv;
+        if (has_w) ri.wy = w[yv];
+    }
+#endif
+    return ri;
+}
+
+/* The parameters every cross-entropy kernel shares. */
+#define XENT_PARAMS                                                            \
+    const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
+        const global IDX *y, ulong y_off, long ii, const global XS *t,         \
+        ulong t_off, ulong t_ld, const global float *w, ulong w_off,           \
+        int has_w, float eps, float zeta, float G, float den, int den_scr,     \
+        const global float *scr, const global float *gr, ulong gr_off,         \
+        int has_gr
+#define XENT_ARGS                                                              \
+    x, x_off, x_ld, R, C, y, y_off, ii, t, t_off, t_ld, w, w_off, has_w, eps,  \
+        zeta, G, den, den_scr, scr, gr, gr_off, has_gr
+
+/* G * s for row r (the mean's s = 1/W read from scratch when den_scr). */
+inline float row_scale(float G, float den, int den_scr,
+                       const global float *scr, const global float *gr,
+                       ulong gr_off, int has_gr, ulong r) {
+    float d = den_scr ? fin(scr[0], scr[1]) : den;
+    float g = G / d;
+    if (has_gr) g *= gr[gr_off + r];
+    return g;
+}
+
+/* Loss of one row from its merged state; *lse_out gets m + log S. */
+inline float row_loss(st_t st, float xy, rowinfo ri, float eps, float zeta,
+                      uint C, float *lse_out) {
+    float lS = log(st_sum(st));
+    float lse = st.m + lS;
+    *lse_out = lse;
+    if (!ri.valid) return 0.0f;
+    if (ri.bad) return NAN;
+    float l;
+#if TGT == 2
+    l = fin(st.ah, st.al) * lS + fin(st.bh, st.bl);
+#else
+    l = (1.0f - eps) * -(ri.wy * ((xy - st.m) - lS));
+    if (eps > 0.0f)
+        l += eps / (float)C * (fin(st.ah, st.al) * lS + fin(st.bh, st.bl));
+#endif
+    if (zeta != 0.0f) l += zeta * lse * lse;
+    return l;
+}
+
+/* Writes the gradient of columns [cb, ce) of one row, this item's share.
+ * p = exp((x - m) - lS); d = p*k1 - [c == y]*tw - (eps/C)*w_c (index) or
+ * p*k1 - w_c*((1-eps)*t_c + eps/C) (probabilities); the row's store gets
+ * g*d, formed in f32 before rounding. zero: only zeros, x is not read.
+ * g_row may be x_row (in place): each element is read before it is
+ * written, by the same item. */
+inline void grad_range(global XS *g_row, const global XS *xr,
+                       const global XS *tr, const global float *w, int has_w,
+                       uint cb, uint ce, uint lane, uint T, int zero, float m,
+                       float lS, float g, float k1, float tw, int ycol,
+                       float ome, float epc, int smooth) {
+    const uint span = T * KT * VEC;
+    for (uint c0 = cb; c0 < ce; c0 += span) {
+        for (int j = 0; j < KT; ++j) {
+            uint pos = c0 + (j * T + lane) * VEC;
+            if (pos >= ce) break;
+            vf out = (vf)0.0f;
+            if (!zero) {
+                vf v = gload_x(xr, pos, ce, 0.0f);
+                vf p = exp((v - m) - lS);
+                vf d = p * k1;
+#if TGT == 2
+                vf wv = has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f;
+                d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
+#else
+                d = select(d, d - tw, col_ids(pos) == (vi)ycol);
+                if (smooth)
+                    d -= epc * (has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f);
+#endif
+                out = g * d;
+            }
+            gstore_x(g_row, pos, ce, out);
+        }
+    }
+}
+
+/* The per-row factor k1 of the gradient. asum: A of the row (probs) or
+ * the sum of all weights (index targets). */
+inline float grad_k1(rowinfo ri, float eps, float zeta, uint C, float asum,
+                     float lse) {
+    float k;
+#if TGT == 2
+    k = asum;
+#else
+    k = (1.0f - eps) * ri.wy;
+    if (eps > 0.0f) k += eps / (float)C * asum;
+#endif
+    if (zeta != 0.0f) k += 2.0f * zeta * lse;
+    return k;
+}
+
+/* Finishes one unit (row r, columns [cb, ce)) from the merged row state:
+ * the loss and lse (by the unit's first item when `owner`), and the
+ * gradient of the unit's columns when do_grad. */
+inline void row_finish(XENT_PARAMS, global float *loss, ulong loss_off,
+                       global float *lse, ulong lse_off, int has_lse,
+                       global XS *gm, ulong g_off, ulong g_ld, st_t st,
+                       float xy, rowinfo ri, ulong r, uint cb, uint ce,
+                       uint lane, uint T, int owner, int do_grad) {
+    float lse_v;
+    float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
+    if (owner) {
+        loss[loss_off + r] = l;
+        if (has_lse) lse[lse_off + r] = lse_v;
+    }
+    if (!do_grad) return;
+    int live = ri.valid && !ri.bad;
+    float g = live ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
+                   : 0.0f;
+    float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
+    grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
+               t + t_off + r * t_ld, w + w_off, has_w, cb, ce, lane, T, !live,
+               st.m, log(st_sum(st)), g, k1, (1.0f - eps) * ri.wy, ri.ycol,
+               1.0f - eps, eps / (float)C, eps > 0.0f);
+}
+
+/* The state of this item's share of columns [cb, ce) of row r. */
+inline st_t row_acc(XENT_PARAMS, ulong r, uint cb, uint ce, uint lane,
+                    uint T, int live, int smooth) {
+    acc_t q;
+    acc_init(&q, -INFINITY);
+    if (live) {
+        const global XS *xr = x + x_off + r * x_ld;
+        const global XS *tr = t + t_off + r * t_ld;
+        float ome = 1.0f - eps, epc = eps / (float)C;
+        if (smooth)
+            acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
+                      AM_B);
+        else
+            acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
+                      AM_STATS);
+    }
+    return acc_final(&q);
+}
+
+/* T items per row, get_local_size(0)/T rows per group. */
+inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
+                           global float *lse, ulong lse_off, int has_lse,
+                           global XS *gm, ulong g_off, ulong g_ld, uint T,
+                           local st_t *red, const int do_grad) {
+    unit_t u = unit_of(T, 1, C, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = active && ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    /* x_y before any barrier: in place, the gradient overwrites it. */
+    float xy = 0.0f;
+    if (TGT != 2 && live && u.lane == 0)
+        xy = LD1X(x + x_off + r * x_ld, ri.ycol);
+    /* ignored rows still get their lse when it is asked for */
+    st_t st = row_acc(XENT_ARGS, r, 0, C, u.lane, T,
+                      live || (active && has_lse), smooth);
+    st = seg_reduce(red, st, get_local_id(0), u.lane, T,
+                    smooth ? AM_B : AM_STATS);
+    if (!active) return;
+    row_finish(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm, g_off,
+               g_ld, st, xy, ri, r, 0, C, u.lane, T, u.lane == 0, do_grad);
+}
+
+kernel void xent_rows_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                            global float *lse, ulong lse_off, int has_lse,
+                            global XS *gm, ulong g_off, ulong g_ld, uint T,
+                            local st_t *red) {
+    xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                   g_off, g_ld, T, red, 1);
+}
+
+kernel void xent_rows_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
+                          global float *lse, ulong lse_off, int has_lse,
+                          uint T, local st_t *red) {
+    xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                   (global XS *)0, 0, 0, T, red, 0);
+}
+
+/* Split rows, pass 1: the state of chunk k of row r (one group each) into
+ * part[(r*P + k)*8 + 0..6]; slot 7 holds x_y (chunk 0; read here, before
+ * any gradient is written). aonly: only A (backward with probabilities). */
+kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
+                      ulong part_off, int aonly, local st_t *red) {
+    uint L = get_local_size(0);
+    unit_t u = unit_of(L, P, CH, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = active && ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    st_t st;
+    if (aonly) {
+        acc_t q;
+        acc_init(&q, 0.0f);
+        if (live)
+            acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld,
+                      w + w_off, has_w, 1.0f - eps, eps / (float)C, u.cb,
+                      u.ce, u.lane, L, AM_AONLY);
+        st = acc_final(&q);
+    } else {
+        /* every row: an ignored row still has an lse */
+        st = row_acc(XENT_ARGS, r, u.cb, u.ce, u.lane, L, active, smooth);
+    }
+    st = seg_reduce(red, st, get_local_id(0), u.lane, L,
+                    aonly ? AM_AONLY : smooth ? AM_B : AM_STATS);
+    if (!active || u.lane != 0) return;
+    global float *o = part + part_off + (r * P + u.chunk) * 8;
+    o[0] = st.m;
+    o[1] = st.sh;
+    o[2] = st.sl;
+    o[3] = st.bh;
+    o[4] = st.bl;
+    o[5] = st.ah;
+    o[6] = st.al;
+    float xy = 0.0f;
+    if (TGT != 2 && live && u.chunk == 0)
+        xy = LD1X(x + x_off + r * x_ld, ri.ycol);
+    o[7] = xy;
+}
+
+/* The P partial states of row r merged in fixed order (identical in every
+ * group of the row). Needs P <= get_local_size(0), a power of two. */
+inline st_t merge_parts(const global float *part, ulong part_off, ulong r,
+                        uint P, uint lid, local st_t *red, int am, float m0) {
+    st_t st = st_empty(m0);
+    if (lid < P) {
+        const global float *o = part + part_off + (r * P + lid) * 8;
+        st.m = o[0];
+        st.sh = o[1];
+        st.sl = o[2];
+        st.bh = o[3];
+        st.bl = o[4];
+        st.ah = o[5];
+        st.al = o[6];
+    }
+    return seg_reduce(red, st, lid, lid, get_local_size(0), am);
+}
+
+/* Split rows, pass 2: do_grad: one group per chunk merges the row's
+ * states and writes the chunk's gradient (chunk 0 also the loss and lse);
+ * else one group per row writes the loss and lse. */
+kernel void xent_split_out(XENT_PARAMS, global float *loss, ulong loss_off,
+                           global float *lse, ulong lse_off, int has_lse,
+                           global XS *gm, ulong g_off, ulong g_ld, uint P,
+                           uint CH, const global float *part, ulong part_off,
+                           int do_grad, local st_t *red) {
+    uint L = get_local_size(0), lid = get_local_id(0);
+    unit_t u = do_grad ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int smooth = TGT == 2 || eps > 0.0f;
+    st_t st = merge_parts(part, part_off, r, active ? P : 0, lid, red,
+                          smooth ? AM_B : AM_STATS, -INFINITY);
+    if (!active) return;
+    float xy = part[part_off + r * P * 8 + 7];
+    int owner = lid == 0 && u.chunk == 0;
+    row_finish(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm, g_off,
+               g_ld, st, xy, ri, r, u.cb, u.ce, u.lane, L, owner, do_grad);
+}
+
+/* Backward from the saved lse: p = exp(x - lse). Index targets need no
+ * reduction (units of T items over P chunks); probabilities need A per
+ * row: accumulated here over t (P == 1) or merged from xent_part's
+ * A-only states (use_part). */
+kernel void xent_bwd(XENT_PARAMS, const global float *lse_in, ulong lse_off,
+                     global XS *gm, ulong g_off, ulong g_ld, uint T, uint P,
+                     uint CH, const global float *part, ulong part_off,
+                     int use_part, local st_t *red) {
+    unit_t u = unit_of(T, P, CH, C);
+    int active = u.row < R;
+    ulong r = active ? u.row : 0;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = active && ri.valid && !ri.bad;
+    float asum;
+#if TGT == 2
+    /* use_part: the P states from xent_part (T == L, a group per chunk) */
+    acc_t q;
+    acc_init(&q, 0.0f);
+    if (live && !use_part)
+        acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld, w + w_off,
+                  has_w, 1.0f - eps, eps / (float)C, 0, C, u.lane, T,
+                  AM_AONLY);
+    st_t st = acc_final(&q);
+    if (use_part) {
+        st = st_empty(0.0f);
+        if (active && u.lane < P) {
+            const global float *o = part + part_off + (r * P + u.lane) * 8;
+            st.ah = o[5];
+            st.al = o[6];
+        }
+    }
+    st = seg_reduce(red, st, get_local_id(0), u.lane, T, AM_AONLY);
+    asum = fin(st.ah, st.al);
+#else
+    asum = fin(scr[2], scr[3]);
+#endif
+    if (!active) return;
+    float lse_v = lse_in[lse_off + r];
+    float g = live ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
+                   : 0.0f;
+    float k1 = grad_k1(ri, eps, zeta, C, asum, lse_v);
+    grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
+               t + t_off + r * t_ld, w + w_off, has_w, u.cb, u.ce, u.lane, T,
+               !live, lse_v, 0.0f, g, k1, (1.0f - eps) * ri.wy, ri.ycol,
+               1.0f - eps, eps / (float)C, eps > 0.0f);
+}
