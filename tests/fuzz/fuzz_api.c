@@ -235,6 +235,28 @@ static float *to_f32(const unsigned char *v, size_t n, clxent_dtype d) {
     return out;
 }
 
+/* The backward takes the forward's saved lse. An arbitrary one is not a
+ * meaningful input (the host reference re-centres on it in double, the
+ * device uses it as is), so the harness computes the real one, in double
+ * from the stored logits, rounded to f32 as the forward stores it. */
+static void real_lse(problem *p) {
+    size_t es = clxent_dtype_size(p->dtype);
+    for (size_t r = 0; r < p->rows; ++r) {
+        float *x = to_f32(p->x + r * p->cols * es, p->cols, p->dtype);
+        double m = -INFINITY, sum = 0.0;
+        for (size_t c = 0; c < p->cols; ++c) {
+            if (isnan(x[c])) {
+                m = x[c];
+                break;
+            }
+            if (x[c] > m) m = x[c];
+        }
+        for (size_t c = 0; c < p->cols; ++c) sum += exp((double)x[c] - m);
+        p->vin[r] = (float)(m + log(sum));
+        free(x);
+    }
+}
+
 static void run(clxent_context *ctx, const problem *p, result *res) {
     size_t R = p->rows, C = p->cols, n = R * C;
     size_t es = clxent_dtype_size(p->dtype);
@@ -357,6 +379,32 @@ static void free_result(result *r) {
 
 /* ---- comparison ---- */
 
+/* The inputs of row r, to make a mismatch readable. */
+static void dump_row(const problem *p, size_t r) {
+    if (r >= p->rows) return;
+    float *x = to_f32(p->x + r * p->cols * clxent_dtype_size(p->dtype),
+                      p->cols, p->dtype);
+    int64_t y = 0;
+    if (p->tdtype == CLXENT_I32) {
+        int32_t v;
+        memcpy(&v, p->y + 4 * r, 4);
+        y = v;
+    } else if (p->tdtype == CLXENT_I64) {
+        memcpy(&y, p->y + 8 * r, 8);
+    }
+    fprintf(stderr, "  row %zu: target %lld, ignore_index %lld, lse/max in "
+            "%.9g, grad_rows %.9g\n  logits:",
+            r, (long long)y, (long long)p->opt.ignore_index,
+            (double)p->vin[r], (double)p->g[r]);
+    for (size_t c = 0; c < p->cols && c < 64; ++c)
+        fprintf(stderr, " %.9g", (double)x[c]);
+    fprintf(stderr, "\n  weights:");
+    for (size_t c = 0; c < p->cols && c < 64; ++c)
+        fprintf(stderr, " %.9g", (double)p->w[c]);
+    fprintf(stderr, "\n");
+    free(x);
+}
+
 static void compare(const char *what, const float *dev, const float *host,
                     size_t n, double rel, const problem *p) {
     double scale = 1.0;
@@ -381,6 +429,7 @@ static void compare(const char *what, const float *dev, const float *host,
                     (int)p->opt.reduction, (double)p->opt.label_smoothing,
                     (double)p->opt.z_loss, (double)p->opt.grad_scale,
                     (double)p->opt.normalizer, p->flags);
+            dump_row(p, n == p->rows * p->cols ? i / p->cols : i);
             abort();
         }
     }
@@ -401,6 +450,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     src s = {data, size};
     problem p;
     decode(&s, &p);
+    if (p.op == OP_BACKWARD) real_lse(&p);
     result h, d;
     run(host_ctx, &p, &h);
     run(dev_ctx, &p, &d);
