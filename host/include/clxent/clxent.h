@@ -134,8 +134,10 @@ CLXENT_API clxent_status clxent_devices_list(clxent_device_info *infos, size_t c
  *   "host"                    built-in C backend
  *   "P:D"                     OpenCL platform P, device D (as listed)
  *   "gpu" "cpu" "accelerator" first OpenCL device of that type
- *   any other text            first device whose platform or device name
- *                             contains it, case-insensitively
+ *   any other text            first device whose platform, vendor or
+ *                             device name contains it, case-insensitively
+ *                             (PoCL's platform is "Portable Computing
+ *                             Language"; its vendor says "pocl")
  *   NULL or ""                first GPU, else first OpenCL device, else host
  * On DEVICE_NOT_FOUND the message (if message is not NULL) lists what
  * exists. info->reason says why the device was chosen. */
