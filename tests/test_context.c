@@ -1009,6 +1009,61 @@ static void test_fault_injection(void **state) {
     assert_true(failures > 10);
 }
 
+/* clxent_context_memory reports the scratch an operation left held,
+ * O(rows); clxent_context_trim gives it back. */
+static void test_context_memory(void **state) {
+    (void)state;
+    size_t bytes = 1;
+    clxent_context *host = fx_host_context();
+    assert_int_equal(clxent_context_memory(host, &bytes), CLXENT_STATUS_OK);
+    assert_int_equal(bytes, 0);
+    assert_int_equal(clxent_context_trim(host), CLXENT_STATUS_OK);
+    assert_int_equal(clxent_context_memory(host, NULL),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_context_memory(NULL, &bytes),
+                     CLXENT_STATUS_NULL_POINTER);
+    assert_int_equal(clxent_context_trim(NULL), CLXENT_STATUS_NULL_POINTER);
+    clxent_context_destroy(host);
+
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    enum { R = 512, C = 300 };
+    float *x = calloc((size_t)R * C, sizeof *x);
+    int32_t y[R];
+    for (int r = 0; r < R; ++r) y[r] = r % C;
+    clxent_buffer *bx = fx_upload(ctx, x, sizeof(float) * R * C);
+    clxent_buffer *by = fx_upload(ctx, y, sizeof y);
+    clxent_buffer *bl = fx_upload(ctx, NULL, 4);
+    clxent_buffer *bg = fx_upload(ctx, NULL, sizeof(float) * R * C);
+    clxent_matrix mx = clxent_matrix_of(bx, R, C, CLXENT_F32);
+    clxent_matrix mg = clxent_matrix_of(bg, R, C, CLXENT_F32);
+    clxent_targets t = {clxent_vector_of(by, R, CLXENT_I32), {0}};
+    clxent_vector loss = clxent_vector_of(bl, 1, CLXENT_F32);
+    fx_assert_status(ctx, clxent_cross_entropy(ctx, &mx, &t, NULL, NULL, NULL,
+                                               &loss, NULL, &mg, NULL),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_context_memory(ctx, &bytes),
+                     CLXENT_STATUS_OK);
+    assert_true(bytes > 0);
+    assert_true(bytes < sizeof(float) * R * C / 4); /* O(rows), not R x C */
+    size_t before = bytes;
+    fx_assert_status(ctx, clxent_context_trim(ctx), CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_context_memory(ctx, &bytes),
+                     CLXENT_STATUS_OK);
+    assert_true(bytes < before);
+    /* Trimmed scratch comes back on demand. */
+    fx_assert_status(ctx, clxent_cross_entropy(ctx, &mx, &t, NULL, NULL, NULL,
+                                               &loss, NULL, &mg, NULL),
+                     CLXENT_STATUS_OK);
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+    clxent_buffer_release(bx);
+    clxent_buffer_release(by);
+    clxent_buffer_release(bl);
+    clxent_buffer_release(bg);
+    clxent_context_destroy(ctx);
+    free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_parse),
@@ -1028,6 +1083,7 @@ int main(void) {
         cmocka_unit_test(test_context_from_queue),
         cmocka_unit_test(test_kernel_build),
         cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_context_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -543,6 +543,22 @@ clxent_status clx_cl_kernel(clxent_context *ctx, const char *file,
 
 /* ---- scratch, arguments, launches ---- */
 
+size_t clx_cl_memory(const clxent_context *ctx) {
+    const clx_opencl_state *s = ctx->cl;
+    return s->scratch_bytes + (s->status ? 4 * sizeof(cl_long) : 0);
+}
+
+clxent_status clx_cl_trim(clxent_context *ctx) {
+    clx_opencl_state *s = ctx->cl;
+    cl_int err = CLX_CL(clFinish(s->queue));
+    if (err != CL_SUCCESS)
+        return clx_fail(ctx, clx_status_from_cl(err), "clxent_context_trim",
+                        "clFinish: %s (%d)", clx_cl_error_name(err), (int)err);
+    CLX_RELEASE(clReleaseMemObject, s->scratch);
+    s->scratch_bytes = 0;
+    return CLXENT_STATUS_OK;
+}
+
 clxent_status clx_cl_scratch(clxent_context *ctx, size_t bytes,
                              cl_mem *scratch) {
     clx_opencl_state *s = ctx->cl;

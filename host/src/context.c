@@ -149,6 +149,25 @@ clxent_status clxent_finish(clxent_context *ctx) {
     return ctx->backend->finish(ctx);
 }
 
+clxent_status clxent_context_memory(const clxent_context *ctx,
+                                   size_t *bytes) {
+    clxent_status st = check_ctx(ctx, "clxent_context_memory");
+    if (st != CLXENT_STATUS_OK) return st;
+    if (!bytes)
+        return clx_fail(mutable(ctx), CLXENT_STATUS_NULL_POINTER,
+                        "clxent_context_memory", "bytes is NULL");
+    clx_clear(mutable(ctx));
+    *bytes = ctx->cl ? clx_cl_memory(ctx) : 0;
+    return CLXENT_STATUS_OK;
+}
+
+clxent_status clxent_context_trim(clxent_context *ctx) {
+    clxent_status st = check_ctx(ctx, "clxent_context_trim");
+    if (st != CLXENT_STATUS_OK) return st;
+    clx_clear(ctx);
+    return ctx->cl ? clx_cl_trim(ctx) : CLXENT_STATUS_OK;
+}
+
 clxent_status clxent_context_last_time_ns(clxent_context *ctx,
                                           uint64_t *nanoseconds) {
     static const char *const function = "clxent_context_last_time_ns";

@@ -67,6 +67,11 @@ clxent_status clx_cl_kernel(clxent_context *ctx, const char *file,
 clxent_status clx_cl_scratch(clxent_context *ctx, size_t bytes,
                              cl_mem *scratch);
 
+/* Scratch plus status bytes held (clxent_context_memory), and the
+ * release of the scratch (clxent_context_trim, after clFinish). */
+size_t clx_cl_memory(const clxent_context *ctx);
+clxent_status clx_cl_trim(clxent_context *ctx);
+
 /* Sets argument i of a kernel; errors name the kernel and index. */
 clxent_status clx_cl_arg(clxent_context *ctx, cl_kernel kernel, cl_uint i,
                          size_t size, const void *value);

@@ -22,6 +22,7 @@ typedef struct bench_result {
     double copy_gbps;    /* clxent_copy over the same bytes, same run */
     double roofline;     /* gbps / copy_gbps */
     double host_ms;      /* host backend, < 0 when skipped */
+    size_t extra_bytes;  /* library scratch held for the op */
 } bench_result;
 
 const char *bench_op_name(bench_op op);

@@ -186,8 +186,14 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
         r->dtype = a->dtype;
         r->host_ms = -1;
         progress(run, op_names[op], rows, cols);
-        st = bench_time(run->dev, op, &b, a->repeat, &r->median_ms,
-                        &r->min_ms, &run->wall);
+        /* Trim first so the scratch the library holds afterwards is this
+         * op's own need, not a larger earlier shape's. */
+        st = clxent_context_trim(run->dev);
+        if (st == CLXENT_STATUS_OK)
+            st = bench_time(run->dev, op, &b, a->repeat, &r->median_ms,
+                            &r->min_ms, &run->wall);
+        if (st == CLXENT_STATUS_OK)
+            st = clxent_context_memory(run->dev, &r->extra_bytes);
         if (st != CLXENT_STATUS_OK) {
             rc = cli_fail_status(cmd, run->dev, st, op_names[op]);
             break;
@@ -229,11 +235,12 @@ static void print_json(const bench_run *run, const clxent_device_info *info,
         printf("%s\n  {\"op\": \"%s\", \"rows\": %zu, \"cols\": %zu, "
                "\"dtype\": \"%s\", \"median_ms\": %.6g, \"min_ms\": %.6g, "
                "\"gelem_per_s\": %.6g, \"gbps\": %.6g, \"copy_gbps\": %.6g, "
-               "\"roofline_fraction\": %.4f, \"extra_bytes\": null, "
+               "\"roofline_fraction\": %.4f, \"extra_bytes\": %zu, "
                "\"host_ms\": ",
                i ? "," : "", op_names[r->op], r->rows, r->cols,
                clxent_dtype_name(r->dtype), r->median_ms, r->min_ms,
-               r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline);
+               r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline,
+               r->extra_bytes);
         if (r->host_ms < 0) printf("null}");
         else printf("%.6g}", r->host_ms);
     }
@@ -252,16 +259,21 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
         const bench_result *r = &run->results[i];
         char shape[48], host[24] = "skipped";
         snprintf(shape, sizeof shape, "%zux%zu", r->rows, r->cols);
+        char extra[24];
         if (r->host_ms >= 0) snprintf(host, sizeof host, "%.2f", r->host_ms);
+        if (r->extra_bytes < 10240)
+            snprintf(extra, sizeof extra, "%zuB", r->extra_bytes);
+        else
+            snprintf(extra, sizeof extra, "%zuK", r->extra_bytes / 1024);
         printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s\n",
                op_names[r->op], shape, r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, 100 * r->roofline,
-               "n/a", host);
+               extra, host);
     }
     printf("GB/s counts the minimum bytes moved; roof = GB/s over clxent_copy "
-           "of the same bytes.\nextra: the library's scratch memory is not "
-           "exposed by the public API (n/a); the\nbenchmark allocates nothing "
-           "beyond inputs and outputs.%s\n",
+           "of the same bytes.\nextra: device memory the library held for "
+           "the op beyond inputs and outputs\n(clxent_context_memory after a "
+           "trim; O(rows), never O(rows x cols)).%s\n",
            run->host_skipped ? "\nhost ms skipped for shapes over 50M "
                                "elements." : "");
 }

@@ -191,6 +191,17 @@ CLXENT_API clxent_status clxent_finish(clxent_context *ctx);
 CLXENT_API clxent_status clxent_context_last_time_ns(clxent_context *ctx,
                                           uint64_t *nanoseconds);
 
+/* Device memory the context holds beyond the caller's buffers: scratch
+ * for row statistics and partial sums (O(rows), kept and reused between
+ * operations, grown to the largest so far) plus a 32-byte status word.
+ * 0 on the host backend, which allocates per call. Does not block. */
+CLXENT_API clxent_status clxent_context_memory(const clxent_context *ctx,
+                                               size_t *bytes);
+
+/* Waits for the context's queued work, then frees its scratch memory (the
+ * next operation allocates what it needs again). */
+CLXENT_API clxent_status clxent_context_trim(clxent_context *ctx);
+
 /* ------------------------------------------------------------------ */
 /* Buffers: device memory on OpenCL, plain memory on the host backend. */
 
