@@ -1,0 +1,443 @@
+/* The OpenCL backend against the host reference (double accumulation) on
+ * the same inputs: every cross-entropy option over the grid of shapes of
+ * issue 3 with strided, offset layouts and every dtype; every primitive;
+ * targets out of range in both check modes; NaN/inf rows. */
+#include "ops_harness.h"
+
+static clxent_context *g_dev, *g_host;
+
+static int setup(void **state) {
+    (void)state;
+    g_host = fx_host_context();
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    clxent_context_destroy(g_dev);
+    clxent_context_destroy(g_host);
+    g_dev = g_host = NULL;
+    return 0;
+}
+
+static clxent_context *device(void) {
+    if (!g_dev) g_dev = fx_device_context();
+    return g_dev;
+}
+
+/* ---- the grid ---- */
+
+static const size_t grid_cols[] = {1,   2,   3,    7,    8,     31,
+                                   32,  33,  255,  256,  257,   1000,
+                                   4097, 32000, 65537, 131075};
+static const size_t grid_rows[] = {0, 1, 3, 64, 1000};
+#define GRID_BUDGET 400000 /* elements per case: the host is double */
+
+/* Option combination k of 72: reduction x {weights, smoothing, ignore,
+ * z-loss, probabilities}, probabilities never with ignore. */
+static void combo(size_t k, hx_case *c) {
+    static int table[72][6];
+    static int built;
+    if (!built) {
+        int n = 0;
+        for (int red = 0; red < 3; ++red)
+            for (int bits = 0; bits < 32; ++bits) {
+                int probs = bits & 16, ign = bits & 4;
+                if (probs && ign) continue;
+                table[n][0] = red;
+                table[n][1] = bits & 1;
+                table[n][2] = (bits >> 1) & 1;
+                table[n][3] = (bits >> 2) & 1;
+                table[n][4] = (bits >> 3) & 1;
+                table[n][5] = (bits >> 4) & 1;
+                ++n;
+            }
+        assert_int_equal(n, 72);
+        built = 1;
+    }
+    const int *t = table[k % 72];
+    c->red = (clxent_reduction)t[0];
+    c->weights = t[1];
+    c->eps = t[2] ? 0.1f : 0.0f;
+    c->ignore = t[3];
+    c->zeta = t[4] ? 1e-3f : 0.0f;
+    c->probs = t[5];
+}
+
+static void run_case(clxent_context *dev, const hx_case *c) {
+    char name[256];
+    hx_name(c, name, sizeof name);
+    hx_data d = hx_make(c);
+    hx_out ref = hx_run(g_host, c, &d, HX_ROUTE_FUSED);
+    hx_out got = hx_run(dev, c, &d, HX_ROUTE_FUSED);
+    hx_compare_out(c, &got, &ref, name);
+    hx_out_free(&got);
+    /* forward + backward from the device's own lse: the backward reads
+     * the f32 lse, whose rounding (half an ulp of |lse|) shows up in p */
+    got = hx_run(dev, c, &d, HX_ROUTE_FWD_BWD);
+    hx_compare_out(c, &got, &ref, name);
+    hx_out_free(&got);
+    hx_out_free(&ref);
+    hx_free(&d);
+}
+
+static void test_grid(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    size_t cell = 0, runs = 0;
+    int seen[72] = {0};
+    for (size_t i = 0; i < sizeof grid_cols / sizeof *grid_cols; ++i)
+        for (size_t j = 0; j < sizeof grid_rows / sizeof *grid_rows; ++j) {
+            size_t C = grid_cols[i], R = grid_rows[j];
+            if (R * C > GRID_BUDGET) continue;
+            for (int rep = 0; rep < 2; ++rep, ++runs) {
+                hx_case c;
+                memset(&c, 0, sizeof c);
+                c.R = R;
+                c.C = C;
+                size_t k = 2 * cell + (size_t)rep;
+                combo(k, &c);
+                seen[k % 72] = 1;
+                c.dt = runs % 3 == 0   ? CLXENT_F32
+                       : runs % 3 == 1 ? CLXENT_F16
+                                       : CLXENT_BF16;
+                c.idt = runs % 2 ? CLXENT_I64 : CLXENT_I32;
+                c.ii = (runs % 4 == 1) ? (int64_t)(C / 2) : -100;
+                c.grad_rows = runs % 2 == 0;
+                c.G = runs % 5 == 0 ? 0.5f : 1.0f;
+                c.D = (c.red == CLXENT_REDUCTION_MEAN && runs % 7 == 3)
+                          ? 3.5f
+                          : 0.0f;
+                c.all_ignored_zero = runs % 3 == 2;
+                c.check = runs % 4 == 3 ? CLXENT_CHECK_DEFERRED
+                                        : CLXENT_CHECK_SYNC;
+                c.seed = 1000 + runs;
+                run_case(dev, &c);
+            }
+            ++cell;
+        }
+    for (int k = 0; k < 72; ++k)
+        if (!seen[k]) fail_msg("option combination %d not covered", k);
+}
+
+/* ---- primitives ---- */
+
+typedef struct prim_shape {
+    size_t R, C;
+} prim_shape;
+
+static const prim_shape prim_shapes[] = {
+    {1, 1}, {3, 7}, {64, 33}, {5, 1000}, {2, 4097}, {1, 65537}, {1000, 257}};
+
+static void test_primitives(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    for (size_t s = 0; s < sizeof prim_shapes / sizeof *prim_shapes; ++s) {
+        hx_case c;
+        memset(&c, 0, sizeof c);
+        c.R = prim_shapes[s].R;
+        c.C = prim_shapes[s].C;
+        c.dt = (clxent_dtype)(CLXENT_F32 + s % 3);
+        c.seed = 77 + s;
+        clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (s + 1) % 3);
+        char name[128];
+        snprintf(name, sizeof name, "%zux%zu %s -> %s", c.R, c.C,
+                 clxent_dtype_name(c.dt), clxent_dtype_name(out_dt));
+        hx_data d = hx_make(&c);
+        size_t R = c.R, C = c.C, ld = C + HX_X_PAD;
+        float *res[2][6];
+        /* row max of the host feeds both exp-sums */
+        float *hmax = NULL;
+        for (int b = 0; b < 2; ++b) {
+            clxent_context *ctx = b ? dev : g_host;
+            clxent_matrix x = hx_mat(ctx, d.x, R, C, HX_X_OFF, ld, c.dt);
+            clxent_vector vmax = hx_vec(ctx, NULL, NULL, R, 1, CLXENT_F32);
+            fx_assert_status(ctx, clxent_row_max(ctx, &x, &vmax, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][0] = hx_vec_read(ctx, &vmax);
+            if (!hmax) hmax = res[0][0];
+            clxent_vector vin = hx_vec(ctx, hmax, NULL, R, 2, CLXENT_F32);
+            clxent_vector vsum = hx_vec(ctx, NULL, NULL, R, 3, CLXENT_F32);
+            fx_assert_status(ctx,
+                             clxent_row_expsum(ctx, &x, &vin, &vsum, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][1] = hx_vec_read(ctx, &vsum);
+            clxent_matrix y =
+                hx_mat(ctx, NULL, R, C, HX_G_OFF, C + HX_G_PAD, out_dt);
+            fx_assert_status(ctx, clxent_log_softmax(ctx, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][2] = hx_mat_read(ctx, &y);
+            fx_assert_status(ctx, clxent_softmax(ctx, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][3] = hx_mat_read(ctx, &y);
+            fx_assert_status(ctx, clxent_copy(ctx, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][4] = hx_mat_read(ctx, &y);
+            /* NLL over the host's log-probabilities, mean, weighted */
+            clxent_matrix lp =
+                hx_mat(ctx, res[0][2], R, C, 2, C + 1, out_dt);
+            clxent_vector yv = hx_vec(ctx, NULL, d.y, R, 1, CLXENT_I64);
+            clxent_vector wv = hx_vec(ctx, d.w, NULL, C, 0, CLXENT_F32);
+            clxent_vector lv = hx_vec(ctx, NULL, NULL, 1, 0, CLXENT_F32);
+            clxent_loss_options opt;
+            clxent_loss_options_init(&opt);
+            clxent_vector none = hx_no_vec();
+            fx_assert_status(ctx,
+                             clxent_nll_loss(ctx, &lp, &yv, &wv, &opt, &lv,
+                                             NULL),
+                             CLXENT_STATUS_OK);
+            fx_assert_status(ctx,
+                             clxent_nll_loss_backward(ctx, &lp, &yv, &wv,
+                                                      &opt, &none, &y, NULL),
+                             CLXENT_STATUS_OK);
+            fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+            float *l = hx_vec_read(ctx, &lv);
+            float *gnll = hx_mat_read(ctx, &y);
+            res[b][5] = malloc((R * C + 1) * sizeof(float));
+            assert_non_null(res[b][5]);
+            res[b][5][0] = l[0];
+            memcpy(res[b][5] + 1, gnll, R * C * sizeof(float));
+            free(l);
+            free(gnll);
+            clxent_buffer_release(x.buffer);
+            clxent_buffer_release(vmax.buffer);
+            clxent_buffer_release(vin.buffer);
+            clxent_buffer_release(vsum.buffer);
+            clxent_buffer_release(y.buffer);
+            clxent_buffer_release(lp.buffer);
+            clxent_buffer_release(yv.buffer);
+            clxent_buffer_release(wv.buffer);
+            clxent_buffer_release(lv.buffer);
+        }
+        hx_compare(res[1][0], res[0][0], R, 0.0, 0.0, CLXENT_F32, "row_max",
+                   name);
+        hx_compare(res[1][1], res[0][1], R, 0.0, 1.2e-6, CLXENT_F32,
+                   "row_expsum", name);
+        hx_compare(res[1][2], res[0][2], R * C, 1e-6, 1.2e-7 * 4, out_dt,
+                   "log_softmax", name);
+        hx_compare(res[1][3], res[0][3], R * C, 1e-6, 0.0, out_dt, "softmax",
+                   name);
+        hx_compare(res[1][4], res[0][4], R * C, 0.0, 0.0, CLXENT_F32, "copy",
+                   name);
+        hx_compare(res[1][5], res[0][5], 1, 1e-6, 1e-6, CLXENT_F32,
+                   "nll loss", name);
+        hx_compare(res[1][5] + 1, res[0][5] + 1, R * C, 1e-7, 1e-6, out_dt,
+                   "nll grad", name);
+        for (int b = 0; b < 2; ++b)
+            for (int k = 0; k < 6; ++k) free(res[b][k]);
+        hx_free(&d);
+    }
+}
+
+/* ---- targets out of range ---- */
+
+static int contains(const char *text, const char *part) {
+    return strstr(text, part) != NULL;
+}
+
+static void out_of_range(clxent_dtype idt, clxent_target_check mode) {
+    clxent_context *dev = device();
+    if (!dev) return;
+    hx_case c;
+    memset(&c, 0, sizeof c);
+    c.R = 40;
+    c.C = 300;
+    c.dt = CLXENT_F32;
+    c.idt = idt;
+    c.red = CLXENT_REDUCTION_NONE;
+    c.ii = -100;
+    c.G = 1.0f;
+    c.check = mode;
+    c.seed = 5;
+    hx_data d = hx_make(&c);
+    d.y[9] = -7;                     /* a later bad row */
+    d.y[5] = (int64_t)c.C + 3;       /* the first bad row */
+    d.y[7] = -100;                   /* ignored: skipped before the check */
+    hx_in in = hx_upload(dev, &c, &d);
+    clxent_loss_options opt = hx_options(&c);
+    clxent_vector loss = hx_vec(dev, NULL, NULL, c.R, 0, CLXENT_F32);
+    clxent_matrix grad =
+        hx_mat(dev, NULL, c.R, c.C, HX_G_OFF, c.C + HX_G_PAD, c.dt);
+    clxent_status st = clxent_cross_entropy(dev, &in.x, &in.tg, &in.w, &opt,
+                                            &in.gr, &loss, NULL, &grad, NULL);
+    char expect[96];
+    snprintf(expect, sizeof expect, "targets[5] = %zu", c.C + 3);
+    float *l = NULL, *g = NULL;
+    if (mode == CLXENT_CHECK_SYNC) {
+        fx_assert_status(dev, st, CLXENT_STATUS_TARGET_OUT_OF_RANGE);
+        if (!contains(clxent_context_message(dev), expect))
+            fail_msg("message \"%s\" does not name %s",
+                     clxent_context_message(dev), expect);
+        fx_assert_status(dev, clxent_finish(dev), CLXENT_STATUS_OK);
+        /* nothing written: the fill pattern is intact */
+        unsigned char *raw = fx_download(dev, grad.buffer);
+        for (size_t i = 0; i < clxent_buffer_size(grad.buffer); ++i)
+            if (raw[i] != 0x7f) fail_msg("gradient byte %zu written", i);
+        free(raw);
+        raw = fx_download(dev, loss.buffer);
+        for (size_t i = 0; i < clxent_buffer_size(loss.buffer); ++i)
+            if (raw[i] != 0x7f) fail_msg("loss byte %zu written", i);
+        free(raw);
+    } else {
+        fx_assert_status(dev, st, CLXENT_STATUS_OK);
+        /* a second deferred op with another bad row: the first is kept */
+        st = clxent_cross_entropy(dev, &in.x, &in.tg, &in.w, &opt, &in.gr,
+                                  &loss, NULL, &grad, NULL);
+        fx_assert_status(dev, st, CLXENT_STATUS_OK);
+        st = clxent_finish(dev);
+        fx_assert_status(dev, st, CLXENT_STATUS_TARGET_OUT_OF_RANGE);
+        if (!contains(clxent_context_message(dev), expect))
+            fail_msg("message \"%s\" does not name %s",
+                     clxent_context_message(dev), expect);
+        fx_assert_status(dev, clxent_finish(dev), CLXENT_STATUS_OK);
+        l = hx_vec_read(dev, &loss);
+        g = hx_mat_read(dev, &grad);
+        if (!isnan(l[5]) || !isnan(l[9]))
+            fail_msg("bad rows: loss %g %g, want NaN", l[5], l[9]);
+        for (size_t j = 0; j < c.C; ++j)
+            if (g[5 * c.C + j] != 0.0f || g[9 * c.C + j] != 0.0f)
+                fail_msg("bad row gradient not zero at column %zu", j);
+    }
+    /* the other rows (and, after SYNC, a good call) match the host run
+     * where the bad rows are ignored */
+    d.y[5] = d.y[9] = -100;
+    hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    hx_out got = hx_run(dev, &c, &d, HX_ROUTE_FUSED);
+    if (l) {
+        ref.loss[5] = ref.loss[9] = NAN;
+        memcpy(got.loss, l, c.R * sizeof(float));
+        memcpy(got.grad, g, c.R * c.C * sizeof(float));
+    }
+    hx_compare_out(&c, &got, &ref, "out of range");
+    hx_out_free(&got);
+    hx_out_free(&ref);
+    free(l);
+    free(g);
+    clxent_buffer_release(loss.buffer);
+    clxent_buffer_release(grad.buffer);
+    hx_in_release(&in);
+    hx_free(&d);
+}
+
+static void test_out_of_range_sync_i32(void **s) {
+    (void)s;
+    out_of_range(CLXENT_I32, CLXENT_CHECK_SYNC);
+}
+static void test_out_of_range_sync_i64(void **s) {
+    (void)s;
+    out_of_range(CLXENT_I64, CLXENT_CHECK_SYNC);
+}
+static void test_out_of_range_deferred_i32(void **s) {
+    (void)s;
+    out_of_range(CLXENT_I32, CLXENT_CHECK_DEFERRED);
+}
+static void test_out_of_range_deferred_i64(void **s) {
+    (void)s;
+    out_of_range(CLXENT_I64, CLXENT_CHECK_DEFERRED);
+}
+
+/* NLL with a bad target, synchronous: error, then a good call works. */
+static void test_out_of_range_nll(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    float lp[6] = {-1, -2, -3, -0.5f, -0.25f, -4};
+    int64_t y[2] = {1, 3};
+    clxent_matrix m = hx_mat(dev, lp, 2, 3, 0, 3, CLXENT_F32);
+    clxent_vector yv = hx_vec(dev, NULL, y, 2, 0, CLXENT_I32);
+    clxent_vector lv = hx_vec(dev, NULL, NULL, 1, 0, CLXENT_F32);
+    clxent_vector none = hx_no_vec();
+    clxent_loss_options opt;
+    clxent_loss_options_init(&opt);
+    fx_assert_status(dev, clxent_nll_loss(dev, &m, &yv, &none, &opt, &lv, NULL),
+                     CLXENT_STATUS_TARGET_OUT_OF_RANGE);
+    if (!contains(clxent_context_message(dev), "targets[1] = 3"))
+        fail_msg("message: %s", clxent_context_message(dev));
+    y[1] = 2;
+    clxent_buffer_release(yv.buffer);
+    yv = hx_vec(dev, NULL, y, 2, 0, CLXENT_I32);
+    fx_assert_status(dev, clxent_nll_loss(dev, &m, &yv, &none, &opt, &lv, NULL),
+                     CLXENT_STATUS_OK);
+    float *l = hx_vec_read(dev, &lv);
+    assert_true(fabs(l[0] - 3.0) < 1e-6); /* (2 + 4) / 2 */
+    free(l);
+    clxent_buffer_release(m.buffer);
+    clxent_buffer_release(yv.buffer);
+    clxent_buffer_release(lv.buffer);
+}
+
+/* ---- IEEE rows ---- */
+
+/* A NaN row, an ignored NaN row, +-inf entries and masked (-inf) classes:
+ * row by row like the reference; other rows untouched. */
+static void test_ieee_rows(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    for (int probs = 0; probs < 2; ++probs)
+        for (int eps = 0; eps < 2; ++eps) {
+            hx_case c;
+            memset(&c, 0, sizeof c);
+            c.R = 9;
+            c.C = 45;
+            c.dt = CLXENT_F32;
+            c.idt = CLXENT_I32;
+            c.probs = probs;
+            c.ignore = 0;
+            c.ii = -100;
+            c.eps = eps ? 0.2f : 0.0f;
+            c.red = CLXENT_REDUCTION_NONE;
+            c.G = 1.0f;
+            c.seed = 31 + (uint64_t)(2 * probs + eps);
+            hx_data d = hx_make(&c);
+            d.x[1 * c.C + 7] = NAN;   /* NaN row */
+            d.x[2 * c.C + 3] = NAN;   /* NaN row, ignored below */
+            d.y[2] = -100;
+            for (size_t j = 0; j < c.C; j += 3)
+                d.x[3 * c.C + j] = -INFINITY; /* masked classes */
+            d.y[3] = 1;
+            d.x[4 * c.C + 5] = INFINITY;      /* +inf: NaN row */
+            for (size_t j = 1; j < c.C; ++j)
+                d.x[5 * c.C + j] = -INFINITY; /* one finite value */
+            d.y[5] = 0;
+            if (probs) { /* probabilities have no ignored rows */
+                d.x[2 * c.C + 3] = 1.0f;
+                for (size_t j = 0; j < c.C; ++j) /* zero mass on masked */
+                    if (j % 3 == 0) d.t[3 * c.C + j] = 0.0f;
+            }
+            char name[64];
+            snprintf(name, sizeof name, "ieee probs=%d eps=%d", probs, eps);
+            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+            for (int route = 0; route < 3; ++route) {
+                hx_out got = hx_run(dev, &c, &d, route);
+                hx_compare_out(&c, &got, &ref, name);
+                hx_out_free(&got);
+            }
+            /* the ignored NaN row: exactly 0 loss and gradient */
+            if (!probs) {
+                hx_out got = hx_run(dev, &c, &d, HX_ROUTE_FUSED);
+                assert_true(got.loss[2] == 0.0f);
+                for (size_t j = 0; j < c.C; ++j)
+                    assert_true(got.grad[2 * c.C + j] == 0.0f);
+                hx_out_free(&got);
+            }
+            hx_out_free(&ref);
+            hx_free(&d);
+        }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_primitives),
+        cmocka_unit_test(test_out_of_range_sync_i32),
+        cmocka_unit_test(test_out_of_range_sync_i64),
+        cmocka_unit_test(test_out_of_range_deferred_i32),
+        cmocka_unit_test(test_out_of_range_deferred_i64),
+        cmocka_unit_test(test_out_of_range_nll),
+        cmocka_unit_test(test_ieee_rows),
+        cmocka_unit_test(test_grid),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

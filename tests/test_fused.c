@@ -1,0 +1,290 @@
+/* The fused cross-entropy path: against the unfused forward + backward and
+ * the host reference (in place and not, every dtype), the split-row path
+ * forced at small sizes against the single-group path, the other work
+ * mappings (items per row, vector widths), bitwise repeatability, and
+ * accuracy at C = 2^20 against float64. */
+#include "ops_harness.h"
+
+#include "opencl_ops.h"
+
+static clxent_context *g_dev, *g_host;
+
+static int setup(void **state) {
+    (void)state;
+    g_host = fx_host_context();
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    clxent_context_destroy(g_dev);
+    clxent_context_destroy(g_host);
+    g_dev = g_host = NULL;
+    return 0;
+}
+
+static clxent_context *device(void) {
+    if (!g_dev) g_dev = fx_device_context();
+    return g_dev;
+}
+
+static void tune_reset(void) { memset(&clx_ops_tune, 0, sizeof clx_ops_tune); }
+
+static hx_case base_case(size_t R, size_t C, clxent_dtype dt, uint64_t seed) {
+    hx_case c;
+    memset(&c, 0, sizeof c);
+    c.R = R;
+    c.C = C;
+    c.dt = dt;
+    c.idt = CLXENT_I32;
+    c.ii = -100;
+    c.G = 1.0f;
+    c.red = CLXENT_REDUCTION_MEAN;
+    c.seed = seed;
+    return c;
+}
+
+/* Options by number: smoothing, weights, ignore, z-loss, probabilities,
+ * reductions, per-row G, in a fixed rotation. */
+static void options_k(hx_case *c, unsigned k) {
+    c->red = (clxent_reduction)(k % 3);
+    c->weights = (k / 3) % 2;
+    c->eps = (k / 2) % 2 ? 0.15f : 0.0f;
+    c->probs = k % 5 == 4;
+    c->ignore = !c->probs && (k % 4 == 1 || k % 4 == 2);
+    c->ii = k % 8 == 2 ? 0 : -100;
+    c->zeta = k % 4 == 3 ? 1e-3f : 0.0f;
+    c->grad_rows = k % 2;
+    c->idt = k % 2 ? CLXENT_I64 : CLXENT_I32;
+}
+
+/* All three routes of the device against the host. */
+static void check_all_routes(clxent_context *dev, const hx_case *c,
+                             const char *tag) {
+    char name[256];
+    hx_name(c, name, sizeof name);
+    strncat(name, tag, sizeof name - strlen(name) - 1);
+    hx_data d = hx_make(c);
+    hx_out ref = hx_run(g_host, c, &d, HX_ROUTE_FUSED);
+    for (int route = 0; route < 3; ++route) {
+        hx_out got = hx_run(dev, c, &d, route);
+        hx_compare_out(c, &got, &ref, name);
+        hx_out_free(&got);
+    }
+    hx_out_free(&ref);
+    hx_free(&d);
+}
+
+static void test_fused_grid(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    tune_reset();
+    static const size_t cols[] = {1, 3, 33, 257, 1000, 4097, 32000};
+    static const size_t rows[] = {1, 64, 1000};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (size_t j = 0; j < sizeof rows / sizeof *rows; ++j) {
+            if (cols[i] * rows[j] > 300000) continue;
+            for (int dt = 0; dt < 3; ++dt, ++k) {
+                hx_case c = base_case(rows[j], cols[i],
+                                      (clxent_dtype)(CLXENT_F32 + dt),
+                                      400 + k);
+                options_k(&c, k);
+                check_all_routes(dev, &c, "");
+            }
+        }
+}
+
+/* Runs a case on the device and returns its outputs. */
+static hx_out dev_run(const hx_case *c, const hx_data *d, int route) {
+    return hx_run(device(), c, d, route);
+}
+
+/* The split path (forced) against the single-group path and the host:
+ * cross-entropy (all routes: probabilities use the A-only split in the
+ * backward) and the row primitives. */
+static void test_split_forced(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const size_t cols[] = {7, 100, 1000, 5003};
+    static const unsigned chunks[] = {2, 3, 5, 8};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (size_t p = 0; p < sizeof chunks / sizeof *chunks; ++p, ++k) {
+            hx_case c = base_case(1 + k % 5, cols[i],
+                                  (clxent_dtype)(CLXENT_F32 + k % 3), 900 + k);
+            options_k(&c, k);
+            char name[256], tag[32];
+            snprintf(tag, sizeof tag, " split P=%u", chunks[p]);
+            hx_name(&c, name, sizeof name);
+            strncat(name, tag, sizeof name - strlen(name) - 1);
+            hx_data d = hx_make(&c);
+            tune_reset();
+            clx_ops_tune.split_chunks = 1;
+            hx_out whole = dev_run(&c, &d, HX_ROUTE_FUSED);
+            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+            clx_ops_tune.split_chunks = chunks[p];
+            for (int route = 0; route < 3; ++route) {
+                hx_out got = dev_run(&c, &d, route);
+                hx_compare_out(&c, &got, &whole, name);
+                hx_compare_out(&c, &got, &ref, name);
+                hx_out_free(&got);
+            }
+            hx_out_free(&whole);
+            hx_out_free(&ref);
+            hx_free(&d);
+        }
+    /* primitives: softmax, log_softmax, row max, exp-sum */
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i) {
+        hx_case c = base_case(3, cols[i], CLXENT_F32, 950 + i);
+        hx_data d = hx_make(&c);
+        d.x[1] = NAN; /* row 0: NaN max */
+        float *res[2][4];
+        for (int b = 0; b < 2; ++b) {
+            tune_reset();
+            clx_ops_tune.split_chunks = b ? chunks[i] : 1;
+            clxent_matrix x = hx_mat(dev, d.x, c.R, c.C, 3, c.C + 1, c.dt);
+            clxent_matrix y = hx_mat(dev, NULL, c.R, c.C, 0, c.C, c.dt);
+            clxent_vector v = hx_vec(dev, NULL, NULL, c.R, 1, CLXENT_F32);
+            fx_assert_status(dev, clxent_softmax(dev, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][0] = hx_mat_read(dev, &y);
+            fx_assert_status(dev, clxent_log_softmax(dev, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][1] = hx_mat_read(dev, &y);
+            fx_assert_status(dev, clxent_row_max(dev, &x, &v, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][2] = hx_vec_read(dev, &v);
+            clxent_vector vs = hx_vec(dev, NULL, NULL, c.R, 0, CLXENT_F32);
+            fx_assert_status(dev, clxent_row_expsum(dev, &x, &v, &vs, NULL),
+                             CLXENT_STATUS_OK);
+            res[b][3] = hx_vec_read(dev, &vs);
+            clxent_buffer_release(x.buffer);
+            clxent_buffer_release(y.buffer);
+            clxent_buffer_release(v.buffer);
+            clxent_buffer_release(vs.buffer);
+        }
+        size_t n = c.R * c.C;
+        hx_compare(res[1][0], res[0][0], n, 1e-6, 0.0, c.dt, "split softmax",
+                   "primitives");
+        hx_compare(res[1][1], res[0][1], n, 1e-6, 1e-6, c.dt,
+                   "split log_softmax", "primitives");
+        hx_compare(res[1][2], res[0][2], c.R, 0.0, 0.0, c.dt, "split max",
+                   "primitives");
+        assert_true(isnan(res[1][2][0]));
+        hx_compare(res[1][3], res[0][3], c.R, 0.0, 1e-6, c.dt, "split expsum",
+                   "primitives");
+        for (int b = 0; b < 2; ++b)
+            for (int q = 0; q < 4; ++q) free(res[b][q]);
+        hx_free(&d);
+    }
+    tune_reset();
+}
+
+/* Other work mappings: T items per row (with its local reduction) and
+ * vector widths (VEC 1 is the GPU mapping, run here on any device). */
+static void test_mappings(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const unsigned ts[] = {1, 2, 4, 16, 64};
+    static const unsigned vecs[] = {1, 4, 8, 16};
+    unsigned k = 0;
+    for (size_t v = 0; v < sizeof vecs / sizeof *vecs; ++v)
+        for (size_t t = 0; t < sizeof ts / sizeof *ts; ++t, ++k) {
+            tune_reset();
+            clx_ops_tune.vec = vecs[v];
+            clx_ops_tune.items_per_row = ts[t];
+            clx_ops_tune.split_chunks = 1;
+            size_t C = k % 3 == 0 ? 5 : k % 3 == 1 ? 77 : 1500;
+            hx_case c = base_case(9, C, CLXENT_F32, 1200 + k);
+            options_k(&c, k);
+            char tag[48];
+            snprintf(tag, sizeof tag, " VEC=%u T=%u", vecs[v], ts[t]);
+            check_all_routes(dev, &c, tag);
+        }
+    tune_reset();
+}
+
+/* Same inputs twice: bitwise the same outputs (fixed-order reductions). */
+static void test_repeatable(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    for (int variant = 0; variant < 4; ++variant) {
+        tune_reset();
+        if (variant == 3) clx_ops_tune.split_chunks = 6;
+        size_t R = variant == 0 ? 333 : variant == 1 ? 2 : 3;
+        size_t C = variant == 0 ? 1000 : variant == 1 ? 70001 : 9000;
+        hx_case c = base_case(R, C, CLXENT_F32, 3000 + (uint64_t)variant);
+        options_k(&c, (unsigned)variant * 5 + 2);
+        hx_data d = hx_make(&c);
+        hx_out a = dev_run(&c, &d, HX_ROUTE_FUSED);
+        hx_out b = dev_run(&c, &d, HX_ROUTE_FUSED);
+        assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
+        assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
+        assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
+        hx_out_free(&a);
+        hx_out_free(&b);
+        hx_free(&d);
+    }
+    tune_reset();
+}
+
+/* C = 2^20 in f32: loss within 1e-6 relative (to max(1, |loss|)) and
+ * gradient within 1e-6 absolute of float64, with S near 2^20 (logits in
+ * [-1, 1]) where plain float sums drift: with the default mapping, and
+ * with one scalar item per row (2^20 terms in one running sum, where only
+ * the compensated sums keep the error down). */
+static void test_accuracy_2pow20(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    for (int variant = 0; variant < 4; ++variant) {
+        tune_reset();
+        if (variant >= 2) {
+            clx_ops_tune.vec = 1;
+            clx_ops_tune.items_per_row = 1;
+            clx_ops_tune.split_chunks = 1;
+        }
+        hx_case c = base_case(2, (size_t)1 << 20, CLXENT_F32,
+                              77 + (uint64_t)variant);
+        c.red = CLXENT_REDUCTION_NONE;
+        c.probs = variant % 2;
+        c.eps = 0.1f;
+        hx_data d = hx_make(&c);
+        fx_rng rng = fx_rng_seed(5);
+        for (size_t i = 0; i < c.R * c.C; ++i)
+            d.x[i] = (float)fx_uniform(&rng, -1.0, 1.0);
+        hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+        hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED);
+        for (size_t r = 0; r < c.R; ++r) {
+            double w = ref.loss[r];
+            double err = fabs(got.loss[r] - w) / fmax(1.0, fabs(w));
+            if (!(err <= 1e-6))
+                fail_msg("row %zu loss %.9g vs %.9g: relative %.3g", r,
+                         got.loss[r], w, err);
+        }
+        double worst = 0.0;
+        for (size_t i = 0; i < c.R * c.C; ++i)
+            worst = fmax(worst, fabs((double)got.grad[i] - ref.grad[i]));
+        if (!(worst <= 1e-6)) fail_msg("gradient error %.3g > 1e-6", worst);
+        hx_out_free(&ref);
+        hx_out_free(&got);
+        hx_free(&d);
+    }
+    tune_reset();
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fused_grid),
+        cmocka_unit_test(test_split_forced),
+        cmocka_unit_test(test_mappings),
+        cmocka_unit_test(test_repeatable),
+        cmocka_unit_test(test_accuracy_2pow20),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
