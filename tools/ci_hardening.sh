@@ -72,11 +72,15 @@ stage_oclgrind() {
   cmake --build build-hard -j"$jobs" --target clxent_cli
   local log=build-hard/oclgrind.log
   # Under `oclgrind` the OpenCL calls go to Oclgrind's own runtime: its
-  # simulator is the only platform, selected by name.
+  # simulator is the only platform, selected by name. -cl-opt-disable:
+  # Debian's Oclgrind (21.10) aborts its --uninitialized plugin on the LLVM
+  # `freeze` instruction that the optimiser emits for integer division;
+  # unoptimised kernels are checked instead (same source, same accesses).
+  rm -f "$log.diag"
   set +e
   oclgrind --data-races --uninitialized --check-api --num-threads "$jobs" \
-    --log "$log.diag" build-hard/clxent check --device oclgrind --quick \
-    >"$log" 2>&1
+    --build-options "-cl-opt-disable" --log "$log.diag" \
+    build-hard/clxent check --device oclgrind --quick >"$log" 2>&1
   local rc=$?
   set -e
   cat "$log"
@@ -91,7 +95,7 @@ stage_oclgrind() {
   fi
   # Any diagnostic Oclgrind prints (invalid accesses, data races,
   # uninitialised values, API errors, ...) fails the stage.
-  if grep -Eqi "error|warning|race|uninitiali[sz]ed|invalid (read|write)|out of bounds|Oclgrind -" "$log.diag" 2>/dev/null; then
+  if [ -s "$log.diag" ] || grep -Eq "OCLGRIND|[Dd]ata race|Uninitiali[sz]ed value|Invalid (read|write)" "$log"; then
     echo "hardening: Oclgrind reported problems (above)" >&2
     exit 1
   fi
