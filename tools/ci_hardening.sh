@@ -135,7 +135,7 @@ stage_valgrind() {
     test_bad_input test_determinism test_threads
   local vg="valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
-    --track-origins=yes --quiet"
+    --track-origins=yes --quiet --suppressions=$root/tools/valgrind.supp"
   # The host-backend parts only: CLXENT_TEST_DEVICE=host makes the device
   # fixture hand out a host context (and with no OpenCL context created,
   # no driver code runs under valgrind).
