@@ -445,7 +445,9 @@ inline st_t seg_reduce(local st_t *red, st_t st, uint lid, uint lane, uint T,
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         st = red[lid - lane];
-        barrier(CLK_LOCAL_MEM_FENCE); /* red may be reused by the caller */
+        /* red may be reused; and in place, every item's reads of the row
+         * (global) must precede any item's gradient store */
+        barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE);
     }
     return st;
 }
