@@ -17,8 +17,8 @@ double clx_host_mat_get(const clxent_matrix *m, size_t r, size_t c) {
 }
 
 void clx_host_mat_set(const clxent_matrix *m, size_t r, size_t c, double v) {
-    clx_store_float(m->buffer->host, m->dtype, m->offset + r * m->stride + c,
-                    (float)v);
+    clx_store_double(m->buffer->host, m->dtype,
+                     m->offset + r * m->stride + c, v);
 }
 
 double clx_host_vec_get(const clxent_vector *v, size_t i) {

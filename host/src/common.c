@@ -262,6 +262,20 @@ void clx_store_float(void *base, clxent_dtype dtype, size_t index, float v) {
     memcpy(p + 2 * index, &h, 2);
 }
 
+void clx_store_double(void *base, clxent_dtype dtype, size_t index,
+                      double v) {
+    float f = (float)v;
+    if (dtype != CLXENT_F32 && (double)f != v && !isnan(v)) {
+        /* Round to odd: of the two floats around v take the one with an
+         * odd last bit. Rounding that to 11 or 8 significant bits is then
+         * the correct rounding of v itself. */
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        if (!(u & 1u)) f = nextafterf(f, v > (double)f ? INFINITY : -INFINITY);
+    }
+    clx_store_float(base, dtype, index, f);
+}
+
 int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index) {
     const unsigned char *p = base;
     if (dtype == CLXENT_I32) {

@@ -134,6 +134,10 @@ int clx_add_size(size_t a, size_t b, size_t *out);
  * (host backend and conversions). */
 float clx_load_float(const void *base, clxent_dtype dtype, size_t index);
 void clx_store_float(void *base, clxent_dtype dtype, size_t index, float v);
+/* Stores a double rounded once to the dtype (nearest even): through a
+ * round-to-odd float, so f16/bf16 see no double rounding. */
+void clx_store_double(void *base, clxent_dtype dtype, size_t index,
+                      double v);
 int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index);
 
 /* Embedded kernel sources (generated at build time from the kernels folder). */
