@@ -50,6 +50,11 @@ clxent_status clxent_cross_entropy_host(
                         "i64) nor the logits' dtype %s",
                         clxent_dtype_name(target_dtype),
                         clxent_dtype_name(dtype));
+    if (cols == 0 || rows > 0x7fffffff || cols > 0x7fffffff)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, FN,
+                        "rows x cols: %zu x %zu (cols must be >= 1, each at "
+                        "most 2147483647)",
+                        rows, cols);
     clxent_loss_options opt;
     st = clx_check_options(ctx, FN, options, &opt);
     if (st) return st;
