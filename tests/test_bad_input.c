@@ -942,10 +942,15 @@ static void blocking_form(clxent_context *ctx) {
           CLXENT_STATUS_INVALID_DTYPE, "target_dtype");
     BLOCK(ctx, R, C, CLXENT_F32, x, (clxent_dtype)0, y, &opt, loss,
           CLXENT_STATUS_INVALID_DTYPE, "target_dtype");
+    /* Shapes past the per-dimension limit are refused before any size
+     * arithmetic or allocation; the largest legal shape is simply too big
+     * to allocate. */
     BLOCK(ctx, SIZE_MAX / 2, 3, CLXENT_F32, x, CLXENT_I32, y, &opt, loss,
-          CLXENT_STATUS_SIZE_OVERFLOW, "logits");
+          CLXENT_STATUS_INVALID_SHAPE, "rows x cols");
     BLOCK(ctx, 3, SIZE_MAX / 4 + 1, CLXENT_F32, x, CLXENT_I32, y, &opt, loss,
-          CLXENT_STATUS_SIZE_OVERFLOW, "logits");
+          CLXENT_STATUS_INVALID_SHAPE, "rows x cols");
+    BLOCK(ctx, 0x7fffffff, 0x7fffffff, CLXENT_F32, x, CLXENT_I32, y, &opt,
+          loss, CLXENT_STATUS_OUT_OF_MEMORY, "clxent_buffer_create");
     BLOCK(ctx, R, 0, CLXENT_F32, x, CLXENT_I32, y, &opt, loss,
           CLXENT_STATUS_INVALID_SHAPE, "cols");
     BLOCK(ctx, R, C, CLXENT_F32, x, CLXENT_I32, bad, &opt, loss,
