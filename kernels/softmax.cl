@@ -38,7 +38,7 @@ inline void sm_write(global YS *yr, const global XS *xr, uint cb, uint ce,
 /* The state of a unit, merged over its T items (all items call it). */
 inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
                           uint lane, uint T, int live, int what,
-                          local st_t *red) {
+                          local st_t *red, const int reduce) {
     int am = what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS;
     st_t st;
     if (what == 0)
@@ -47,7 +47,7 @@ inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
         st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_FIXED);
     else
         st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_STATS);
-    return seg_reduce(red, st, get_local_id(0), lane, T, am);
+    return reduce ? seg_reduce(red, st, get_local_id(0), lane, T, am) : st;
 }
 
 /* Writes what the op asks for from a row's merged state. */
@@ -63,16 +63,28 @@ inline void sm_finish(SM_PARAMS, st_t st, ulong r, uint cb, uint ce,
     }
 }
 
-kernel void sm_rows(SM_PARAMS, uint T, local st_t *red) {
+inline void sm_rows_body(SM_PARAMS, uint T, local st_t *red,
+                         const int reduce) {
     unit_t u = unit_of(T, 1, C, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
     float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, 0, C, u.lane, T,
-                            active, what, red);
+                            active, what, red, reduce);
     if (!active) return;
     sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
               what, st, r, 0, C, u.lane, T, u.lane == 0);
+}
+
+kernel void sm_rows(SM_PARAMS, uint T, local st_t *red) {
+    sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
+                 y_ld, what, T, red, 1);
+}
+
+/* One item per row (T must be 1): no barrier. */
+kernel void sm_rows1(SM_PARAMS, uint T, local st_t *red) {
+    sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
+                 y_ld, what, 1, red, 0);
 }
 
 /* Split rows, pass 1: state of chunk k of row r into
@@ -85,7 +97,7 @@ kernel void sm_part(SM_PARAMS, uint P, uint CH, global float *part,
     ulong r = active ? u.row : 0;
     float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, u.cb, u.ce, u.lane, L,
-                            active, what, red);
+                            active, what, red, 1);
     if (!active || u.lane != 0) return;
     global float *o = part + part_off + (r * P + u.chunk) * 8;
     o[0] = st.m;

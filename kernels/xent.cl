@@ -186,7 +186,8 @@ inline st_t row_acc(XENT_PARAMS, ulong r, uint cb, uint ce, uint lane,
 inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
                            global float *lse, ulong lse_off, int has_lse,
                            global XS *gm, ulong g_off, ulong g_ld, uint T,
-                           local st_t *red, const int do_grad) {
+                           local st_t *red, const int do_grad,
+                           const int reduce) {
     unit_t u = unit_of(T, 1, C, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
@@ -200,8 +201,10 @@ inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
     /* ignored rows still get their lse when it is asked for */
     st_t st = row_acc(XENT_ARGS, r, 0, C, u.lane, T,
                       live || (active && has_lse), smooth);
-    st = seg_reduce(red, st, get_local_id(0), u.lane, T,
-                    smooth ? AM_B : AM_STATS);
+    if (reduce) /* T == 1 kernels have no barrier at all (PoCL keeps
+                   values in registers then) */
+        st = seg_reduce(red, st, get_local_id(0), u.lane, T,
+                        smooth ? AM_B : AM_STATS);
     if (!active) return;
     row_finish(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm, g_off,
                g_ld, st, xy, ri, r, 0, C, u.lane, T, u.lane == 0, do_grad);
@@ -212,14 +215,30 @@ kernel void xent_rows_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                             global XS *gm, ulong g_off, ulong g_ld, uint T,
                             local st_t *red) {
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
-                   g_off, g_ld, T, red, 1);
+                   g_off, g_ld, T, red, 1, 1);
+}
+
+/* The same with one item per row (T must be 1). */
+kernel void xent_rows1_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld, uint T,
+                             local st_t *red) {
+    xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                   g_off, g_ld, 1, red, 1, 0);
 }
 
 kernel void xent_rows_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
                           global float *lse, ulong lse_off, int has_lse,
                           uint T, local st_t *red) {
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                   (global XS *)0, 0, 0, T, red, 0);
+                   (global XS *)0, 0, 0, T, red, 0, 1);
+}
+
+kernel void xent_rows1_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
+                           global float *lse, ulong lse_off, int has_lse,
+                           uint T, local st_t *red) {
+    xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                   (global XS *)0, 0, 0, 1, red, 0, 0);
 }
 
 /* Split rows, pass 1: the state of chunk k of row r (one group each) into
@@ -309,10 +328,11 @@ kernel void xent_split_out(XENT_PARAMS, global float *loss, ulong loss_off,
  * reduction (units of T items over P chunks); probabilities need A per
  * row: accumulated here over t (P == 1) or merged from xent_part's
  * A-only states (use_part). */
-kernel void xent_bwd(XENT_PARAMS, const global float *lse_in, ulong lse_off,
-                     global XS *gm, ulong g_off, ulong g_ld, uint T, uint P,
-                     uint CH, const global float *part, ulong part_off,
-                     int use_part, local st_t *red) {
+inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
+                          ulong lse_off, global XS *gm, ulong g_off,
+                          ulong g_ld, uint T, uint P, uint CH,
+                          const global float *part, ulong part_off,
+                          int use_part, local st_t *red, const int reduce) {
     unit_t u = unit_of(T, P, CH, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
@@ -336,7 +356,7 @@ kernel void xent_bwd(XENT_PARAMS, const global float *lse_in, ulong lse_off,
             st.al = o[6];
         }
     }
-    st = seg_reduce(red, st, get_local_id(0), u.lane, T, AM_AONLY);
+    if (reduce) st = seg_reduce(red, st, get_local_id(0), u.lane, T, AM_AONLY);
     asum = fin(st.ah, st.al);
 #else
     asum = fin(scr[2], scr[3]);
@@ -350,4 +370,122 @@ kernel void xent_bwd(XENT_PARAMS, const global float *lse_in, ulong lse_off,
                t + t_off + r * t_ld, w + w_off, has_w, u.cb, u.ce, u.lane, T,
                !live, lse_v, 0.0f, g, k1, (1.0f - eps) * ri.wy, ri.ycol,
                1.0f - eps, eps / (float)C, eps > 0.0f);
+}
+
+#define XENT_BWD_PARAMS                                                        \
+    XENT_PARAMS, const global float *lse_in, ulong lse_off, global XS *gm,     \
+        ulong g_off, ulong g_ld, uint T, uint P, uint CH,                      \
+        const global float *part, ulong part_off, int use_part,                \
+        local st_t *red
+#define XENT_BWD_ARGS                                                          \
+    XENT_ARGS, lse_in, lse_off, gm, g_off, g_ld, T, P, CH, part, part_off,     \
+        use_part, red
+
+kernel void xent_bwd(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 1); }
+
+/* Probabilities with one item per row and no split: no barrier. */
+kernel void xent_bwd1(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 0); }
+
+/* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
+ * A row of a few classes leaves most of a SIMD vector idle, so here the
+ * lanes run across rows: item i holds rows [i*VEC, i*VEC + VEC), all C
+ * (<= LANES_CMAX) values of each in private vectors (one global read),
+ * the exps kept for the gradient (one exp per element). Class indices
+ * only (the host uses the row kernels for probabilities). */
+#define LANES_CMAX 32
+
+inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
+                            global float *lse, ulong lse_off, int has_lse,
+                            global XS *gm, ulong g_off, ulong g_ld,
+                            const int do_grad) {
+#if TGT != 2 && VEC > 1
+    ulong r0 = get_global_id(0) * VEC;
+    if (r0 >= R) return;
+    uint nr = (uint)min((ulong)VEC, R - r0);
+    float buf[VEC], bw[VEC], bg[VEC];
+    int bycol[VEC], bstate[VEC];
+    for (uint l = 0; l < VEC; ++l) {
+        ulong r = r0 + min(l, nr - 1);
+        rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+        bycol[l] = ri.ycol;
+        bw[l] = ri.wy;
+        /* 0 live, 1 ignored, 2 bad */
+        bstate[l] = !ri.valid ? 1 : ri.bad ? 2 : 0;
+        bg[l] = ri.valid && !ri.bad
+                    ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
+                    : 0.0f;
+        /* x_y now: in place, the gradient overwrites it */
+        buf[l] = ri.ycol >= 0 ? LD1X(x, x_off + r * x_ld + (uint)ri.ycol)
+                              : 0.0f;
+    }
+    vf xy = VLOADP(buf), wy = VLOADP(bw), g = VLOADP(bg);
+    vi ycol = CAT(vload, VEC)(0, bycol), state = CAT(vload, VEC)(0, bstate);
+    vf xv[LANES_CMAX];
+    vf m = (vf)(-INFINITY);
+    for (uint c = 0; c < C; ++c) {
+        for (uint l = 0; l < VEC; ++l)
+            buf[l] = LD1X(x, x_off + (r0 + min(l, nr - 1)) * x_ld + c);
+        xv[c] = VLOADP(buf);
+        m = nanmaxv(m, xv[c]);
+    }
+    vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
+    float a = 0.0f, ac = 0.0f;
+    int smooth = eps > 0.0f;
+    for (uint c = 0; c < C; ++c) {
+        vf e = exp(xv[c] - m);
+        KAHAN(vf, s, sc, e);
+        if (smooth) {
+            float wc = has_w ? w[w_off + c] : 1.0f;
+            KAHAN_INF(vf, b, bc, wc * (m - xv[c]));
+            KAHAN(float, a, ac, wc);
+        }
+        xv[c] = e;
+    }
+    /* a row without a finite value: S = NaN as in the reference */
+    vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
+    vf lS = log(S);
+    vf lsev = m + lS;
+    float A = a - ac;
+    vf B = select(b - bc, b, isinf(b));
+    vf l = (1.0f - eps) * -(wy * ((xy - m) - lS));
+    if (smooth) l += eps / (float)C * (A * lS + B);
+    if (zeta != 0.0f) l += zeta * lsev * lsev;
+    l = select(l, (vf)0.0f, state == (vi)1);
+    l = select(l, (vf)NAN, state == (vi)2);
+    VSTOREP(l, buf);
+    for (uint i = 0; i < nr; ++i) loss[loss_off + r0 + i] = buf[i];
+    if (has_lse) {
+        VSTOREP(lsev, buf);
+        for (uint i = 0; i < nr; ++i) lse[lse_off + r0 + i] = buf[i];
+    }
+    if (!do_grad) return;
+    vf tw = (1.0f - eps) * wy;
+    vf k1 = tw;
+    if (smooth) k1 += eps / (float)C * A;
+    if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
+    vf inv = 1.0f / S;
+    float epc = eps / (float)C;
+    for (uint c = 0; c < C; ++c) {
+        vf d = (xv[c] * inv) * k1;
+        d = select(d, d - tw, ycol == (vi)(int)c);
+        if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+        /* ignored and bad rows: exactly 0, even for NaN logits */
+        VSTOREP(select(g * d, (vf)0.0f, state != (vi)0), buf);
+        for (uint i = 0; i < nr; ++i)
+            ST1X(gm, g_off + (r0 + i) * g_ld + c, buf[i]);
+    }
+#endif
+}
+
+kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld) {
+    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                    g_off, g_ld, 1);
+}
+
+kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
+                           global float *lse, ulong lse_off, int has_lse) {
+    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                    (global XS *)0, 0, 0, 0);
 }

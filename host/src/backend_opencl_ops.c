@@ -166,6 +166,12 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
     return g;
 }
 
+int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    return t.vec > 1 && !s->is_gpu && tgt != 2 && C <= CLX_LANES_CMAX &&
+           !clx_ops_tune.items_per_row && clx_ops_tune.split_chunks <= 1;
+}
+
 int clx_ops_dtype_code(clxent_dtype d) {
     return d == CLXENT_F16 ? 1 : d == CLXENT_BF16 ? 2 : 0;
 }
@@ -259,6 +265,10 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
                             &m3);
     if (st != CLXENT_STATUS_OK) return st;
     clx_geom g = clx_geom_rows(s, R, C, 1, min_size(m1, min_size(m2, m3)));
+    if (!g.split && g.T == 1) { /* the barrier-free twin */
+        st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows1", &krow, &m1);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
     size_t part = clx_scr_part_index(R);
     size_t scr_floats = g.split ? part + R * g.P * 8 : CLX_SCR_LOSS;
     cl_mem scr;

@@ -201,11 +201,48 @@ static int wants_reduce(const clx_op *op) {
            op->opt.reduction != CLXENT_REDUCTION_NONE && op->vec_out.buffer;
 }
 
+/* Small C on a CPU: the lanes kernel (a row per SIMD lane). */
+static clxent_status run_lanes(loss_ctx *lc, int grad) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    int reduce = wants_reduce(op);
+    cl_kernel k;
+    size_t kmax;
+    clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
+                                      grad ? "xent_lanes_fused"
+                                           : "xent_lanes_fwd",
+                                      &k, &kmax);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (op->indices.buffer) {
+        st = check_targets(lc);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    clx_tuning t = clx_ops_tuning_for(lc->s);
+    size_t items = (lc->R + t.vec - 1) / t.vec;
+    size_t L = 1;
+    while (L * 2 <= items / t.target_groups && L * 2 <= t.small_group &&
+           L * 2 <= kmax)
+        L *= 2;
+    clx_args a = clx_args_begin(ctx, k);
+    xent_common_args(lc, &a);
+    loss_out_args(lc, &a);
+    if (grad) {
+        clx_arg_mem(&a, op->mat_out.buffer->mem);
+        clx_arg_ulong(&a, op->mat_out.offset);
+        clx_arg_ulong(&a, op->mat_out.stride);
+    }
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    st = launch(lc, k, (items + L - 1) / L * L, L, !reduce);
+    if (st != CLXENT_STATUS_OK) return st;
+    return reduce ? reduce_loss(lc) : CLXENT_STATUS_OK;
+}
+
 /* Forward or fused: rows path or split path, then the reduction. */
 static clxent_status run_forward(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = wants_reduce(op);
+    if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt)) return run_lanes(lc, grad);
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
@@ -221,6 +258,11 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     if (st != CLXENT_STATUS_OK) return st;
     clx_geom g = clx_geom_rows(lc->s, lc->R, lc->C, 1,
                                min_size(m1, min_size(m2, m3)));
+    if (!g.split && g.T == 1) /* the barrier-free twin */
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
+                            grad ? "xent_rows1_fused" : "xent_rows1_fwd",
+                            &krow, &m1);
+    if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
     if (g.split) {
         st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
@@ -294,6 +336,9 @@ static clxent_status run_backward(loss_ctx *lc) {
     clx_geom g = lc->tgt == 2
                      ? clx_geom_rows(lc->s, lc->R, lc->C, 1, min_size(mb, mp))
                      : clx_geom_elems(lc->s, lc->R, lc->C, mb);
+    if (lc->tgt == 2 && !g.split && g.T == 1) /* no barrier */
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_bwd1", &kb, &mb);
+    if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
     if (g.split) {
         st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
