@@ -489,3 +489,79 @@ kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (global XS *)0, 0, 0, 0);
 }
+
+/* ---- fused, one item per row, exps cached on chip (CPUs) ----
+ * Three sweeps of one row: the max (x from memory), the exps (x again,
+ * from cache: the row was just read), kept in local memory with their
+ * compensated sum, then the gradient from the cached exps: one exp per
+ * element instead of two, x read twice, the gradient written once.
+ * cache holds get_local_size(0) * cstride floats. */
+kernel void xent_rows1c_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                              global float *lse, ulong lse_off, int has_lse,
+                              global XS *gm, ulong g_off, ulong g_ld,
+                              local float *cache, uint cstride) {
+    uint lid = get_local_id(0);
+    ulong r = get_global_id(0);
+    if (r >= R) return;
+    local float *cr = cache + (ulong)lid * cstride;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    const global XS *xr = x + x_off + r * x_ld;
+    const global XS *tr = t + t_off + r * t_ld;
+    const global float *wp = w + w_off;
+    float ome = 1.0f - eps, epc = eps / (float)C;
+    float xy = TGT != 2 && live ? LD1X(xr, ri.ycol) : 0.0f;
+    vf mv = (vf)(-INFINITY);
+    for (uint pos = 0; pos < C; pos += VEC)
+        mv = nanmaxv(mv, gload_x(xr, pos, C, -INFINITY));
+    float m = hmax(mv);
+    vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
+    vf a = (vf)0.0f, ac = (vf)0.0f;
+    for (uint pos = 0; pos < C; pos += VEC) {
+        vi act = col_ids(pos) < (vi)(int)C;
+        vf v = gload_x(xr, pos, C, -INFINITY);
+        vf e = select((vf)0.0f, exp(v - m), act);
+        VSTOREP(e, cr + pos); /* cstride >= C rounded up to VEC */
+        KAHAN(vf, s, sc, e);
+        if (smooth) {
+            vf av = select((vf)0.0f,
+                           tile_a(TGT == 2 ? AM_PROBS : AM_SMOOTH, wp, has_w,
+                                  tr, pos, C, ome, epc),
+                           act);
+            KAHAN_INF(vf, b, bc, select((vf)0.0f, av * (m - v), act));
+            KAHAN_INF(vf, a, ac, av);
+        }
+    }
+    st_t st;
+    st.m = m;
+    hsum2(s, -sc, &st.sh, &st.sl);
+    hsum2(b, -bc, &st.bh, &st.bl);
+    hsum2(a, -ac, &st.ah, &st.al);
+    float lse_v;
+    float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
+    loss[loss_off + r] = l;
+    if (has_lse) lse[lse_off + r] = lse_v;
+    global XS *g_row = gm + g_off + r * g_ld;
+    if (!live) {
+        for (uint pos = 0; pos < C; pos += VEC)
+            gstore_x(g_row, pos, C, (vf)0.0f);
+        return;
+    }
+    float g = row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r);
+    float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
+    float inv = 1.0f / st_sum(st);
+    float tw = ome * ri.wy;
+    for (uint pos = 0; pos < C; pos += VEC) {
+        vf p = VLOADP(cr + pos) * inv;
+        vf d = p * k1;
+#if TGT == 2
+        vf wv = has_w ? gload_f(wp, pos, C, 0.0f) : (vf)1.0f;
+        d -= wv * (ome * gload_x(tr, pos, C, 0.0f) + epc);
+#else
+        d = select(d, d - tw, col_ids(pos) == (vi)ri.ycol);
+        if (smooth) d -= epc * (has_w ? gload_f(wp, pos, C, 0.0f) : (vf)1.0f);
+#endif
+        gstore_x(g_row, pos, C, g * d);
+    }
+}

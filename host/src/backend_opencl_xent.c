@@ -258,10 +258,24 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     if (st != CLXENT_STATUS_OK) return st;
     clx_geom g = clx_geom_rows(lc->s, lc->R, lc->C, 1,
                                min_size(m1, min_size(m2, m3)));
-    if (!g.split && g.T == 1) /* the barrier-free twin */
+    /* CPUs, a row per item: the fused kernel with the exps cached in
+     * local memory (one exp per element), when a few rows fit. */
+    clx_tuning tun = clx_ops_tuning_for(lc->s);
+    size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
+    size_t budget = (size_t)lc->s->local_mem_bytes / 2;
+    int cached = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
+                 tun.vec > 1 && !clx_ops_tune.items_per_row &&
+                 cstride * 4 <= budget;
+    if (cached) {
+        while (g.L > 1 && g.L * cstride * 4 > budget) g.L /= 2;
+        g.groups = (lc->R + g.L - 1) / g.L;
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rows1c_fused",
+                            &krow, &m1);
+    } else if (!g.split && g.T == 1) { /* the barrier-free twin */
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
                             grad ? "xent_rows1_fused" : "xent_rows1_fwd",
                             &krow, &m1);
+    }
     if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
     if (g.split) {
@@ -283,8 +297,13 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
             clx_arg_ulong(&a, op->mat_out.offset);
             clx_arg_ulong(&a, op->mat_out.stride);
         }
-        clx_arg_uint(&a, g.T);
-        clx_arg_local(&a, g.L * ST_BYTES);
+        if (cached) {
+            clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
+            clx_arg_uint(&a, cstride);
+        } else {
+            clx_arg_uint(&a, g.T);
+            clx_arg_local(&a, g.L * ST_BYTES);
+        }
         if (a.st != CLXENT_STATUS_OK) return a.st;
         st = launch(lc, krow, g.groups * g.L, g.L, !reduce);
     } else {
