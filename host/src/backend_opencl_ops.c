@@ -50,7 +50,7 @@ clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
     clx_tuning t;
     unsigned v = clx_ops_tune.vec;
     t.vec = (v == 1 || v == 4 || v == 8 || v == 16) ? v : (s->is_gpu ? 1 : 16);
-    t.kt = t.vec == 1 ? 4 : 2;
+    t.kt = t.vec == 1 ? 8 : 2; /* VEC 1 (GPUs): 8 loads in flight per item */
     size_t maxg = pow2_floor(min_size(max_size(s->max_work_group_size, 1), 1024));
     size_t forced = forced_group();
     if (forced) {
@@ -149,7 +149,7 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
         P = clx_ops_tune.split_chunks;
     } else if (clx_ops_tune.split_chunks == 0) {
         size_t want = s->is_gpu ? t.target_groups * per : 4 * t.target_groups;
-        if (R < want) P = min_size(div_up(want, R), div_up(C, T * tile * 16));
+        if (R < want) P = min_size(div_up(want, R), div_up(C, T * tile * 8));
     }
     P = max_size(P, 1);
     if (!s->is_gpu && T == 1 && !clx_ops_tune.items_per_row && !forced_group()) {
