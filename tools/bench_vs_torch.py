@@ -90,6 +90,9 @@ def main():
     except ImportError:
         sys.exit("bench_vs_torch: PyTorch is missing (Debian: python3-torch; "
                  "run with /usr/bin/python3)")
+    # Give PyTorch every core this process may use (its OpenMP default can
+    # be 1 here), so the comparison is against its best CPU time.
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     tdtype = {"f32": torch.float32, "f16": torch.float16,
               "bf16": torch.bfloat16}[args.dtype]
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
