@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 
 #include "fixtures.h"
+#include "device_select.h"
 #include "opencl_internal.h"
 
 #include <stdio.h>
@@ -11,10 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* device_select.c: the spec parser, driven directly. */
-const char *clx_spec_parse(const char *spec, int *platform, int *device,
-                           cl_device_type *type, char *error,
-                           size_t error_size);
 
 #define assert_contains(haystack, needle)                                      \
     do {                                                                       \

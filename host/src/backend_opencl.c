@@ -10,10 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Called by context.c (no internal header names it). */
-clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
-                                cl_device_id device, cl_command_queue queue);
-
 /* A teardown call that the fault seam fails is made once more: the seam
  * fails one call only, and a skipped release would leak. A real failure
  * (an invalid object) fails again harmlessly. */

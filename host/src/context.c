@@ -2,23 +2,13 @@
  * ctx->backend. Creation follows sqlite3_open: unless memory runs out the
  * caller gets a context, and a failed one still answers
  * clxent_context_message and clxent_context_destroy. */
+#include "device_select.h"
 #include "opencl_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* device_select.c */
-clxent_status clx_device_select(const char *spec, clxent_device_info *info,
-                                cl_platform_id *platform,
-                                cl_device_id *device, char *message,
-                                size_t message_size);
-clxent_status clx_device_describe(cl_device_id device,
-                                  clxent_device_info *info, char *message,
-                                  size_t message_size);
-/* backend_opencl.c */
-clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
-                                cl_device_id device, cl_command_queue queue);
 
 /* Messages may be recorded on a context the caller holds as const: the
  * context is always heap-allocated non-const, and the message is

@@ -2,7 +2,7 @@
  * host | P:D | gpu | cpu | accelerator | name substring | empty. */
 #define _POSIX_C_SOURCE 200809L /* sysconf, for the host entry's memory */
 
-#include "internal.h"
+#include "device_select.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -11,17 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Shared with context.c and the tests (no internal header names them). */
-const char *clx_spec_parse(const char *spec, int *platform, int *device,
-                           cl_device_type *type, char *error,
-                           size_t error_size);
-clxent_status clx_device_select(const char *spec, clxent_device_info *info,
-                                cl_platform_id *platform,
-                                cl_device_id *device, char *message,
-                                size_t message_size);
-clxent_status clx_device_describe(cl_device_id device,
-                                  clxent_device_info *info, char *message,
-                                  size_t message_size);
 
 typedef struct found_device {
     clxent_device_info info;

@@ -50,6 +50,11 @@ typedef struct clx_opencl_state {
     int deferred_check_pending;
 } clx_opencl_state;
 
+/* Creates the OpenCL state of ctx on a device (queue NULL: a new queue
+ * with profiling) or on the caller's queue (retained). */
+clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
+                                cl_device_id device, cl_command_queue queue);
+
 /* Returns kernel `kernel_name` from kernels/`file` built with `options`.
  * The program source is kernels/common.h followed by the file (OpenCL
  * has no include path for embedded sources), both embedded or, with
