@@ -14,26 +14,9 @@ jobs=${JOBS:-$(nproc)}
 fuzz_seconds=${FUZZ_SECONDS:-60}
 stages=${*:-asan oclgrind fuzz valgrind}
 
-# ---- packages ----
-packages="cmake make gcc libc6-dev pocl-opencl-icd ocl-icd-opencl-dev
-opencl-c-headers libcmocka-dev clang libclang-rt-14-dev oclgrind valgrind"
-missing=""
-for p in $packages; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-    || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "hardening: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends $missing
-  else
-    echo "hardening: missing packages; run as root or install them:" >&2
-    echo "  sudo apt-get install -y$missing" >&2
-    exit 1
-  fi
-fi
+# ---- packages: the project's set plus the hardening tools ----
+CLXENT_SETUP_EXTRA="clang libclang-rt-14-dev oclgrind valgrind" \
+  bash tools/setup.sh deps
 
 export CLXENT_REQUIRE_DEVICE=1
 summary=""

@@ -2,6 +2,7 @@
 # One-step set-up for a fresh Debian/Ubuntu machine, idempotent:
 #   bash tools/setup.sh demo   install what is missing, build, run `clxent demo`
 #   bash tools/setup.sh test   install what is missing, build, run every test
+#   bash tools/setup.sh deps   only install what is missing
 # Installs through apt when run as root; otherwise prints the apt line.
 # Environment: BUILD_DIR (default build), CLXENT_SETUP_EXTRA (more packages).
 set -euo pipefail
@@ -30,6 +31,8 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+[ "$mode" = deps ] && exit 0
+
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 
@@ -43,5 +46,5 @@ case "$mode" in
     export CLXENT_REQUIRE_DEVICE=1
     ctest --test-dir "$build" --output-on-failure --timeout 1500 ;;
   build) ;;
-  *) echo "usage: bash tools/setup.sh [demo|test|build]" >&2; exit 2 ;;
+  *) echo "usage: bash tools/setup.sh [demo|test|build|deps]" >&2; exit 2 ;;
 esac
