@@ -4,7 +4,9 @@
 # (no argument: all four, in that order). Installs clang, libclang-rt-14-dev,
 # oclgrind and valgrind through apt when root. Build folders: build-asan,
 # build-fuzz and build-hard (plain build for Oclgrind and valgrind).
-# Environment: FUZZ_SECONDS (per harness, default 60), JOBS (default
+# Environment: FUZZ_SECONDS (per harness, default 60), FUZZ_SEED (default 1:
+# CI explores the same inputs each run, so a verdict is reproducible; set
+# it to 0 for a random seed when hunting), JOBS (default
 # nproc), CLXENT_FUZZ_DEVICE (device spec for fuzz_api, default: first
 # OpenCL device).
 set -euo pipefail
@@ -103,6 +105,7 @@ stage_fuzz() {
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$root/tools/lsan.supp:print_suppressions=0 \
       build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$fuzz_seconds" \
+        -seed="${FUZZ_SEED:-1}" \
         -timeout=30 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
         -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h
   done
