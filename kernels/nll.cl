@@ -2,94 +2,259 @@
  * the scalar loss reduction, and PyTorch's NLLLoss over given
  * log-probabilities with its gradient. Built with X_T and TGT. */
 
-/* One work-group, fixed order. Checks every class index against [0, C)
- * (ignore_index first), and writes into scr:
+/* Index vectors: VEC consecutive targets as long lanes. */
+#if VEC == 1
+typedef long vl_;
+#define VSEL(a, b, c) ((c) ? (b) : (a))
+#define VLOADI(p, i) ((long)(p)[i])
+#define VANY(m) ((m) != 0)
+#else
+typedef CAT(long, VEC) vl_;
+#define VSEL(a, b, c) select((a), (b), (c))
+#define VLOADI(p, i) CAT(convert_long, VEC)(CAT(vload, VEC)(0, (p) + (i)))
+#define VANY(m) any(m)
+#endif
+
+/* Horizontal sum of a long vector. */
+inline long hsum_l(vl_ v) {
+#if VEC == 1
+    return v;
+#else
+    long t[VEC];
+    CAT(vstore, VEC)(v, 0, t);
+    long s = 0;
+    for (int i = 0; i < VEC; ++i) s += t[i];
+    return s;
+#endif
+}
+
+/* One item's share of the target check: slots of VEC rows (and of VEC
+ * classes for the weight sum), slot = first, first + stride, ... in
+ * increasing order. Lanes past R read ignore_index (not counted). */
+typedef struct chk_t {
+    float wh, wl, ah, al; /* W and sum_c w[c] as (hi, lo) pairs */
+    long bad_row, bad_val, nvalid, nok;
+} chk_t;
+
+inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
+                         long ii, const global float *w, int has_w,
+                         uint first, uint stride) {
+    vf wh = (vf)0.0f, wc = (vf)0.0f, ah = (vf)0.0f, ac = (vf)0.0f;
+    vl_ nvalid = (vl_)0, nok = (vl_)0;
+    chk_t k;
+    k.bad_row = -1;
+    k.bad_val = 0;
+    uint nslots = (R + VEC - 1) / VEC;
+    for (uint sl = first; sl < nslots; sl += stride) {
+        ulong r0 = (ulong)sl * VEC;
+        vl_ yv;
+        if (r0 + VEC <= R) {
+            yv = VLOADI(y, y_off + r0);
+        } else {
+            long tmp[VEC];
+            for (uint l = 0; l < VEC; ++l)
+                tmp[l] = r0 + l < R ? (long)y[y_off + r0 + l] : ii;
+#if VEC == 1
+            yv = tmp[0];
+#else
+            yv = CAT(vload, VEC)(0, tmp);
+#endif
+        }
+        vl_ valid = yv != (vl_)ii;
+        vl_ bad = valid & ((yv < (vl_)0) | (yv >= (vl_)(long)C));
+        vl_ ok = valid & ~bad;
+#if VEC == 1
+        nvalid += valid != 0;
+        nok += ok != 0;
+#else
+        nvalid -= valid; /* lanes of a vector comparison are -1 or 0 */
+        nok -= ok;
+#endif
+        if (VANY(bad)) {
+            long tb[VEC], ty[VEC];
+#if VEC == 1
+            tb[0] = bad;
+            ty[0] = yv;
+#else
+            CAT(vstore, VEC)(bad, 0, tb);
+            CAT(vstore, VEC)(yv, 0, ty);
+#endif
+            for (uint l = 0; l < VEC && k.bad_row < 0; ++l)
+                if (tb[l]) {
+                    k.bad_row = (long)(r0 + l);
+                    k.bad_val = ty[l];
+                }
+        }
+        if (has_w) {
+            float tw[VEC];
+            long ty[VEC], to[VEC];
+#if VEC == 1
+            ty[0] = yv;
+            to[0] = ok;
+#else
+            CAT(vstore, VEC)(yv, 0, ty);
+            CAT(vstore, VEC)(ok, 0, to);
+#endif
+            for (uint l = 0; l < VEC; ++l) tw[l] = to[l] ? w[ty[l]] : 0.0f;
+            KAHAN(vf, wh, wc, VLOADP(tw));
+        }
+    }
+    if (has_w) {
+        uint cslots = (C + VEC - 1) / VEC;
+        for (uint sl = first; sl < cslots; sl += stride)
+            KAHAN(vf, ah, ac, gload_f(w, sl * VEC, C, 0.0f));
+    }
+    hsum2(wh, -wc, &k.wh, &k.wl);
+    hsum2(ah, -ac, &k.ah, &k.al);
+    k.nvalid = hsum_l(nvalid);
+    k.nok = hsum_l(nok);
+    return k;
+}
+
+/* (h, l) += (ph, pl), TwoSum on the high parts. */
+#define PAIR_ADD(h, l, ph, pl)                                                 \
+    do {                                                                       \
+        float s_, e_;                                                          \
+        TWO_SUM(float, (h), (ph), s_, e_);                                     \
+        (l) = (l) + (pl) + e_;                                                 \
+        (h) = s_;                                                              \
+    } while (0)
+
+/* b merged into a (a holds the earlier rows: its bad row wins). */
+inline chk_t chk_merge(chk_t a, chk_t b) {
+    PAIR_ADD(a.wh, a.wl, b.wh, b.wl);
+    PAIR_ADD(a.ah, a.al, b.ah, b.al);
+    if (b.bad_row >= 0 && (a.bad_row < 0 || b.bad_row < a.bad_row)) {
+        a.bad_row = b.bad_row;
+        a.bad_val = b.bad_val;
+    }
+    a.nvalid += b.nvalid;
+    a.nok += b.nok;
+    return a;
+}
+
+/* Fixed-order tree over the group (red: get_local_size(0) entries);
+ * item 0 gets the result. */
+inline chk_t chk_group(local chk_t *red, chk_t k) {
+    uint lid = get_local_id(0), L = get_local_size(0);
+    red[lid] = k;
+    for (uint h = L >> 1; h > 0; h >>= 1) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lid < h) red[lid] = chk_merge(red[lid], red[lid + h]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return red[0];
+}
+
+/* The verdict and the header from the merged state (item 0 only). */
+inline void chk_write(chk_t k, uint C, long ii, int has_w, global float *scr,
+                      global long *res, ulong res_off, int mode) {
+    if (has_w) {
+        scr[0] = k.wh;
+        scr[1] = k.wl;
+        scr[2] = k.ah;
+        scr[3] = k.al;
+    } else {
+        /* W is the count of valid in-range rows, exact as a pair */
+        float h = (float)k.nok;
+        scr[0] = h;
+        scr[1] = (float)(k.nok - (long)h);
+        scr[2] = (float)C;
+        scr[3] = (float)((long)C - (long)scr[2]);
+    }
+    scr[4] = k.nvalid > 0 ? 1.0f : 0.0f;
+    res += res_off;
+    if (mode == 2 && res[0] >= 0) return;
+    res[0] = k.bad_row;
+    res[1] = k.bad_val;
+    res[2] = (long)C;
+    res[3] = ii;
+}
+
+/* Checks every class index against [0, C) (ignore_index first), and
+ * writes into scr:
  *   [0,1] W = sum over valid in-range rows of w[y] (count if unweighted)
  *   [2,3] sum_c w[c] (C if unweighted)     [4] 1 if any row is valid
  * and the first bad row and its value into res[res_off + 0, 1] (-1 if none),
  * with res[2] = C and res[3] = ignore_index for the message.
  * mode 0: overwrite (synchronous check, res is scratch); 1: overwrite
- * (first deferred check); 2: keep an earlier deferred error. */
+ * (first deferred check); 2: keep an earlier deferred error.
+ * One group: the whole check, fixed order. Several groups (xent_check_fin
+ * then combines): group g's state into part[g] (8 floats each, the longs
+ * as their bits). */
 kernel void xent_check(const global IDX *y, ulong y_off, uint R, uint C,
                        long ii, const global float *w, ulong w_off,
                        int has_w, global float *scr, global long *res,
-                       ulong res_off, int mode, local float *redf, local long *redl) {
-    uint lid = get_local_id(0), L = get_local_size(0);
-    float wh = 0.0f, wc = 0.0f, ah = 0.0f, ac = 0.0f;
-    long bad_row = -1, bad_val = 0, nvalid = 0;
-    for (uint r = lid; r < R; r += L) {
-        long yv = (long)y[y_off + r];
-        if (yv == ii) continue;
-        ++nvalid;
-        if (yv < 0 || yv >= (long)C) {
-            if (bad_row < 0) {
-                bad_row = r;
-                bad_val = yv;
-            }
-            continue;
-        }
-        KAHAN(float, wh, wc, has_w ? w[w_off + yv] : 1.0f);
+                       ulong res_off, int mode, global float *part,
+                       ulong part_off, local chk_t *red) {
+    chk_t k = check_slots(y, y_off, R, C, ii, w + w_off, has_w,
+                          get_global_id(0), get_global_size(0));
+    k = chk_group(red, k);
+    if (get_local_id(0) != 0) return;
+    if (get_num_groups(0) == 1) {
+        chk_write(k, C, ii, has_w, scr, res, res_off, mode);
+        return;
     }
-    if (has_w)
-        for (uint c = lid; c < C; c += L) KAHAN(float, ah, ac, w[w_off + c]);
-    redf[4 * lid + 0] = wh;
-    redf[4 * lid + 1] = -wc;
-    redf[4 * lid + 2] = ah;
-    redf[4 * lid + 3] = -ac;
-    redl[3 * lid + 0] = bad_row;
-    redl[3 * lid + 1] = bad_val;
-    redl[3 * lid + 2] = nvalid;
-    for (uint h = L >> 1; h > 0; h >>= 1) {
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < h) {
-            uint o = lid + h;
-            for (int k = 0; k < 4; k += 2) {
-                float s, e;
-                TWO_SUM(float, redf[4 * lid + k], redf[4 * o + k], s, e);
-                redf[4 * lid + k + 1] += redf[4 * o + k + 1] + e;
-                redf[4 * lid + k] = s;
-            }
-            long br = redl[3 * o];
-            if (br >= 0 && (redl[3 * lid] < 0 || br < redl[3 * lid])) {
-                redl[3 * lid] = br;
-                redl[3 * lid + 1] = redl[3 * o + 1];
-            }
-            redl[3 * lid + 2] += redl[3 * o + 2];
-        }
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid != 0) return;
-    scr[0] = redf[0];
-    scr[1] = redf[1];
-    if (has_w) {
-        scr[2] = redf[2];
-        scr[3] = redf[3];
-    } else {
-        scr[2] = (float)C;
-        scr[3] = (float)((long)C - (long)scr[2]);
-    }
-    scr[4] = redl[2] > 0 ? 1.0f : 0.0f;
-    res += res_off;
-    if (mode == 2 && res[0] >= 0) return;
-    res[0] = redl[0];
-    res[1] = redl[1];
-    res[2] = (long)C;
-    res[3] = ii;
+    global float *o = part + part_off + (ulong)get_group_id(0) * 12;
+    o[0] = k.wh;
+    o[1] = k.wl;
+    o[2] = k.ah;
+    o[3] = k.al;
+    global long *ol = (global long *)(o + 4);
+    ol[0] = k.bad_row;
+    ol[1] = k.bad_val;
+    ol[2] = k.nvalid;
+    ol[3] = k.nok;
 }
 
-/* The reduced loss from n per-row values, one work-group, fixed order,
- * compensated. mean: divided by den (or W from scr when den_scr); when no
- * row is valid (any < 0: read scr[4]) and no normalizer was given, the
- * result is NaN, or 0 with zero_policy. */
+/* Combines the np group states of xent_check in fixed order (one group). */
+kernel void xent_check_fin(uint C, long ii, int has_w, global float *scr,
+                           global long *res, ulong res_off, int mode,
+                           const global float *part, ulong part_off, uint np,
+                           local chk_t *red) {
+    uint lid = get_local_id(0), L = get_local_size(0);
+    chk_t k;
+    k.wh = k.wl = k.ah = k.al = 0.0f;
+    k.bad_row = -1;
+    k.bad_val = k.nvalid = k.nok = 0;
+    for (uint i = lid; i < np; i += L) {
+        const global float *o = part + part_off + (ulong)i * 12;
+        const global long *ol = (const global long *)(o + 4);
+        chk_t b;
+        b.wh = o[0];
+        b.wl = o[1];
+        b.ah = o[2];
+        b.al = o[3];
+        b.bad_row = ol[0];
+        b.bad_val = ol[1];
+        b.nvalid = ol[2];
+        b.nok = ol[3];
+        k = chk_merge(k, b);
+    }
+    k = chk_group(red, k);
+    if (lid == 0) chk_write(k, C, ii, has_w, scr, res, res_off, mode);
+}
+
+/* The reduced loss from n per-row values, fixed order, compensated (slots
+ * of VEC values, grid-strided). One group: the result; mean: divided by den
+ * (or W from scr when den_scr); when no row is valid (any < 0: read scr[4])
+ * and no normalizer was given, the result is NaN, or 0 with zero_policy.
+ * Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
+ * second, single-group launch over those 2 x groups values. */
 kernel void loss_reduce(const global float *v, ulong v_off, uint n,
                         global float *out, ulong out_off, int mean, float den,
                         int den_scr, int any, int normalizer, int zero_policy,
-                        const global float *scr, local float *red) {
+                        const global float *scr, global float *part,
+                        ulong part_off, local float *red) {
     uint lid = get_local_id(0), L = get_local_size(0);
-    float s = 0.0f, c = 0.0f;
-    for (uint i = lid; i < n; i += L) KAHAN(float, s, c, v[v_off + i]);
-    red[2 * lid] = s;
-    red[2 * lid + 1] = -c;
+    vf s = (vf)0.0f, c = (vf)0.0f;
+    uint nslots = (n + VEC - 1) / VEC;
+    for (uint i = get_global_id(0); i < nslots; i += get_global_size(0))
+        KAHAN(vf, s, c, gload_f(v + v_off, i * VEC, n, 0.0f));
+    float sh, sl;
+    hsum2(s, -c, &sh, &sl);
+    red[2 * lid] = sh;
+    red[2 * lid + 1] = sl;
     for (uint h = L >> 1; h > 0; h >>= 1) {
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lid < h) {
@@ -101,6 +266,11 @@ kernel void loss_reduce(const global float *v, ulong v_off, uint n,
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (lid != 0) return;
+    if (get_num_groups(0) > 1) {
+        part[part_off + 2 * get_group_id(0)] = red[0];
+        part[part_off + 2 * get_group_id(0) + 1] = red[1];
+        return;
+    }
     float total = fin(red[0], red[1]);
     if (mean) {
         int anyv = any >= 0 ? any : scr[4] != 0.0f;

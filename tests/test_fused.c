@@ -183,6 +183,86 @@ static void test_split_forced(void **state) {
     tune_reset();
 }
 
+/* The target check and the loss reduction in two levels (group partials,
+ * then a fixed-order combine), forced at small sizes: against the host,
+ * every route, and the first bad target still found across groups. */
+static void test_two_level(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const size_t rows[] = {1, 3, 100, 1000, 2049};
+    static const size_t cols[] = {10, 33, 300};
+    static const unsigned groups[] = {2, 3, 7};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; ++i)
+        for (size_t j = 0; j < sizeof cols / sizeof *cols; ++j, ++k) {
+            tune_reset();
+            clx_ops_tune.reduce_groups = groups[k % 3];
+            hx_case c = base_case(rows[i], cols[j],
+                                  (clxent_dtype)(CLXENT_F32 + k % 3),
+                                  1500 + k);
+            options_k(&c, k);
+            c.check = k % 2 ? CLXENT_CHECK_DEFERRED : CLXENT_CHECK_SYNC;
+            char tag[48];
+            snprintf(tag, sizeof tag, " groups=%u", groups[k % 3]);
+            check_all_routes(dev, &c, tag);
+        }
+    /* every row ignored, mean: NaN (and 0 with the policy) */
+    for (int pol = 0; pol < 2; ++pol) {
+        tune_reset();
+        clx_ops_tune.reduce_groups = 5;
+        hx_case c = base_case(500, 10, CLXENT_F32, 1600 + (uint64_t)pol);
+        c.ignore = 1;
+        c.all_ignored_zero = pol;
+        hx_data d = hx_make(&c);
+        for (size_t r = 0; r < c.R; ++r) d.y[r] = c.ii;
+        hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED);
+        if (pol)
+            assert_true(got.loss[0] == 0.0f);
+        else
+            assert_true(isnan(got.loss[0]));
+        hx_out_free(&got);
+        hx_free(&d);
+    }
+    /* bad targets in several groups: the first one is reported */
+    for (int deferred = 0; deferred < 2; ++deferred) {
+        tune_reset();
+        clx_ops_tune.reduce_groups = 4;
+        size_t R = 3000, C = 10;
+        int64_t *y = calloc(R, sizeof *y);
+        assert_non_null(y);
+        y[2900] = 77;
+        y[1700] = -5;
+        y[1703] = 12;
+        clxent_matrix x = hx_mat(dev, NULL, R, C, 0, C, CLXENT_F32);
+        clxent_targets tg;
+        memset(&tg, 0, sizeof tg);
+        tg.indices = hx_vec(dev, NULL, y, R, 0, CLXENT_I32);
+        clxent_vector loss = hx_vec(dev, NULL, NULL, 1, 0, CLXENT_F32);
+        clxent_loss_options o;
+        clxent_loss_options_init(&o);
+        o.target_check =
+            deferred ? CLXENT_CHECK_DEFERRED : CLXENT_CHECK_SYNC;
+        clxent_matrix g = hx_mat(dev, NULL, R, C, 0, C, CLXENT_F32);
+        clxent_status st = clxent_cross_entropy(dev, &x, &tg, NULL, &o, NULL,
+                                                &loss, NULL, &g, NULL);
+        if (deferred) {
+            fx_assert_status(dev, st, CLXENT_STATUS_OK);
+            st = clxent_finish(dev);
+        }
+        fx_assert_status(dev, st, CLXENT_STATUS_TARGET_OUT_OF_RANGE);
+        const char *msg = clxent_context_message(dev);
+        if (!strstr(msg, "targets[1700] = -5"))
+            fail_msg("wrong first bad target: %s", msg);
+        clxent_buffer_release(x.buffer);
+        clxent_buffer_release(g.buffer);
+        clxent_buffer_release(tg.indices.buffer);
+        clxent_buffer_release(loss.buffer);
+        free(y);
+    }
+    tune_reset();
+}
+
 /* Other work mappings: T items per row (with its local reduction) and
  * vector widths (VEC 1 is the GPU mapping, run here on any device). */
 static void test_mappings(void **state) {
@@ -283,6 +363,7 @@ int main(void) {
         cmocka_unit_test(test_fused_grid),
         cmocka_unit_test(test_split_forced),
         cmocka_unit_test(test_mappings),
+        cmocka_unit_test(test_two_level),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_accuracy_2pow20),
     };

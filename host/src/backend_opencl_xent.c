@@ -8,9 +8,11 @@
  *   3. loss_reduce for reduction sum/mean (one group, fixed order). */
 #include "opencl_ops.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define ST_BYTES 28 /* device st_t */
+#define CHK_BYTES 48 /* device chk_t */
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
@@ -46,19 +48,60 @@ static size_t check_group(const clx_opencl_state *s, size_t kmax) {
     return p;
 }
 
+/* Group counts of the two-level check and loss reduction (1: a single
+ * group does it all): enough slots of VEC values per item to amortise
+ * the second launch, at most target_groups groups. */
+static size_t two_level_groups(const clx_opencl_state *s, size_t n,
+                               size_t L) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    size_t slots = (n + t.vec - 1) / t.vec;
+    /* CPUs: a second launch costs about as much as a few thousand slots */
+    size_t per = s->is_gpu ? 32 : 256;
+    size_t G = (slots + L * per - 1) / (L * per);
+    G = min_size(G, t.target_groups);
+    if (clx_ops_tune.reduce_groups) {
+        G = clx_ops_tune.reduce_groups;
+    } else {
+        /* CLXENT_REDUCE_GROUPS=n forces n groups (experiments, Oclgrind) */
+        const char *env = getenv("CLXENT_REDUCE_GROUPS");
+        if (env && *env) {
+            char *end = NULL;
+            unsigned long v = strtoul(env, &end, 10);
+            if (end && *end == '\0' && v > 0 && v <= 4096) G = v;
+        }
+    }
+    return G ? G : 1;
+}
+
+static size_t check_n(const loss_ctx *lc) {
+    size_t n = lc->R;
+    if (lc->op->weights.buffer && lc->C > n) n = lc->C;
+    return n;
+}
+
 /* Step 1 for class indices: enqueue the check; SYNC: wait and report. */
 static clxent_status check_targets(loss_ctx *lc) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     clx_opencl_state *s = lc->s;
-    cl_kernel k;
-    size_t kmax;
+    cl_kernel k, kfin = NULL;
+    size_t kmax, kmax2 = 0;
     clxent_status st =
         clx_ops_kernel(ctx, "nll.cl", lc->opts, "xent_check", &k, &kmax);
-    if (st != CLXENT_STATUS_OK) return st;
     size_t L = check_group(s, kmax);
+    size_t G = two_level_groups(s, check_n(lc), L);
+    if (st == CLXENT_STATUS_OK && G > 1) {
+        st = clx_ops_kernel(ctx, "nll.cl", lc->opts, "xent_check_fin", &kfin,
+                            &kmax2);
+        if (st == CLXENT_STATUS_OK && check_group(s, kmax2) < L)
+            L = check_group(s, kmax2);
+    }
+    if (st != CLXENT_STATUS_OK) return st;
     int deferred = op->opt.target_check == CLXENT_CHECK_DEFERRED;
     int mode = deferred ? (s->deferred_check_pending ? 2 : 1) : 0;
+    cl_mem res = deferred ? s->status : lc->scr;
+    size_t res_off = deferred ? 0 : CLX_SCR_SYNC_LONG;
+    size_t part = clx_scr_part_index(lc->R);
     clx_args a = clx_args_begin(ctx, k);
     clx_arg_mem(&a, op->indices.buffer->mem);
     clx_arg_ulong(&a, op->indices.offset);
@@ -69,14 +112,32 @@ static clxent_status check_targets(loss_ctx *lc) {
     clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
     clx_arg_int(&a, op->weights.buffer != NULL);
     clx_arg_mem(&a, lc->scr);
-    clx_arg_mem(&a, deferred ? s->status : lc->scr);
-    clx_arg_ulong(&a, deferred ? 0 : CLX_SCR_SYNC_LONG);
+    clx_arg_mem(&a, res);
+    clx_arg_ulong(&a, res_off);
     clx_arg_int(&a, mode);
-    clx_arg_local(&a, L * 4 * sizeof(cl_float));
-    clx_arg_local(&a, L * 3 * sizeof(cl_long));
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_ulong(&a, part);
+    clx_arg_local(&a, L * CHK_BYTES);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    st = launch(lc, k, L, L, 0);
+    st = launch(lc, k, G * L, L, 0);
     if (st != CLXENT_STATUS_OK) return st;
+    if (G > 1) {
+        a = clx_args_begin(ctx, kfin);
+        clx_arg_uint(&a, lc->C);
+        clx_arg_long(&a, op->opt.ignore_index);
+        clx_arg_int(&a, op->weights.buffer != NULL);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_mem(&a, res);
+        clx_arg_ulong(&a, res_off);
+        clx_arg_int(&a, mode);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, part);
+        clx_arg_uint(&a, G);
+        clx_arg_local(&a, L * CHK_BYTES);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, kfin, L, L, 0);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
     if (deferred) {
         s->deferred_check_pending = 1;
         return CLXENT_STATUS_OK;
@@ -98,8 +159,10 @@ static clxent_status check_targets(loss_ctx *lc) {
     return CLXENT_STATUS_OK;
 }
 
-/* Step 3: the scalar loss from the per-row values in scratch. */
-static clxent_status reduce_loss(loss_ctx *lc) {
+/* Step 3: the scalar loss from the n values at float index v_off of
+ * scratch (per-row losses, or pairs of partial sums): one group, or
+ * two levels (groups' partial pairs, then one group over them). */
+static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     cl_kernel k;
@@ -108,24 +171,47 @@ static clxent_status reduce_loss(loss_ctx *lc) {
         clx_ops_kernel(ctx, "nll.cl", lc->opts, "loss_reduce", &k, &kmax);
     if (st != CLXENT_STATUS_OK) return st;
     size_t L = check_group(lc->s, kmax);
+    size_t G = two_level_groups(lc->s, n, L);
+    size_t part = clx_scr_part_index(lc->R);
     int mean = op->opt.reduction == CLXENT_REDUCTION_MEAN;
-    clx_args a = clx_args_begin(ctx, k);
-    clx_arg_mem(&a, lc->scr);
-    clx_arg_ulong(&a, CLX_SCR_LOSS);
-    clx_arg_uint(&a, lc->R);
-    clx_arg_mem(&a, op->vec_out.buffer->mem);
-    clx_arg_ulong(&a, op->vec_out.offset);
-    clx_arg_int(&a, mean);
-    clx_arg_float(&a, lc->den);
-    clx_arg_int(&a, lc->den_scr);
-    /* any valid row: probabilities have R; indices: the check's count */
-    clx_arg_int(&a, lc->tgt == 2 || lc->R == 0 ? (lc->R > 0) : -1);
-    clx_arg_int(&a, op->opt.normalizer > 0.0f);
-    clx_arg_int(&a, op->opt.all_ignored_zero != 0);
-    clx_arg_mem(&a, lc->scr);
-    clx_arg_local(&a, L * 2 * sizeof(cl_float));
-    if (a.st != CLXENT_STATUS_OK) return a.st;
-    return launch(lc, k, L, L, 1);
+    for (int level = G > 1 ? 0 : 1; level < 2; ++level) {
+        clx_args a = clx_args_begin(ctx, k);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, level == 0 ? v_off : G > 1 ? part : v_off);
+        clx_arg_uint(&a, level == 0 || G == 1 ? n : 2 * G);
+        clx_arg_mem(&a, op->vec_out.buffer->mem);
+        clx_arg_ulong(&a, op->vec_out.offset);
+        clx_arg_int(&a, mean);
+        clx_arg_float(&a, lc->den);
+        clx_arg_int(&a, lc->den_scr);
+        /* any valid row: probabilities have R; indices: the check's count */
+        clx_arg_int(&a, lc->tgt == 2 || lc->R == 0 ? (lc->R > 0) : -1);
+        clx_arg_int(&a, op->opt.normalizer > 0.0f);
+        clx_arg_int(&a, op->opt.all_ignored_zero != 0);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_ulong(&a, part);
+        clx_arg_local(&a, L * 2 * sizeof(cl_float));
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        st = launch(lc, k, (level == 0 ? G : 1) * L, L, level == 1);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    return CLXENT_STATUS_OK;
+}
+
+static clxent_status reduce_loss(loss_ctx *lc) {
+    return reduce_loss_n(lc, CLX_SCR_LOSS, lc->R);
+}
+
+/* Floats the check and the loss reduction need after the per-row losses
+ * (they share the split path's partial area: in-order queue, never live
+ * at the same time). */
+static size_t aux_floats(const loss_ctx *lc) {
+    /* L = 1: an upper bound of the group counts */
+    size_t gc = two_level_groups(lc->s, check_n(lc), 1);
+    size_t gl = two_level_groups(lc->s, lc->R, 1);
+    size_t a = gc > 1 ? 12 * gc : 0;
+    return 2 * gl > a ? 2 * gl : a;
 }
 
 /* Common set-up: options, the mean's denominator, scratch. */
@@ -151,7 +237,9 @@ static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
         else
             lc->den_scr = 1;
     }
-    size_t floats = clx_scr_part_index(lc->R) + extra_floats;
+    size_t aux = aux_floats(lc);
+    size_t floats = clx_scr_part_index(lc->R) +
+                    (extra_floats > aux ? extra_floats : aux);
     return clx_cl_scratch(ctx, floats * sizeof(cl_float), &lc->scr);
 }
 
@@ -279,7 +367,9 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
     if (g.split) {
-        st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
+        size_t need = lc->R * g.P * 8, aux = aux_floats(lc);
+        st = clx_cl_scratch(ctx, (part + (need > aux ? need : aux)) *
+                                     sizeof(cl_float),
                             &lc->scr);
         if (st != CLXENT_STATUS_OK) return st;
     }
@@ -360,7 +450,9 @@ static clxent_status run_backward(loss_ctx *lc) {
     if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
     if (g.split) {
-        st = clx_cl_scratch(ctx, (part + lc->R * g.P * 8) * sizeof(cl_float),
+        size_t need = lc->R * g.P * 8, aux = aux_floats(lc);
+        st = clx_cl_scratch(ctx, (part + (need > aux ? need : aux)) *
+                                     sizeof(cl_float),
                             &lc->scr);
         if (st != CLXENT_STATUS_OK) return st;
     }

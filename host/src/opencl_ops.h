@@ -17,6 +17,9 @@ typedef struct clx_ops_tuning {
     unsigned group_size;    /* work-group size (power of two); the
                                environment variable CLXENT_WORK_GROUP_SIZE
                                does the same for experiments */
+    unsigned reduce_groups; /* groups of the target check and the loss
+                               reduction (> 1: two levels, partials then
+                               a fixed-order combine) */
 } clx_ops_tuning;
 
 extern clx_ops_tuning clx_ops_tune;
