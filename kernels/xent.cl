@@ -699,3 +699,112 @@ kernel void xent_rows1c_fused(XENT_PARAMS, global float *loss, ulong loss_off,
         gstore_x(g_row, pos, C, g * d);
     }
 }
+
+/* ---- fused, one group per row, the row held in registers (GPUs) ----
+ * Item lid holds columns lid + k*L, k < CK (CK a build option, the loop
+ * fully unrolled so the values stay in registers): x is read once from
+ * global memory. Two passes over the registers: the row max (group
+ * reduction), then exp(x - m) with its compensated sum (and the smoothing
+ * or probability terms), the exps kept for the gradient. Needs
+ * C <= CK * get_local_size(0). Scalar code: any VEC build works. */
+#ifndef CK
+#define CK 32
+#endif
+
+kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                            global float *lse, ulong lse_off, int has_lse,
+                            global XS *gm, ulong g_off, ulong g_ld,
+                            local st_t *red) {
+    uint lid = get_local_id(0), L = get_local_size(0);
+    ulong r = get_group_id(0);
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    /* ignored rows are read only when their lse is asked for */
+    int rd = live || has_lse;
+    const global XS *xr = x + x_off + r * x_ld;
+    const global XS *tr = t + t_off + r * t_ld;
+    const global float *wp = w + w_off;
+    float ome = 1.0f - eps, epc = eps / (float)C;
+    /* x_y before any barrier: in place, the gradient overwrites it */
+    float xy = 0.0f;
+    if (TGT != 2 && live && lid == 0) xy = LD1X(xr, ri.ycol);
+    float v[CK];
+    float mloc = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < CK; ++k) {
+        uint c = lid + (uint)k * L;
+        v[k] = rd && c < C ? LD1X(xr, c) : -INFINITY;
+        mloc = nanmax1(mloc, v[k]);
+    }
+    st_t st = seg_reduce(red, st_empty(mloc), lid, lid, L, AM_MAX);
+    float m = st.m;
+    float s = 0.0f, sc = 0.0f, b = 0.0f, bc = 0.0f, a = 0.0f, ac = 0.0f;
+#pragma unroll
+    for (int k = 0; k < CK; ++k) {
+        uint c = lid + (uint)k * L;
+        float e = 0.0f;
+        if (rd && c < C) {
+            float av = 0.0f;
+            if (smooth) {
+                av = has_w ? wp[c] : 1.0f;
+                if (TGT == 2) av *= ome * LD1X(tr, c) + epc;
+            }
+            if (m == -INFINITY) {
+                /* only -inf: exp terms 0, a_c*(m - x_c) = a_c*inf */
+                if (smooth) {
+                    b += av * INFINITY;
+                    KAHAN_INF(float, a, ac, av);
+                }
+            } else {
+                e = exp(v[k] - m);
+                KAHAN(float, s, sc, e);
+                if (smooth) {
+                    KAHAN_INF(float, b, bc, av * (m - v[k]));
+                    KAHAN_INF(float, a, ac, av);
+                }
+            }
+        }
+        v[k] = e;
+    }
+    st.m = m;
+    st.sh = s;
+    st.sl = -sc;
+    st.bh = b;
+    st.bl = -bc;
+    st.ah = a;
+    st.al = -ac;
+    /* equal maxima: the merges add without rescaling */
+    st = seg_reduce(red, st, lid, lid, L, smooth ? AM_B : AM_STATS);
+    float lse_v;
+    float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
+    if (lid == 0) {
+        loss[loss_off + r] = l;
+        if (has_lse) lse[lse_off + r] = lse_v;
+    }
+    global XS *g_row = gm + g_off + r * g_ld;
+    float g = live ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
+                   : 0.0f;
+    float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
+    float inv = 1.0f / st_sum(st);
+    float tw = ome * ri.wy;
+#pragma unroll
+    for (int k = 0; k < CK; ++k) {
+        uint c = lid + (uint)k * L;
+        if (c < C) {
+            float out = 0.0f;
+            if (live) {
+                float d = (v[k] * inv) * k1;
+#if TGT == 2
+                float wv = has_w ? wp[c] : 1.0f;
+                d -= wv * (ome * LD1X(tr, c) + epc);
+#else
+                if ((int)c == ri.ycol) d -= tw;
+                if (smooth) d -= epc * (has_w ? wp[c] : 1.0f);
+#endif
+                out = g * d;
+            }
+            ST1X(g_row, c, out);
+        }
+    }
+}

@@ -263,6 +263,75 @@ static void test_two_level(void **state) {
     tune_reset();
 }
 
+/* The register-cached fused kernel (the GPU default), forced here: every
+ * option, dtype and route against the host, rows too long for it (the
+ * rows path takes over), and special values against the rows path. */
+static void test_gpu_cache(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const size_t cols[] = {1, 7, 100, 1000, 4097, 32000, 70001};
+    static const size_t rows[] = {1, 5, 64};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (size_t j = 0; j < sizeof rows / sizeof *rows; ++j) {
+            /* big groups with barriers are slow on CPU devices */
+            if (cols[i] * rows[j] > 75000) continue;
+            for (int dt = 0; dt < 3; ++dt, ++k) {
+                tune_reset();
+                clx_ops_tune.gpu_cache = 1;
+                if (k % 2) clx_ops_tune.vec = 1; /* the GPU build */
+                hx_case c = base_case(rows[j], cols[i],
+                                      (clxent_dtype)(CLXENT_F32 + dt),
+                                      1700 + k);
+                options_k(&c, k);
+                c.check = k % 4 == 3 ? CLXENT_CHECK_DEFERRED
+                                     : CLXENT_CHECK_SYNC;
+                check_all_routes(dev, &c, " gpu_cache");
+            }
+        }
+    /* NaN, -inf (masked classes), an all -inf row, against the rows path */
+    for (unsigned v = 0; v < 6; ++v) {
+        hx_case c = base_case(4, v < 3 ? 300 : 3000, CLXENT_F32, 1800 + v);
+        options_k(&c, v * 7 + 1);
+        c.ignore = 0;
+        hx_data d = hx_make(&c);
+        for (size_t q = 0; q < c.C; q += 3) d.x[q] = -INFINITY; /* row 0 */
+        for (size_t q = 0; q < c.C; ++q) d.x[c.C + q] = -INFINITY;
+        d.x[2 * c.C + c.C / 2] = NAN;
+        if (!c.probs) d.y[0] = 1; /* a finite target in row 0 */
+        tune_reset();
+        clx_ops_tune.gpu_cache = 2;
+        hx_out want = dev_run(&c, &d, HX_ROUTE_FUSED);
+        clx_ops_tune.gpu_cache = 1;
+        for (int route = 0; route < 2; ++route) {
+            hx_out got = dev_run(&c, &d, route);
+            char name[256];
+            hx_name(&c, name, sizeof name);
+            strncat(name, " gpu_cache special", sizeof name - strlen(name) - 1);
+            hx_compare_out(&c, &got, &want, name);
+            hx_out_free(&got);
+        }
+        hx_out_free(&want);
+        hx_free(&d);
+    }
+    /* bitwise repeatable */
+    tune_reset();
+    clx_ops_tune.gpu_cache = 1;
+    hx_case c = base_case(3, 9000, CLXENT_F32, 1900);
+    options_k(&c, 11);
+    hx_data d = hx_make(&c);
+    hx_out a = dev_run(&c, &d, HX_ROUTE_FUSED);
+    hx_out b = dev_run(&c, &d, HX_ROUTE_FUSED);
+    assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
+    assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
+    assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
+    hx_out_free(&a);
+    hx_out_free(&b);
+    hx_free(&d);
+    tune_reset();
+}
+
 /* Other work mappings: T items per row (with its local reduction) and
  * vector widths (VEC 1 is the GPU mapping, run here on any device). */
 static void test_mappings(void **state) {
@@ -364,6 +433,7 @@ int main(void) {
         cmocka_unit_test(test_split_forced),
         cmocka_unit_test(test_mappings),
         cmocka_unit_test(test_two_level),
+        cmocka_unit_test(test_gpu_cache),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_accuracy_2pow20),
     };

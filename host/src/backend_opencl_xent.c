@@ -8,6 +8,7 @@
  *   3. loss_reduce for reduction sum/mean (one group, fixed order). */
 #include "opencl_ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,6 +326,66 @@ static clxent_status run_lanes(loss_ctx *lc, int grad) {
     return reduce ? reduce_loss(lc) : CLXENT_STATUS_OK;
 }
 
+/* The register-cached fused kernel: 1 forced on, 0 forced off, -1 auto. */
+static int gpu_cache_mode(void) {
+    if (clx_ops_tune.gpu_cache == 1) return 1;
+    if (clx_ops_tune.gpu_cache == 2) return 0;
+    const char *env = getenv("CLXENT_GPU_CACHE");
+    if (env && *env) return env[0] != '0';
+    return -1;
+}
+
+/* Fused, one group per row with the row in registers (CK values per
+ * item). Returns 1 when it launched (st set), 0 when the row does not
+ * fit (the caller takes the rows path). */
+static int run_regs(loss_ctx *lc, clxent_status *st) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
+    clx_opencl_state *s = lc->s;
+    size_t C = lc->C;
+    /* the group size the device allows without registers in mind */
+    size_t Ldev = 1;
+    while (Ldev * 2 <= min_size(s->max_work_group_size, 1024)) Ldev *= 2;
+    unsigned ck = C <= 16 * Ldev ? 16 : C <= 32 * Ldev ? 32 : 64;
+    /* CLXENT_GPU_CACHE_CK=16/32/64: values per item (experiments) */
+    const char *env = getenv("CLXENT_GPU_CACHE_CK");
+    if (env && (!strcmp(env, "16") || !strcmp(env, "32") ||
+                !strcmp(env, "64")))
+        ck = (unsigned)atoi(env);
+    if (C > (size_t)ck * Ldev) return 0;
+    char opts[160];
+    snprintf(opts, sizeof opts, "%s -DCK=%u", lc->opts, ck);
+    cl_kernel k;
+    size_t kmax;
+    *st = clx_ops_kernel(ctx, "xent.cl", opts, "xent_regs_fused", &k, &kmax);
+    if (*st != CLXENT_STATUS_OK) return 1;
+    size_t L = 1;
+    while (L * ck < C) L *= 2;
+    if (L < 32 && s->is_gpu) L = 32; /* a whole warp */
+    size_t lim = min_size(kmax, Ldev);
+    while (L > lim) L /= 2;
+    if (L * ck < C) return 0; /* registers cap the group: rows path */
+    if (op->indices.buffer) {
+        *st = check_targets(lc);
+        if (*st != CLXENT_STATUS_OK) return 1;
+    }
+    int reduce = wants_reduce(op);
+    clx_args a = clx_args_begin(ctx, k);
+    xent_common_args(lc, &a);
+    loss_out_args(lc, &a);
+    clx_arg_mem(&a, op->mat_out.buffer->mem);
+    clx_arg_ulong(&a, op->mat_out.offset);
+    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_arg_local(&a, L * ST_BYTES);
+    if (a.st != CLXENT_STATUS_OK) {
+        *st = a.st;
+        return 1;
+    }
+    *st = launch(lc, k, lc->R * L, L, !reduce);
+    if (*st == CLXENT_STATUS_OK && reduce) *st = reduce_loss(lc);
+    return 1;
+}
+
 /* Forward or fused: rows path or split path, then the reduction. */
 static clxent_status run_forward(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
@@ -346,6 +407,13 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     if (st != CLXENT_STATUS_OK) return st;
     clx_geom g = clx_geom_rows(lc->s, lc->R, lc->C, 1,
                                min_size(m1, min_size(m2, m3)));
+    /* GPUs: the row in registers, x read once (when rows are enough to
+     * fill the device and C is past what the rows kernel keeps in L1) */
+    int gc = gpu_cache_mode();
+    if (grad && (gc == 1 || (gc < 0 && lc->s->is_gpu && !g.split &&
+                             lc->C > 1024))) {
+        if (run_regs(lc, &st)) return st;
+    }
     /* CPUs, a row per item: the fused kernel with the exps cached in
      * local memory (one exp per element), when a few rows fit. */
     clx_tuning tun = clx_ops_tuning_for(lc->s);

@@ -20,6 +20,11 @@ typedef struct clx_ops_tuning {
     unsigned reduce_groups; /* groups of the target check and the loss
                                reduction (> 1: two levels, partials then
                                a fixed-order combine) */
+    unsigned gpu_cache;     /* fused rows held in registers
+                               (xent_regs_fused): 0 automatic (GPUs), 1 on
+                               (any device, any C it can hold), 2 off; the
+                               environment variable CLXENT_GPU_CACHE=0/1
+                               does the same when this is 0 */
 } clx_ops_tuning;
 
 extern clx_ops_tuning clx_ops_tune;
