@@ -25,7 +25,7 @@ static void help(void) {
         "                    [--ops fused,forward,backward,log_softmax,"
         "softmax,row_max,nll]\n"
         "                    [--dtype f32|f16|bf16] [--repeat K] [--json] "
-        "[--svg FILE]\n\n"
+        "[--svg FILE]\n                    [--no-host]\n\n"
         "Times each op on random logits in [-4, 4) (never 0) and valid "
         "targets: one\nwarm-up, then K repeats (default 10) of device time "
         "from profiling events\n(wall clock where the backend has none). "
@@ -35,14 +35,14 @@ static void help(void) {
         "read + write; row_max: logits + result; nll: targets +\ngathered "
         "values), the fraction of the copy bandwidth (clxent_copy over the "
         "same\nbytes, read + write), and the host backend's time on shapes up "
-        "to 50M elements.\nDefault shapes: 65536x10,4096x1000,1024x32000,"
+        "to 50M elements\n(--no-host skips it).\nDefault shapes: 65536x10,4096x1000,1024x32000,"
         "256x128256,8x1048576.\n");
 }
 
 typedef struct bench_args {
     const char *device, *svg;
     size_t rows[MAX_SHAPES], cols[MAX_SHAPES], nshapes, repeat;
-    int ops[BO_N_OPS], json;
+    int ops[BO_N_OPS], json, no_host;
     clxent_dtype dtype;
 } bench_args;
 
@@ -77,6 +77,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         int r;
         if (cli_is_help(argv[i])) { help(); return -1; }
         if (strcmp(argv[i], "--json") == 0) { a->json = 1; continue; }
+        if (strcmp(argv[i], "--no-host") == 0) { a->no_host = 1; continue; }
         if ((r = cli_option(cmd, argc, argv, &i, "--device", &v))) {
             if (r != 1) return r;
             a->device = v;
@@ -205,8 +206,9 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
         r->roofline = r->gbps / copy_gbps;
     }
     if (!rc) bench_bufs_release(&b);
-    if (!rc && (double)rows * cols > HOST_LIMIT) run->host_skipped = 1;
-    if (!rc && (double)rows * cols <= HOST_LIMIT) {
+    int host = !a->no_host && (double)rows * cols <= HOST_LIMIT;
+    if (!rc && !host) run->host_skipped = 1;
+    if (!rc && host) {
         progress(run, "host backend", rows, cols);
         st = bench_bufs_make(run->host, x, y, rows, cols, a->dtype, &b);
         size_t repeat = (double)rows * cols < 4e6 ? 2 : 1;
@@ -274,8 +276,8 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
            "of the same bytes.\nextra: device memory the library held for "
            "the op beyond inputs and outputs\n(clxent_context_memory after a "
            "trim; O(rows), never O(rows x cols)).%s\n",
-           run->host_skipped ? "\nhost ms skipped for shapes over 50M "
-                               "elements." : "");
+           run->host_skipped ? "\nhost ms skipped (--no-host, or over 50M "
+                               "elements)." : "");
 }
 
 int clxent_cmd_bench(int argc, char **argv) {
