@@ -28,6 +28,9 @@
 #ifndef KT
 #define KT 4
 #endif
+#if (KT & (KT - 1)) != 0
+#error "KT must be a power of two (tile sums are pairwise)"
+#endif
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
@@ -364,7 +367,20 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
             for (int j = 1; j < KT; ++j) tv = nanmaxv(tv, v[j]);
             acc_raise(q, hmax(tv), am);
         }
-        for (int j = 0; j < KT; ++j) acc_add(q, v[j], a[j], all, 0, am);
+        if (am == AM_STATS) {
+            /* The tile's exps are independent: sum them pairwise (terms in
+             * [0, 1], a few ulps) and make one compensated add per tile,
+             * instead of a dependent Kahan chain per element. */
+            if (q->m != -INFINITY) {
+                vf e[KT];
+                for (int j = 0; j < KT; ++j) e[j] = exp(v[j] - q->m);
+                for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
+                    for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
+                KAHAN(vf, q->s, q->sc, e[0]);
+            }
+        } else {
+            for (int j = 0; j < KT; ++j) acc_add(q, v[j], a[j], all, 0, am);
+        }
     }
     if (c0 < ce) { /* the last, partial tile: guarded loads, -inf filler */
         vf v[KT], a[KT];
