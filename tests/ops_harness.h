@@ -12,6 +12,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The group's contexts: the host one made in setup, the device one on
+ * first use (so host-only cases run, and skip or fail per
+ * CLXENT_REQUIRE_DEVICE, only where a device is asked for). */
+static clxent_context *g_dev, *g_host;
+
+static inline int setup(void **state) {
+    (void)state;
+    g_host = fx_host_context();
+    return 0;
+}
+
+static inline int teardown(void **state) {
+    (void)state;
+    clxent_context_destroy(g_dev);
+    clxent_context_destroy(g_host);
+    g_dev = g_host = NULL;
+    return 0;
+}
+
+static inline clxent_context *device(void) {
+    if (!g_dev) g_dev = fx_device_context();
+    return g_dev;
+}
+
 typedef struct hx_case {
     size_t R, C;
     clxent_dtype dt;  /* logits, probabilities, gradient */

@@ -7,26 +7,6 @@
 
 #include "opencl_ops.h"
 
-static clxent_context *g_dev, *g_host;
-
-static int setup(void **state) {
-    (void)state;
-    g_host = fx_host_context();
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    clxent_context_destroy(g_dev);
-    clxent_context_destroy(g_host);
-    g_dev = g_host = NULL;
-    return 0;
-}
-
-static clxent_context *device(void) {
-    if (!g_dev) g_dev = fx_device_context();
-    return g_dev;
-}
 
 static void tune_reset(void) { memset(&clx_ops_tune, 0, sizeof clx_ops_tune); }
 

@@ -387,6 +387,23 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
 }
 
 /* Forward or fused: rows path or split path, then the reduction. */
+
+/* The split path's partial states need R x P x 8 floats of scratch past
+ * the reduction's partials; then the targets are checked (before any
+ * kernel that writes an output). */
+static clxent_status split_scratch_and_check(clxent_context *ctx,
+                                             loss_ctx *lc,
+                                             const clx_geom *g, size_t part) {
+    if (g->split) {
+        size_t need = lc->R * g->P * 8, aux = aux_floats(lc);
+        clxent_status st = clx_cl_scratch(
+            ctx, (part + (need > aux ? need : aux)) * sizeof(cl_float),
+            &lc->scr);
+        if (st != CLXENT_STATUS_OK) return st;
+    }
+    return lc->op->indices.buffer ? check_targets(lc) : CLXENT_STATUS_OK;
+}
+
 static clxent_status run_forward(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
@@ -434,17 +451,8 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     }
     if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
-    if (g.split) {
-        size_t need = lc->R * g.P * 8, aux = aux_floats(lc);
-        st = clx_cl_scratch(ctx, (part + (need > aux ? need : aux)) *
-                                     sizeof(cl_float),
-                            &lc->scr);
-        if (st != CLXENT_STATUS_OK) return st;
-    }
-    if (op->indices.buffer) {
-        st = check_targets(lc);
-        if (st != CLXENT_STATUS_OK) return st;
-    }
+    st = split_scratch_and_check(ctx, lc, &g, part);
+    if (st != CLXENT_STATUS_OK) return st;
     cl_mem gmem = grad ? op->mat_out.buffer->mem : lc->scr;
     if (!g.split) {
         clx_args a = clx_args_begin(ctx, krow);
@@ -517,17 +525,8 @@ static clxent_status run_backward(loss_ctx *lc) {
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_bwd1", &kb, &mb);
     if (st != CLXENT_STATUS_OK) return st;
     size_t part = clx_scr_part_index(lc->R);
-    if (g.split) {
-        size_t need = lc->R * g.P * 8, aux = aux_floats(lc);
-        st = clx_cl_scratch(ctx, (part + (need > aux ? need : aux)) *
-                                     sizeof(cl_float),
-                            &lc->scr);
-        if (st != CLXENT_STATUS_OK) return st;
-    }
-    if (op->indices.buffer) {
-        st = check_targets(lc);
-        if (st != CLXENT_STATUS_OK) return st;
-    }
+    st = split_scratch_and_check(ctx, lc, &g, part);
+    if (st != CLXENT_STATUS_OK) return st;
     if (g.split) {
         clx_args a = clx_args_begin(ctx, kpart);
         xent_common_args(lc, &a);
