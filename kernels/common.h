@@ -354,6 +354,19 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
     const uint span = T * KT * VEC;
     uint c0 = cb;
     vi all = (vi)(-1);
+    if (am == AM_MAX) {
+        /* Max only: a running lane-wise max, one horizontal max at the
+         * end (not one per tile). NaN-propagating throughout. */
+        vf vm = (vf)(q->m);
+        for (; c0 < ce && ce - c0 >= span; c0 += span)
+            for (int j = 0; j < KT; ++j)
+                vm = nanmaxv(vm, VLDX(xr, c0 + (j * T + lane) * VEC));
+        for (int j = 0; c0 < ce && j < KT; ++j)
+            vm = nanmaxv(vm, gload_x(xr, c0 + (j * T + lane) * VEC, ce,
+                                     -INFINITY));
+        acc_raise(q, hmax(vm), am);
+        return;
+    }
     for (; c0 < ce && ce - c0 >= span; c0 += span) {
         vf v[KT], a[KT];
         for (int j = 0; j < KT; ++j) {
