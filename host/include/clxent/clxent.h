@@ -126,7 +126,8 @@ typedef struct clxent_device_info {
 /* Enumerates every OpenCL device and then the host backend (always last),
  * the two-call way: with infos NULL, only *count is set. With infos,
  * fills min(capacity, total) entries and sets *count to the total.
- * No OpenCL platform is a normal result (only host is listed). */
+ * No OpenCL platform is a normal result (only host is listed).
+ * Statuses: OK; NULL_POINTER (count). */
 CLXENT_API clxent_status clxent_devices_list(clxent_device_info *infos, size_t capacity,
                                   size_t *count);
 
@@ -140,7 +141,9 @@ CLXENT_API clxent_status clxent_devices_list(clxent_device_info *infos, size_t c
  *                             Language"; its vendor says "pocl")
  *   NULL or ""                first GPU, else first OpenCL device, else host
  * On DEVICE_NOT_FOUND the message (if message is not NULL) lists what
- * exists. info->reason says why the device was chosen. */
+ * exists. info->reason says why the device was chosen.
+ * Statuses: OK, NULL_POINTER (info), DEVICE_NOT_FOUND, INVALID_ARGUMENT
+ * (a malformed "P:D"). */
 CLXENT_API clxent_status clxent_device_resolve(const char *spec, clxent_device_info *info,
                                     char *message, size_t message_size);
 
@@ -154,13 +157,16 @@ typedef struct clxent_context clxent_context;
  * CLXENT_DEVICE. Owns its own cl_context and an in-order queue with
  * profiling enabled. Like sqlite3_open: unless memory runs out, *ctx is
  * set even on failure, to a context that only answers
- * clxent_context_message and clxent_context_destroy. */
+ * clxent_context_message and clxent_context_destroy; the caller destroys
+ * it either way. Statuses: OK, NULL_POINTER, DEVICE_NOT_FOUND,
+ * INVALID_ARGUMENT, OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context **ctx);
 
 /* Creates a context on the caller's queue, which is retained and released
  * on destroy. Work is enqueued on that queue; device timing
  * (clxent_context_last_time_ns) needs profiling enabled on it. Same
- * failure contract as clxent_context_create. */
+ * failure contract as clxent_context_create. Statuses: OK, NULL_POINTER,
+ * OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
                                                clxent_context **ctx);
 
@@ -168,7 +174,8 @@ CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue
  * must be released first; the context does not own them. */
 CLXENT_API void clxent_context_destroy(clxent_context *ctx);
 
-/* The chosen device. */
+/* Copies the chosen device's description into *info. Statuses: OK,
+ * NULL_POINTER, INVALID_ARGUMENT (a context that failed to create). */
 CLXENT_API clxent_status clxent_context_info(const clxent_context *ctx,
                                   clxent_device_info *info);
 
@@ -181,25 +188,29 @@ CLXENT_API const char *clxent_context_message(const clxent_context *ctx);
 CLXENT_API cl_command_queue clxent_context_queue(const clxent_context *ctx);
 
 /* Blocks until all work enqueued by this context finished. Reports a
- * target error found by a deferred check (CLXENT_CHECK_DEFERRED). */
+ * target error found by a deferred check (CLXENT_CHECK_DEFERRED).
+ * Statuses: OK, NULL_POINTER, TARGET_OUT_OF_RANGE, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_finish(clxent_context *ctx);
 
 /* Device time in nanoseconds of the most recent operation, from its first
  * kernel's start to its last kernel's end. Blocks until that operation
- * finished. UNSUPPORTED on the host backend and on queues without
- * profiling. */
+ * finished. Statuses: OK, NULL_POINTER, UNSUPPORTED (host backend, or a
+ * queue without profiling), INVALID_ARGUMENT (no operation yet),
+ * OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_last_time_ns(clxent_context *ctx,
                                           uint64_t *nanoseconds);
 
 /* Device memory the context holds beyond the caller's buffers: scratch
  * for row statistics and partial sums (O(rows), kept and reused between
  * operations, grown to the largest so far) plus a 32-byte status word.
- * 0 on the host backend, which allocates per call. Does not block. */
+ * 0 on the host backend, which allocates per call. Does not block.
+ * Statuses: OK, NULL_POINTER. */
 CLXENT_API clxent_status clxent_context_memory(const clxent_context *ctx,
                                                size_t *bytes);
 
 /* Waits for the context's queued work, then frees its scratch memory (the
- * next operation allocates what it needs again). */
+ * next operation allocates what it needs again). Statuses: OK,
+ * NULL_POINTER, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_trim(clxent_context *ctx);
 
 /* ------------------------------------------------------------------ */
@@ -207,20 +218,25 @@ CLXENT_API clxent_status clxent_context_trim(clxent_context *ctx);
 
 typedef struct clxent_buffer clxent_buffer;
 
-/* Allocates bytes (> 0) of device memory, uninitialised. OUT_OF_MEMORY
- * beyond the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE. */
+/* Allocates bytes (> 0) of device memory, uninitialised; the caller owns
+ * it (clxent_buffer_release). Does not block. Statuses: OK, NULL_POINTER,
+ * INVALID_ARGUMENT (0 bytes), OUT_OF_MEMORY (also beyond the device's
+ * CL_DEVICE_MAX_MEM_ALLOC_SIZE), OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
                                    clxent_buffer **buffer);
 
 /* Wraps the caller's cl_mem (retained, released by clxent_buffer_release).
  * Its size is read from CL_MEM_SIZE; an element offset into it goes in the
  * matrix or vector descriptor. OpenCL contexts only; the cl_mem must
- * belong to the context's cl_context (WRONG_CONTEXT otherwise). */
+ * belong to the context's cl_context. Statuses: OK, NULL_POINTER,
+ * WRONG_CONTEXT, UNSUPPORTED (host backend), OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
                                  clxent_buffer **buffer);
 
-/* Blocking copies between host memory and a buffer of this context.
- * byte_offset + bytes must lie inside the buffer. bytes may be 0. */
+/* Blocking copies between host memory and a buffer of this context
+ * (write: host to buffer; read: buffer to host). byte_offset + bytes must
+ * lie inside the buffer; bytes may be 0. Statuses: OK, NULL_POINTER,
+ * WRONG_CONTEXT, SIZE_OVERFLOW, BUFFER_TOO_SMALL, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_buffer_write(clxent_context *ctx, clxent_buffer *buffer,
                                   size_t byte_offset, size_t bytes,
                                   const void *source);
@@ -328,6 +344,16 @@ typedef struct clxent_loss_options {
 CLXENT_API void clxent_loss_options_init(clxent_loss_options *options);
 
 /* ------------------------------------------------------------------ */
+/* Operations. Every one below checks all its arguments before anything is
+ * enqueued: NULL_POINTER, INVALID_ARGUMENT, INVALID_SHAPE, INVALID_DTYPE,
+ * SIZE_OVERFLOW, BUFFER_TOO_SMALL or WRONG_CONTEXT, with a message naming
+ * the argument, write nothing. Then BUILD_FAILED (the first use of a
+ * kernel variant builds it), OUT_OF_MEMORY or OPENCL_ERROR can come from
+ * the device, and TARGET_OUT_OF_RANGE from those taking class indices.
+ * They return once the work is enqueued (the default SYNC target check
+ * first waits for its small check kernel); the host backend runs them to
+ * completion. Outputs belong to the caller's buffers; nothing is kept. */
+
 /* Primitives. x: R x C logits (f32/f16/bf16). Row vectors are f32. */
 
 /* max_out[r] = max_c x[r][c]. */
@@ -341,8 +367,8 @@ CLXENT_API clxent_status clxent_row_expsum(clxent_context *ctx, const clxent_mat
                                 const clxent_vector *sum_out,
                                 const clxent_events *events);
 
-/* out = log_softmax(x) / softmax(x) row-wise; out has x's shape and may use
- * another float dtype and stride. */
+/* out = log_softmax(x) (first) or softmax(x) (second) row-wise; out has
+ * x's shape and may use another float dtype and stride. */
 CLXENT_API clxent_status clxent_log_softmax(clxent_context *ctx, const clxent_matrix *x,
                                  const clxent_matrix *out,
                                  const clxent_events *events);
@@ -425,7 +451,8 @@ CLXENT_API clxent_status clxent_copy(clxent_context *ctx, const clxent_matrix *s
                           const clxent_events *events);
 
 /* ------------------------------------------------------------------ */
-/* Storage conversions on the host (round to nearest even). */
+/* Storage conversions on the host, each way (f32 to 16 bits rounds to
+ * nearest even; NaN stays NaN). Pure functions, no context. */
 CLXENT_API uint16_t clxent_f32_to_bf16(float value);
 CLXENT_API float clxent_bf16_to_f32(uint16_t bits);
 CLXENT_API uint16_t clxent_f32_to_f16(float value);
