@@ -134,3 +134,45 @@ kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
     sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
               what, st, r, u.cb, u.ce, u.lane, L, lid == 0 && u.chunk == 0);
 }
+
+/* Small C on CPUs (VEC > 1): VEC rows per item, a row per vector lane
+ * (common.h, lanes_load): each row read once, no horizontal reductions.
+ * log_softmax/softmax keep the exps (softmax: e / S as e * (1/S)). */
+kernel void sm_lanes(SM_PARAMS) {
+#if VEC > 1
+    ulong r0 = get_global_id(0) * VEC;
+    if (r0 >= R) return;
+    uint nr = (uint)min((ulong)VEC, R - r0);
+    vf xv[LANES_CMAX];
+    lanes_load(x, x_off, x_ld, r0, nr, C, xv);
+    if (what == 1) { /* exp(x - m) > 1 possible: may overflow */
+        vf m = lanes_vload(mx, mx_off + r0, nr);
+        vf s = (vf)0.0f, sc = (vf)0.0f;
+        for (uint c = 0; c < C; ++c) KAHAN_INF(vf, s, sc, exp(xv[c] - m));
+        lanes_vstore(vo, vo_off + r0, nr, select(s - sc, s, isinf(s)));
+        return;
+    }
+    vf m = (vf)(-INFINITY);
+    for (uint c = 0; c < C; ++c) m = nanmaxv(m, xv[c]);
+    if (what == 0) {
+        lanes_vstore(vo, vo_off + r0, nr, m);
+        return;
+    }
+    vf s = (vf)0.0f, sc = (vf)0.0f;
+    for (uint c = 0; c < C; ++c) {
+        vf e = exp(xv[c] - m);
+        KAHAN(vf, s, sc, e);
+        if (what == 3) xv[c] = e;
+    }
+    /* a row without a finite value: S = NaN as in the reference */
+    vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
+    if (what == 2) {
+        vf lS = log(S);
+        for (uint c = 0; c < C; ++c) xv[c] = (xv[c] - m) - lS;
+    } else {
+        vf inv = 1.0f / S;
+        for (uint c = 0; c < C; ++c) xv[c] *= inv;
+    }
+    lanes_store_y(yo, y_off, y_ld, r0, nr, C, xv);
+#endif
+}

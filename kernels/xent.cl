@@ -387,69 +387,20 @@ kernel void xent_bwd(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 1); }
 kernel void xent_bwd1(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 0); }
 
 /* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
- * A row of a few classes leaves most of a SIMD vector idle, so here the
- * lanes run across rows: item i holds rows [i*VEC, i*VEC + VEC), all C
- * (<= LANES_CMAX) values of each in private vectors (one global read),
- * the exps kept for the gradient (one exp per element). Class indices
- * only (the host uses the row kernels for probabilities). */
-#define LANES_CMAX 32
-
-#if VEC == 16
-/* In-register 16 x 16 transpose: swap the off-diagonal d x d blocks of
- * every 2d x 2d block, d = 8, 4, 2, 1 (64 two-source shuffles). */
-#define TR_STEP(d, mi, mj)                                                     \
-    for (int i_ = 0; i_ < 16; ++i_)                                            \
-        if ((i_ & (d)) == 0) {                                                 \
-            float16 a_ = a[i_], b_ = a[i_ + (d)];                              \
-            a[i_] = shuffle2(a_, b_, (uint16)mi);                              \
-            a[i_ + (d)] = shuffle2(a_, b_, (uint16)mj);                        \
-        }
-inline void transpose16(float16 *a) {
-    TR_STEP(8, (0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23),
-            (8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31))
-    TR_STEP(4, (0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27),
-            (4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31))
-    TR_STEP(2, (0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29),
-            (2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31))
-    TR_STEP(1, (0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30),
-            (1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31))
-}
-
-/* Stores the first n (1..16) lanes of v at p. */
-inline void store_first(global XS *p, float16 v, uint n) {
-    if (n == 16) {
-        VSTX(p, 0, v);
-        return;
-    }
-#if X_T == 0
-    float tmp[16];
-    vstore16(v, 0, tmp);
-    uint o = 0;
-    if (n & 8) {
-        vstore8(vload8(0, tmp), 0, p);
-        o = 8;
-    }
-    if (n & 4) {
-        vstore4(vload4(0, tmp + o), 0, p + o);
-        o += 4;
-    }
-    if (n & 2) {
-        vstore2(vload2(0, tmp + o), 0, p + o);
-        o += 2;
-    }
-    if (n & 1) p[o] = tmp[o];
-#else
-    float tmp[16];
-    vstore16(v, 0, tmp);
-    for (uint e = 0; e < n; ++e) ST1X(p, e, tmp[e]);
-#endif
-}
-#endif
+ * (common.h, lanes_load): all C values of each row in private vectors
+ * (one global read), the exps kept for the gradient (one exp per
+ * element). Class indices only (the host uses the row kernels for
+ * probabilities). mode: 0 forward, 1 fused, 2 backward from the saved
+ * lse (lse_in; p = exp(x - lse), no reduction). */
+#define LANES_FWD 0
+#define LANES_FUSED 1
+#define LANES_BWD 2
 
 inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
                             global float *lse, ulong lse_off, int has_lse,
+                            const global float *lse_in, ulong lse_in_off,
                             global XS *gm, ulong g_off, ulong g_ld,
-                            const int do_grad) {
+                            const int mode) {
 #if TGT != 2 && VEC > 1
     ulong r0 = get_global_id(0) * VEC;
     if (r0 >= R) return;
@@ -480,17 +431,8 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
         wy = vload16(0, buf);
     }
     vf g = (vf)row_scale(G, den, den_scr, scr, gr, gr_off, 0, 0);
-    if (has_gr) {
-        if (nr == 16) {
-            g *= vload16(0, gr + gr_off + r0);
-        } else {
-            for (uint l = 0; l < 16; ++l)
-                buf[l] = gr[gr_off + r0 + min(l, nr - 1)];
-            g *= vload16(0, buf);
-        }
-    }
+    if (has_gr) g *= lanes_vload(gr, gr_off + r0, nr);
     g = select((vf)0.0f, g, live);
-    vf xy = (vf)0.0f;
 #else
     float bw[VEC], bg[VEC];
     int bycol[VEC], bstate[VEC];
@@ -504,48 +446,38 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
         bg[l] = ri.valid && !ri.bad
                     ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
                     : 0.0f;
-        /* x_y now: in place, the gradient overwrites it */
-        buf[l] = ri.ycol >= 0 ? LD1X(x, x_off + r * x_ld + (uint)ri.ycol)
-                              : 0.0f;
     }
-    vf xy = VLOADP(buf), wy = VLOADP(bw), g = VLOADP(bg);
+    vf wy = VLOADP(bw), g = VLOADP(bg);
     vi ycol = CAT(vload, VEC)(0, bycol), state = CAT(vload, VEC)(0, bstate);
 #endif
     vf xv[LANES_CMAX];
-    vf m = (vf)(-INFINITY);
-#if VEC == 16
-    /* Rows loaded whole (16 columns at a time) and transposed in
-     * registers: a vector per column, a lane per row. A load may run
-     * past its row into the next row of this block (never further). */
-    for (uint cb = 0; cb < C; cb += 16) {
-        uint nc = min(16u, C - cb);
-        float16 blk[16];
-        for (uint l = 0; l < 16; ++l) {
-            uint lr = min(l, nr - 1);
-            const global XS *xr = x + x_off + (r0 + lr) * x_ld;
-            if (cb + 16 <= C || (lr + 1 < nr && cb + 16 <= x_ld + C))
-                blk[l] = VLDX(xr, cb);
-            else
-                blk[l] = gload_x(xr, cb, C, 0.0f);
+    /* the whole block is read before anything is written (in place) */
+    lanes_load(x, x_off, x_ld, r0, nr, C, xv);
+    int smooth = eps > 0.0f;
+    float epc = eps / (float)C;
+    vf tw = (1.0f - eps) * wy;
+    vf k1 = tw;
+    if (mode == LANES_BWD) {
+        vf lsev = lanes_vload(lse_in, lse_in_off + r0, nr);
+        if (smooth) k1 += epc * fin(scr[2], scr[3]);
+        if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
+        for (uint c = 0; c < C; ++c) {
+            vf d = exp(xv[c] - lsev) * k1;
+            d = select(d, d - tw, ycol == (vi)(int)c);
+            if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+            /* ignored and bad rows: exactly 0, even for NaN logits */
+            xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
         }
-        transpose16(blk);
-        for (uint c = 0; c < nc; ++c) xv[cb + c] = blk[c];
+        lanes_store_x(gm, g_off, g_ld, r0, nr, C, xv);
+        return;
     }
+    vf m = (vf)(-INFINITY), xy = (vf)0.0f;
     for (uint c = 0; c < C; ++c) {
         m = nanmaxv(m, xv[c]);
         xy = select(xy, xv[c], ycol == (vi)(int)c);
     }
-#else
-    for (uint c = 0; c < C; ++c) {
-        for (uint l = 0; l < VEC; ++l)
-            buf[l] = LD1X(x, x_off + (r0 + min(l, nr - 1)) * x_ld + c);
-        xv[c] = VLOADP(buf);
-        m = nanmaxv(m, xv[c]);
-    }
-#endif
     vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
     float a = 0.0f, ac = 0.0f;
-    int smooth = eps > 0.0f;
     for (uint c = 0; c < C; ++c) {
         vf e = exp(xv[c] - m);
         KAHAN(vf, s, sc, e);
@@ -563,65 +495,48 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     float A = a - ac;
     vf B = select(b - bc, b, isinf(b));
     vf l = (1.0f - eps) * -(wy * ((xy - m) - lS));
-    if (smooth) l += eps / (float)C * (A * lS + B);
+    if (smooth) l += epc * (A * lS + B);
     if (zeta != 0.0f) l += zeta * lsev * lsev;
     l = select(l, (vf)0.0f, state == (vi)1);
     l = select(l, (vf)NAN, state == (vi)2);
-    if (nr == VEC) {
-        VST_0(loss, loss_off + r0, l);
-        if (has_lse) VST_0(lse, lse_off + r0, lsev);
-    } else {
-        VSTOREP(l, buf);
-        for (uint i = 0; i < nr; ++i) loss[loss_off + r0 + i] = buf[i];
-        if (has_lse) {
-            VSTOREP(lsev, buf);
-            for (uint i = 0; i < nr; ++i) lse[lse_off + r0 + i] = buf[i];
-        }
-    }
-    if (!do_grad) return;
-    vf tw = (1.0f - eps) * wy;
-    vf k1 = tw;
-    if (smooth) k1 += eps / (float)C * A;
+    lanes_vstore(loss, loss_off + r0, nr, l);
+    if (has_lse) lanes_vstore(lse, lse_off + r0, nr, lsev);
+    if (mode != LANES_FUSED) return;
+    if (smooth) k1 += epc * A;
     if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
     vf inv = 1.0f / S;
-    float epc = eps / (float)C;
     for (uint c = 0; c < C; ++c) {
         vf d = (xv[c] * inv) * k1;
         d = select(d, d - tw, ycol == (vi)(int)c);
         if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
         /* ignored and bad rows: exactly 0, even for NaN logits */
-        d = select(g * d, (vf)0.0f, state != (vi)0);
-#if VEC == 16
-        xv[c] = d;
+        xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
     }
-    for (uint cb = 0; cb < C; cb += 16) {
-        uint nc = min(16u, C - cb);
-        float16 blk[16];
-        for (uint c = 0; c < 16; ++c) blk[c] = c < nc ? xv[cb + c] : 0.0f;
-        transpose16(blk);
-        for (uint l = 0; l < nr; ++l)
-            store_first(gm + g_off + (r0 + l) * g_ld + cb, blk[l], nc);
-    }
-#else
-        VSTOREP(d, buf);
-        for (uint i = 0; i < nr; ++i)
-            ST1X(gm, g_off + (r0 + i) * g_ld + c, buf[i]);
-    }
-#endif
+    lanes_store_x(gm, g_off, g_ld, r0, nr, C, xv);
 #endif
 }
 
 kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                              global float *lse, ulong lse_off, int has_lse,
                              global XS *gm, ulong g_off, ulong g_ld) {
-    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
-                    g_off, g_ld, 1);
+    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                    (const global float *)0, 0, gm, g_off, g_ld,
+                    LANES_FUSED);
 }
 
 kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
                            global float *lse, ulong lse_off, int has_lse) {
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                    (global XS *)0, 0, 0, 0);
+                    (const global float *)0, 0, (global XS *)0, 0, 0,
+                    LANES_FWD);
+}
+
+/* Backward from the saved lse (index targets). */
+kernel void xent_lanes_bwd(XENT_PARAMS, const global float *lse_in,
+                           ulong lse_in_off, global XS *gm, ulong g_off,
+                           ulong g_ld) {
+    xent_lanes_body(XENT_ARGS, (global float *)0, 0, (global float *)0, 0, 0,
+                    lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
 }
 
 /* ---- fused, one item per row, exps cached on chip (CPUs) ----

@@ -272,6 +272,7 @@ static inline void hx_in_release(hx_in *in) {
 #define HX_ROUTE_FUSED 0
 #define HX_ROUTE_FUSED_IN_PLACE 1
 #define HX_ROUTE_FWD_BWD 2 /* forward, then backward from its lse */
+#define HX_ROUTE_FWD_BWD_IN_PLACE 3 /* the same, the gradient over x */
 
 /* Runs the cross-entropy case on ctx by one route; outputs as f32. */
 static inline hx_out hx_run(clxent_context *ctx, const hx_case *c,
@@ -279,18 +280,20 @@ static inline hx_out hx_run(clxent_context *ctx, const hx_case *c,
     hx_out o = {NULL, NULL, NULL};
     hx_in in = hx_upload(ctx, c, d);
     clxent_loss_options opt = hx_options(c);
+    int in_place = route == HX_ROUTE_FUSED_IN_PLACE ||
+                   route == HX_ROUTE_FWD_BWD_IN_PLACE;
     opt.in_place = route == HX_ROUTE_FUSED_IN_PLACE;
     clxent_vector loss = hx_vec(ctx, NULL, NULL, hx_nloss(c), 2, CLXENT_F32);
     clxent_vector lse = hx_vec(ctx, NULL, NULL, c->R, 1, CLXENT_F32);
-    clxent_matrix grad = route == HX_ROUTE_FUSED_IN_PLACE
-                             ? in.x
-                             : hx_mat(ctx, NULL, c->R, c->C, HX_G_OFF,
-                                      c->C + HX_G_PAD, c->dt);
+    clxent_matrix grad = in_place ? in.x
+                                  : hx_mat(ctx, NULL, c->R, c->C, HX_G_OFF,
+                                           c->C + HX_G_PAD, c->dt);
     clxent_status st;
-    if (route == HX_ROUTE_FWD_BWD) {
+    if (route == HX_ROUTE_FWD_BWD || route == HX_ROUTE_FWD_BWD_IN_PLACE) {
         st = clxent_cross_entropy_forward(ctx, &in.x, &in.tg, &in.w, &opt,
                                           &loss, &lse, NULL);
         fx_assert_status(ctx, st, CLXENT_STATUS_OK);
+        opt.in_place = in_place;
         st = clxent_cross_entropy_backward(ctx, &in.x, &in.tg, &in.w, &opt,
                                            &lse, &in.gr, &grad, NULL);
     } else {
@@ -304,7 +307,7 @@ static inline hx_out hx_run(clxent_context *ctx, const hx_case *c,
     o.grad = hx_mat_read(ctx, &grad);
     clxent_buffer_release(loss.buffer);
     clxent_buffer_release(lse.buffer);
-    if (route != HX_ROUTE_FUSED_IN_PLACE) clxent_buffer_release(grad.buffer);
+    if (!in_place) clxent_buffer_release(grad.buffer);
     hx_in_release(&in);
     return o;
 }

@@ -108,7 +108,8 @@ typedef struct prim_shape {
 } prim_shape;
 
 static const prim_shape prim_shapes[] = {
-    {1, 1}, {3, 7}, {64, 33}, {5, 1000}, {2, 4097}, {1, 65537}, {1000, 257}};
+    {1, 1}, {3, 7}, {64, 33}, {5, 1000}, {2, 4097}, {1, 65537}, {1000, 257},
+    {100, 10}, {33, 32}};
 
 static void test_primitives(void **state) {
     (void)state;

@@ -337,6 +337,176 @@ static void test_mappings(void **state) {
     tune_reset();
 }
 
+/* The lanes kernels (small C on CPUs with VEC > 1, a row per SIMD lane:
+ * the PoCL default for C <= 32): forward, fused, backward from the lse
+ * (in place and not) and the row primitives, every dtype and option,
+ * VEC 16 (transposed blocks) and 4/8 (gathers), row counts around the
+ * block size, strided and offset layouts, special values, repeatability. */
+static const size_t lanes_cols[] = {1, 3, 10, 16, 17, 31, 32};
+static const size_t lanes_rows[] = {1, 15, 17, 100};
+static const unsigned lanes_vecs[] = {16, 4, 8};
+
+static void lanes_xent(clxent_context *dev, const hx_case *c,
+                       const hx_data *d, const char *name) {
+    hx_out ref = hx_run(g_host, c, d, HX_ROUTE_FUSED);
+    for (int route = 0; route < 4; ++route) {
+        hx_out got = hx_run(dev, c, d, route);
+        hx_compare_out(c, &got, &ref, name);
+        hx_out_free(&got);
+    }
+    hx_out_free(&ref);
+}
+
+/* Special rows: NaN, an ignored NaN row, masked (-inf) classes, +inf,
+ * a single finite value, an all -inf row (ignored: the reference's lse
+ * is NaN, the gradient 0). */
+static void lanes_specials(const hx_case *c, hx_data *d) {
+    size_t C = c->C;
+    if (c->R < 7) return;
+    d->x[1 * C + C / 2] = NAN;
+    d->x[2 * C + C / 3] = NAN;
+    d->y[2] = c->ii;
+    for (size_t j = 0; j < C; j += 3) d->x[3 * C + j] = -INFINITY;
+    d->y[3] = C > 1 ? 1 : 0;
+    d->x[4 * C + C - 1] = INFINITY;
+    for (size_t j = 1; j < C; ++j) d->x[5 * C + j] = -INFINITY;
+    d->y[5] = 0;
+    for (size_t j = 0; j < C; ++j) d->x[6 * C + j] = -INFINITY;
+    d->y[6] = c->ii;
+}
+
+static void test_lanes_xent(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof lanes_cols / sizeof *lanes_cols; ++i)
+        for (size_t j = 0; j < sizeof lanes_rows / sizeof *lanes_rows;
+             ++j, ++k) {
+            tune_reset();
+            clx_ops_tune.vec = lanes_vecs[k % 3];
+            hx_case c = base_case(lanes_rows[j], lanes_cols[i],
+                                  (clxent_dtype)(CLXENT_F32 + k % 3),
+                                  5000 + k);
+            options_k(&c, k);
+            c.probs = 0; /* the lanes kernels take class indices */
+            c.ignore = c.ignore || k % 5 == 0;
+            c.check = k % 4 == 3 ? CLXENT_CHECK_DEFERRED : CLXENT_CHECK_SYNC;
+            char name[256], tag[32];
+            snprintf(tag, sizeof tag, " lanes VEC=%u", lanes_vecs[k % 3]);
+            hx_name(&c, name, sizeof name);
+            strncat(name, tag, sizeof name - strlen(name) - 1);
+            hx_data d = hx_make(&c);
+            lanes_xent(dev, &c, &d, name);
+            /* special values (f32: the host rounds nothing) */
+            if (c.dt == CLXENT_F32 && c.R >= 7) {
+                c.ignore = 1;
+                lanes_specials(&c, &d);
+                strncat(name, " special", sizeof name - strlen(name) - 1);
+                lanes_xent(dev, &c, &d, name);
+            }
+            hx_free(&d);
+        }
+    /* bitwise repeatable, every route */
+    tune_reset();
+    hx_case c = base_case(100, 10, CLXENT_F32, 5100);
+    options_k(&c, 7);
+    c.probs = 0;
+    hx_data d = hx_make(&c);
+    for (int route = 0; route < 4; ++route) {
+        hx_out a = dev_run(&c, &d, route);
+        hx_out b = dev_run(&c, &d, route);
+        assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
+        assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
+        assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
+        hx_out_free(&a);
+        hx_out_free(&b);
+    }
+    hx_free(&d);
+    tune_reset();
+}
+
+/* row_max, row_expsum (given the host's max), log_softmax, softmax of x
+ * on ctx into res[0..3]. */
+static void lanes_prims(clxent_context *ctx, const float *x, size_t R,
+                        size_t C, clxent_dtype dt, clxent_dtype out_dt,
+                        const float *mx, float **res) {
+    clxent_matrix xm = hx_mat(ctx, x, R, C, HX_X_OFF, C + HX_X_PAD, dt);
+    clxent_matrix y = hx_mat(ctx, NULL, R, C, HX_G_OFF, C + HX_G_PAD, out_dt);
+    clxent_vector vmax = hx_vec(ctx, NULL, NULL, R, 1, CLXENT_F32);
+    fx_assert_status(ctx, clxent_row_max(ctx, &xm, &vmax, NULL),
+                     CLXENT_STATUS_OK);
+    res[0] = hx_vec_read(ctx, &vmax);
+    clxent_vector vin = hx_vec(ctx, mx ? mx : res[0], NULL, R, 2, CLXENT_F32);
+    clxent_vector vsum = hx_vec(ctx, NULL, NULL, R, 3, CLXENT_F32);
+    fx_assert_status(ctx, clxent_row_expsum(ctx, &xm, &vin, &vsum, NULL),
+                     CLXENT_STATUS_OK);
+    res[1] = hx_vec_read(ctx, &vsum);
+    fx_assert_status(ctx, clxent_log_softmax(ctx, &xm, &y, NULL),
+                     CLXENT_STATUS_OK);
+    res[2] = hx_mat_read(ctx, &y);
+    fx_assert_status(ctx, clxent_softmax(ctx, &xm, &y, NULL),
+                     CLXENT_STATUS_OK);
+    res[3] = hx_mat_read(ctx, &y);
+    clxent_buffer_release(xm.buffer);
+    clxent_buffer_release(y.buffer);
+    clxent_buffer_release(vmax.buffer);
+    clxent_buffer_release(vin.buffer);
+    clxent_buffer_release(vsum.buffer);
+}
+
+static void test_lanes_primitives(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof lanes_cols / sizeof *lanes_cols; ++i)
+        for (size_t j = 0; j < sizeof lanes_rows / sizeof *lanes_rows;
+             ++j, ++k)
+            for (int special = 0; special < 2; ++special) {
+                size_t R = lanes_rows[j], C = lanes_cols[i];
+                if (special && R < 7) continue;
+                tune_reset();
+                clx_ops_tune.vec = lanes_vecs[k % 3];
+                hx_case c = base_case(R, C,
+                                      special ? CLXENT_F32
+                                              : (clxent_dtype)(CLXENT_F32 +
+                                                               k % 3),
+                                      5200 + k);
+                clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k + 1) % 3);
+                hx_data d = hx_make(&c);
+                if (special) lanes_specials(&c, &d);
+                char name[128];
+                snprintf(name, sizeof name, "%zux%zu %s -> %s VEC=%u%s", R, C,
+                         clxent_dtype_name(c.dt), clxent_dtype_name(out_dt),
+                         lanes_vecs[k % 3], special ? " special" : "");
+                float *ref[4], *got[4], *again[4];
+                lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
+                lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
+                lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
+                hx_compare(got[0], ref[0], R, 0.0, 0.0, CLXENT_F32, "row_max",
+                           name);
+                hx_compare(got[1], ref[1], R, 0.0, 1.2e-6, CLXENT_F32,
+                           "row_expsum", name);
+                hx_compare(got[2], ref[2], R * C, 1e-6, 1.2e-7 * 4, out_dt,
+                           "log_softmax", name);
+                hx_compare(got[3], ref[3], R * C, 1e-6, 0.0, out_dt,
+                           "softmax", name);
+                /* bitwise repeatable */
+                assert_memory_equal(got[0], again[0], R * sizeof(float));
+                assert_memory_equal(got[1], again[1], R * sizeof(float));
+                assert_memory_equal(got[2], again[2], R * C * sizeof(float));
+                assert_memory_equal(got[3], again[3], R * C * sizeof(float));
+                for (int q = 0; q < 4; ++q) {
+                    free(ref[q]);
+                    free(got[q]);
+                    free(again[q]);
+                }
+                hx_free(&d);
+            }
+    tune_reset();
+}
+
 /* Same inputs twice: bitwise the same outputs (fixed-order reductions). */
 static void test_repeatable(void **state) {
     (void)state;
@@ -414,6 +584,8 @@ int main(void) {
         cmocka_unit_test(test_mappings),
         cmocka_unit_test(test_two_level),
         cmocka_unit_test(test_gpu_cache),
+        cmocka_unit_test(test_lanes_xent),
+        cmocka_unit_test(test_lanes_primitives),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_accuracy_2pow20),
     };

@@ -6,7 +6,8 @@
  * - GPUs (VEC 1, coalesced lid-strided loads): T items per row, T a power
  *   of two from C/8 up to the group size of 256; L/T rows per group.
  * - CPUs (VEC 16: SIMD inside a work-item): a row per item (T = 1), up to
- *   64 rows per group, fewer when there are few rows.
+ *   64 rows per group, fewer when there are few rows; rows of C <= 32:
+ *   the lanes kernel (VEC rows per item, a row per SIMD lane).
  * - Rows too few to fill the device (R < 4 x compute units) and long
  *   enough: split in P chunks, one group per chunk, partial states merged
  *   in fixed order by a second kernel (deterministic, no atomics). */
@@ -172,6 +173,16 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt) {
            !clx_ops_tune.items_per_row && clx_ops_tune.split_chunks <= 1;
 }
 
+size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t items,
+                           size_t kmax) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    size_t L = 1;
+    while (L * 2 <= items / t.target_groups && L * 2 <= t.small_group &&
+           L * 2 <= kmax)
+        L *= 2;
+    return L;
+}
+
 int clx_ops_dtype_code(clxent_dtype d) {
     return d == CLXENT_F16 ? 1 : d == CLXENT_BF16 ? 2 : 0;
 }
@@ -256,8 +267,40 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     clx_ops_options(s, opts, sizeof opts, op->x.dtype, yt, 0);
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
-    clxent_status st =
-        clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows", &krow, &m1);
+    clxent_status st;
+    cl_mem mx, vo, yo;
+    if (clx_ops_use_lanes(s, C, 0)) {
+        /* small C on a CPU: VEC rows per item, a row per SIMD lane */
+        st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_lanes", &krow, &m1);
+        if (st != CLXENT_STATUS_OK) return st;
+        cl_mem scr;
+        st = clx_cl_scratch(ctx, CLX_SCR_LOSS * 4, &scr);
+        if (st != CLXENT_STATUS_OK) return st;
+        mx = what == 1 ? op->vec_in.buffer->mem : scr;
+        vo = what < 2 ? op->vec_out.buffer->mem : scr;
+        yo = what >= 2 ? op->mat_out.buffer->mem : scr;
+        clx_args a = clx_args_begin(ctx, krow);
+        clx_arg_mem(&a, op->x.buffer->mem);
+        clx_arg_ulong(&a, op->x.offset);
+        clx_arg_ulong(&a, op->x.stride);
+        clx_arg_uint(&a, R);
+        clx_arg_uint(&a, C);
+        clx_arg_mem(&a, mx);
+        clx_arg_ulong(&a, what == 1 ? op->vec_in.offset : 0);
+        clx_arg_mem(&a, vo);
+        clx_arg_ulong(&a, what < 2 ? op->vec_out.offset : 0);
+        clx_arg_mem(&a, yo);
+        clx_arg_ulong(&a, what >= 2 ? op->mat_out.offset : 0);
+        clx_arg_ulong(&a, what >= 2 ? op->mat_out.stride : 0);
+        clx_arg_int(&a, what);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        size_t vec = clx_ops_tuning_for(s).vec;
+        size_t items = (R + vec - 1) / vec;
+        size_t L = clx_ops_lanes_group(s, items, m1);
+        size_t global = (items + L - 1) / L * L;
+        return clx_cl_launch(ctx, op, krow, 1, &global, &L, 1, 1);
+    }
+    st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows", &krow, &m1);
     if (st == CLXENT_STATUS_OK)
         st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_part", &kpart, &m2);
     if (st == CLXENT_STATUS_OK)
@@ -274,9 +317,9 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     cl_mem scr;
     st = clx_cl_scratch(ctx, scr_floats * 4, &scr);
     if (st != CLXENT_STATUS_OK) return st;
-    cl_mem mx = what == 1 ? op->vec_in.buffer->mem : scr;
-    cl_mem vo = what < 2 ? op->vec_out.buffer->mem : scr;
-    cl_mem yo = what >= 2 ? op->mat_out.buffer->mem : scr;
+    mx = what == 1 ? op->vec_in.buffer->mem : scr;
+    vo = what < 2 ? op->vec_out.buffer->mem : scr;
+    yo = what >= 2 ? op->mat_out.buffer->mem : scr;
     size_t passes = g.split ? 2 : 1;
     for (size_t pass = 0; pass < passes; ++pass) {
         cl_kernel k = !g.split ? krow : pass == 0 ? kpart : kout;

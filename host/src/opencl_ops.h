@@ -60,11 +60,16 @@ clx_geom clx_geom_rows(const clx_opencl_state *s, size_t R, size_t C,
 clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
                         size_t kernel_max);
 
-/* Small rows on a CPU (VEC > 1), class indices: the lanes kernel of
- * xent.cl (VEC rows per item, a row per SIMD lane). Not with forced
- * items per row or chunks. */
+/* Small rows on a CPU (VEC > 1), class indices or no targets (the row
+ * primitives, tgt 0): the lanes kernels of xent.cl and softmax.cl (VEC
+ * rows per item, a row per SIMD lane). Not with forced items per row or
+ * chunks. */
 #define CLX_LANES_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
+/* Work-group size of a lanes kernel over `items` items (VEC rows each):
+ * enough groups for every core, at most the small group size and kmax. */
+size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t items,
+                           size_t kmax);
 
 /* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=..". */
 void clx_ops_options(const clx_opencl_state *s, char *buf, size_t size,
