@@ -47,9 +47,17 @@ static size_t forced_group(void) {
     return 0;
 }
 
+/* A forced vector width: the knob, else CLXENT_VEC (1, 4, 8 or 16), so
+ * tools such as Oclgrind can run the CPU mapping too. */
+static unsigned forced_vec(void) {
+    if (clx_ops_tune.vec) return clx_ops_tune.vec;
+    const char *env = getenv("CLXENT_VEC");
+    return env && *env ? (unsigned)strtoul(env, NULL, 10) : 0;
+}
+
 clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
     clx_tuning t;
-    unsigned v = clx_ops_tune.vec;
+    unsigned v = forced_vec();
     t.vec = (v == 1 || v == 4 || v == 8 || v == 16) ? v : (s->is_gpu ? 1 : 16);
     t.kt = t.vec == 1 ? 8 : 2; /* VEC 1 (GPUs): 8 loads in flight per item */
     size_t maxg = pow2_floor(min_size(max_size(s->max_work_group_size, 1), 1024));
@@ -169,7 +177,9 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt) {
     clx_tuning t = clx_ops_tuning_for(s);
-    return t.vec > 1 && !s->is_gpu && tgt != 2 && C <= CLX_LANES_CMAX &&
+    /* Vector widths above 1 are the CPU mapping (or forced, e.g. for
+     * Oclgrind), GPUs default to 1. */
+    return t.vec > 1 && tgt != 2 && C <= CLX_LANES_CMAX &&
            !clx_ops_tune.items_per_row && clx_ops_tune.split_chunks <= 1;
 }
 
