@@ -267,6 +267,28 @@ size_t clx_scr_part_index(size_t R) {
 
 /* ---- row primitives ---- */
 
+
+/* The arguments every softmax-family kernel starts with: x, its shape, the
+ * given max (row_expsum), the row-vector and matrix outputs, and which
+ * primitive (0 max, 1 exp-sum, 2 log_softmax, 3 softmax). Absent ones
+ * point at scratch. */
+static void sm_common_args(clx_args *a, const clx_op *op, cl_mem mx,
+                           cl_mem vo, cl_mem yo, int what) {
+    clx_arg_mem(a, op->x.buffer->mem);
+    clx_arg_ulong(a, op->x.offset);
+    clx_arg_ulong(a, op->x.stride);
+    clx_arg_uint(a, op->x.rows);
+    clx_arg_uint(a, op->x.cols);
+    clx_arg_mem(a, mx);
+    clx_arg_ulong(a, what == 1 ? op->vec_in.offset : 0);
+    clx_arg_mem(a, vo);
+    clx_arg_ulong(a, what < 2 ? op->vec_out.offset : 0);
+    clx_arg_mem(a, yo);
+    clx_arg_ulong(a, what >= 2 ? op->mat_out.offset : 0);
+    clx_arg_ulong(a, what >= 2 ? op->mat_out.stride : 0);
+    clx_arg_int(a, what);
+}
+
 static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
                                         int what) {
     clx_opencl_state *s = ctx->cl;
@@ -290,19 +312,7 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
         vo = what < 2 ? op->vec_out.buffer->mem : scr;
         yo = what >= 2 ? op->mat_out.buffer->mem : scr;
         clx_args a = clx_args_begin(ctx, krow);
-        clx_arg_mem(&a, op->x.buffer->mem);
-        clx_arg_ulong(&a, op->x.offset);
-        clx_arg_ulong(&a, op->x.stride);
-        clx_arg_uint(&a, R);
-        clx_arg_uint(&a, C);
-        clx_arg_mem(&a, mx);
-        clx_arg_ulong(&a, what == 1 ? op->vec_in.offset : 0);
-        clx_arg_mem(&a, vo);
-        clx_arg_ulong(&a, what < 2 ? op->vec_out.offset : 0);
-        clx_arg_mem(&a, yo);
-        clx_arg_ulong(&a, what >= 2 ? op->mat_out.offset : 0);
-        clx_arg_ulong(&a, what >= 2 ? op->mat_out.stride : 0);
-        clx_arg_int(&a, what);
+        sm_common_args(&a, op, mx, vo, yo, what);
         if (a.st != CLXENT_STATUS_OK) return a.st;
         size_t vec = clx_ops_tuning_for(s).vec;
         size_t items = (R + vec - 1) / vec;
@@ -334,19 +344,7 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     for (size_t pass = 0; pass < passes; ++pass) {
         cl_kernel k = !g.split ? krow : pass == 0 ? kpart : kout;
         clx_args a = clx_args_begin(ctx, k);
-        clx_arg_mem(&a, op->x.buffer->mem);
-        clx_arg_ulong(&a, op->x.offset);
-        clx_arg_ulong(&a, op->x.stride);
-        clx_arg_uint(&a, R);
-        clx_arg_uint(&a, C);
-        clx_arg_mem(&a, mx);
-        clx_arg_ulong(&a, what == 1 ? op->vec_in.offset : 0);
-        clx_arg_mem(&a, vo);
-        clx_arg_ulong(&a, what < 2 ? op->vec_out.offset : 0);
-        clx_arg_mem(&a, yo);
-        clx_arg_ulong(&a, what >= 2 ? op->mat_out.offset : 0);
-        clx_arg_ulong(&a, what >= 2 ? op->mat_out.stride : 0);
-        clx_arg_int(&a, what);
+        sm_common_args(&a, op, mx, vo, yo, what);
         size_t global;
         if (!g.split) {
             clx_arg_uint(&a, g.T);

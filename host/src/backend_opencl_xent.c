@@ -385,6 +385,23 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
 
 /* Forward or fused: rows path or split path, then the reduction. */
 
+/* Pass 1 of the split path: each of the P groups of a row writes its
+ * chunk's partial state to scratch at `part`. a_only: only A (backward
+ * with probabilities; x is not read). */
+static clxent_status launch_part(loss_ctx *lc, cl_kernel kpart,
+                                 const clx_geom *g, size_t part, int a_only) {
+    clx_args a = clx_args_begin(lc->ctx, kpart);
+    xent_common_args(lc, &a);
+    clx_arg_uint(&a, g->P);
+    clx_arg_uint(&a, g->CH);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_ulong(&a, part);
+    clx_arg_int(&a, a_only);
+    clx_arg_local(&a, g->L * ST_BYTES);
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    return launch(lc, kpart, lc->R * g->P * g->L, g->L, 0);
+}
+
 /* The split path's partial states need R x P x 8 floats of scratch past
  * the reduction's partials; then the targets are checked (before any
  * kernel that writes an output). */
@@ -470,18 +487,9 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
         if (a.st != CLXENT_STATUS_OK) return a.st;
         st = launch(lc, krow, g.groups * g.L, g.L, !reduce);
     } else {
-        clx_args a = clx_args_begin(ctx, kpart);
-        xent_common_args(lc, &a);
-        clx_arg_uint(&a, g.P);
-        clx_arg_uint(&a, g.CH);
-        clx_arg_mem(&a, lc->scr);
-        clx_arg_ulong(&a, part);
-        clx_arg_int(&a, 0);
-        clx_arg_local(&a, g.L * ST_BYTES);
-        if (a.st != CLXENT_STATUS_OK) return a.st;
-        st = launch(lc, kpart, lc->R * g.P * g.L, g.L, 0);
+        st = launch_part(lc, kpart, &g, part, 0);
         if (st != CLXENT_STATUS_OK) return st;
-        a = clx_args_begin(ctx, kout);
+        clx_args a = clx_args_begin(ctx, kout);
         xent_common_args(lc, &a);
         loss_out_args(lc, &a);
         clx_arg_mem(&a, gmem);
@@ -557,16 +565,7 @@ static clxent_status run_backward(loss_ctx *lc) {
     st = split_scratch_and_check(ctx, lc, &g, part);
     if (st != CLXENT_STATUS_OK) return st;
     if (g.split) {
-        clx_args a = clx_args_begin(ctx, kpart);
-        xent_common_args(lc, &a);
-        clx_arg_uint(&a, g.P);
-        clx_arg_uint(&a, g.CH);
-        clx_arg_mem(&a, lc->scr);
-        clx_arg_ulong(&a, part);
-        clx_arg_int(&a, 1);
-        clx_arg_local(&a, g.L * ST_BYTES);
-        if (a.st != CLXENT_STATUS_OK) return a.st;
-        st = launch(lc, kpart, lc->R * g.P * g.L, g.L, 0);
+        st = launch_part(lc, kpart, &g, part, 1);
         if (st != CLXENT_STATUS_OK) return st;
     }
     clx_args a = clx_args_begin(ctx, kb);
