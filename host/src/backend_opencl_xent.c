@@ -603,6 +603,18 @@ clxent_status clx_opencl_cross_entropy(clxent_context *ctx, const clx_op *op) {
 }
 
 /* NLL over given log-probabilities (x holds logp). */
+/* The NLL kernels' targets, ignore_index and optional weights (absent
+ * weights point at scratch and are flagged off). */
+static void nll_target_args(const loss_ctx *lc, clx_args *a) {
+    const clx_op *op = lc->op;
+    clx_arg_mem(a, op->indices.buffer->mem);
+    clx_arg_ulong(a, op->indices.offset);
+    clx_arg_long(a, op->opt.ignore_index);
+    clx_arg_mem(a, op->weights.buffer ? op->weights.buffer->mem : lc->scr);
+    clx_arg_ulong(a, op->weights.buffer ? op->weights.offset : 0);
+    clx_arg_int(a, op->weights.buffer != NULL);
+}
+
 clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
     loss_ctx lc;
     clxent_status st = loss_begin(&lc, ctx, op, 0);
@@ -627,12 +639,7 @@ clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
         clx_arg_ulong(&a, op->x.stride);
         clx_arg_uint(&a, lc.R);
         clx_arg_uint(&a, lc.C);
-        clx_arg_mem(&a, op->indices.buffer->mem);
-        clx_arg_ulong(&a, op->indices.offset);
-        clx_arg_long(&a, op->opt.ignore_index);
-        clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc.scr);
-        clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
-        clx_arg_int(&a, op->weights.buffer != NULL);
+        nll_target_args(&lc, &a);
         clx_arg_mem(&a, direct ? op->vec_out.buffer->mem : lc.scr);
         clx_arg_ulong(&a, direct ? op->vec_out.offset : CLX_SCR_LOSS);
         if (a.st != CLXENT_STATUS_OK) return a.st;
@@ -648,12 +655,7 @@ clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
     clx_arg_ulong(&a, op->mat_out.stride);
     clx_arg_uint(&a, lc.R);
     clx_arg_uint(&a, lc.C);
-    clx_arg_mem(&a, op->indices.buffer->mem);
-    clx_arg_ulong(&a, op->indices.offset);
-    clx_arg_long(&a, op->opt.ignore_index);
-    clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc.scr);
-    clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
-    clx_arg_int(&a, op->weights.buffer != NULL);
+    nll_target_args(&lc, &a);
     clx_arg_float(&a, op->opt.grad_scale);
     clx_arg_float(&a, lc.den);
     clx_arg_int(&a, lc.den_scr);

@@ -146,6 +146,21 @@ int cli_open_context(const char *cmd, const char *spec, clxent_context **ctx) {
     return CLI_RUNTIME;
 }
 
+int cli_open_pair(const char *cmd, const char *spec, clxent_context **dev,
+                  clxent_context **host, clxent_device_info *info) {
+    *host = NULL;
+    int rc = cli_open_context(cmd, spec, dev);
+    if (rc) return rc;
+    if ((rc = cli_open_context(cmd, "host", host))) {
+        clxent_context_destroy(*dev);
+        *dev = NULL;
+        return rc;
+    }
+    memset(info, 0, sizeof *info);
+    clxent_context_info(*dev, info);
+    return 0;
+}
+
 void cli_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {

@@ -174,15 +174,9 @@ int clxent_cmd_check(int argc, char **argv) {
         return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
     }
     clxent_context *dev = NULL, *host = NULL;
-    int rc = cli_open_context(cmd, spec, &dev);
-    if (rc) return rc;
-    if ((rc = cli_open_context(cmd, "host", &host))) {
-        clxent_context_destroy(dev);
-        return rc;
-    }
     clxent_device_info info;
-    memset(&info, 0, sizeof info);
-    clxent_context_info(dev, &info);
+    int rc = cli_open_pair(cmd, spec, &dev, &host, &info);
+    if (rc) return rc;
     printf("clxent check: %s (%s) against the host reference%s\n", info.spec,
            info.name, quick ? ", quick grid" : "");
     printf("errors relative to max(1,|ref|); loss = loss/lse/row statistic, "

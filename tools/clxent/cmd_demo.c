@@ -225,15 +225,9 @@ int clxent_cmd_demo(int argc, char **argv) {
         return cli_usage_error(cmd, "unknown argument '%s'", argv[i]);
     }
     clxent_context *dev = NULL, *host = NULL;
-    int rc = cli_open_context(cmd, spec, &dev);
-    if (rc) return rc;
-    if ((rc = cli_open_context(cmd, "host", &host))) {
-        clxent_context_destroy(dev);
-        return rc;
-    }
     clxent_device_info info;
-    memset(&info, 0, sizeof info);
-    clxent_context_info(dev, &info);
+    int rc = cli_open_pair(cmd, spec, &dev, &host, &info);
+    if (rc) return rc;
     demo_values d, h;
     const char *what = "";
     clxent_status st = demo_compute(dev, &d, &what);

@@ -55,6 +55,11 @@ int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
 /* Creates a context for spec (NULL: CLXENT_DEVICE or the default rule);
  * 0, or CLI_RUNTIME after printing the library's message. */
 int cli_open_context(const char *cmd, const char *spec, clxent_context **ctx);
+/* The device context for spec, the host reference context and the
+ * device's description, as check and demo compare the two. 0, or
+ * CLI_RUNTIME with nothing left open. */
+int cli_open_pair(const char *cmd, const char *spec, clxent_context **dev,
+                  clxent_context **host, clxent_device_info *info);
 
 /* One device as a JSON object on f (cmd_devices.c; also used by bench). */
 void cli_device_json(FILE *f, const clxent_device_info *d);
