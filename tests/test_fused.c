@@ -81,6 +81,18 @@ static hx_out dev_run(const hx_case *c, const hx_data *d, int route) {
     return hx_run(device(), c, d, route);
 }
 
+/* Runs a route twice on the device: loss, lse and gradient must be
+ * bitwise equal (fixed-order reductions, no float atomics). */
+static void assert_repeatable(const hx_case *c, const hx_data *d, int route) {
+    hx_out a = dev_run(c, d, route);
+    hx_out b = dev_run(c, d, route);
+    assert_memory_equal(a.loss, b.loss, hx_nloss(c) * sizeof(float));
+    assert_memory_equal(a.lse, b.lse, c->R * sizeof(float));
+    assert_memory_equal(a.grad, b.grad, c->R * c->C * sizeof(float));
+    hx_out_free(&a);
+    hx_out_free(&b);
+}
+
 /* The split path (forced) against the single-group path and the host:
  * cross-entropy (all routes: probabilities use the A-only split in the
  * backward) and the row primitives. */
@@ -301,13 +313,7 @@ static void test_gpu_cache(void **state) {
     hx_case c = base_case(3, 9000, CLXENT_F32, 1900);
     options_k(&c, 11);
     hx_data d = hx_make(&c);
-    hx_out a = dev_run(&c, &d, HX_ROUTE_FUSED);
-    hx_out b = dev_run(&c, &d, HX_ROUTE_FUSED);
-    assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
-    assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
-    assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
-    hx_out_free(&a);
-    hx_out_free(&b);
+    assert_repeatable(&c, &d, HX_ROUTE_FUSED);
     hx_free(&d);
     tune_reset();
 }
@@ -414,13 +420,7 @@ static void test_lanes_xent(void **state) {
     c.probs = 0;
     hx_data d = hx_make(&c);
     for (int route = 0; route < 4; ++route) {
-        hx_out a = dev_run(&c, &d, route);
-        hx_out b = dev_run(&c, &d, route);
-        assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
-        assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
-        assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
-        hx_out_free(&a);
-        hx_out_free(&b);
+        assert_repeatable(&c, &d, route);
     }
     hx_free(&d);
     tune_reset();
@@ -520,13 +520,7 @@ static void test_repeatable(void **state) {
         hx_case c = base_case(R, C, CLXENT_F32, 3000 + (uint64_t)variant);
         options_k(&c, (unsigned)variant * 5 + 2);
         hx_data d = hx_make(&c);
-        hx_out a = dev_run(&c, &d, HX_ROUTE_FUSED);
-        hx_out b = dev_run(&c, &d, HX_ROUTE_FUSED);
-        assert_memory_equal(a.loss, b.loss, hx_nloss(&c) * sizeof(float));
-        assert_memory_equal(a.lse, b.lse, c.R * sizeof(float));
-        assert_memory_equal(a.grad, b.grad, c.R * c.C * sizeof(float));
-        hx_out_free(&a);
-        hx_out_free(&b);
+        assert_repeatable(&c, &d, HX_ROUTE_FUSED);
         hx_free(&d);
     }
     tune_reset();
