@@ -28,6 +28,9 @@
 #ifndef KT
 #define KT 4
 #endif
+#ifndef NB
+#define NB 16 /* tiles per block of the CPU two-sweep stats (acc_range) */
+#endif
 #if (KT & (KT - 1)) != 0
 #error "KT must be a power of two (tile sums are pairwise)"
 #endif
@@ -367,6 +370,31 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
         acc_raise(q, hmax(vm), am);
         return;
     }
+#if VEC > 1
+    if (am == AM_STATS) {
+        /* CPUs: blocks of NB tiles in two sweeps, the lane-wise max (x
+         * from memory into L1) with one horizontal max and rescale per
+         * block, then the exps (x from L1) with the same maximum: the
+         * per-tile max, compare and branch cost a third of the pass. */
+        const uint bspan = span * NB;
+        for (; c0 < ce && ce - c0 >= bspan; c0 += bspan) {
+            vf tv = (vf)(-INFINITY);
+            for (uint b = 0; b < NB * KT; ++b)
+                tv = nanmaxv(tv, VLDX(xr, c0 + (b * T + lane) * VEC));
+            acc_raise(q, hmax(tv), am);
+            if (q->m == -INFINITY) continue;
+            for (uint t0 = 0; t0 < NB * KT; t0 += KT) {
+                vf e[KT];
+                for (int j = 0; j < KT; ++j)
+                    e[j] = exp(VLDX(xr, c0 + ((t0 + j) * T + lane) * VEC) -
+                               q->m);
+                for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
+                    for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
+                KAHAN(vf, q->s, q->sc, e[0]);
+            }
+        }
+    }
+#endif
     for (; c0 < ce && ce - c0 >= span; c0 += span) {
         vf v[KT], a[KT];
         for (int j = 0; j < KT; ++j) {

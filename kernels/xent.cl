@@ -723,3 +723,149 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
         }
     }
 }
+
+/* ---- fused, one item per row, the exps cached in the gradient (CPUs) ----
+ * One sweep over the row from memory, in blocks of bl columns (a multiple
+ * of KT * VEC, a few KB: L1): the block's lane-wise max, the running
+ * maximum raised once per block (bm[b] keeps it), then the block's
+ * exp(x - m) from L1, stored where the gradient goes, with a tile-pairwise
+ * compensated sum. Then the gradient from the stored exps, rescaled per
+ * block by exp(bm[b] - m): one exp per element, x read once, the gradient
+ * written twice (the second time from cache). f32 logits and gradient only
+ * (a 16-bit cache would round p twice); at most GC_BLOCKS blocks (the host
+ * picks bl). In place: the item reads each element (x) before it writes it
+ * (the exp), and reads x there no more. */
+#define GC_BLOCKS 1024
+
+#if X_T == 0 && VEC > 1
+/* The exps of columns [cb, ce) of one row into e_row, summed into q (with
+ * the smoothing or probability terms when AM_HAS_B(am)). */
+inline void gcache_block(acc_t *q, const global float *xr,
+                         const global XS *tr, const global float *w,
+                         int has_w, float ome, float epc, global float *e_row,
+                         uint cb, uint ce, const int am) {
+    float m = q->m;
+    uint pos = cb;
+    if (m == -INFINITY) {
+        /* only -inf so far: the exps are 0; a_c*(m - x_c) = a_c*inf */
+        for (; pos < ce; pos += VEC) {
+            gstore_x(e_row, pos, ce, (vf)0.0f);
+            if (AM_HAS_B(am)) {
+                vi act = col_ids(pos) < (vi)(int)ce;
+                vf a = select((vf)0.0f,
+                              tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+                q->b += select((vf)0.0f, a * INFINITY, act);
+                KAHAN_INF(vf, q->a, q->ac, a);
+            }
+        }
+        return;
+    }
+    for (; pos + KT * VEC <= ce; pos += KT * VEC) {
+        vf e[KT];
+        for (int j = 0; j < KT; ++j) {
+            uint p = pos + j * VEC;
+            vf v = VLD_0(xr, p);
+            e[j] = exp(v - m);
+            VST_0(e_row, p, e[j]);
+            if (AM_HAS_B(am)) {
+                vf a = tile_a(am, w, has_w, tr, p, ce, ome, epc);
+                KAHAN_INF(vf, q->b, q->bc, a * (m - v));
+                KAHAN_INF(vf, q->a, q->ac, a);
+            }
+        }
+        /* independent terms in [0, 1]: pairwise, one compensated add */
+        for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
+            for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
+        KAHAN(vf, q->s, q->sc, e[0]);
+    }
+    for (; pos < ce; pos += VEC) { /* the row's last, partial tile */
+        vi act = col_ids(pos) < (vi)(int)ce;
+        vf v = gload_x(xr, pos, ce, -INFINITY);
+        vf e = exp(v - m); /* 0 past ce */
+        gstore_x(e_row, pos, ce, e);
+        KAHAN(vf, q->s, q->sc, e);
+        if (AM_HAS_B(am)) {
+            vf a = select((vf)0.0f,
+                          tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+            KAHAN_INF(vf, q->b, q->bc, select((vf)0.0f, a * (m - v), act));
+            KAHAN_INF(vf, q->a, q->ac, a);
+        }
+    }
+}
+
+/* Pass 1 of one row: the state, the exps in e_row, bm[b] per block. */
+inline st_t gcache_row(const global float *xr, const global XS *tr,
+                       const global float *w, int has_w, float ome,
+                       float epc, global float *e_row, uint C, uint bl,
+                       float *bm, const int am) {
+    acc_t q;
+    acc_init(&q, -INFINITY);
+    uint b = 0;
+    for (uint cb = 0; cb < C; cb += bl, ++b) {
+        uint ce = min(C, cb + bl);
+        vf tv = (vf)(-INFINITY);
+        for (uint pos = cb; pos < ce; pos += VEC)
+            tv = nanmaxv(tv, gload_x(xr, pos, ce, -INFINITY));
+        acc_raise(&q, hmax(tv), am);
+        bm[b] = q.m;
+        gcache_block(&q, xr, tr, w, has_w, ome, epc, e_row, cb, ce, am);
+    }
+    return acc_final(&q);
+}
+#endif
+
+kernel void xent_rowsg_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld,
+                             uint bl) {
+#if X_T == 0 && VEC > 1
+    ulong r = get_global_id(0);
+    if (r >= R) return;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    const global float *xr = x + x_off + r * x_ld;
+    const global XS *tr = t + t_off + r * t_ld;
+    const global float *wp = w + w_off;
+    global float *g_row = gm + g_off + r * g_ld;
+    float ome = 1.0f - eps, epc = eps / (float)C;
+    /* x_y first: in place, the exps overwrite it */
+    float xy = TGT != 2 && live ? LD1X(xr, ri.ycol) : 0.0f;
+    float bm[GC_BLOCKS];
+    st_t st = smooth ? gcache_row(xr, tr, wp, has_w, ome, epc, g_row, C, bl,
+                                  bm, AM_B)
+                     : gcache_row(xr, tr, wp, has_w, ome, epc, g_row, C, bl,
+                                  bm, AM_STATS);
+    float lse_v;
+    float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
+    loss[loss_off + r] = l;
+    if (has_lse) lse[lse_off + r] = lse_v;
+    if (!live) {
+        for (uint pos = 0; pos < C; pos += VEC)
+            gstore_x(g_row, pos, C, (vf)0.0f);
+        return;
+    }
+    float g = row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r);
+    float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
+    float inv = 1.0f / st_sum(st);
+    float tw = ome * ri.wy;
+    uint b = 0;
+    for (uint cb = 0; cb < C; cb += bl, ++b) {
+        uint ce = min(C, cb + bl);
+        /* p = e * exp(bm - m) / S; the per-block factor with k1 folded in */
+        float f = (bm[b] == st.m ? 1.0f : exp(bm[b] - st.m)) * inv * k1;
+        for (uint pos = cb; pos < ce; pos += VEC) {
+            vf d = gload_x(g_row, pos, ce, 0.0f) * f;
+#if TGT == 2
+            vf wv = has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f;
+            d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
+#else
+            d = select(d, d - tw, col_ids(pos) == (vi)ri.ycol);
+            if (smooth)
+                d -= epc * (has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f);
+#endif
+            gstore_x(g_row, pos, ce, g * d);
+        }
+    }
+#endif
+}

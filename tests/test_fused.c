@@ -1,7 +1,8 @@
 /* The fused cross-entropy path: against the unfused forward + backward and
  * the host reference (in place and not, every dtype), the split-row path
  * forced at small sizes against the single-group path, the other work
- * mappings (items per row, vector widths), bitwise repeatability, and
+ * mappings (items per row, vector widths, the exps cached in the
+ * gradient), bitwise repeatability, and
  * accuracy at C = 2^20 against float64. */
 #include "ops_harness.h"
 
@@ -318,6 +319,94 @@ static void test_gpu_cache(void **state) {
     tune_reset();
 }
 
+/* Rows for the block-wise kernels: 0 ascending (the maximum rises in
+ * every block), 1 -inf for the first half then finite, 2 a NaN in the
+ * last block, 3 +inf in a later block, 4 all -inf (ignored: the gradient
+ * is 0), 5 masked (-inf) classes throughout. Rows past 5 stay random. */
+static void block_specials(const hx_case *c, hx_data *d) {
+    size_t C = c->C;
+    for (size_t r = 0; r < 6 && r < c->R; ++r) {
+        float *row = d->x + r * C;
+        for (size_t j = 0; j < C; ++j) {
+            switch (r) {
+            case 0: row[j] = -8.0f + 16.0f * (float)j / (float)C; break;
+            case 1: if (j < C / 2) row[j] = -INFINITY; break;
+            case 2: if (j == C - 1) row[j] = NAN; break;
+            case 3: if (j == 2 * C / 3) row[j] = INFINITY; break;
+            case 4: row[j] = -INFINITY; break;
+            default: if (j % 3 == 1) row[j] = -INFINITY; break;
+            }
+        }
+        /* a finite target where there is one */
+        d->y[r] = r == 4 ? c->ii : r == 1 ? (int64_t)(C - 1) : 0;
+    }
+}
+
+/* The CPU fused kernel with the exps cached in the gradient (f32, a row
+ * per item, blocks of columns with their own maxima, rescaled at the
+ * end): short blocks forced so that rows span many of them, the special
+ * rows above, in place and not, against the host and against the path
+ * without the cache; a row of 2^20 + 17 (blocks longer than the default,
+ * at most 1024 of them); bitwise repeatable. */
+static void test_gcache(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const size_t cols[] = {33, 100, 1000, 4097};
+    static const unsigned blocks[] = {32, 64, 96, 1024};
+    static const size_t rows[] = {1, 9, 64};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (size_t b = 0; b < sizeof blocks / sizeof *blocks; ++b, ++k) {
+            hx_case c = base_case(rows[k % 3], cols[i], CLXENT_F32, 6000 + k);
+            options_k(&c, k);
+            c.check = k % 4 == 3 ? CLXENT_CHECK_DEFERRED : CLXENT_CHECK_SYNC;
+            hx_data d = hx_make(&c);
+            if (!c.probs && k % 2 == 0) {
+                c.ignore = 1;
+                block_specials(&c, &d);
+            }
+            char name[256], tag[48];
+            snprintf(tag, sizeof tag, " gcache block=%u", blocks[b]);
+            hx_name(&c, name, sizeof name);
+            strncat(name, tag, sizeof name - strlen(name) - 1);
+            tune_reset();
+            clx_ops_tune.gcache = 2;
+            hx_out want = dev_run(&c, &d, HX_ROUTE_FUSED);
+            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+            tune_reset();
+            clx_ops_tune.gcache_block = blocks[b];
+            for (int route = 0; route < 2; ++route) {
+                hx_out got = dev_run(&c, &d, route);
+                hx_compare_out(&c, &got, &ref, name);
+                hx_compare_out(&c, &got, &want, name);
+                hx_out_free(&got);
+            }
+            hx_out_free(&want);
+            hx_out_free(&ref);
+            hx_free(&d);
+        }
+    tune_reset();
+    hx_case c = base_case(1, (1u << 20) + 17, CLXENT_F32, 6100);
+    c.red = CLXENT_REDUCTION_NONE;
+    c.eps = 0.1f;
+    hx_data d = hx_make(&c);
+    d.x[c.C - 3] = 30.0f; /* the maximum in the last block */
+    hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED_IN_PLACE);
+    hx_compare_out(&c, &got, &ref, "gcache 1x(2^20+17)");
+    hx_out_free(&got);
+    hx_out_free(&ref);
+    hx_free(&d);
+    c = base_case(5, 3000, CLXENT_F32, 6200);
+    options_k(&c, 5);
+    clx_ops_tune.gcache_block = 64;
+    d = hx_make(&c);
+    assert_repeatable(&c, &d, HX_ROUTE_FUSED);
+    hx_free(&d);
+    tune_reset();
+}
+
 /* Other work mappings: T items per row (with its local reduction) and
  * vector widths (VEC 1 is the GPU mapping, run here on any device). */
 static void test_mappings(void **state) {
@@ -578,6 +667,7 @@ int main(void) {
         cmocka_unit_test(test_mappings),
         cmocka_unit_test(test_two_level),
         cmocka_unit_test(test_gpu_cache),
+        cmocka_unit_test(test_gcache),
         cmocka_unit_test(test_lanes_xent),
         cmocka_unit_test(test_lanes_primitives),
         cmocka_unit_test(test_repeatable),

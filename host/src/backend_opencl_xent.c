@@ -445,15 +445,27 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
                              lc->C > 1024))) {
         if (run_regs(lc, &st)) return st;
     }
-    /* CPUs, a row per item: the fused kernel with the exps cached in
-     * local memory (one exp per element), when a few rows fit. */
+    /* CPUs, a row per item: one exp per element, the exps cached in the
+     * gradient (f32: any C) or in local memory (f16/bf16, when a few rows
+     * fit). */
     clx_tuning tun = clx_ops_tuning_for(lc->s);
+    int cpu_rows = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
+                   tun.vec > 1 && !clx_ops_tune.items_per_row;
+    int gcached = cpu_rows && op->x.dtype == CLXENT_F32 &&
+                  clx_ops_tune.gcache != 2;
     size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
     size_t budget = (size_t)lc->s->local_mem_bytes / 2;
-    int cached = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
-                 tun.vec > 1 && !clx_ops_tune.items_per_row &&
-                 cstride * 4 <= budget;
-    if (cached) {
+    int cached = cpu_rows && !gcached && cstride * 4 <= budget;
+    /* gcached: blocks of bl columns, at most GC_BLOCKS (kernels/xent.cl) */
+    size_t tile = (size_t)tun.vec * tun.kt;
+    size_t bl = clx_ops_tune.gcache_block ? clx_ops_tune.gcache_block : 1024;
+    bl = bl > tile ? bl / tile * tile : tile;
+    if ((lc->C + bl - 1) / bl > 1024)
+        bl = ((lc->C + 1023) / 1024 + tile - 1) / tile * tile;
+    if (gcached) {
+        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rowsg_fused",
+                            &krow, &m1);
+    } else if (cached) {
         while (g.L > 1 && g.L * cstride * 4 > budget) g.L /= 2;
         g.groups = (lc->R + g.L - 1) / g.L;
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rows1c_fused",
@@ -477,7 +489,9 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
             clx_arg_ulong(&a, op->mat_out.offset);
             clx_arg_ulong(&a, op->mat_out.stride);
         }
-        if (cached) {
+        if (gcached) {
+            clx_arg_uint(&a, bl);
+        } else if (cached) {
             clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
             clx_arg_uint(&a, cstride);
         } else {
