@@ -367,7 +367,8 @@ static void test_gcache(void **state) {
                 block_specials(&c, &d);
             }
             char name[256], tag[48];
-            snprintf(tag, sizeof tag, " gcache block=%u", blocks[b]);
+            snprintf(tag, sizeof tag, " gcache block=%u VEC=%u", blocks[b],
+                     k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16);
             hx_name(&c, name, sizeof name);
             strncat(name, tag, sizeof name - strlen(name) - 1);
             tune_reset();
@@ -376,6 +377,7 @@ static void test_gcache(void **state) {
             hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
             tune_reset();
             clx_ops_tune.gcache_block = blocks[b];
+            clx_ops_tune.vec = k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 0;
             for (int route = 0; route < 2; ++route) {
                 hx_out got = dev_run(&c, &d, route);
                 hx_compare_out(&c, &got, &ref, name);

@@ -383,6 +383,28 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
     return 1;
 }
 
+/* The CPU fused kernel with the exps cached in the gradient
+ * (xent_rowsg_fused): 1 forced on (any device, VEC > 1: Oclgrind runs it
+ * so), 0 off, -1 automatic (CPUs). */
+static int gcache_mode(void) {
+    if (clx_ops_tune.gcache == 1) return 1;
+    if (clx_ops_tune.gcache == 2) return 0;
+    const char *env = getenv("CLXENT_GCACHE");
+    if (env && *env) return env[0] != '0';
+    return -1;
+}
+
+/* Its block length: 1024 columns (or the knob's), a multiple of the tile,
+ * longer where a row would need more than GC_BLOCKS (1024) blocks. */
+static size_t gcache_block(const loss_ctx *lc, const clx_tuning *t) {
+    size_t tile = (size_t)t->vec * t->kt;
+    size_t bl = clx_ops_tune.gcache_block ? clx_ops_tune.gcache_block : 1024;
+    bl = bl > tile ? bl / tile * tile : tile;
+    if ((lc->C + bl - 1) / bl > 1024)
+        bl = ((lc->C + 1023) / 1024 + tile - 1) / tile * tile;
+    return bl;
+}
+
 /* Forward or fused: rows path or split path, then the reduction. */
 
 /* Pass 1 of the split path: each of the P groups of a row writes its
@@ -449,22 +471,21 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
      * gradient (f32: any C) or in local memory (f16/bf16, when a few rows
      * fit). */
     clx_tuning tun = clx_ops_tuning_for(lc->s);
-    int cpu_rows = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
-                   tun.vec > 1 && !clx_ops_tune.items_per_row;
-    int gcached = cpu_rows && op->x.dtype == CLXENT_F32 &&
-                  clx_ops_tune.gcache != 2;
+    int gm = gcache_mode();
+    int gcached = grad && !g.split && tun.vec > 1 &&
+                  op->x.dtype == CLXENT_F32 && !clx_ops_tune.items_per_row &&
+                  (gm == 1 || (gm < 0 && !lc->s->is_gpu && g.T == 1));
+    int cached = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
+                 tun.vec > 1 && !clx_ops_tune.items_per_row && !gcached;
     size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
     size_t budget = (size_t)lc->s->local_mem_bytes / 2;
-    int cached = cpu_rows && !gcached && cstride * 4 <= budget;
-    /* gcached: blocks of bl columns, at most GC_BLOCKS (kernels/xent.cl) */
-    size_t tile = (size_t)tun.vec * tun.kt;
-    size_t bl = clx_ops_tune.gcache_block ? clx_ops_tune.gcache_block : 1024;
-    bl = bl > tile ? bl / tile * tile : tile;
-    if ((lc->C + bl - 1) / bl > 1024)
-        bl = ((lc->C + 1023) / 1024 + tile - 1) / tile * tile;
+    cached = cached && cstride * 4 <= budget;
     if (gcached) {
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rowsg_fused",
                             &krow, &m1);
+        g.T = 1;
+        while (g.L > 1 && g.L > m1) g.L /= 2;
+        g.groups = (lc->R + g.L - 1) / g.L;
     } else if (cached) {
         while (g.L > 1 && g.L * cstride * 4 > budget) g.L /= 2;
         g.groups = (lc->R + g.L - 1) / g.L;
@@ -490,7 +511,7 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
             clx_arg_ulong(&a, op->mat_out.stride);
         }
         if (gcached) {
-            clx_arg_uint(&a, bl);
+            clx_arg_uint(&a, gcache_block(lc, &tun));
         } else if (cached) {
             clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
             clx_arg_uint(&a, cstride);

@@ -27,7 +27,10 @@ typedef struct clx_ops_tuning {
                                does the same when this is 0 */
     unsigned gcache;        /* CPU fused f32 rows with the exps cached in
                                the gradient (xent_rowsg_fused): 0
-                               automatic (on), 2 off */
+                               automatic (CPUs), 1 on (any device with
+                               VEC > 1), 2 off; the environment variable
+                               CLXENT_GCACHE=0/1 does the same when this
+                               is 0 */
     unsigned gcache_block;  /* its block length (rounded to a tile; raised
                                where the row would need more than 1024
                                blocks) */
