@@ -57,6 +57,8 @@ typedef struct clx_tuning {
     size_t row_group;   /* L for rows reduced inside one group (GPU) */
     size_t small_group; /* L for one-item-per-row kernels */
     size_t target_groups; /* enough groups to fill the device */
+    size_t split_rows;    /* fewer rows than this: stats kernels split
+                             long rows over groups */
 } clx_tuning;
 
 clx_tuning clx_ops_tuning_for(const clx_opencl_state *s);
