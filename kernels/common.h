@@ -155,6 +155,17 @@ DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0)
 DEF_GUARDED_STORE(gstore_x, XS, VSTX, ST1X)
 DEF_GUARDED_STORE(gstore_y, YS, VSTY, ST1Y)
 
+/* ---- the synchronous target check's verdict ----
+ * xent_check (nll.cl) writes the first bad row, or -1, at long index
+ * SCR_SYNC_LONG of the scratch buffer (host: CLX_SCR_SYNC_LONG). The
+ * kernels queued behind it in the same call get guard = 1 and write
+ * nothing when it found a bad target, so the host can wait for the
+ * verdict while they run instead of between the check and them. */
+#define SCR_SYNC_LONG 8
+inline int sync_bad(const global float *scr, int guard) {
+    return guard && ((const global long *)scr)[SCR_SYNC_LONG] >= 0;
+}
+
 /* ---- NaN-propagating maximum (torch.max: any NaN gives NaN) ---- */
 
 inline float nanmax1(float a, float b) { return (a > b || isnan(a)) ? a : b; }

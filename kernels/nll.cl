@@ -240,12 +240,13 @@ kernel void xent_check_fin(uint C, long ii, int has_w, global float *scr,
  * (or W from scr when den_scr); when no row is valid (any < 0: read scr[4])
  * and no normalizer was given, the result is NaN, or 0 with zero_policy.
  * Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
- * second, single-group launch over those 2 x groups values. */
+ * second, single-group launch over those 2 x groups values. guard: see
+ * sync_bad (common.h). */
 kernel void loss_reduce(const global float *v, ulong v_off, uint n,
                         global float *out, ulong out_off, int mean, float den,
                         int den_scr, int any, int normalizer, int zero_policy,
                         const global float *scr, global float *part,
-                        ulong part_off, local float *red) {
+                        ulong part_off, int guard, local float *red) {
     uint lid = get_local_id(0), L = get_local_size(0);
     vf s = (vf)0.0f, c = (vf)0.0f;
     uint nslots = (n + VEC - 1) / VEC;
@@ -265,7 +266,7 @@ kernel void loss_reduce(const global float *v, ulong v_off, uint n,
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid != 0) return;
+    if (lid != 0 || sync_bad(scr, guard)) return;
     if (get_num_groups(0) > 1) {
         part[part_off + 2 * get_group_id(0)] = red[0];
         part[part_off + 2 * get_group_id(0) + 1] = red[1];
@@ -287,9 +288,10 @@ kernel void loss_reduce(const global float *v, ulong v_off, uint n,
 kernel void nll_fwd(const global XS *x, ulong x_off, ulong x_ld, uint R,
                     uint C, const global IDX *y, ulong y_off, long ii,
                     const global float *w, ulong w_off, int has_w,
-                    global float *loss, ulong loss_off) {
+                    global float *loss, ulong loss_off,
+                    const global float *scr, int guard) {
     ulong r = get_global_id(0);
-    if (r >= R) return;
+    if (r >= R || sync_bad(scr, guard)) return;
     long yv = (long)y[y_off + r];
     float l = 0.0f;
     if (yv != ii) {
@@ -309,9 +311,9 @@ kernel void nll_bwd(global XS *g, ulong g_off, ulong g_ld, uint R, uint C,
                     const global float *w, ulong w_off, int has_w, float G,
                     float den, int den_scr, const global float *scr,
                     const global float *gr, ulong gr_off, int has_gr, uint T,
-                    uint P, uint CH) {
+                    uint P, uint CH, int guard) {
     unit_t u = unit_of(T, P, CH, C);
-    if (u.row >= R) return;
+    if (u.row >= R || sync_bad(scr, guard)) return;
     ulong r = u.row;
     long yv = (long)y[y_off + r];
     int ycol = -1;

@@ -45,17 +45,22 @@ inline rowinfo row_target(const global IDX *y, ulong y_off, long ii, uint C,
     return ri;
 }
 
-/* The parameters every cross-entropy kernel shares. */
+/* The parameters every cross-entropy kernel shares. guard: a synchronous
+ * target check precedes (common.h, sync_bad): every kernel starts with
+ * NO_ROWS_IF_BAD, which leaves it no rows to read or write when that
+ * check found a bad target (its items still reach every barrier). */
+#define NO_ROWS_IF_BAD                                                         \
+    if (sync_bad(scr, guard)) R = 0
 #define XENT_PARAMS                                                            \
     const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
         const global IDX *y, ulong y_off, long ii, const global XS *t,         \
         ulong t_off, ulong t_ld, const global float *w, ulong w_off,           \
         int has_w, float eps, float zeta, float G, float den, int den_scr,     \
         const global float *scr, const global float *gr, ulong gr_off,         \
-        int has_gr
+        int has_gr, int guard
 #define XENT_ARGS                                                              \
     x, x_off, x_ld, R, C, y, y_off, ii, t, t_off, t_ld, w, w_off, has_w, eps,  \
-        zeta, G, den, den_scr, scr, gr, gr_off, has_gr
+        zeta, G, den, den_scr, scr, gr, gr_off, has_gr, guard
 
 /* G * s for row r (the mean's s = 1/W read from scratch when den_scr). */
 inline float row_scale(float G, float den, int den_scr,
@@ -214,6 +219,7 @@ kernel void xent_rows_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                             global float *lse, ulong lse_off, int has_lse,
                             global XS *gm, ulong g_off, ulong g_ld, uint T,
                             local st_t *red) {
+    NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, T, red, 1, 1);
 }
@@ -223,6 +229,7 @@ kernel void xent_rows1_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                              global float *lse, ulong lse_off, int has_lse,
                              global XS *gm, ulong g_off, ulong g_ld, uint T,
                              local st_t *red) {
+    NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, 1, red, 1, 0);
 }
@@ -230,6 +237,7 @@ kernel void xent_rows1_fused(XENT_PARAMS, global float *loss, ulong loss_off,
 kernel void xent_rows_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
                           global float *lse, ulong lse_off, int has_lse,
                           uint T, local st_t *red) {
+    NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, T, red, 0, 1);
 }
@@ -237,6 +245,7 @@ kernel void xent_rows_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
 kernel void xent_rows1_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
                            global float *lse, ulong lse_off, int has_lse,
                            uint T, local st_t *red) {
+    NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, 1, red, 0, 0);
 }
@@ -246,6 +255,7 @@ kernel void xent_rows1_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
  * any gradient is written). aonly: only A (backward with probabilities). */
 kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
                       ulong part_off, int aonly, local st_t *red) {
+    NO_ROWS_IF_BAD;
     uint L = get_local_size(0);
     unit_t u = unit_of(L, P, CH, C);
     int active = u.row < R;
@@ -309,6 +319,7 @@ kernel void xent_split_out(XENT_PARAMS, global float *loss, ulong loss_off,
                            global XS *gm, ulong g_off, ulong g_ld, uint P,
                            uint CH, const global float *part, ulong part_off,
                            int do_grad, local st_t *red) {
+    NO_ROWS_IF_BAD;
     uint L = get_local_size(0), lid = get_local_id(0);
     unit_t u = do_grad ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
     int active = u.row < R;
@@ -381,10 +392,16 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     XENT_ARGS, lse_in, lse_off, gm, g_off, g_ld, T, P, CH, part, part_off,     \
         use_part, red
 
-kernel void xent_bwd(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 1); }
+kernel void xent_bwd(XENT_BWD_PARAMS) {
+    NO_ROWS_IF_BAD;
+    xent_bwd_body(XENT_BWD_ARGS, 1);
+}
 
 /* Probabilities with one item per row and no split: no barrier. */
-kernel void xent_bwd1(XENT_BWD_PARAMS) { xent_bwd_body(XENT_BWD_ARGS, 0); }
+kernel void xent_bwd1(XENT_BWD_PARAMS) {
+    NO_ROWS_IF_BAD;
+    xent_bwd_body(XENT_BWD_ARGS, 0);
+}
 
 /* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
  * (common.h, lanes_load): all C values of each row in private vectors
@@ -519,6 +536,7 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
 kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                              global float *lse, ulong lse_off, int has_lse,
                              global XS *gm, ulong g_off, ulong g_ld) {
+    NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, gm, g_off, g_ld,
                     LANES_FUSED);
@@ -526,6 +544,7 @@ kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
 
 kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
                            global float *lse, ulong lse_off, int has_lse) {
+    NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, (global XS *)0, 0, 0,
                     LANES_FWD);
@@ -535,6 +554,7 @@ kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
 kernel void xent_lanes_bwd(XENT_PARAMS, const global float *lse_in,
                            ulong lse_in_off, global XS *gm, ulong g_off,
                            ulong g_ld) {
+    NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, (global float *)0, 0, (global float *)0, 0, 0,
                     lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
 }
@@ -549,6 +569,7 @@ kernel void xent_rows1c_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                               global float *lse, ulong lse_off, int has_lse,
                               global XS *gm, ulong g_off, ulong g_ld,
                               local float *cache, uint cstride) {
+    NO_ROWS_IF_BAD;
     uint lid = get_local_id(0);
     ulong r = get_global_id(0);
     if (r >= R) return;
@@ -630,13 +651,15 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                             global float *lse, ulong lse_off, int has_lse,
                             global XS *gm, ulong g_off, ulong g_ld,
                             local st_t *red) {
+    NO_ROWS_IF_BAD;
     uint lid = get_local_id(0), L = get_local_size(0);
     ulong r = get_group_id(0);
+    int on = r < R; /* a group per row: all of them, unless guarded */
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
-    int live = ri.valid && !ri.bad;
+    int live = on && ri.valid && !ri.bad;
     int smooth = TGT == 2 || eps > 0.0f;
     /* ignored rows are read only when their lse is asked for */
-    int rd = live || has_lse;
+    int rd = live || (on && has_lse);
     const global XS *xr = x + x_off + r * x_ld;
     const global XS *tr = t + t_off + r * t_ld;
     const global float *wp = w + w_off;
@@ -693,7 +716,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
     st = seg_reduce(red, st, lid, lid, L, smooth ? AM_B : AM_STATS);
     float lse_v;
     float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
-    if (lid == 0) {
+    if (lid == 0 && on) {
         loss[loss_off + r] = l;
         if (has_lse) lse[lse_off + r] = lse_v;
     }
@@ -706,7 +729,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
 #pragma unroll
     for (int k = 0; k < CK; ++k) {
         uint c = lid + (uint)k * L;
-        if (c < C) {
+        if (c < C && on) {
             float out = 0.0f;
             if (live) {
                 float d = (v[k] * inv) * k1;
@@ -818,6 +841,7 @@ kernel void xent_rowsg_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                              global float *lse, ulong lse_off, int has_lse,
                              global XS *gm, ulong g_off, ulong g_ld,
                              uint bl) {
+    NO_ROWS_IF_BAD;
 #if X_T == 0 && VEC > 1
     ulong r = get_global_id(0);
     if (r >= R) return;

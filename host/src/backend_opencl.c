@@ -10,16 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A teardown call that the fault seam fails is made once more: the seam
- * fails one call only, and a skipped release would leak. A real failure
- * (an invalid object) fails again harmlessly. */
-#define CLX_RELEASE(release, object)                                           \
-    do {                                                                       \
-        if ((object) && CLX_CL(release(object)) != CL_SUCCESS)                 \
-            (void)CLX_CL(release(object));                                     \
-        (object) = NULL;                                                       \
-    } while (0)
-
 static clxent_status cl_fail(clxent_context *ctx, const char *function,
                              const char *call, const char *what, cl_int err) {
     return clx_fail(ctx, clx_status_from_cl(err), function, "%s (%s): %s (%d)",

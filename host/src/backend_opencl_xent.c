@@ -2,8 +2,12 @@
  * deferred), the per-row kernels of kernels/xent.cl and kernels/nll.cl, and
  * the scalar loss reduction. Order of an operation:
  *   1. xent_check (class indices): range check, W and sum of weights into
- *      the scratch header; SYNC waits for its verdict before anything is
- *      written, DEFERRED leaves it in the status buffer for clxent_finish.
+ *      the scratch header. SYNC: a non-blocking read of its verdict goes
+ *      right behind it, the kernels that follow are guarded by it (they
+ *      write nothing when it found a bad target; kernels/common.h,
+ *      sync_bad), and the call waits for the read after enqueueing them
+ *      (finish_sync_check): the device never idles on the host.
+ *      DEFERRED leaves the verdict in the status buffer for clxent_finish.
  *   2. the row kernels (rows, or split: partial states + combine).
  *   3. loss_reduce for reduction sum/mean (one group, fixed order). */
 #include "opencl_ops.h"
@@ -27,6 +31,9 @@ typedef struct loss_ctx {
     char opts[128];
     cl_mem scr;
     int launched; /* kernels enqueued so far */
+    int guard;        /* a synchronous check precedes: kernels take guard */
+    cl_event verdict; /* the read of its verdict, until waited for */
+    cl_event out_before; /* the caller's *out_event, restored on failure */
     /* mean denominator: den, or W from the scratch header */
     float den;
     int den_scr;
@@ -143,21 +150,51 @@ static clxent_status check_targets(loss_ctx *lc) {
         s->deferred_check_pending = 1;
         return CLXENT_STATUS_OK;
     }
-    cl_long v[2];
     cl_int err = CLX_CL(clEnqueueReadBuffer(
-        s->queue, lc->scr, CL_TRUE, CLX_SCR_SYNC_LONG * sizeof(cl_long),
-        sizeof v, v, 0, NULL, NULL));
-    if (err != CL_SUCCESS)
+        s->queue, lc->scr, CL_FALSE, CLX_SCR_SYNC_LONG * sizeof(cl_long),
+        sizeof s->sync_verdict, s->sync_verdict, 0, NULL, &lc->verdict));
+    if (err != CL_SUCCESS) {
+        lc->verdict = NULL;
         return clx_fail(ctx, clx_status_from_cl(err), op->function,
                         "clEnqueueReadBuffer (target check verdict): %s (%d)",
                         clx_cl_error_name(err), (int)err);
-    if (v[0] >= 0)
-        return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, op->function,
-                        "targets[%lld] = %lld is outside [0, %zu) and is not "
-                        "ignore_index (%lld)",
-                        (long long)v[0], (long long)v[1], lc->C,
-                        (long long)op->opt.ignore_index);
+    }
+    lc->guard = 1;
     return CLXENT_STATUS_OK;
+}
+
+/* The end of an operation with a synchronous check: waits for the verdict
+ * (its kernels are queued behind it by now) and turns a bad target into
+ * TARGET_OUT_OF_RANGE (the guarded kernels wrote nothing), with the
+ * caller's out-event as it was. st: the status so far. */
+static clxent_status finish_sync_check(loss_ctx *lc, clxent_status st) {
+    if (!lc->verdict) return st;
+    clx_opencl_state *s = lc->s;
+    const clx_op *op = lc->op;
+    const char *what = "clFlush";
+    cl_int err = CLX_CL(clFlush(s->queue));
+    if (err == CL_SUCCESS) {
+        what = "clWaitForEvents";
+        err = CLX_CL(clWaitForEvents(1, &lc->verdict));
+    }
+    CLX_RELEASE(clReleaseEvent, lc->verdict);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (err != CL_SUCCESS)
+        return clx_fail(lc->ctx, clx_status_from_cl(err), op->function,
+                        "%s (target check verdict): %s (%d)", what,
+                        clx_cl_error_name(err), (int)err);
+    if (s->sync_verdict[0] < 0) return CLXENT_STATUS_OK;
+    cl_event *out = op->events ? op->events->out_event : NULL;
+    if (out && *out != lc->out_before) {
+        CLX_RELEASE(clReleaseEvent, *out);
+        *out = lc->out_before;
+    }
+    return clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, op->function,
+                    "targets[%lld] = %lld is outside [0, %zu) and is not "
+                    "ignore_index (%lld)",
+                    (long long)s->sync_verdict[0],
+                    (long long)s->sync_verdict[1], lc->C,
+                    (long long)op->opt.ignore_index);
 }
 
 /* Step 3: the scalar loss from the n values at float index v_off of
@@ -192,6 +229,7 @@ static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
         clx_arg_mem(&a, lc->scr);
         clx_arg_mem(&a, lc->scr);
         clx_arg_ulong(&a, part);
+        clx_arg_int(&a, lc->guard);
         clx_arg_local(&a, L * 2 * sizeof(cl_float));
         if (a.st != CLXENT_STATUS_OK) return a.st;
         st = launch(lc, k, (level == 0 ? G : 1) * L, L, level == 1);
@@ -221,6 +259,8 @@ static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
     memset(lc, 0, sizeof *lc);
     lc->ctx = ctx;
     lc->op = op;
+    if (op->events && op->events->out_event)
+        lc->out_before = *op->events->out_event;
     lc->s = ctx->cl;
     lc->R = op->x.rows;
     lc->C = op->x.cols;
@@ -244,7 +284,7 @@ static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
     return clx_cl_scratch(ctx, floats * sizeof(cl_float), &lc->scr);
 }
 
-/* The 23 arguments of XENT_PARAMS (kernels/xent.cl). */
+/* The 24 arguments of XENT_PARAMS (kernels/xent.cl). */
 static void xent_common_args(loss_ctx *lc, clx_args *a) {
     const clx_op *op = lc->op;
     cl_mem scr = lc->scr;
@@ -271,6 +311,7 @@ static void xent_common_args(loss_ctx *lc, clx_args *a) {
     clx_arg_mem(a, op->grad_rows.buffer ? op->grad_rows.buffer->mem : scr);
     clx_arg_ulong(a, op->grad_rows.buffer ? op->grad_rows.offset : 0);
     clx_arg_int(a, op->grad_rows.buffer != NULL);
+    clx_arg_int(a, lc->guard);
 }
 
 /* Where per-row losses go: the output for reduction none, else scratch. */
@@ -632,9 +673,11 @@ clxent_status clx_opencl_cross_entropy(clxent_context *ctx, const clx_op *op) {
         if (wants_reduce(op)) return reduce_loss(&lc);
         return clx_cl_empty_op(ctx, op);
     }
-    if (op->kind == CLX_OP_CE_BACKWARD) return run_backward(&lc);
-    return run_forward(&lc, op->kind == CLX_OP_CE_FUSED &&
-                                op->mat_out.buffer != NULL);
+    if (op->kind == CLX_OP_CE_BACKWARD)
+        return finish_sync_check(&lc, run_backward(&lc));
+    return finish_sync_check(
+        &lc, run_forward(&lc, op->kind == CLX_OP_CE_FUSED &&
+                                  op->mat_out.buffer != NULL));
 }
 
 /* NLL over given log-probabilities (x holds logp). */
@@ -650,21 +693,17 @@ static void nll_target_args(const loss_ctx *lc, clx_args *a) {
     clx_arg_int(a, op->weights.buffer != NULL);
 }
 
-clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
-    loss_ctx lc;
-    clxent_status st = loss_begin(&lc, ctx, op, 0);
-    if (st != CLXENT_STATUS_OK) return st;
+/* NLL forward (per-row values) or backward, after the check. */
+static clxent_status run_nll(loss_ctx *lc) {
+    clxent_context *ctx = lc->ctx;
+    const clx_op *op = lc->op;
     int fwd = op->kind == CLX_OP_NLL_FORWARD;
-    if (lc.R == 0) {
-        if (wants_reduce(op)) return reduce_loss(&lc);
-        return clx_cl_empty_op(ctx, op);
-    }
     cl_kernel k;
     size_t kmax;
-    st = clx_ops_kernel(ctx, "nll.cl", lc.opts, fwd ? "nll_fwd" : "nll_bwd",
-                        &k, &kmax);
+    clxent_status st = clx_ops_kernel(ctx, "nll.cl", lc->opts,
+                                      fwd ? "nll_fwd" : "nll_bwd", &k, &kmax);
     if (st != CLXENT_STATUS_OK) return st;
-    st = check_targets(&lc);
+    st = check_targets(lc);
     if (st != CLXENT_STATUS_OK) return st;
     clx_args a = clx_args_begin(ctx, k);
     if (fwd) {
@@ -672,35 +711,49 @@ clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
         clx_arg_mem(&a, op->x.buffer->mem);
         clx_arg_ulong(&a, op->x.offset);
         clx_arg_ulong(&a, op->x.stride);
-        clx_arg_uint(&a, lc.R);
-        clx_arg_uint(&a, lc.C);
-        nll_target_args(&lc, &a);
-        clx_arg_mem(&a, direct ? op->vec_out.buffer->mem : lc.scr);
+        clx_arg_uint(&a, lc->R);
+        clx_arg_uint(&a, lc->C);
+        nll_target_args(lc, &a);
+        clx_arg_mem(&a, direct ? op->vec_out.buffer->mem : lc->scr);
         clx_arg_ulong(&a, direct ? op->vec_out.offset : CLX_SCR_LOSS);
+        clx_arg_mem(&a, lc->scr);
+        clx_arg_int(&a, lc->guard);
         if (a.st != CLXENT_STATUS_OK) return a.st;
         size_t L = min_size(64, kmax);
-        size_t global = (lc.R + L - 1) / L * L;
-        st = launch(&lc, k, global, L, !wants_reduce(op));
+        size_t global = (lc->R + L - 1) / L * L;
+        st = launch(lc, k, global, L, !wants_reduce(op));
         if (st != CLXENT_STATUS_OK) return st;
-        return wants_reduce(op) ? reduce_loss(&lc) : CLXENT_STATUS_OK;
+        return wants_reduce(op) ? reduce_loss(lc) : CLXENT_STATUS_OK;
     }
-    clx_geom g = clx_geom_elems(lc.s, lc.R, lc.C, kmax);
+    clx_geom g = clx_geom_elems(lc->s, lc->R, lc->C, kmax);
     clx_arg_mem(&a, op->mat_out.buffer->mem);
     clx_arg_ulong(&a, op->mat_out.offset);
     clx_arg_ulong(&a, op->mat_out.stride);
-    clx_arg_uint(&a, lc.R);
-    clx_arg_uint(&a, lc.C);
-    nll_target_args(&lc, &a);
+    clx_arg_uint(&a, lc->R);
+    clx_arg_uint(&a, lc->C);
+    nll_target_args(lc, &a);
     clx_arg_float(&a, op->opt.grad_scale);
-    clx_arg_float(&a, lc.den);
-    clx_arg_int(&a, lc.den_scr);
-    clx_arg_mem(&a, lc.scr);
-    clx_arg_mem(&a, op->grad_rows.buffer ? op->grad_rows.buffer->mem : lc.scr);
+    clx_arg_float(&a, lc->den);
+    clx_arg_int(&a, lc->den_scr);
+    clx_arg_mem(&a, lc->scr);
+    clx_arg_mem(&a, op->grad_rows.buffer ? op->grad_rows.buffer->mem : lc->scr);
     clx_arg_ulong(&a, op->grad_rows.buffer ? op->grad_rows.offset : 0);
     clx_arg_int(&a, op->grad_rows.buffer != NULL);
     clx_arg_uint(&a, g.T);
     clx_arg_uint(&a, g.P);
     clx_arg_uint(&a, g.CH);
+    clx_arg_int(&a, lc->guard);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    return launch(&lc, k, g.groups * g.L, g.L, 1);
+    return launch(lc, k, g.groups * g.L, g.L, 1);
+}
+
+clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
+    loss_ctx lc;
+    clxent_status st = loss_begin(&lc, ctx, op, 0);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (lc.R == 0) {
+        if (wants_reduce(op)) return reduce_loss(&lc);
+        return clx_cl_empty_op(ctx, op);
+    }
+    return finish_sync_check(&lc, run_nll(&lc));
 }

@@ -48,7 +48,21 @@ typedef struct clx_opencl_state {
     cl_event op_last_event;
     /* A deferred target check is pending until clxent_finish. */
     int deferred_check_pending;
+    /* Where a synchronous check's verdict is read to (first bad row or
+     * -1, its value): here rather than on the stack, because a read that
+     * a failed wait left in flight may still land. */
+    cl_long sync_verdict[2];
 } clx_opencl_state;
+
+/* A teardown call that the fault seam fails is made once more: the seam
+ * fails one call only, and a skipped release would leak. A real failure
+ * (an invalid object) fails again harmlessly. */
+#define CLX_RELEASE(release, object)                                           \
+    do {                                                                       \
+        if ((object) && CLX_CL(release(object)) != CL_SUCCESS)                 \
+            (void)CLX_CL(release(object));                                     \
+        (object) = NULL;                                                       \
+    } while (0)
 
 /* Creates the OpenCL state of ctx on a device (queue NULL: a new queue
  * with profiling) or on the caller's queue (retained). */

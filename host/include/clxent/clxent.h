@@ -296,7 +296,7 @@ typedef struct clxent_targets {
 
 /* Wait list and out-event for one operation (all optional). The out-event
  * completes when the whole operation has; release it with
- * clReleaseEvent. */
+ * clReleaseEvent. It is written only when the call succeeds. */
 typedef struct clxent_events {
     cl_uint num_wait;
     const cl_event *wait_list;
@@ -314,9 +314,11 @@ typedef enum clxent_reduction {
 
 /* How device-resident class indices are range-checked. */
 typedef enum clxent_target_check {
-    /* A small kernel checks the targets and the call waits for its
-     * verdict before anything is written: a bad index returns
-     * TARGET_OUT_OF_RANGE from the call itself. One host sync per call. */
+    /* A small kernel checks the targets; the operation's kernels are
+     * queued behind it and write nothing when it finds a bad index; the
+     * call waits for its verdict, so a bad index returns
+     * TARGET_OUT_OF_RANGE from the call itself with every output as it
+     * was. One host wait per call (the device does not wait for it). */
     CLXENT_CHECK_SYNC = 0,
     /* No sync: kernels still never read out of bounds; a bad row gets a
      * NaN loss and zero gradient, and the next clxent_finish returns
@@ -350,8 +352,8 @@ CLXENT_API void clxent_loss_options_init(clxent_loss_options *options);
  * the argument, write nothing. Then BUILD_FAILED (the first use of a
  * kernel variant builds it), OUT_OF_MEMORY or OPENCL_ERROR can come from
  * the device, and TARGET_OUT_OF_RANGE from those taking class indices.
- * They return once the work is enqueued (the default SYNC target check
- * first waits for its small check kernel); the host backend runs them to
+ * They return once the work is enqueued (with the default SYNC target
+ * check, once its small check kernel has also run); the host backend runs them to
  * completion. Outputs belong to the caller's buffers; nothing is kept. */
 
 /* Primitives. x: R x C logits (f32/f16/bf16). Row vectors are f32. */
