@@ -1,7 +1,8 @@
 /* The OpenCL backend against the host reference (double accumulation) on
  * the same inputs: every cross-entropy option over the grid of shapes of
  * issue 3 with strided, offset layouts and every dtype; every primitive;
- * targets out of range in both check modes; NaN/inf rows. */
+ * targets out of range in both check modes; NaN/inf rows; bit-exact
+ * same-dtype copies. */
 #include "ops_harness.h"
 
 
@@ -353,6 +354,64 @@ static void test_out_of_range_nll(void **state) {
 
 /* A NaN row, an ignored NaN row, +-inf entries and masked (-inf) classes:
  * row by row like the reference; other rows untouched. */
+/* The same dtype on both sides of clxent_copy is a bit-exact copy on every
+ * backend: arbitrary bit patterns (signalling NaNs with payloads, -0,
+ * subnormals) survive, strided and offset, and the padding around the
+ * rows is left alone. */
+static void test_copy_bits(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    enum { CR = 5, CC = 37, XLD = 41, YLD = 39, XOFF = 3, YOFF = 2 };
+    for (int b = 0; b < 2; ++b) {
+        clxent_context *ctx = b ? dev : g_host;
+        if (!ctx) continue;
+        for (int dt = 0; dt < 3; ++dt) {
+            clxent_dtype dtype = (clxent_dtype)(CLXENT_F32 + dt);
+            size_t es = clxent_dtype_size(dtype);
+            size_t xn = XOFF + CR * XLD, yn = YOFF + CR * YLD;
+            unsigned char *xb = malloc(xn * es), *yb = malloc(yn * es);
+            assert_non_null(xb);
+            assert_non_null(yb);
+            fx_rng rng = fx_rng_seed(77 + dt);
+            for (size_t i = 0; i < xn * es; ++i) xb[i] = (unsigned char)fx_next(&rng);
+            for (size_t i = 0; i < yn * es; ++i) yb[i] = 0xA5;
+            /* signalling NaNs with payloads, -0 and a subnormal */
+            static const uint32_t f32[] = {0x7f800001u, 0xffa01234u, 0x80000000u, 0x00000003u};
+            static const uint16_t h16[] = {0x7c01u, 0xfd23u, 0x8000u, 0x0003u};
+            static const uint16_t b16[] = {0x7f81u, 0xff93u, 0x8000u, 0x0003u};
+            for (int k = 0; k < 4; ++k) {
+                size_t at = (XOFF + (size_t)k * XLD + 5 * k) * es;
+                if (dt == 0) memcpy(xb + at, &f32[k], 4);
+                else memcpy(xb + at, dt == 1 ? &h16[k] : &b16[k], 2);
+            }
+            clxent_buffer *xbuf = fx_upload(ctx, xb, xn * es);
+            clxent_buffer *ybuf = fx_upload(ctx, yb, yn * es);
+            clxent_matrix x = {xbuf, XOFF, CR, CC, XLD, dtype};
+            clxent_matrix y = {ybuf, YOFF, CR, CC, YLD, dtype};
+            fx_assert_status(ctx, clxent_copy(ctx, &x, &y, NULL),
+                             CLXENT_STATUS_OK);
+            fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+            unsigned char *got = fx_download(ctx, ybuf);
+            for (size_t i = 0; i < yn; ++i) {
+                size_t r = i < YOFF ? CR : (i - YOFF) / YLD;
+                size_t c = i < YOFF ? 0 : (i - YOFF) % YLD;
+                const unsigned char *want =
+                    r < CR && c < CC ? xb + (XOFF + r * XLD + c) * es
+                                     : yb + i * es;
+                if (memcmp(got + i * es, want, es) != 0)
+                    fail_msg("copy %s on %s: element %zu differs",
+                             clxent_dtype_name(dtype), b ? "device" : "host",
+                             i);
+            }
+            free(got);
+            free(xb);
+            free(yb);
+            clxent_buffer_release(xbuf);
+            clxent_buffer_release(ybuf);
+        }
+    }
+}
+
 static void test_ieee_rows(void **state) {
     (void)state;
     clxent_context *dev = device();
@@ -418,6 +477,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_range_deferred_i64),
         cmocka_unit_test(test_out_of_range_nll),
         cmocka_unit_test(test_ieee_rows),
+        cmocka_unit_test(test_copy_bits),
         cmocka_unit_test(test_grid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

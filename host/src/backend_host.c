@@ -116,6 +116,16 @@ static clxent_status run_softmax(clxent_context *ctx, const clx_op *op,
 }
 
 static clxent_status run_copy(clxent_context *ctx, const clx_op *op) {
+    if (op->x.dtype == op->mat_out.dtype) { /* bit-exact, NaN payloads too */
+        size_t es = clxent_dtype_size(op->x.dtype);
+        const unsigned char *src = (const unsigned char *)op->x.buffer->host;
+        unsigned char *dst = (unsigned char *)op->mat_out.buffer->host;
+        for (size_t r = 0; r < op->x.rows; ++r)
+            memmove(dst + (op->mat_out.offset + r * op->mat_out.stride) * es,
+                    src + (op->x.offset + r * op->x.stride) * es,
+                    op->x.cols * es);
+        return CLXENT_STATUS_OK;
+    }
     clxent_status st;
     double *row = clx_host_scratch(ctx, op, op->x.cols, &st);
     if (!row) return st;
@@ -130,9 +140,7 @@ static clxent_status run_copy(clxent_context *ctx, const clx_op *op) {
 
 /* ---- the backend interface ---- */
 
-static clxent_status host_run(clxent_context *ctx, const clx_op *op) {
-    /* Host work is synchronous: there is no event to hand back. */
-    if (op->events && op->events->out_event) *op->events->out_event = NULL;
+static clxent_status host_dispatch(clxent_context *ctx, const clx_op *op) {
     switch (op->kind) {
     case CLX_OP_ROW_MAX: return run_row_max(ctx, op);
     case CLX_OP_ROW_EXPSUM: return run_row_expsum(ctx, op);
@@ -148,6 +156,15 @@ static clxent_status host_run(clxent_context *ctx, const clx_op *op) {
     return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, op->function,
                     "operation %d is unknown to the host backend",
                     (int)op->kind);
+}
+
+static clxent_status host_run(clxent_context *ctx, const clx_op *op) {
+    clxent_status st = host_dispatch(ctx, op);
+    /* Host work is synchronous: there is no event to hand back (the
+     * out-event is written on success only). */
+    if (st == CLXENT_STATUS_OK && op->events && op->events->out_event)
+        *op->events->out_event = NULL;
+    return st;
 }
 
 /* The host backend keeps no state outside its buffers. */

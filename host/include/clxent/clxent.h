@@ -447,7 +447,9 @@ CLXENT_API clxent_status clxent_cross_entropy_host(
     float *lse, void *grad);
 
 /* Element-wise copy with conversion between float dtypes (same shape;
- * strides and offsets may differ). Also the benchmark's copy roofline. */
+ * strides and offsets may differ). The same dtype on both sides copies the
+ * bits exactly (NaN payloads included). Also the benchmark's copy
+ * roofline. */
 CLXENT_API clxent_status clxent_copy(clxent_context *ctx, const clxent_matrix *src,
                           const clxent_matrix *dst,
                           const clxent_events *events);
