@@ -102,6 +102,46 @@ typedef CAT(ushort, VEC) vus_;
 #else
 #error "VEC must be 1, 4, 8 or 16"
 #endif
+/* VEC halves at any 2-byte-aligned address. vload_halfN/vstore_halfN
+ * need only that alignment, but PoCL 3.1's x86 library compiles them as
+ * aligned vector accesses (16 bytes: a row at an odd offset faulted with
+ * CLXENT_KT=1). Aligned addresses take them (hardware conversions); the
+ * others go through 16-bit integer loads and stores and convert in
+ * software, exactly (round to nearest even, NaN to the host's 0x7e00). */
+#define HALF_ALIGN_MASK (VEC >= 8 ? 15 : 2 * VEC - 1)
+inline vf half_bits_to_f32(vus_ u) {
+    vu_ h = CAT(convert_uint, VEC)(u);
+    vu_ em = h & (vu_)0x7fffu;
+    vu_ normal = (em << 13) + (vu_)0x38000000u; /* rebias 15 -> 127 */
+    vu_ sub = CAT(as_uint, VEC)(CAT(convert_float, VEC)(em) * 0x1p-24f);
+    vu_ special = (em << 13) | (vu_)0x7f800000u; /* inf, NaN */
+    vu_ r = select(normal, sub, em < (vu_)0x400u);
+    r = select(r, special, em >= (vu_)0x7c00u);
+    return CAT(as_float, VEC)(r | ((h & (vu_)0x8000u) << 16));
+}
+inline vus_ f32_to_half_bits(vf v) {
+    vu_ f = CAT(as_uint, VEC)(v);
+    vu_ sign = (f >> 16) & (vu_)0x8000u;
+    vu_ a = f & (vu_)0x7fffffffu;
+    /* normal: drop 13 bits, nearest even (may carry into inf) */
+    vu_ n = ((a + (vu_)0xc8000fffu + ((a >> 13) & (vu_)1u)) >> 13);
+    /* subnormal or zero: the add to 0.5 rounds at the right bit */
+    vu_ sub = CAT(as_uint, VEC)(CAT(as_float, VEC)(a) + 0.5f) - (vu_)0x3f000000u;
+    vu_ r = select(n, sub, a < (vu_)0x38800000u);
+    r = select(r, (vu_)0x7c00u, a >= (vu_)0x477ff000u);
+    r = select(r, (vu_)0x7e00u, a > (vu_)0x7f800000u);
+    return CAT(convert_ushort, VEC)(r | sign);
+}
+inline vf vload_half_any(const global half *p) {
+    if (((ulong)p & HALF_ALIGN_MASK) == 0) return CAT(vload_half, VEC)(0, p);
+    return half_bits_to_f32(CAT(vload, VEC)(0, (const global ushort *)p));
+}
+inline void vstore_half_any(vf v, global half *p) {
+    if (((ulong)p & HALF_ALIGN_MASK) == 0)
+        CAT(vstore_half, CAT(VEC, _rte))(v, 0, p);
+    else
+        CAT(vstore, VEC)(f32_to_half_bits(v), 0, (global ushort *)p);
+}
 inline vf bf16v_to_f32(vus_ h) {
     return CAT(as_float, VEC)(CAT(convert_uint, VEC)(h) << 16);
 }
@@ -113,10 +153,10 @@ inline vus_ f32v_to_bf16(vf f) {
     return CAT(convert_ushort, VEC)(select(r, n, nan_));
 }
 #define VLD_0(p, i) CAT(vload, VEC)(0, (p) + (i))
-#define VLD_1(p, i) CAT(vload_half, VEC)(0, (p) + (i))
+#define VLD_1(p, i) vload_half_any((p) + (i))
 #define VLD_2(p, i) bf16v_to_f32(CAT(vload, VEC)(0, (p) + (i)))
 #define VST_0(p, i, v) CAT(vstore, VEC)((v), 0, (p) + (i))
-#define VST_1(p, i, v) CAT(vstore_half, CAT(VEC, _rte))((v), 0, (p) + (i))
+#define VST_1(p, i, v) vstore_half_any((v), (p) + (i))
 #define VST_2(p, i, v) CAT(vstore, VEC)(f32v_to_bf16(v), 0, (p) + (i))
 #define VLOADP(a) CAT(vload, VEC)(0, (a))
 #define VSTOREP(v, a) CAT(vstore, VEC)((v), 0, (a))

@@ -412,6 +412,84 @@ static void test_copy_bits(void **state) {
     }
 }
 
+/* f16 <-> f32 conversions in the kernels against the host's, at aligned and
+ * unaligned addresses (hardware and software paths on CPUs): every half
+ * bit pattern loaded, and stores of every half's value, of the midpoints
+ * between neighbours (ties to even), just below and above them, and of the
+ * overflow and subnormal edges. Compared bit for bit (NaN: both NaN). */
+static void test_f16_conversions(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    enum { N = 65536 };
+    uint16_t *h = malloc(N * 2);
+    float *f = malloc(4 * N * sizeof(float));
+    assert_non_null(h);
+    assert_non_null(f);
+    for (size_t i = 0; i < N; ++i) h[i] = (uint16_t)i;
+    size_t nf = 0;
+    for (size_t i = 0; i < N; ++i) {
+        float a = clxent_f16_to_f32((uint16_t)i);
+        float b = clxent_f16_to_f32((uint16_t)(i + 1));
+        f[nf++] = a;
+        if (isfinite(a) && isfinite(b) && (i & 0x7fff) != 0x7bff &&
+            (i & 0x7fff) != 0x7fff && i != 0x7fff) {
+            float mid = (float)(((double)a + (double)b) / 2);
+            f[nf++] = mid;
+            f[nf++] = nextafterf(mid, -INFINITY);
+            f[nf++] = nextafterf(mid, INFINITY);
+        }
+    }
+    static const float edges[] = {65504.0f, 65519.0f, 65520.0f, 1e30f,
+                                  0x1p-25f, 0x1p-24f, 0x1.8p-25f, 0x1p-149f};
+    for (size_t i = 0; i < sizeof edges / sizeof *edges && nf + 2 <= 4 * N; ++i) {
+        f[nf++] = edges[i];
+        f[nf++] = -edges[i];
+    }
+    for (size_t off = 0; off < 2; ++off) { /* aligned, then not */
+        /* loads: f16 -> f32 */
+        clxent_buffer *hb = fx_upload(dev, NULL, (N + 8) * 2);
+        fx_assert_status(dev, clxent_buffer_write(dev, hb, off * 2, N * 2, h),
+                         CLXENT_STATUS_OK);
+        clxent_buffer *fb = fx_upload(dev, NULL, N * 4);
+        clxent_matrix hm = {hb, off, 1, N, N, CLXENT_F16};
+        clxent_matrix fm = {fb, 0, 1, N, N, CLXENT_F32};
+        fx_assert_status(dev, clxent_copy(dev, &hm, &fm, NULL),
+                         CLXENT_STATUS_OK);
+        float *got = fx_download(dev, fb);
+        for (size_t i = 0; i < N; ++i) {
+            float want = clxent_f16_to_f32(h[i]);
+            if (isnan(want) ? !isnan(got[i])
+                            : memcmp(&got[i], &want, 4) != 0)
+                fail_msg("f16 0x%04zx -> %a, host %a (offset %zu)", i,
+                         (double)got[i], (double)want, off);
+        }
+        free(got);
+        clxent_buffer_release(hb);
+        clxent_buffer_release(fb);
+        /* stores: f32 -> f16 */
+        fb = fx_upload(dev, f, nf * 4);
+        hb = fx_upload(dev, NULL, (nf + 8) * 2);
+        fm = (clxent_matrix){fb, 0, 1, nf, nf, CLXENT_F32};
+        hm = (clxent_matrix){hb, off, 1, nf, nf, CLXENT_F16};
+        fx_assert_status(dev, clxent_copy(dev, &fm, &hm, NULL),
+                         CLXENT_STATUS_OK);
+        uint16_t *gh = fx_download(dev, hb);
+        for (size_t i = 0; i < nf; ++i) {
+            uint16_t want = clxent_f32_to_f16(f[i]), g = gh[off + i];
+            int nan_w = (want & 0x7fff) > 0x7c00, nan_g = (g & 0x7fff) > 0x7c00;
+            if (nan_w ? !nan_g : g != want)
+                fail_msg("f32 %a -> f16 0x%04x, host 0x%04x (offset %zu)",
+                         (double)f[i], g, want, off);
+        }
+        free(gh);
+        clxent_buffer_release(hb);
+        clxent_buffer_release(fb);
+    }
+    free(h);
+    free(f);
+}
+
 static void test_ieee_rows(void **state) {
     (void)state;
     clxent_context *dev = device();
@@ -478,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_range_nll),
         cmocka_unit_test(test_ieee_rows),
         cmocka_unit_test(test_copy_bits),
+        cmocka_unit_test(test_f16_conversions),
         cmocka_unit_test(test_grid),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

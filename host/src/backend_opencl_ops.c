@@ -60,6 +60,13 @@ clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
     unsigned v = forced_vec();
     t.vec = (v == 1 || v == 4 || v == 8 || v == 16) ? v : (s->is_gpu ? 1 : 16);
     t.kt = t.vec == 1 ? 8 : 2; /* VEC 1 (GPUs): 8 loads in flight per item */
+    /* CLXENT_KT=1..32 (a power of two): vector loads per tile, for
+     * experiments (more loads in flight per item on GPUs) */
+    const char *kt = getenv("CLXENT_KT");
+    if (kt && *kt) {
+        unsigned long v = strtoul(kt, NULL, 10);
+        if (v >= 1 && v <= 32 && (v & (v - 1)) == 0) t.kt = (unsigned)v;
+    }
     size_t maxg = pow2_floor(min_size(max_size(s->max_work_group_size, 1), 1024));
     size_t forced = forced_group();
     if (forced) {
