@@ -45,6 +45,10 @@ for wg in 512 1024; do
   log "bench fused f32: rows path, CLXENT_WORK_GROUP_SIZE=$wg (more items per row, fewer rows in flight: the second read from L2)"
   CLXENT_GPU_CACHE=0 CLXENT_WORK_GROUP_SIZE=$wg timeout 60 $b bench --device gpu --ops fused,forward,backward --shapes 4096x4096,1024x32000,256x128256 --repeat 20 --no-host
 done
+for cfg in "CLXENT_KT=4" "CLXENT_KT=16" "CLXENT_VEC=4 CLXENT_KT=2" "CLXENT_VEC=4 CLXENT_KT=4"; do
+  log "bench f32 rows path, $cfg (loads in flight per item; float4 loads)"
+  env CLXENT_GPU_CACHE=0 $cfg timeout 60 $b bench --device gpu --ops fused,forward,backward --shapes 4096x4096,1024x32000,256x128256 --repeat 20 --no-host
+done
 log "bench fused f32: CK=64 (512 items x 64)"
 CLXENT_GPU_CACHE_CK=64 timeout 60 $b bench --device gpu --ops fused --shapes 4096x4096,1024x32000 --repeat 20 --no-host
 log "bench fused bf16"
