@@ -90,8 +90,8 @@ stage_oclgrind() {
   cmake --build build-hard -j"$jobs" --target clxent_cli
   # The device's own mapping (Oclgrind is taken for a GPU: one element
   # per work-item) with every check, then the CPU mapping (16-wide vectors,
-  # the lanes kernels, and with CLXENT_GCACHE=1 the fused kernel that keeps
-  # the exps in the gradient) without --uninitialized: Oclgrind flags the
+  # the lanes kernels, and with CLXENT_GCACHE=1 the fused kernels that
+  # cache the exps) without --uninitialized: Oclgrind flags the
   # .lo/.hi halves of a fully initialised float16 as uninitialised
   # (reproduced with a five-line kernel), so only races, bounds and the API
   # are checked there.

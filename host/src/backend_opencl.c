@@ -326,31 +326,65 @@ static clxent_status embedded_file(clxent_context *ctx, const char *name,
                     name);
 }
 
-/* common.h, a #line so the build log counts lines of the file itself,
- * then the file. */
+/* The family header of a kernel file: "xent.h" for xent.cl and
+ * xent_cpu.cl (the name up to the first '_' or '.'), when there is one. */
+static int family_header(const char *file, char *name, size_t size) {
+    size_t n = strcspn(file, "_.");
+    if (n + 3 > size) return 0;
+    memcpy(name, file, n);
+    memcpy(name + n, ".h", 3);
+    const char *dir = getenv("CLXENT_KERNEL_DIR");
+    if (dir && *dir) {
+        size_t len = strlen(dir) + strlen(name) + 2;
+        char *path = malloc(len);
+        if (!path) return 0;
+        snprintf(path, len, "%s/%s", dir, name);
+        FILE *f = fopen(path, "rb");
+        free(path);
+        if (f) fclose(f);
+        return f != NULL;
+    }
+    for (size_t i = 0; i < clx_kernel_source_count; ++i)
+        if (strcmp(clx_kernel_sources[i].name, name) == 0) return 1;
+    return 0;
+}
+
+static clxent_status load_source(clxent_context *ctx, const char *name,
+                                 char **data, size_t *size) {
+    const char *dir = getenv("CLXENT_KERNEL_DIR");
+    return dir && *dir ? read_file(ctx, dir, name, data, size)
+                       : embedded_file(ctx, name, data, size);
+}
+
+/* common.h, the family header (if any), then the file, each after a #line
+ * so that build logs count the lines of the file they are in. */
 static clxent_status program_source(clxent_context *ctx, const char *file,
                                     char **source) {
-    const char *dir = getenv("CLXENT_KERNEL_DIR");
-    int from_disk = dir && *dir;
-    char *common = NULL, *body = NULL;
-    size_t common_size = 0, body_size = 0;
-    clxent_status st =
-        from_disk ? read_file(ctx, dir, "common.h", &common, &common_size)
-                  : embedded_file(ctx, "common.h", &common, &common_size);
+    char hname[64];
+    int has_h = family_header(file, hname, sizeof hname);
+    char *common = NULL, *header = NULL, *body = NULL;
+    size_t common_size = 0, header_size = 0, body_size = 0;
+    clxent_status st = load_source(ctx, "common.h", &common, &common_size);
+    if (st == CLXENT_STATUS_OK && has_h)
+        st = load_source(ctx, hname, &header, &header_size);
     if (st == CLXENT_STATUS_OK)
-        st = from_disk ? read_file(ctx, dir, file, &body, &body_size)
-                       : embedded_file(ctx, file, &body, &body_size);
+        st = load_source(ctx, file, &body, &body_size);
     if (st == CLXENT_STATUS_OK) {
-        size_t cap = common_size + body_size + strlen(file) + 32;
+        size_t cap = common_size + header_size + body_size + strlen(file) +
+                     sizeof hname + 64;
         *source = malloc(cap);
         if (!*source)
             st = clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, "clx_cl_kernel",
                           "out of host memory");
+        else if (has_h)
+            snprintf(*source, cap, "%s\n#line 1 \"%s\"\n%s\n#line 1 \"%s\"\n%s",
+                     common, hname, header, file, body);
         else
             snprintf(*source, cap, "%s\n#line 1 \"%s\"\n%s", common, file,
                      body);
     }
     free(common);
+    free(header);
     free(body);
     return st;
 }

@@ -338,7 +338,7 @@ static clxent_status run_lanes(loss_ctx *lc, int grad) {
     int reduce = wants_reduce(op);
     cl_kernel k;
     size_t kmax;
-    clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
+    clxent_status st = clx_ops_kernel(ctx, "xent_cpu.cl", lc->opts,
                                       grad ? "xent_lanes_fused"
                                            : "xent_lanes_fwd",
                                       &k, &kmax);
@@ -424,9 +424,9 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
     return 1;
 }
 
-/* The CPU fused kernel with the exps cached in the gradient
- * (xent_rowsg_fused): 1 forced on (any device, VEC > 1: Oclgrind runs it
- * so), 0 off, -1 automatic (CPUs). */
+/* The CPU fused kernels that cache the exps (xent_cpu.cl: in the gradient,
+ * f32, or in local memory): 1 forced on (any device, VEC > 1: Oclgrind
+ * runs them so), 0 off, -1 automatic (CPUs). */
 static int gcache_mode(void) {
     if (clx_ops_tune.gcache == 1) return 1;
     if (clx_ops_tune.gcache == 2) return 0;
@@ -510,28 +510,25 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     }
     /* CPUs, a row per item: one exp per element, the exps cached in the
      * gradient (f32: any C) or in local memory (f16/bf16, when a few rows
-     * fit). */
+     * fit); xent_cpu.cl. */
     clx_tuning tun = clx_ops_tuning_for(lc->s);
     int gm = gcache_mode();
     int gcached = grad && !g.split && tun.vec > 1 &&
                   op->x.dtype == CLXENT_F32 && !clx_ops_tune.items_per_row &&
                   (gm == 1 || (gm < 0 && !lc->s->is_gpu && g.T == 1));
-    int cached = grad && !g.split && g.T == 1 && !lc->s->is_gpu &&
-                 tun.vec > 1 && !clx_ops_tune.items_per_row && !gcached;
     size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
     size_t budget = (size_t)lc->s->local_mem_bytes / 2;
-    cached = cached && cstride * 4 <= budget;
-    if (gcached) {
-        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rowsg_fused",
+    int cached = grad && !g.split && tun.vec > 1 && !gcached &&
+                 !clx_ops_tune.items_per_row && cstride * 4 <= budget &&
+                 (gm == 1 || (gm < 0 && !lc->s->is_gpu && g.T == 1));
+    if (gcached || cached) {
+        st = clx_ops_kernel(ctx, "xent_cpu.cl", lc->opts,
+                            gcached ? "xent_rowsg_fused" : "xent_rowsl_fused",
                             &krow, &m1);
         g.T = 1;
-        while (g.L > 1 && g.L > m1) g.L /= 2;
+        while (g.L > 1 && (g.L > m1 || (cached && g.L * cstride * 4 > budget)))
+            g.L /= 2;
         g.groups = (lc->R + g.L - 1) / g.L;
-    } else if (cached) {
-        while (g.L > 1 && g.L * cstride * 4 > budget) g.L /= 2;
-        g.groups = (lc->R + g.L - 1) / g.L;
-        st = clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_rows1c_fused",
-                            &krow, &m1);
     } else if (!g.split && g.T == 1) { /* the barrier-free twin */
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
                             grad ? "xent_rows1_fused" : "xent_rows1_fwd",
@@ -551,11 +548,12 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
             clx_arg_ulong(&a, op->mat_out.offset);
             clx_arg_ulong(&a, op->mat_out.stride);
         }
-        if (gcached) {
+        if (gcached || cached) {
             clx_arg_uint(&a, gcache_block(lc, &tun));
-        } else if (cached) {
-            clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
-            clx_arg_uint(&a, cstride);
+            if (cached) {
+                clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
+                clx_arg_uint(&a, cstride);
+            }
         } else {
             clx_arg_uint(&a, g.T);
             clx_arg_local(&a, g.L * ST_BYTES);
@@ -593,7 +591,8 @@ static clxent_status run_lanes_backward(loss_ctx *lc) {
     cl_kernel k;
     size_t kmax;
     clxent_status st =
-        clx_ops_kernel(ctx, "xent.cl", lc->opts, "xent_lanes_bwd", &k, &kmax);
+        clx_ops_kernel(ctx, "xent_cpu.cl", lc->opts, "xent_lanes_bwd", &k,
+                       &kmax);
     if (st != CLXENT_STATUS_OK) return st;
     st = check_targets(lc);
     if (st != CLXENT_STATUS_OK) return st;

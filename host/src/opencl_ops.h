@@ -25,12 +25,12 @@ typedef struct clx_ops_tuning {
                                (any device, any C it can hold), 2 off; the
                                environment variable CLXENT_GPU_CACHE=0/1
                                does the same when this is 0 */
-    unsigned gcache;        /* CPU fused f32 rows with the exps cached in
-                               the gradient (xent_rowsg_fused): 0
-                               automatic (CPUs), 1 on (any device with
-                               VEC > 1), 2 off; the environment variable
-                               CLXENT_GCACHE=0/1 does the same when this
-                               is 0 */
+    unsigned gcache;        /* CPU fused rows with the exps cached (in the
+                               gradient for f32, else in local memory;
+                               xent_cpu.cl): 0 automatic (CPUs), 1 on (any
+                               device with VEC > 1), 2 off; the
+                               environment variable CLXENT_GCACHE=0/1 does
+                               the same when this is 0 */
     unsigned gcache_block;  /* its block length (rounded to a tile; raised
                                where the row would need more than 1024
                                blocks) */

@@ -1,0 +1,353 @@
+/* Cross-entropy kernels for CPUs (VEC > 1: SIMD inside a work-item;
+ * xent.h comes first): a row per vector lane for small C, and the fused
+ * row kernels that cache the exps (one exp per element). */
+
+/* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
+ * (common.h, lanes_load): all C values of each row in private vectors
+ * (one global read), the exps kept for the gradient (one exp per
+ * element). Class indices only (the host uses the row kernels for
+ * probabilities). mode: 0 forward, 1 fused, 2 backward from the saved
+ * lse (lse_in; p = exp(x - lse), no reduction). */
+#define LANES_FWD 0
+#define LANES_FUSED 1
+#define LANES_BWD 2
+
+inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
+                            global float *lse, ulong lse_off, int has_lse,
+                            const global float *lse_in, ulong lse_in_off,
+                            global XS *gm, ulong g_off, ulong g_ld,
+                            const int mode) {
+#if TGT != 2 && VEC > 1
+    ulong r0 = get_global_id(0) * VEC;
+    if (r0 >= R) return;
+    uint nr = (uint)min((ulong)VEC, R - r0);
+    float buf[VEC];
+#if VEC == 16
+    /* targets as vectors: 0 live, 1 ignored, 2 bad; x_y is picked from
+     * the column vectors below */
+    long16 yl;
+    if (nr == 16) {
+        yl = convert_long16(vload16(0, y + y_off + r0));
+    } else {
+        long tl[16];
+        for (uint l = 0; l < 16; ++l) tl[l] = (long)y[y_off + r0 + min(l, nr - 1)];
+        yl = vload16(0, tl);
+    }
+    long16 validl = yl != (long16)ii;
+    long16 badl = validl & ((yl < (long16)0) | (yl >= (long16)(long)C));
+    int16 valid = convert_int16(validl), bad = convert_int16(badl);
+    int16 live = valid & ~bad;
+    vi ycol = select((int16)(-1), convert_int16(yl), live);
+    vi state = select((int16)1, select((int16)0, (int16)2, bad), valid);
+    vf wy = (vf)1.0f;
+    if (has_w) {
+        int tc[16];
+        vstore16(ycol, 0, tc);
+        for (uint l = 0; l < 16; ++l) buf[l] = tc[l] >= 0 ? w[w_off + tc[l]] : 1.0f;
+        wy = vload16(0, buf);
+    }
+    vf g = (vf)row_scale(G, den, den_scr, scr, gr, gr_off, 0, 0);
+    if (has_gr) g *= lanes_vload(gr, gr_off + r0, nr);
+    g = select((vf)0.0f, g, live);
+#else
+    float bw[VEC], bg[VEC];
+    int bycol[VEC], bstate[VEC];
+    for (uint l = 0; l < VEC; ++l) {
+        ulong r = r0 + min(l, nr - 1);
+        rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+        bycol[l] = ri.ycol;
+        bw[l] = ri.wy;
+        /* 0 live, 1 ignored, 2 bad */
+        bstate[l] = !ri.valid ? 1 : ri.bad ? 2 : 0;
+        bg[l] = ri.valid && !ri.bad
+                    ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
+                    : 0.0f;
+    }
+    vf wy = VLOADP(bw), g = VLOADP(bg);
+    vi ycol = CAT(vload, VEC)(0, bycol), state = CAT(vload, VEC)(0, bstate);
+#endif
+    vf xv[LANES_CMAX];
+    /* the whole block is read before anything is written (in place) */
+    lanes_load(x, x_off, x_ld, r0, nr, C, xv);
+    int smooth = eps > 0.0f;
+    float epc = eps / (float)C;
+    vf tw = (1.0f - eps) * wy;
+    vf k1 = tw;
+    if (mode == LANES_BWD) {
+        vf lsev = lanes_vload(lse_in, lse_in_off + r0, nr);
+        if (smooth) k1 += epc * fin(scr[2], scr[3]);
+        if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
+        for (uint c = 0; c < C; ++c) {
+            vf d = exp(xv[c] - lsev) * k1;
+            d = select(d, d - tw, ycol == (vi)(int)c);
+            if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+            /* ignored and bad rows: exactly 0, even for NaN logits */
+            xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
+        }
+        lanes_store_x(gm, g_off, g_ld, r0, nr, C, xv);
+        return;
+    }
+    vf m = (vf)(-INFINITY), xy = (vf)0.0f;
+    for (uint c = 0; c < C; ++c) {
+        m = nanmaxv(m, xv[c]);
+        xy = select(xy, xv[c], ycol == (vi)(int)c);
+    }
+    vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
+    float a = 0.0f, ac = 0.0f;
+    for (uint c = 0; c < C; ++c) {
+        vf e = exp(xv[c] - m);
+        KAHAN(vf, s, sc, e);
+        if (smooth) {
+            float wc = has_w ? w[w_off + c] : 1.0f;
+            KAHAN_INF(vf, b, bc, wc * (m - xv[c]));
+            KAHAN(float, a, ac, wc);
+        }
+        xv[c] = e;
+    }
+    /* a row without a finite value: S = NaN as in the reference */
+    vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
+    vf lS = log(S);
+    vf lsev = m + lS;
+    float A = a - ac;
+    vf B = select(b - bc, b, isinf(b));
+    vf l = (1.0f - eps) * -(wy * ((xy - m) - lS));
+    if (smooth) l += epc * (A * lS + B);
+    if (zeta != 0.0f) l += zeta * lsev * lsev;
+    l = select(l, (vf)0.0f, state == (vi)1);
+    l = select(l, (vf)NAN, state == (vi)2);
+    lanes_vstore(loss, loss_off + r0, nr, l);
+    if (has_lse) lanes_vstore(lse, lse_off + r0, nr, lsev);
+    if (mode != LANES_FUSED) return;
+    if (smooth) k1 += epc * A;
+    if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
+    vf inv = 1.0f / S;
+    for (uint c = 0; c < C; ++c) {
+        vf d = (xv[c] * inv) * k1;
+        d = select(d, d - tw, ycol == (vi)(int)c);
+        if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+        /* ignored and bad rows: exactly 0, even for NaN logits */
+        xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
+    }
+    lanes_store_x(gm, g_off, g_ld, r0, nr, C, xv);
+#endif
+}
+
+kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld) {
+    NO_ROWS_IF_BAD;
+    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                    (const global float *)0, 0, gm, g_off, g_ld,
+                    LANES_FUSED);
+}
+
+kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
+                           global float *lse, ulong lse_off, int has_lse) {
+    NO_ROWS_IF_BAD;
+    xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                    (const global float *)0, 0, (global XS *)0, 0, 0,
+                    LANES_FWD);
+}
+
+/* Backward from the saved lse (index targets). */
+kernel void xent_lanes_bwd(XENT_PARAMS, const global float *lse_in,
+                           ulong lse_in_off, global XS *gm, ulong g_off,
+                           ulong g_ld) {
+    NO_ROWS_IF_BAD;
+    xent_lanes_body(XENT_ARGS, (global float *)0, 0, (global float *)0, 0, 0,
+                    lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
+}
+
+/* ---- fused, one item per row, the exps cached ----
+ * One sweep over the row from memory, in blocks of bl columns (a multiple
+ * of KT * VEC, a few KB: L1): the block's lane-wise max, the running
+ * maximum raised once per block (bm[b] keeps it), then the block's
+ * exp(x - m) from L1 into the cache, with a tile-pairwise compensated sum.
+ * Then the gradient from the cached exps, rescaled per block by
+ * exp(bm[b] - m): one exp per element and x read once. The cache is
+ *   xent_rowsg_fused: the gradient row itself (f32 only: a 16-bit cache
+ *                     would round p twice; any C; the gradient is written
+ *                     twice, the second time from cache),
+ *   xent_rowsl_fused: cstride floats of local memory per item (any dtype;
+ *                     the host checks that they fit).
+ * At most GC_BLOCKS blocks (the host picks bl). In place: the item reads
+ * each element of x before it writes it, and x is not read again. */
+#define GC_BLOCKS 1024
+
+#if VEC > 1
+/* The cache: eg (global, the gradient row) or el (local) when not null. */
+inline void ec_store(global float *eg, local float *el, uint pos, uint ce,
+                     vf v) {
+    if (el) {
+        VSTOREP(v, el + pos); /* cstride: whole vectors */
+    } else if (pos + VEC <= ce) {
+        VST_0(eg, pos, v);
+    } else {
+        float tmp[VEC];
+        VSTOREP(v, tmp);
+        for (uint e = 0; pos + e < ce; ++e) eg[pos + e] = tmp[e];
+    }
+}
+
+inline vf ec_load(const global float *eg, const local float *el, uint pos,
+                  uint ce) {
+    if (el) return VLOADP(el + pos);
+    return gload_f(eg, pos, ce, 0.0f);
+}
+
+/* The exps of columns [cb, ce) of one row into the cache, summed into q
+ * (with the smoothing or probability terms when AM_HAS_B(am)). */
+inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
+                        const global float *w, int has_w, float ome,
+                        float epc, global float *eg, local float *el,
+                        uint cb, uint ce, const int am) {
+    float m = q->m;
+    uint pos = cb;
+    if (m == -INFINITY) {
+        /* only -inf so far: the exps are 0; a_c*(m - x_c) = a_c*inf */
+        for (; pos < ce; pos += VEC) {
+            ec_store(eg, el, pos, ce, (vf)0.0f);
+            if (AM_HAS_B(am)) {
+                vi act = col_ids(pos) < (vi)(int)ce;
+                vf a = select((vf)0.0f,
+                              tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+                q->b += select((vf)0.0f, a * INFINITY, act);
+                KAHAN_INF(vf, q->a, q->ac, a);
+            }
+        }
+        return;
+    }
+    for (; pos + KT * VEC <= ce; pos += KT * VEC) {
+        vf e[KT];
+        for (int j = 0; j < KT; ++j) {
+            uint p = pos + j * VEC;
+            vf v = VLDX(xr, p);
+            e[j] = exp(v - m);
+            ec_store(eg, el, p, ce, e[j]);
+            if (AM_HAS_B(am)) {
+                vf a = tile_a(am, w, has_w, tr, p, ce, ome, epc);
+                KAHAN_INF(vf, q->b, q->bc, a * (m - v));
+                KAHAN_INF(vf, q->a, q->ac, a);
+            }
+        }
+        /* independent terms in [0, 1]: pairwise, one compensated add */
+        for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
+            for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
+        KAHAN(vf, q->s, q->sc, e[0]);
+    }
+    for (; pos < ce; pos += VEC) { /* the row's last, partial tile */
+        vi act = col_ids(pos) < (vi)(int)ce;
+        vf v = gload_x(xr, pos, ce, -INFINITY);
+        vf e = exp(v - m); /* 0 past ce */
+        ec_store(eg, el, pos, ce, e);
+        KAHAN(vf, q->s, q->sc, e);
+        if (AM_HAS_B(am)) {
+            vf a = select((vf)0.0f,
+                          tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+            KAHAN_INF(vf, q->b, q->bc, select((vf)0.0f, a * (m - v), act));
+            KAHAN_INF(vf, q->a, q->ac, a);
+        }
+    }
+}
+
+/* Pass 1 of one row: the state, the exps in the cache, bm[b] per block. */
+inline st_t cache_row(const global XS *xr, const global XS *tr,
+                      const global float *w, int has_w, float ome, float epc,
+                      global float *eg, local float *el, uint C, uint bl,
+                      float *bm, const int am) {
+    acc_t q;
+    acc_init(&q, -INFINITY);
+    uint b = 0;
+    for (uint cb = 0; cb < C; cb += bl, ++b) {
+        uint ce = min(C, cb + bl);
+        vf tv = (vf)(-INFINITY);
+        for (uint pos = cb; pos < ce; pos += VEC)
+            tv = nanmaxv(tv, gload_x(xr, pos, ce, -INFINITY));
+        acc_raise(&q, hmax(tv), am);
+        bm[b] = q.m;
+        cache_block(&q, xr, tr, w, has_w, ome, epc, eg, el, cb, ce, am);
+    }
+    return acc_final(&q);
+}
+
+/* The whole row: pass 1, the loss and lse, the gradient from the cache. */
+inline void xent_cached_body(XENT_PARAMS, global float *loss,
+                             ulong loss_off, global float *lse,
+                             ulong lse_off, int has_lse, global XS *gm,
+                             ulong g_off, ulong g_ld, uint bl,
+                             local float *cache, uint cstride) {
+    ulong r = get_global_id(0);
+    if (r >= R) return;
+    rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
+    int live = ri.valid && !ri.bad;
+    int smooth = TGT == 2 || eps > 0.0f;
+    const global XS *xr = x + x_off + r * x_ld;
+    const global XS *tr = t + t_off + r * t_ld;
+    const global float *wp = w + w_off;
+    global XS *g_row = gm + g_off + r * g_ld;
+    local float *el = cache ? cache + get_local_id(0) * (ulong)cstride : 0;
+    /* the global cache is the gradient row (f32 builds only) */
+    global float *eg = el ? 0 : (global float *)g_row;
+    float ome = 1.0f - eps, epc = eps / (float)C;
+    /* x_y first: in place, the cache or the gradient overwrites it */
+    float xy = TGT != 2 && live ? LD1X(xr, ri.ycol) : 0.0f;
+    float bm[GC_BLOCKS];
+    st_t st = smooth ? cache_row(xr, tr, wp, has_w, ome, epc, eg, el, C, bl,
+                                 bm, AM_B)
+                     : cache_row(xr, tr, wp, has_w, ome, epc, eg, el, C, bl,
+                                 bm, AM_STATS);
+    float lse_v;
+    float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
+    loss[loss_off + r] = l;
+    if (has_lse) lse[lse_off + r] = lse_v;
+    if (!live) {
+        for (uint pos = 0; pos < C; pos += VEC)
+            gstore_x(g_row, pos, C, (vf)0.0f);
+        return;
+    }
+    float g = row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r);
+    float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
+    float inv = 1.0f / st_sum(st);
+    float tw = ome * ri.wy;
+    uint b = 0;
+    for (uint cb = 0; cb < C; cb += bl, ++b) {
+        uint ce = min(C, cb + bl);
+        /* p = e * exp(bm - m) / S; the per-block factor with k1 folded in */
+        float f = (bm[b] == st.m ? 1.0f : exp(bm[b] - st.m)) * inv * k1;
+        for (uint pos = cb; pos < ce; pos += VEC) {
+            vf d = ec_load(eg, el, pos, ce) * f;
+#if TGT == 2
+            vf wv = has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f;
+            d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
+#else
+            d = select(d, d - tw, col_ids(pos) == (vi)ri.ycol);
+            if (smooth)
+                d -= epc * (has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f);
+#endif
+            gstore_x(g_row, pos, ce, g * d);
+        }
+    }
+}
+#endif
+
+kernel void xent_rowsg_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld,
+                             uint bl) {
+    NO_ROWS_IF_BAD;
+#if X_T == 0 && VEC > 1
+    xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                     g_off, g_ld, bl, (local float *)0, 0);
+#endif
+}
+
+kernel void xent_rowsl_fused(XENT_PARAMS, global float *loss, ulong loss_off,
+                             global float *lse, ulong lse_off, int has_lse,
+                             global XS *gm, ulong g_off, ulong g_ld, uint bl,
+                             local float *cache, uint cstride) {
+    NO_ROWS_IF_BAD;
+#if VEC > 1
+    xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                     g_off, g_ld, bl, cache, cstride);
+#endif
+}
