@@ -126,7 +126,8 @@ inline vus_ f32_to_half_bits(vf v) {
     /* normal: drop 13 bits, nearest even (may carry into inf) */
     vu_ n = ((a + (vu_)0xc8000fffu + ((a >> 13) & (vu_)1u)) >> 13);
     /* subnormal or zero: the add to 0.5 rounds at the right bit */
-    vu_ sub = CAT(as_uint, VEC)(CAT(as_float, VEC)(a) + 0.5f) - (vu_)0x3f000000u;
+    vu_ sub =
+        CAT(as_uint, VEC)(CAT(as_float, VEC)(a) + 0.5f) - (vu_)0x3f000000u;
     vu_ r = select(n, sub, a < (vu_)0x38800000u);
     r = select(r, (vu_)0x7c00u, a >= (vu_)0x477ff000u);
     r = select(r, (vu_)0x7e00u, a > (vu_)0x7f800000u);
