@@ -2,7 +2,8 @@
  * the host reference (in place and not, every dtype), the split-row path
  * forced at small sizes against the single-group path, the other work
  * mappings (items per row, vector widths, the exps cached in the
- * gradient), bitwise repeatability, and
+ * gradient), the synchronous target check's guard on every strategy,
+ * bitwise repeatability, and
  * accuracy at C = 2^20 against float64. */
 #include "ops_harness.h"
 
@@ -413,6 +414,90 @@ static void test_gcache(void **state) {
     tune_reset();
 }
 
+/* The synchronous target check guards every strategy: with a bad class
+ * index, the call returns TARGET_OUT_OF_RANGE and every output byte (loss,
+ * lse, gradient; in place, the logits) is as it was, although the loss
+ * kernels were queued behind the check. One case per strategy. */
+static void guard_case(clxent_context *dev, size_t R, size_t C,
+                       clxent_dtype dt, clxent_reduction red,
+                       const char *tag) {
+    hx_case c = base_case(R, C, dt, 7000 + R + C);
+    c.red = red;
+    hx_data d = hx_make(&c);
+    d.y[R / 2] = (int64_t)C + 5;
+    for (int op = 0; op < 4; ++op) { /* fused, in place, forward, backward */
+        hx_in in = hx_upload(dev, &c, &d);
+        clxent_loss_options opt = hx_options(&c);
+        opt.in_place = op == 1;
+        clxent_vector loss = hx_vec(dev, NULL, NULL, hx_nloss(&c), 2,
+                                    CLXENT_F32);
+        clxent_vector lse = hx_vec(dev, NULL, NULL, R, 1, CLXENT_F32);
+        clxent_matrix grad = op == 1 ? in.x
+                                     : hx_mat(dev, NULL, R, C, HX_G_OFF,
+                                              C + HX_G_PAD, dt);
+        clxent_buffer *bufs[4] = {loss.buffer, lse.buffer, grad.buffer,
+                                  in.x.buffer};
+        unsigned char *before[4];
+        for (int b = 0; b < 4; ++b) before[b] = fx_download(dev, bufs[b]);
+        clxent_status st;
+        if (op <= 1)
+            st = clxent_cross_entropy(dev, &in.x, &in.tg, &in.w, &opt,
+                                      &in.gr, &loss, &lse, &grad, NULL);
+        else if (op == 2)
+            st = clxent_cross_entropy_forward(dev, &in.x, &in.tg, &in.w,
+                                              &opt, &loss, &lse, NULL);
+        else
+            st = clxent_cross_entropy_backward(dev, &in.x, &in.tg, &in.w,
+                                               &opt, &lse, &in.gr, &grad,
+                                               NULL);
+        if (st != CLXENT_STATUS_TARGET_OUT_OF_RANGE)
+            fail_msg("%s, op %d: %s, expected TARGET_OUT_OF_RANGE (%s)", tag,
+                     op, clxent_status_name(st),
+                     clxent_context_message(dev));
+        fx_assert_status(dev, clxent_finish(dev), CLXENT_STATUS_OK);
+        for (int b = 0; b < 4; ++b) {
+            unsigned char *now = fx_download(dev, bufs[b]);
+            if (memcmp(now, before[b], clxent_buffer_size(bufs[b])) != 0)
+                fail_msg("%s, op %d: buffer %d written", tag, op, b);
+            free(now);
+            free(before[b]);
+        }
+        clxent_buffer_release(loss.buffer);
+        clxent_buffer_release(lse.buffer);
+        if (op != 1) clxent_buffer_release(grad.buffer);
+        hx_in_release(&in);
+    }
+    hx_free(&d);
+}
+
+static void test_sync_guard(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    for (int dt = 0; dt < 3; ++dt)
+        for (int red = 0; red < 2; ++red) {
+            clxent_dtype t = (clxent_dtype)(CLXENT_F32 + dt);
+            clxent_reduction r = red ? CLXENT_REDUCTION_MEAN
+                                     : CLXENT_REDUCTION_NONE;
+            tune_reset();
+            guard_case(dev, 9, 1000, t, r, "default");
+            guard_case(dev, 40, 10, t, r, "lanes");
+            clx_ops_tune.gpu_cache = 1;
+            guard_case(dev, 5, 3000, t, r, "gpu_cache");
+            tune_reset();
+            clx_ops_tune.split_chunks = 3;
+            guard_case(dev, 3, 700, t, r, "split");
+            tune_reset();
+            clx_ops_tune.vec = 1;
+            guard_case(dev, 7, 500, t, r, "VEC=1");
+            tune_reset();
+            clx_ops_tune.gcache = 2;
+            clx_ops_tune.reduce_groups = 3;
+            guard_case(dev, 70, 300, t, r, "rows, two-level");
+        }
+    tune_reset();
+}
+
 /* Other work mappings: T items per row (with its local reduction) and
  * vector widths (VEC 1 is the GPU mapping, run here on any device). */
 static void test_mappings(void **state) {
@@ -674,6 +759,7 @@ int main(void) {
         cmocka_unit_test(test_two_level),
         cmocka_unit_test(test_gpu_cache),
         cmocka_unit_test(test_gcache),
+        cmocka_unit_test(test_sync_guard),
         cmocka_unit_test(test_lanes_xent),
         cmocka_unit_test(test_lanes_primitives),
         cmocka_unit_test(test_repeatable),
