@@ -68,7 +68,21 @@ static size_t check_n(const loss_ctx *lc) {
     return n;
 }
 
-/* Step 1 for class indices: enqueue the check; SYNC: wait and report. */
+/* Where xent_check and xent_check_fin put what they find: the scratch
+ * header, the verdict (res at res_off, in longs; mode: see nll.cl), and
+ * the groups' partial states (scratch at part). */
+static void check_result_args(const loss_ctx *lc, clx_args *a, cl_mem res,
+                              size_t res_off, int mode, size_t part) {
+    clx_arg_mem(a, lc->scr);
+    clx_arg_mem(a, res);
+    clx_arg_ulong(a, res_off);
+    clx_arg_int(a, mode);
+    clx_arg_mem(a, lc->scr);
+    clx_arg_ulong(a, part);
+}
+
+/* Step 1 for class indices: enqueue the check; SYNC: and the read of its
+ * verdict right behind it (clx_loss_finish_check waits for that). */
 clxent_status clx_loss_check_targets(loss_ctx *lc) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
@@ -100,12 +114,7 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
     clx_arg_mem(&a, op->weights.buffer ? op->weights.buffer->mem : lc->scr);
     clx_arg_ulong(&a, op->weights.buffer ? op->weights.offset : 0);
     clx_arg_int(&a, op->weights.buffer != NULL);
-    clx_arg_mem(&a, lc->scr);
-    clx_arg_mem(&a, res);
-    clx_arg_ulong(&a, res_off);
-    clx_arg_int(&a, mode);
-    clx_arg_mem(&a, lc->scr);
-    clx_arg_ulong(&a, part);
+    check_result_args(lc, &a, res, res_off, mode, part);
     clx_arg_local(&a, L * CHK_BYTES);
     if (a.st != CLXENT_STATUS_OK) return a.st;
     st = clx_loss_launch(lc, k, G * L, L, 0);
@@ -115,12 +124,7 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
         clx_arg_uint(&a, lc->C);
         clx_arg_long(&a, op->opt.ignore_index);
         clx_arg_int(&a, op->weights.buffer != NULL);
-        clx_arg_mem(&a, lc->scr);
-        clx_arg_mem(&a, res);
-        clx_arg_ulong(&a, res_off);
-        clx_arg_int(&a, mode);
-        clx_arg_mem(&a, lc->scr);
-        clx_arg_ulong(&a, part);
+        check_result_args(lc, &a, res, res_off, mode, part);
         clx_arg_uint(&a, G);
         clx_arg_local(&a, L * CHK_BYTES);
         if (a.st != CLXENT_STATUS_OK) return a.st;
@@ -235,8 +239,8 @@ size_t clx_loss_aux_floats(const loss_ctx *lc) {
 }
 
 /* Common set-up: options, the mean's denominator, scratch. */
-clxent_status clx_loss_begin(loss_ctx *lc, clxent_context *ctx,
-                                const clx_op *op, size_t extra_floats) {
+static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
+                                const clx_op *op) {
     memset(lc, 0, sizeof *lc);
     lc->ctx = ctx;
     lc->op = op;
@@ -259,10 +263,19 @@ clxent_status clx_loss_begin(loss_ctx *lc, clxent_context *ctx,
         else
             lc->den_scr = 1;
     }
-    size_t aux = clx_loss_aux_floats(lc);
-    size_t floats = clx_scr_part_index(lc->R) +
-                    (extra_floats > aux ? extra_floats : aux);
+    size_t floats = clx_scr_part_index(lc->R) + clx_loss_aux_floats(lc);
     return clx_cl_scratch(ctx, floats * sizeof(cl_float), &lc->scr);
+}
+
+int clx_loss_open(loss_ctx *lc, clxent_context *ctx, const clx_op *op,
+                  clxent_status *st) {
+    *st = loss_begin(lc, ctx, op);
+    if (*st != CLXENT_STATUS_OK) return 1;
+    if (lc->R > 0) return 0;
+    /* Nothing to read; sum/mean still produce their scalar. */
+    *st = clx_loss_wants_reduce(op) ? clx_loss_reduce(lc)
+                                    : clx_cl_empty_op(ctx, op);
+    return 1;
 }
 
 /* The 24 arguments of XENT_PARAMS (kernels/xent.cl). */
@@ -382,11 +395,7 @@ static clxent_status run_nll(loss_ctx *lc) {
 
 clxent_status clx_opencl_nll(clxent_context *ctx, const clx_op *op) {
     loss_ctx lc;
-    clxent_status st = clx_loss_begin(&lc, ctx, op, 0);
-    if (st != CLXENT_STATUS_OK) return st;
-    if (lc.R == 0) {
-        if (clx_loss_wants_reduce(op)) return clx_loss_reduce(&lc);
-        return clx_cl_empty_op(ctx, op);
-    }
+    clxent_status st;
+    if (clx_loss_open(&lc, ctx, op, &st)) return st;
     return clx_loss_finish_check(&lc, run_nll(&lc));
 }

@@ -347,13 +347,8 @@ static clxent_status run_backward(loss_ctx *lc) {
 
 clxent_status clx_opencl_cross_entropy(clxent_context *ctx, const clx_op *op) {
     loss_ctx lc;
-    clxent_status st = clx_loss_begin(&lc, ctx, op, 0);
-    if (st != CLXENT_STATUS_OK) return st;
-    if (lc.R == 0) {
-        /* Nothing to read; sum/mean still produce their scalar. */
-        if (clx_loss_wants_reduce(op)) return clx_loss_reduce(&lc);
-        return clx_cl_empty_op(ctx, op);
-    }
+    clxent_status st;
+    if (clx_loss_open(&lc, ctx, op, &st)) return st;
     if (op->kind == CLX_OP_CE_BACKWARD)
         return clx_loss_finish_check(&lc, run_backward(&lc));
     return clx_loss_finish_check(

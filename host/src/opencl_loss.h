@@ -28,10 +28,11 @@ typedef struct loss_ctx {
     int den_scr;
 } loss_ctx;
 
-/* Options, the mean's denominator, scratch for extra_floats past the
- * per-row losses (at least what the check and the reduction need). */
-clxent_status clx_loss_begin(loss_ctx *lc, clxent_context *ctx,
-                             const clx_op *op, size_t extra_floats);
+/* Sets lc up (options, the mean's denominator, scratch). Returns 1 when
+ * the operation is already over, with its status in *st: an error, or no
+ * rows (the scalar of sum/mean, or an empty marker). */
+int clx_loss_open(loss_ctx *lc, clxent_context *ctx, const clx_op *op,
+                  clxent_status *st);
 /* Floats the check and the loss reduction need after the per-row losses. */
 size_t clx_loss_aux_floats(const loss_ctx *lc);
 /* Enqueues k (1-D); `last` marks the operation's last kernel. */
