@@ -540,6 +540,21 @@ inline st_t st_merge(st_t p, st_t q, int am) {
     return r;
 }
 
+/* A partial state as the split kernels store it (8 floats; the 8th is the
+ * kernel's own). */
+inline st_t load_part(const global float *part, ulong at) {
+    const global float *o = part + at;
+    st_t st;
+    st.m = o[0];
+    st.sh = o[1];
+    st.sl = o[2];
+    st.bh = o[3];
+    st.bl = o[4];
+    st.ah = o[5];
+    st.al = o[6];
+    return st;
+}
+
 /* Fixed-order tree over the T consecutive items of each segment (one row);
  * every item gets its segment's result. All items of the group must call
  * it (barriers, so callers keep it out of branches: PoCL dislikes

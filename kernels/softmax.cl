@@ -121,15 +121,13 @@ kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
     int active = u.row < R;
     ulong r = active ? u.row : 0;
     float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    int am = what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS;
     st_t st = st_empty(m0);
-    if (active && lid < P) {
-        const global float *o = part + part_off + (r * P + lid) * 8;
-        st.m = o[0];
-        st.sh = o[1];
-        st.sl = o[2];
+    for (uint k = lid; active && k < P; k += L) { /* one each when P <= L */
+        st_t o = load_part(part, part_off + (r * P + k) * 8);
+        st = k == lid ? o : st_merge(st, o, am);
     }
-    st = seg_reduce(red, st, lid, lid, L,
-                    what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS);
+    st = seg_reduce(red, st, lid, lid, L, am);
     if (!active) return;
     sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
               what, st, r, u.cb, u.ce, u.lane, L, lid == 0 && u.chunk == 0);

@@ -117,19 +117,14 @@ kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
 }
 
 /* The P partial states of row r merged in fixed order (identical in every
- * group of the row). Needs P <= get_local_size(0), a power of two. */
+ * group of the row): item lid takes states lid, lid + L, ... in turn (one
+ * each when P <= L, as on GPUs), then the group's tree. */
 inline st_t merge_parts(const global float *part, ulong part_off, ulong r,
                         uint P, uint lid, local st_t *red, int am, float m0) {
     st_t st = st_empty(m0);
-    if (lid < P) {
-        const global float *o = part + part_off + (r * P + lid) * 8;
-        st.m = o[0];
-        st.sh = o[1];
-        st.sl = o[2];
-        st.bh = o[3];
-        st.bl = o[4];
-        st.ah = o[5];
-        st.al = o[6];
+    for (uint k = lid; k < P; k += get_local_size(0)) {
+        st_t o = load_part(part, part_off + (r * P + k) * 8);
+        st = k == lid ? o : st_merge(st, o, am);
     }
     return seg_reduce(red, st, lid, lid, get_local_size(0), am);
 }
@@ -161,7 +156,7 @@ kernel void xent_split_out(XENT_PARAMS, global float *loss, ulong loss_off,
 /* Backward from the saved lse: p = exp(x - lse). Index targets need no
  * reduction (units of T items over P chunks); probabilities need A per
  * row: accumulated here over t (P == 1) or merged from xent_part's
- * A-only states (use_part). */
+ * A-only states (use_part; T == L, a group per chunk). */
 inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
                           ulong lse_off, global XS *gm, ulong g_off,
                           ulong g_ld, uint T, uint P, uint CH,
@@ -174,7 +169,6 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     int live = active && ri.valid && !ri.bad;
     float asum;
 #if TGT == 2
-    /* use_part: the P states from xent_part (T == L, a group per chunk) */
     acc_t q;
     acc_init(&q, 0.0f);
     if (live && !use_part)
@@ -184,10 +178,9 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     st_t st = acc_final(&q);
     if (use_part) {
         st = st_empty(0.0f);
-        if (active && u.lane < P) {
-            const global float *o = part + part_off + (r * P + u.lane) * 8;
-            st.ah = o[5];
-            st.al = o[6];
+        for (uint k = u.lane; active && k < P; k += T) {
+            st_t o = load_part(part, part_off + (r * P + k) * 8);
+            st = k == u.lane ? o : st_merge(st, o, AM_AONLY);
         }
     }
     if (reduce) st = seg_reduce(red, st, get_local_id(0), u.lane, T, AM_AONLY);

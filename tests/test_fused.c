@@ -110,12 +110,18 @@ static void test_split_forced(void **state) {
             hx_case c = base_case(1 + k % 5, cols[i],
                                   (clxent_dtype)(CLXENT_F32 + k % 3), 900 + k);
             options_k(&c, k);
-            char name[256], tag[32];
-            snprintf(tag, sizeof tag, " split P=%u", chunks[p]);
+            /* odd k: the GPU mapping (a group per chunk, the states merged
+             * by a tree), else the CPU one (an item per chunk, the states
+             * merged in turn) */
+            unsigned vec = k % 2 ? 1 : 0;
+            char name[256], tag[40];
+            snprintf(tag, sizeof tag, " split P=%u%s", chunks[p],
+                     vec ? " VEC=1" : "");
             hx_name(&c, name, sizeof name);
             strncat(name, tag, sizeof name - strlen(name) - 1);
             hx_data d = hx_make(&c);
             tune_reset();
+            clx_ops_tune.vec = vec;
             clx_ops_tune.split_chunks = 1;
             hx_out whole = dev_run(&c, &d, HX_ROUTE_FUSED);
             hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
@@ -138,6 +144,7 @@ static void test_split_forced(void **state) {
         float *res[2][4];
         for (int b = 0; b < 2; ++b) {
             tune_reset();
+            clx_ops_tune.vec = i % 2 ? 1 : 0; /* GPU and CPU mappings */
             clx_ops_tune.split_chunks = b ? chunks[i] : 1;
             clxent_matrix x = hx_mat(dev, d.x, c.R, c.C, 3, c.C + 1, c.dt);
             clxent_matrix y = hx_mat(dev, NULL, c.R, c.C, 0, c.C, c.dt);
