@@ -278,7 +278,7 @@ int clx_loss_open(loss_ctx *lc, clxent_context *ctx, const clx_op *op,
     return 1;
 }
 
-/* The 24 arguments of XENT_PARAMS (kernels/xent.cl). */
+/* The 24 arguments of XENT_PARAMS (kernels/xent.h). */
 void clx_loss_xent_args(loss_ctx *lc, clx_args *a) {
     const clx_op *op = lc->op;
     cl_mem scr = lc->scr;

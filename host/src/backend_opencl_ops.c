@@ -1,6 +1,7 @@
 /* OpenCL operations: launch geometry, program options, the row
  * primitives (max, exp-sum, log_softmax, softmax), the copy, dispatch and
- * the deferred target check. The losses are in backend_opencl_xent.c.
+ * the deferred target check. The losses are in backend_opencl_loss.c and
+ * backend_opencl_xent.c.
  *
  * Strategies (kernels/common.h has the work mapping):
  * - GPUs (VEC 1, coalesced lid-strided loads): T items per row, T a power
@@ -8,9 +9,10 @@
  * - CPUs (VEC 16: SIMD inside a work-item): a row per item (T = 1), up to
  *   64 rows per group, fewer when there are few rows; rows of C <= 32:
  *   the lanes kernel (VEC rows per item, a row per SIMD lane).
- * - Rows too few to fill the device (R < 4 x compute units) and long
- *   enough: split in P chunks, one group per chunk, partial states merged
- *   in fixed order by a second kernel (deterministic, no atomics). */
+ * - Rows too few to fill the device (GPUs: R < 4 x compute units; CPUs:
+ *   R < compute units) and long enough: split in P chunks (GPUs: a group
+ *   per chunk; CPUs: an item per chunk), partial states merged in fixed
+ *   order by a second kernel (deterministic, no atomics). */
 #include "opencl_ops.h"
 
 #include <stdio.h>

@@ -72,7 +72,7 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
                         size_t kernel_max);
 
 /* Small rows on a CPU (VEC > 1), class indices or no targets (the row
- * primitives, tgt 0): the lanes kernels of xent.cl and softmax.cl (VEC
+ * primitives, tgt 0): the lanes kernels of xent_cpu.cl and softmax.cl (VEC
  * rows per item, a row per SIMD lane). Not with forced items per row or
  * chunks. */
 #define CLX_LANES_CMAX 32
