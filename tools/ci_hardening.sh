@@ -97,6 +97,11 @@ stage_oclgrind() {
   # are checked there.
   oclgrind_pass build-hard/oclgrind "" --uninitialized
   CLXENT_GCACHE=1 oclgrind_pass build-hard/oclgrind-vec16 16
+  # The split kernels, which the quick grid's sizes never reach on their
+  # own: 3 chunks per row with groups of 2 items (the states merged by the
+  # tree and in turn).
+  CLXENT_SPLIT_CHUNKS=3 CLXENT_WORK_GROUP_SIZE=2 \
+    oclgrind_pass build-hard/oclgrind-split "" --uninitialized
   end oclgrind
 }
 

@@ -49,6 +49,18 @@ static size_t forced_group(void) {
     return 0;
 }
 
+/* A forced split: the knob, else CLXENT_SPLIT_CHUNKS (1: never split,
+ * 2..256: that many chunks per row wherever an op can split), so tools
+ * such as Oclgrind can run the split kernels at small sizes. */
+static size_t forced_split(void) {
+    if (clx_ops_tune.split_chunks) return clx_ops_tune.split_chunks;
+    const char *env = getenv("CLXENT_SPLIT_CHUNKS");
+    if (!env || !*env) return 0;
+    char *end = NULL;
+    unsigned long v = strtoul(env, &end, 10);
+    return end && *end == '\0' && v >= 1 && v <= 256 ? (size_t)v : 0;
+}
+
 /* A forced vector width: the knob, else CLXENT_VEC (1, 4, 8 or 16), so
  * tools such as Oclgrind can run the CPU mapping too. */
 static unsigned forced_vec(void) {
@@ -91,18 +103,17 @@ clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
 
 /* Split chunk count for a stats kernel, 0 for whole rows. Groups of Ls
  * items per chunk (GPUs: at most Ls chunks, one state per item in the
- * merge), or one item per chunk (cpu: chunks of at least 4096 columns). */
+ * merge, unless forced), or one item per chunk (cpu: chunks of at least
+ * 4096 columns). */
 static size_t split_chunks(const clx_tuning *t, size_t R, size_t C,
                            size_t Ls, int cpu) {
-    size_t forced = clx_ops_tune.split_chunks;
+    size_t forced = forced_split();
+    if (forced > 1) return forced; /* any count: states merged in turn */
     if (forced == 1 || (!cpu && Ls < 2)) return 0;
     size_t P = 0;
     size_t min_chunk = cpu ? 4096 : Ls * t->vec * t->kt * 4;
-    if (forced > 1) {
-        P = forced;
-    } else if (R < t->split_rows && C >= 2 * min_chunk) {
+    if (R < t->split_rows && C >= 2 * min_chunk)
         P = min_size(div_up(2 * t->target_groups, R), C / min_chunk);
-    }
     P = min_size(P, cpu ? 256 : Ls);
     return P >= 2 ? P : 0;
 }
@@ -176,9 +187,9 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
     T = min_size(T, L);
     size_t per = L / T; /* units per group */
     size_t P = 1;
-    if (clx_ops_tune.split_chunks > 1) {
-        P = clx_ops_tune.split_chunks;
-    } else if (clx_ops_tune.split_chunks == 0) {
+    if (forced_split() > 1) {
+        P = forced_split();
+    } else if (forced_split() == 0) {
         size_t want = s->is_gpu ? t.target_groups * per : 4 * t.target_groups;
         if (R < want) P = min_size(div_up(want, R), div_up(C, T * tile * 8));
     }
@@ -202,7 +213,7 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt) {
     /* Vector widths above 1 are the CPU mapping (or forced, e.g. for
      * Oclgrind), GPUs default to 1. */
     return t.vec > 1 && tgt != 2 && C <= CLX_LANES_CMAX &&
-           !clx_ops_tune.items_per_row && clx_ops_tune.split_chunks <= 1;
+           !clx_ops_tune.items_per_row && forced_split() <= 1;
 }
 
 size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t items,
