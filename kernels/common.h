@@ -540,8 +540,18 @@ inline st_t st_merge(st_t p, st_t q, int am) {
     return r;
 }
 
-/* A partial state as the split kernels store it (8 floats; the 8th is the
- * kernel's own). */
+/* A partial state as the split kernels store it: 8 floats, the 8th the
+ * kernel's own. */
+inline void store_part(global float *o, st_t st) {
+    o[0] = st.m;
+    o[1] = st.sh;
+    o[2] = st.sl;
+    o[3] = st.bh;
+    o[4] = st.bl;
+    o[5] = st.ah;
+    o[6] = st.al;
+}
+
 inline st_t load_part(const global float *part, ulong at) {
     const global float *o = part + at;
     st_t st;

@@ -100,13 +100,7 @@ kernel void sm_part(SM_PARAMS, uint P, uint CH, global float *part,
                             active, what, red, 1);
     if (!active || u.lane != 0) return;
     global float *o = part + part_off + (r * P + u.chunk) * 8;
-    o[0] = st.m;
-    o[1] = st.sh;
-    o[2] = st.sl;
-    o[3] = st.bh;
-    o[4] = st.bl;
-    o[5] = st.ah;
-    o[6] = st.al;
+    store_part(o, st);
     o[7] = 0.0f;
 }
 

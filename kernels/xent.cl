@@ -103,13 +103,7 @@ kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
                     aonly ? AM_AONLY : smooth ? AM_B : AM_STATS);
     if (!active || u.lane != 0) return;
     global float *o = part + part_off + (r * P + u.chunk) * 8;
-    o[0] = st.m;
-    o[1] = st.sh;
-    o[2] = st.sl;
-    o[3] = st.bh;
-    o[4] = st.bl;
-    o[5] = st.ah;
-    o[6] = st.al;
+    store_part(o, st);
     float xy = 0.0f;
     if (TGT != 2 && live && u.chunk == 0)
         xy = LD1X(x + x_off + r * x_ld, ri.ycol);
