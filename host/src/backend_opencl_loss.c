@@ -308,6 +308,14 @@ void clx_loss_xent_args(loss_ctx *lc, clx_args *a) {
     clx_arg_int(a, lc->guard);
 }
 
+/* The gradient matrix, or scratch with zero offsets as a placeholder. */
+void clx_loss_grad_args(loss_ctx *lc, clx_args *a, int present) {
+    const clx_op *op = lc->op;
+    clx_arg_mem(a, present ? op->mat_out.buffer->mem : lc->scr);
+    clx_arg_ulong(a, present ? op->mat_out.offset : 0);
+    clx_arg_ulong(a, present ? op->mat_out.stride : 0);
+}
+
 /* Where per-row losses go: the output for reduction none, else scratch. */
 void clx_loss_out_args(loss_ctx *lc, clx_args *a) {
     const clx_op *op = lc->op;
@@ -372,9 +380,7 @@ static clxent_status run_nll(loss_ctx *lc) {
                                          : CLXENT_STATUS_OK;
     }
     clx_geom g = clx_geom_elems(lc->s, lc->R, lc->C, kmax);
-    clx_arg_mem(&a, op->mat_out.buffer->mem);
-    clx_arg_ulong(&a, op->mat_out.offset);
-    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_loss_grad_args(lc, &a, 1);
     clx_arg_uint(&a, lc->R);
     clx_arg_uint(&a, lc->C);
     nll_target_args(lc, &a);

@@ -12,6 +12,15 @@
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
+/* Launches a lanes kernel: VEC rows per item. */
+static clxent_status launch_lanes(loss_ctx *lc, cl_kernel k, size_t kmax,
+                                  int last) {
+    size_t vec = clx_ops_tuning_for(lc->s).vec;
+    size_t items = (lc->R + vec - 1) / vec;
+    size_t L = clx_ops_lanes_group(lc->s, items, kmax);
+    return clx_loss_launch(lc, k, (items + L - 1) / L * L, L, last);
+}
+
 /* Small C on a CPU: the lanes kernel (a row per SIMD lane). */
 static clxent_status run_lanes(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
@@ -28,19 +37,12 @@ static clxent_status run_lanes(loss_ctx *lc, int grad) {
         st = clx_loss_check_targets(lc);
         if (st != CLXENT_STATUS_OK) return st;
     }
-    clx_tuning t = clx_ops_tuning_for(lc->s);
-    size_t items = (lc->R + t.vec - 1) / t.vec;
-    size_t L = clx_ops_lanes_group(lc->s, items, kmax);
     clx_args a = clx_args_begin(ctx, k);
     clx_loss_xent_args(lc, &a);
     clx_loss_out_args(lc, &a);
-    if (grad) {
-        clx_arg_mem(&a, op->mat_out.buffer->mem);
-        clx_arg_ulong(&a, op->mat_out.offset);
-        clx_arg_ulong(&a, op->mat_out.stride);
-    }
+    if (grad) clx_loss_grad_args(lc, &a, 1);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    st = clx_loss_launch(lc, k, (items + L - 1) / L * L, L, !reduce);
+    st = launch_lanes(lc, k, kmax, !reduce);
     if (st != CLXENT_STATUS_OK) return st;
     return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
 }
@@ -92,9 +94,7 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
     clx_args a = clx_args_begin(ctx, k);
     clx_loss_xent_args(lc, &a);
     clx_loss_out_args(lc, &a);
-    clx_arg_mem(&a, op->mat_out.buffer->mem);
-    clx_arg_ulong(&a, op->mat_out.offset);
-    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_loss_grad_args(lc, &a, 1);
     clx_arg_local(&a, L * ST_BYTES);
     if (a.st != CLXENT_STATUS_OK) {
         *st = a.st;
@@ -220,16 +220,11 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     size_t part = clx_scr_part_index(lc->R);
     st = split_scratch_and_check(ctx, lc, &g, part);
     if (st != CLXENT_STATUS_OK) return st;
-    cl_mem gmem = grad ? op->mat_out.buffer->mem : lc->scr;
     if (!g.split) {
         clx_args a = clx_args_begin(ctx, krow);
         clx_loss_xent_args(lc, &a);
         clx_loss_out_args(lc, &a);
-        if (grad) {
-            clx_arg_mem(&a, gmem);
-            clx_arg_ulong(&a, op->mat_out.offset);
-            clx_arg_ulong(&a, op->mat_out.stride);
-        }
+        if (grad) clx_loss_grad_args(lc, &a, 1);
         if (gcached || cached) {
             clx_arg_uint(&a, gcache_block(lc, &tun));
             if (cached) {
@@ -248,9 +243,7 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
         clx_args a = clx_args_begin(ctx, kout);
         clx_loss_xent_args(lc, &a);
         clx_loss_out_args(lc, &a);
-        clx_arg_mem(&a, gmem);
-        clx_arg_ulong(&a, grad ? op->mat_out.offset : 0);
-        clx_arg_ulong(&a, grad ? op->mat_out.stride : 0);
+        clx_loss_grad_args(lc, &a, grad);
         clx_arg_uint(&a, g.P);
         clx_arg_uint(&a, g.CH);
         clx_arg_mem(&a, lc->scr);
@@ -258,8 +251,8 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
         clx_arg_int(&a, grad);
         clx_arg_local(&a, g.L * ST_BYTES);
         if (a.st != CLXENT_STATUS_OK) return a.st;
-        st = clx_loss_launch(lc, kout, (grad ? lc->R * g.P : lc->R) * g.L, g.L,
-                    !reduce);
+        st = clx_loss_launch(lc, kout, (grad ? lc->R * g.P : lc->R) * g.L,
+                             g.L, !reduce);
     }
     if (st != CLXENT_STATUS_OK) return st;
     return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
@@ -278,18 +271,13 @@ static clxent_status run_lanes_backward(loss_ctx *lc) {
     if (st != CLXENT_STATUS_OK) return st;
     st = clx_loss_check_targets(lc);
     if (st != CLXENT_STATUS_OK) return st;
-    clx_tuning t = clx_ops_tuning_for(lc->s);
-    size_t items = (lc->R + t.vec - 1) / t.vec;
-    size_t L = clx_ops_lanes_group(lc->s, items, kmax);
     clx_args a = clx_args_begin(ctx, k);
     clx_loss_xent_args(lc, &a);
     clx_arg_mem(&a, op->vec_in.buffer->mem);
     clx_arg_ulong(&a, op->vec_in.offset);
-    clx_arg_mem(&a, op->mat_out.buffer->mem);
-    clx_arg_ulong(&a, op->mat_out.offset);
-    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_loss_grad_args(lc, &a, 1);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    return clx_loss_launch(lc, k, (items + L - 1) / L * L, L, 1);
+    return launch_lanes(lc, k, kmax, 1);
 }
 
 /* Backward from the saved lse (vec_in). */
@@ -329,9 +317,7 @@ static clxent_status run_backward(loss_ctx *lc) {
     clx_loss_xent_args(lc, &a);
     clx_arg_mem(&a, op->vec_in.buffer->mem);
     clx_arg_ulong(&a, op->vec_in.offset);
-    clx_arg_mem(&a, op->mat_out.buffer->mem);
-    clx_arg_ulong(&a, op->mat_out.offset);
-    clx_arg_ulong(&a, op->mat_out.stride);
+    clx_loss_grad_args(lc, &a, 1);
     clx_arg_uint(&a, g.T);
     clx_arg_uint(&a, g.P);
     clx_arg_uint(&a, g.CH);

@@ -50,6 +50,9 @@ clxent_status clx_loss_reduce(loss_ctx *lc);
 int clx_loss_wants_reduce(const clx_op *op);
 /* The 24 arguments of XENT_PARAMS (kernels/xent.h). */
 void clx_loss_xent_args(loss_ctx *lc, clx_args *a);
+/* The gradient matrix (buffer, offset, stride), or scratch as a
+ * placeholder when the kernel writes none (present 0). */
+void clx_loss_grad_args(loss_ctx *lc, clx_args *a, int present);
 /* Where per-row losses and the lse go (5 arguments). */
 void clx_loss_out_args(loss_ctx *lc, clx_args *a);
 
