@@ -216,13 +216,15 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt) {
            !clx_ops_tune.items_per_row && forced_split() <= 1;
 }
 
-size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t items,
-                           size_t kmax) {
+size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
+                           size_t kmax, size_t *global) {
     clx_tuning t = clx_ops_tuning_for(s);
+    size_t items = (rows + t.vec - 1) / t.vec;
     size_t L = 1;
     while (L * 2 <= items / t.target_groups && L * 2 <= t.small_group &&
            L * 2 <= kmax)
         L *= 2;
+    *global = (items + L - 1) / L * L;
     return L;
 }
 
@@ -305,18 +307,18 @@ size_t clx_scr_part_index(size_t R) {
  * given max (row_expsum), the row-vector and matrix outputs, and which
  * primitive (0 max, 1 exp-sum, 2 log_softmax, 3 softmax). Absent ones
  * point at scratch. */
-static void sm_common_args(clx_args *a, const clx_op *op, cl_mem mx,
-                           cl_mem vo, cl_mem yo, int what) {
+static void sm_common_args(clx_args *a, const clx_op *op, cl_mem scr,
+                           int what) {
     clx_arg_mem(a, op->x.buffer->mem);
     clx_arg_ulong(a, op->x.offset);
     clx_arg_ulong(a, op->x.stride);
     clx_arg_uint(a, op->x.rows);
     clx_arg_uint(a, op->x.cols);
-    clx_arg_mem(a, mx);
+    clx_arg_mem(a, what == 1 ? op->vec_in.buffer->mem : scr);
     clx_arg_ulong(a, what == 1 ? op->vec_in.offset : 0);
-    clx_arg_mem(a, vo);
+    clx_arg_mem(a, what < 2 ? op->vec_out.buffer->mem : scr);
     clx_arg_ulong(a, what < 2 ? op->vec_out.offset : 0);
-    clx_arg_mem(a, yo);
+    clx_arg_mem(a, what >= 2 ? op->mat_out.buffer->mem : scr);
     clx_arg_ulong(a, what >= 2 ? op->mat_out.offset : 0);
     clx_arg_ulong(a, what >= 2 ? op->mat_out.stride : 0);
     clx_arg_int(a, what);
@@ -333,7 +335,6 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st;
-    cl_mem mx, vo, yo;
     if (clx_ops_use_lanes(s, C, 0)) {
         /* small C on a CPU: VEC rows per item, a row per SIMD lane */
         st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_lanes", &krow, &m1);
@@ -341,16 +342,11 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
         cl_mem scr;
         st = clx_cl_scratch(ctx, CLX_SCR_LOSS * 4, &scr);
         if (st != CLXENT_STATUS_OK) return st;
-        mx = what == 1 ? op->vec_in.buffer->mem : scr;
-        vo = what < 2 ? op->vec_out.buffer->mem : scr;
-        yo = what >= 2 ? op->mat_out.buffer->mem : scr;
         clx_args a = clx_args_begin(ctx, krow);
-        sm_common_args(&a, op, mx, vo, yo, what);
+        sm_common_args(&a, op, scr, what);
         if (a.st != CLXENT_STATUS_OK) return a.st;
-        size_t vec = clx_ops_tuning_for(s).vec;
-        size_t items = (R + vec - 1) / vec;
-        size_t L = clx_ops_lanes_group(s, items, m1);
-        size_t global = (items + L - 1) / L * L;
+        size_t global;
+        size_t L = clx_ops_lanes_group(s, R, m1, &global);
         return clx_cl_launch(ctx, op, krow, 1, &global, &L, 1, 1);
     }
     st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows", &krow, &m1);
@@ -370,14 +366,11 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     cl_mem scr;
     st = clx_cl_scratch(ctx, scr_floats * 4, &scr);
     if (st != CLXENT_STATUS_OK) return st;
-    mx = what == 1 ? op->vec_in.buffer->mem : scr;
-    vo = what < 2 ? op->vec_out.buffer->mem : scr;
-    yo = what >= 2 ? op->mat_out.buffer->mem : scr;
     size_t passes = g.split ? 2 : 1;
     for (size_t pass = 0; pass < passes; ++pass) {
         cl_kernel k = !g.split ? krow : pass == 0 ? kpart : kout;
         clx_args a = clx_args_begin(ctx, k);
-        sm_common_args(&a, op, mx, vo, yo, what);
+        sm_common_args(&a, op, scr, what);
         size_t global;
         if (!g.split) {
             clx_arg_uint(&a, g.T);

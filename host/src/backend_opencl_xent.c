@@ -12,13 +12,12 @@
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
-/* Launches a lanes kernel: VEC rows per item. */
+/* Launches a lanes kernel over the rows. */
 static clxent_status launch_lanes(loss_ctx *lc, cl_kernel k, size_t kmax,
                                   int last) {
-    size_t vec = clx_ops_tuning_for(lc->s).vec;
-    size_t items = (lc->R + vec - 1) / vec;
-    size_t L = clx_ops_lanes_group(lc->s, items, kmax);
-    return clx_loss_launch(lc, k, (items + L - 1) / L * L, L, last);
+    size_t global;
+    size_t L = clx_ops_lanes_group(lc->s, lc->R, kmax, &global);
+    return clx_loss_launch(lc, k, global, L, last);
 }
 
 /* Small C on a CPU: the lanes kernel (a row per SIMD lane). */

@@ -77,10 +77,11 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
  * chunks. */
 #define CLX_LANES_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
-/* Work-group size of a lanes kernel over `items` items (VEC rows each):
- * enough groups for every core, at most the small group size and kmax. */
-size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t items,
-                           size_t kmax);
+/* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
+ * enough groups for every core, at most the small group size and kmax;
+ * *global gets the launch size (the items rounded up to the group). */
+size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
+                           size_t kmax, size_t *global);
 
 /* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=..". */
 void clx_ops_options(const clx_opencl_state *s, char *buf, size_t size,
