@@ -8,11 +8,13 @@ typedef long vl_;
 #define VSEL(a, b, c) ((c) ? (b) : (a))
 #define VLOADI(p, i) ((long)(p)[i])
 #define VANY(m) ((m) != 0)
+#define VSTORE_L(v, a) ((a)[0] = (v))
 #else
 typedef CAT(long, VEC) vl_;
 #define VSEL(a, b, c) select((a), (b), (c))
 #define VLOADI(p, i) CAT(convert_long, VEC)(CAT(vload, VEC)(0, (p) + (i)))
 #define VANY(m) any(m)
+#define VSTORE_L(v, a) CAT(vstore, VEC)((v), 0, (a))
 #endif
 
 /* Horizontal sum of a long vector. */
@@ -72,13 +74,8 @@ inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
 #endif
         if (VANY(bad)) {
             long tb[VEC], ty[VEC];
-#if VEC == 1
-            tb[0] = bad;
-            ty[0] = yv;
-#else
-            CAT(vstore, VEC)(bad, 0, tb);
-            CAT(vstore, VEC)(yv, 0, ty);
-#endif
+            VSTORE_L(bad, tb);
+            VSTORE_L(yv, ty);
             for (uint l = 0; l < VEC && k.bad_row < 0; ++l)
                 if (tb[l]) {
                     k.bad_row = (long)(r0 + l);
@@ -88,13 +85,8 @@ inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
         if (has_w) {
             float tw[VEC];
             long ty[VEC], to[VEC];
-#if VEC == 1
-            ty[0] = yv;
-            to[0] = ok;
-#else
-            CAT(vstore, VEC)(yv, 0, ty);
-            CAT(vstore, VEC)(ok, 0, to);
-#endif
+            VSTORE_L(yv, ty);
+            VSTORE_L(ok, to);
             for (uint l = 0; l < VEC; ++l) tw[l] = to[l] ? w[ty[l]] : 0.0f;
             KAHAN(vf, wh, wc, VLOADP(tw));
         }
