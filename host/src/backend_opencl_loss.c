@@ -48,17 +48,12 @@ static size_t clx_loss_groups(const clx_opencl_state *s, size_t n,
     size_t per = s->is_gpu ? 32 : 256;
     size_t G = (slots + L * per - 1) / (L * per);
     G = min_size(G, t.target_groups);
-    if (clx_ops_tune.reduce_groups) {
-        G = clx_ops_tune.reduce_groups;
-    } else {
-        /* CLXENT_REDUCE_GROUPS=n forces n groups (experiments, Oclgrind) */
-        const char *env = getenv("CLXENT_REDUCE_GROUPS");
-        if (env && *env) {
-            char *end = NULL;
-            unsigned long v = strtoul(env, &end, 10);
-            if (end && *end == '\0' && v > 0 && v <= 4096) G = v;
-        }
-    }
+    /* the knob, else CLXENT_REDUCE_GROUPS=n forces n groups (experiments,
+     * Oclgrind) */
+    size_t forced = clx_ops_tune.reduce_groups
+                        ? clx_ops_tune.reduce_groups
+                        : clx_ops_env("CLXENT_REDUCE_GROUPS", 1, 4096);
+    if (forced) G = forced;
     return G ? G : 1;
 }
 

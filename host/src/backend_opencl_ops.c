@@ -37,16 +37,27 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
 
+unsigned long clx_ops_env(const char *name, unsigned long lo,
+                          unsigned long hi) {
+    const char *env = getenv(name);
+    if (!env || !*env) return 0;
+    char *end = NULL;
+    unsigned long v = strtoul(env, &end, 10);
+    return end && *end == '\0' && v >= lo && v <= hi ? v : 0;
+}
+
+int clx_ops_mode(unsigned knob, const char *name) {
+    if (knob == 1) return 1;
+    if (knob == 2) return 0;
+    const char *env = getenv(name);
+    if (env && *env) return env[0] != '0';
+    return -1;
+}
+
 /* A forced work-group size: the knob, else CLXENT_WORK_GROUP_SIZE. */
 static size_t forced_group(void) {
     if (clx_ops_tune.group_size) return clx_ops_tune.group_size;
-    const char *env = getenv("CLXENT_WORK_GROUP_SIZE");
-    if (env && *env) {
-        char *end = NULL;
-        unsigned long v = strtoul(env, &end, 10);
-        if (end && *end == '\0' && v > 0) return (size_t)v;
-    }
-    return 0;
+    return clx_ops_env("CLXENT_WORK_GROUP_SIZE", 1, (unsigned long)-1);
 }
 
 /* A forced split: the knob, else CLXENT_SPLIT_CHUNKS (1: never split,
@@ -54,11 +65,7 @@ static size_t forced_group(void) {
  * such as Oclgrind can run the split kernels at small sizes. */
 static size_t forced_split(void) {
     if (clx_ops_tune.split_chunks) return clx_ops_tune.split_chunks;
-    const char *env = getenv("CLXENT_SPLIT_CHUNKS");
-    if (!env || !*env) return 0;
-    char *end = NULL;
-    unsigned long v = strtoul(env, &end, 10);
-    return end && *end == '\0' && v >= 1 && v <= 256 ? (size_t)v : 0;
+    return clx_ops_env("CLXENT_SPLIT_CHUNKS", 1, 256);
 }
 
 /* A forced vector width: the knob, else CLXENT_VEC (1, 4, 8 or 16), so
@@ -76,11 +83,8 @@ clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
     t.kt = t.vec == 1 ? 8 : 2; /* VEC 1 (GPUs): 8 loads in flight per item */
     /* CLXENT_KT=1..32 (a power of two): vector loads per tile, for
      * experiments (more loads in flight per item on GPUs) */
-    const char *kt = getenv("CLXENT_KT");
-    if (kt && *kt) {
-        unsigned long v = strtoul(kt, NULL, 10);
-        if (v >= 1 && v <= 32 && (v & (v - 1)) == 0) t.kt = (unsigned)v;
-    }
+    unsigned long kt = clx_ops_env("CLXENT_KT", 1, 32);
+    if (kt && (kt & (kt - 1)) == 0) t.kt = (unsigned)kt;
     size_t maxg = pow2_floor(min_size(max_size(s->max_work_group_size, 1), 1024));
     size_t forced = forced_group();
     if (forced) {

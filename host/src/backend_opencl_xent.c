@@ -48,11 +48,7 @@ static clxent_status run_lanes(loss_ctx *lc, int grad) {
 
 /* The register-cached fused kernel: 1 forced on, 0 forced off, -1 auto. */
 static int gpu_cache_mode(void) {
-    if (clx_ops_tune.gpu_cache == 1) return 1;
-    if (clx_ops_tune.gpu_cache == 2) return 0;
-    const char *env = getenv("CLXENT_GPU_CACHE");
-    if (env && *env) return env[0] != '0';
-    return -1;
+    return clx_ops_mode(clx_ops_tune.gpu_cache, "CLXENT_GPU_CACHE");
 }
 
 /* Fused, one group per row with the row in registers (CK values per
@@ -108,11 +104,7 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
  * f32, or in local memory): 1 forced on (any device, VEC > 1: Oclgrind
  * runs them so), 0 off, -1 automatic (CPUs). */
 static int gcache_mode(void) {
-    if (clx_ops_tune.gcache == 1) return 1;
-    if (clx_ops_tune.gcache == 2) return 0;
-    const char *env = getenv("CLXENT_GCACHE");
-    if (env && *env) return env[0] != '0';
-    return -1;
+    return clx_ops_mode(clx_ops_tune.gcache, "CLXENT_GCACHE");
 }
 
 /* Its block length: 1024 columns (or the knob's), a multiple of the tile,

@@ -63,6 +63,14 @@ typedef struct clx_tuning {
 
 clx_tuning clx_ops_tuning_for(const clx_opencl_state *s);
 
+/* An experiment switch: the value of environment variable `name` when it
+ * is a whole number in [lo, hi], else 0. */
+unsigned long clx_ops_env(const char *name, unsigned long lo,
+                          unsigned long hi);
+/* An on/off switch: knob 1 on, 2 off, else variable `name` ("0" off,
+ * anything else on), unset: -1 (automatic). */
+int clx_ops_mode(unsigned knob, const char *name);
+
 /* Geometry for a stats kernel over R x C (reductions along rows):
  * allow_split 0 forces whole rows. kernel_max caps L. */
 clx_geom clx_geom_rows(const clx_opencl_state *s, size_t R, size_t C,
