@@ -5,6 +5,7 @@
  * kernels: T items per unit, a unit is chunk k (CH columns) of a row, P
  * chunks per row. A contiguous matrix is passed by the host as a few long
  * rows. */
+#include "common.h"
 #if X_T == Y_T
 /* raw storage words: 32-bit for f32, 16-bit for f16 and bf16 */
 #if X_T == 0

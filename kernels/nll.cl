@@ -1,6 +1,7 @@
 /* Targets and losses: the target check (range + the mean's denominator),
  * the scalar loss reduction, and PyTorch's NLLLoss over given
  * log-probabilities with its gradient. Built with X_T and TGT. */
+#include "common.h"
 
 /* Index vectors: VEC consecutive targets as long lanes. */
 #if VEC == 1

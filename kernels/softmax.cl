@@ -5,6 +5,8 @@
  * states merged in fixed order). X_T is the input's storage, Y_T the
  * output matrix's. what: 0 row_max, 1 row_expsum, 2 log_softmax,
  * 3 softmax. Vector outputs (max, sum) are f32. */
+#include "rowstate.h"
+#include "lanes.h"
 
 #define SM_PARAMS                                                              \
     const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
@@ -128,7 +130,7 @@ kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
 }
 
 /* Small C on CPUs (VEC > 1): VEC rows per item, a row per vector lane
- * (common.h, lanes_load): each row read once, no horizontal reductions.
+ * (lanes.h, lanes_load): each row read once, no horizontal reductions.
  * log_softmax/softmax keep the exps (softmax: e / S as e * (1/S)). */
 kernel void sm_lanes(SM_PARAMS) {
 #if VEC > 1

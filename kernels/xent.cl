@@ -1,6 +1,6 @@
 /* Cross-entropy forward, backward and fused forward + backward
- * (SEMANTICS.md), the general and GPU strategies (xent.h comes first;
- * the CPU-only kernels are in xent_cpu.cl). The host picks
+ * (SEMANTICS.md), the general and GPU strategies (the CPU-only kernels
+ * are in xent_cpu.cl). The host picks
  * (backend_opencl_xent.c):
  *   xent_rows_*: T items per row, L/T rows per group, one local reduction
  *                (T = 1: a row per item, no barrier).
@@ -9,6 +9,7 @@
  *                every group of the row, then the chunk's gradient.
  *   xent_bwd:    backward from the saved lse (index targets: no reduction).
  *   xent_regs_fused: GPUs, a group per row held in registers. */
+#include "xent.h"
 
 /* T items per row, get_local_size(0)/T rows per group. */
 inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,

@@ -1,14 +1,15 @@
-/* The cross-entropy family's shared part, prepended to xent.cl and
- * xent_cpu.cl after common.h (backend_opencl.c, program_source).
+/* The cross-entropy family's shared part (xent.cl and xent_cpu.cl).
  * Targets are class indices (TGT 0/1) or probabilities (TGT 2, same
  * storage as the logits). The loss of a valid row is
  *   index: (1-eps)*w_y*((m - x_y) + log S) + (eps/C)*(A*log S + B)
  *   probs: A*log S + B
- * plus zeta*lse^2, with m, S, A, B from the online state in common.h, and
+ * plus zeta*lse^2, with m, S, A, B from the online state in rowstate.h, and
  * the gradient p*k - (target terms) with p = exp((x - m) - log S).
  * Per-row losses go to `loss` (the output for reduction none, else
  * scratch for loss_reduce in nll.cl). `scr` holds what xent_check found:
  * [0,1] W (mean denominator), [2,3] sum of the weights. */
+
+#include "rowstate.h"
 
 #define AM_B (TGT == 2 ? AM_PROBS : AM_SMOOTH)
 

@@ -1,9 +1,12 @@
-/* Cross-entropy kernels for CPUs (VEC > 1: SIMD inside a work-item;
- * xent.h comes first): a row per vector lane for small C, and the fused
- * row kernels that cache the exps (one exp per element). */
+/* Cross-entropy kernels for CPUs (VEC > 1: SIMD inside a work-item): a
+ * row per vector lane for small C, and the fused row kernels that cache
+ * the exps (one exp per element). */
+#include "xent.h"
+#include "lanes.h"
+#include "expcache.h"
 
 /* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
- * (common.h, lanes_load): all C values of each row in private vectors
+ * (lanes.h, lanes_load): all C values of each row in private vectors
  * (one global read), the exps kept for the gradient (one exp per
  * element). Class indices only (the host uses the row kernels for
  * probabilities). mode: 0 forward, 1 fused, 2 backward from the saved
@@ -158,118 +161,13 @@ kernel void xent_lanes_bwd(XENT_PARAMS, const global float *lse_in,
                     lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
 }
 
-/* ---- fused, one item per row, the exps cached ----
- * One sweep over the row from memory, in blocks of bl columns (a multiple
- * of KT * VEC, a few KB: L1): the block's lane-wise max, the running
- * maximum raised once per block (bm[b] keeps it), then the block's
- * exp(x - m) from L1 into the cache, with a tile-pairwise compensated sum.
- * Then the gradient from the cached exps, rescaled per block by
- * exp(bm[b] - m): one exp per element and x read once. The cache is
- *   xent_rowsg_fused: the gradient row itself (f32 only: a 16-bit cache
- *                     would round p twice; any C; the gradient is written
- *                     twice, the second time from cache),
+/* ---- fused, one item per row, the exps cached (expcache.h) ----
+ *   xent_rowsg_fused: the cache is the gradient row itself (f32 only; any
+ *                     C; the gradient is written twice, the second time
+ *                     from the cache),
  *   xent_rowsl_fused: cstride floats of local memory per item (any dtype;
- *                     the host checks that they fit).
- * At most GC_BLOCKS blocks (the host picks bl). In place: the item reads
- * each element of x before it writes it, and x is not read again. */
-#define GC_BLOCKS 1024
-
+ *                     the host checks that they fit). */
 #if VEC > 1
-/* The cache: eg (global, the gradient row) or el (local) when not null. */
-inline void ec_store(global float *eg, local float *el, uint pos, uint ce,
-                     vf v) {
-    if (el) {
-        VSTOREP(v, el + pos); /* cstride: whole vectors */
-    } else if (pos + VEC <= ce) {
-        VST_0(eg, pos, v);
-    } else {
-        float tmp[VEC];
-        VSTOREP(v, tmp);
-        for (uint e = 0; pos + e < ce; ++e) eg[pos + e] = tmp[e];
-    }
-}
-
-inline vf ec_load(const global float *eg, const local float *el, uint pos,
-                  uint ce) {
-    if (el) return VLOADP(el + pos);
-    return gload_f(eg, pos, ce, 0.0f);
-}
-
-/* The exps of columns [cb, ce) of one row into the cache, summed into q
- * (with the smoothing or probability terms when AM_HAS_B(am)). */
-inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
-                        const global float *w, int has_w, float ome,
-                        float epc, global float *eg, local float *el,
-                        uint cb, uint ce, const int am) {
-    float m = q->m;
-    uint pos = cb;
-    if (m == -INFINITY) {
-        /* only -inf so far: the exps are 0; a_c*(m - x_c) = a_c*inf */
-        for (; pos < ce; pos += VEC) {
-            ec_store(eg, el, pos, ce, (vf)0.0f);
-            if (AM_HAS_B(am)) {
-                vi act = col_ids(pos) < (vi)(int)ce;
-                vf a = select((vf)0.0f,
-                              tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
-                q->b += select((vf)0.0f, a * INFINITY, act);
-                KAHAN_INF(vf, q->a, q->ac, a);
-            }
-        }
-        return;
-    }
-    for (; pos + KT * VEC <= ce; pos += KT * VEC) {
-        vf e[KT];
-        for (int j = 0; j < KT; ++j) {
-            uint p = pos + j * VEC;
-            vf v = VLDX(xr, p);
-            e[j] = exp(v - m);
-            ec_store(eg, el, p, ce, e[j]);
-            if (AM_HAS_B(am)) {
-                vf a = tile_a(am, w, has_w, tr, p, ce, ome, epc);
-                KAHAN_INF(vf, q->b, q->bc, a * (m - v));
-                KAHAN_INF(vf, q->a, q->ac, a);
-            }
-        }
-        /* independent terms in [0, 1]: pairwise, one compensated add */
-        for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
-            for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
-        KAHAN(vf, q->s, q->sc, e[0]);
-    }
-    for (; pos < ce; pos += VEC) { /* the row's last, partial tile */
-        vi act = col_ids(pos) < (vi)(int)ce;
-        vf v = gload_x(xr, pos, ce, -INFINITY);
-        vf e = exp(v - m); /* 0 past ce */
-        ec_store(eg, el, pos, ce, e);
-        KAHAN(vf, q->s, q->sc, e);
-        if (AM_HAS_B(am)) {
-            vf a = select((vf)0.0f,
-                          tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
-            KAHAN_INF(vf, q->b, q->bc, select((vf)0.0f, a * (m - v), act));
-            KAHAN_INF(vf, q->a, q->ac, a);
-        }
-    }
-}
-
-/* Pass 1 of one row: the state, the exps in the cache, bm[b] per block. */
-inline st_t cache_row(const global XS *xr, const global XS *tr,
-                      const global float *w, int has_w, float ome, float epc,
-                      global float *eg, local float *el, uint C, uint bl,
-                      float *bm, const int am) {
-    acc_t q;
-    acc_init(&q, -INFINITY);
-    uint b = 0;
-    for (uint cb = 0; cb < C; cb += bl, ++b) {
-        uint ce = min(C, cb + bl);
-        vf tv = (vf)(-INFINITY);
-        for (uint pos = cb; pos < ce; pos += VEC)
-            tv = nanmaxv(tv, gload_x(xr, pos, ce, -INFINITY));
-        acc_raise(&q, hmax(tv), am);
-        bm[b] = q.m;
-        cache_block(&q, xr, tr, w, has_w, ome, epc, eg, el, cb, ce, am);
-    }
-    return acc_final(&q);
-}
-
 /* The whole row: pass 1, the loss and lse, the gradient from the cache. */
 inline void xent_cached_body(XENT_PARAMS, global float *loss,
                              ulong loss_off, global float *lse,
@@ -313,7 +211,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     for (uint cb = 0; cb < C; cb += bl, ++b) {
         uint ce = min(C, cb + bl);
         /* p = e * exp(bm - m) / S; the per-block factor with k1 folded in */
-        float f = (bm[b] == st.m ? 1.0f : exp(bm[b] - st.m)) * inv * k1;
+        float f = block_scale(bm[b], st.m) * inv * k1;
         for (uint pos = cb; pos < ce; pos += VEC) {
             vf d = ec_load(eg, el, pos, ce) * f;
 #if TGT == 2

@@ -5,7 +5,6 @@
  * created. */
 #include "opencl_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,142 +252,6 @@ const clx_backend_ops clx_opencl_backend = {
 
 /* ---- program cache ---- */
 
-/* Reads folder/name whole into a malloc'd NUL-terminated block. */
-static clxent_status read_file(clxent_context *ctx, const char *folder,
-                               const char *name, char **data, size_t *size) {
-    *data = NULL;
-    size_t plen = strlen(folder) + strlen(name) + 2;
-    char *path = malloc(plen);
-    if (!path)
-        return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, "clx_cl_kernel",
-                        "out of host memory");
-    snprintf(path, plen, "%s/%s", folder, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        clxent_status st = clx_fail(
-            ctx, CLXENT_STATUS_IO_ERROR, "clx_cl_kernel",
-            "cannot open kernel source \"%s\" (CLXENT_KERNEL_DIR): %s", path,
-            strerror(errno));
-        free(path);
-        return st;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *grown = realloc(buf, cap * 2);
-        if (!grown) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = grown;
-        cap *= 2;
-    }
-    int failed = ferror(f);
-    fclose(f);
-    clxent_status st = CLXENT_STATUS_OK;
-    if (!buf)
-        st = clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, "clx_cl_kernel",
-                      "out of host memory reading \"%s\"", path);
-    else if (failed)
-        st = clx_fail(ctx, CLXENT_STATUS_IO_ERROR, "clx_cl_kernel",
-                      "error reading kernel source \"%s\"", path);
-    free(path);
-    if (st != CLXENT_STATUS_OK) {
-        free(buf);
-        return st;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *size = n;
-    return CLXENT_STATUS_OK;
-}
-
-static clxent_status embedded_file(clxent_context *ctx, const char *name,
-                                   char **data, size_t *size) {
-    for (size_t i = 0; i < clx_kernel_source_count; ++i) {
-        if (strcmp(clx_kernel_sources[i].name, name) != 0) continue;
-        *size = clx_kernel_sources[i].size;
-        *data = malloc(*size + 1);
-        if (!*data)
-            return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, "clx_cl_kernel",
-                            "out of host memory");
-        memcpy(*data, clx_kernel_sources[i].data, *size);
-        (*data)[*size] = '\0';
-        return CLXENT_STATUS_OK;
-    }
-    *data = NULL;
-    return clx_fail(ctx, CLXENT_STATUS_IO_ERROR, "clx_cl_kernel",
-                    "no embedded kernel source \"%s\" (rebuild after adding "
-                    "it to kernels/)",
-                    name);
-}
-
-/* The family header of a kernel file: "xent.h" for xent.cl and
- * xent_cpu.cl (the name up to the first '_' or '.'), when there is one. */
-static int family_header(const char *file, char *name, size_t size) {
-    size_t n = strcspn(file, "_.");
-    if (n + 3 > size) return 0;
-    memcpy(name, file, n);
-    memcpy(name + n, ".h", 3);
-    const char *dir = getenv("CLXENT_KERNEL_DIR");
-    if (dir && *dir) {
-        size_t len = strlen(dir) + strlen(name) + 2;
-        char *path = malloc(len);
-        if (!path) return 0;
-        snprintf(path, len, "%s/%s", dir, name);
-        FILE *f = fopen(path, "rb");
-        free(path);
-        if (f) fclose(f);
-        return f != NULL;
-    }
-    for (size_t i = 0; i < clx_kernel_source_count; ++i)
-        if (strcmp(clx_kernel_sources[i].name, name) == 0) return 1;
-    return 0;
-}
-
-static clxent_status load_source(clxent_context *ctx, const char *name,
-                                 char **data, size_t *size) {
-    const char *dir = getenv("CLXENT_KERNEL_DIR");
-    return dir && *dir ? read_file(ctx, dir, name, data, size)
-                       : embedded_file(ctx, name, data, size);
-}
-
-/* common.h, the family header (if any), then the file, each after a #line
- * so that build logs count the lines of the file they are in. */
-static clxent_status program_source(clxent_context *ctx, const char *file,
-                                    char **source) {
-    char hname[64];
-    int has_h = family_header(file, hname, sizeof hname);
-    char *common = NULL, *header = NULL, *body = NULL;
-    size_t common_size = 0, header_size = 0, body_size = 0;
-    clxent_status st = load_source(ctx, "common.h", &common, &common_size);
-    if (st == CLXENT_STATUS_OK && has_h)
-        st = load_source(ctx, hname, &header, &header_size);
-    if (st == CLXENT_STATUS_OK)
-        st = load_source(ctx, file, &body, &body_size);
-    if (st == CLXENT_STATUS_OK) {
-        size_t cap = common_size + header_size + body_size + strlen(file) +
-                     sizeof hname + 64;
-        *source = malloc(cap);
-        if (!*source)
-            st = clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, "clx_cl_kernel",
-                          "out of host memory");
-        else if (has_h)
-            snprintf(*source, cap, "%s\n#line 1 \"%s\"\n%s\n#line 1 \"%s\"\n%s",
-                     common, hname, header, file, body);
-        else
-            snprintf(*source, cap, "%s\n#line 1 \"%s\"\n%s", common, file,
-                     body);
-    }
-    free(common);
-    free(header);
-    free(body);
-    return st;
-}
-
 /* Options that break SEMANTICS.md (full-precision exp/log, IEEE NaN and
  * infinities) are refused rather than silently used. */
 static const char *forbidden_option(const char *options) {
@@ -463,7 +326,7 @@ static clxent_status build_program(clxent_context *ctx, const char *file,
         s->program_capacity = cap;
     }
     char *source = NULL;
-    clxent_status st = program_source(ctx, file, &source);
+    clxent_status st = clx_cl_program_source(ctx, file, &source);
     if (st != CLXENT_STATUS_OK) return st;
     cl_int err = CL_SUCCESS;
     const char *sources[] = {source};

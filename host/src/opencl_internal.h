@@ -69,9 +69,13 @@ typedef struct clx_opencl_state {
 clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
                                 cl_device_id device, cl_command_queue queue);
 
+/* The program source of kernels/`file` (malloc'd): the file with its
+ * #include "name" lines replaced by kernels/name (kernel_source.c). */
+clxent_status clx_cl_program_source(clxent_context *ctx, const char *file,
+                                    char **source);
+
 /* Returns kernel `kernel_name` from kernels/`file` built with `options`.
- * The program source is kernels/common.h followed by the file (OpenCL
- * has no include path for embedded sources), both embedded or, with
+ * The program source is clx_cl_program_source's: embedded or, with
  * CLXENT_KERNEL_DIR set, read from that folder. Build options are
  * "-cl-std=CL1.2", then `options`, then CLXENT_BUILD_OPTIONS from the
  * environment. Programs and kernels are built
