@@ -5,7 +5,7 @@
  * as column vectors xv[c], lane l = row r0 + l (one global read). */
 #include "common.h"
 
-#define LANES_CMAX 32
+#define LANES_CMAX 64 /* CLX_LANES_CMAX (host/src/opencl_ops.h) */
 
 #if VEC > 1
 #if VEC == 16

@@ -2,11 +2,13 @@
  * (compensated), log_softmax and softmax, with the same strategies as
  * xent.cl: sm_rows (T items per row, L/T rows per group) or, for long
  * rows on few rows, sm_part + sm_split_out (P chunks per row, partial
- * states merged in fixed order). X_T is the input's storage, Y_T the
+ * states merged in fixed order); softmax on CPUs: sm_cached (the exps
+ * cached, one exp per element). X_T is the input's storage, Y_T the
  * output matrix's. what: 0 row_max, 1 row_expsum, 2 log_softmax,
  * 3 softmax. Vector outputs (max, sum) are f32. */
 #include "rowstate.h"
 #include "lanes.h"
+#include "expcache.h"
 
 #define SM_PARAMS                                                              \
     const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
@@ -168,5 +170,50 @@ kernel void sm_lanes(SM_PARAMS) {
         for (uint c = 0; c < C; ++c) xv[c] *= inv;
     }
     lanes_store_y(yo, y_off, y_ld, r0, nr, C, xv);
+#endif
+}
+
+/* Softmax on CPUs (VEC > 1), one item per row: the exps cached
+ * (expcache.h), then each block rescaled by exp(bm[b] - m) / S: one exp
+ * per element instead of two, x read once. A row without a finite value
+ * gives NaN (S = NaN), as sm_write does. The cache is
+ *   sm_cached_g: the output row (f32 outputs),
+ *   sm_cached_l: cstride floats of local memory per item (any output; the
+ *                host checks that they fit). */
+#if VEC > 1
+inline void sm_cached_body(SM_PARAMS, uint bl, local float *cache,
+                           uint cstride) {
+    ulong r = get_global_id(0);
+    if (r >= R) return;
+    const global XS *xr = x + x_off + r * x_ld;
+    global YS *yr = yo + y_off + r * y_ld;
+    local float *el = cache ? cache + get_local_id(0) * (ulong)cstride : 0;
+    global float *eg = el ? 0 : (global float *)yr; /* f32 builds only */
+    float bm[GC_BLOCKS];
+    st_t st = cache_row(xr, xr, (const global float *)0, 0, 1.0f, 0.0f, eg,
+                        el, C, bl, bm, AM_STATS);
+    float inv = 1.0f / st_sum(st);
+    uint b = 0;
+    for (uint cb = 0; cb < C; cb += bl, ++b) {
+        uint ce = min(C, cb + bl);
+        float f = block_scale(bm[b], st.m) * inv;
+        for (uint pos = cb; pos < ce; pos += VEC)
+            gstore_y(yr, pos, ce, ec_load(eg, el, pos, ce) * f);
+    }
+}
+#endif
+
+kernel void sm_cached_g(SM_PARAMS, uint bl) {
+#if Y_T == 0 && VEC > 1
+    sm_cached_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
+                   y_ld, what, bl, (local float *)0, 0);
+#endif
+}
+
+kernel void sm_cached_l(SM_PARAMS, uint bl, local float *cache,
+                        uint cstride) {
+#if VEC > 1
+    sm_cached_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
+                   y_ld, what, bl, cache, cstride);
 #endif
 }

@@ -407,6 +407,7 @@ static void test_gcache(void **state) {
     hx_data d = hx_make(&c);
     d.x[c.C - 3] = 30.0f; /* the maximum in the last block */
     hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    clx_ops_tune.split_chunks = 1; /* one row would be split otherwise */
     hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED_IN_PLACE);
     hx_compare_out(&c, &got, &ref, "gcache 1x(2^20+17)");
     hx_out_free(&got);
@@ -531,11 +532,11 @@ static void test_mappings(void **state) {
 }
 
 /* The lanes kernels (small C on CPUs with VEC > 1, a row per SIMD lane:
- * the PoCL default for C <= 32): forward, fused, backward from the lse
+ * the PoCL default for C <= 64, backward C <= 32): forward, fused, backward from the lse
  * (in place and not) and the row primitives, every dtype and option,
  * VEC 16 (transposed blocks) and 4/8 (gathers), row counts around the
  * block size, strided and offset layouts, special values, repeatability. */
-static const size_t lanes_cols[] = {1, 3, 10, 16, 17, 31, 32};
+static const size_t lanes_cols[] = {1, 3, 10, 16, 17, 31, 32, 33, 63, 64};
 static const size_t lanes_rows[] = {1, 15, 17, 100};
 static const unsigned lanes_vecs[] = {16, 4, 8};
 
@@ -694,6 +695,78 @@ static void test_lanes_primitives(void **state) {
     tune_reset();
 }
 
+/* Softmax with the exps cached (sm_cached_g into an f32 output,
+ * sm_cached_l in local memory for 16-bit outputs): short blocks forced so
+ * that rows span many of them, the special rows of block_specials, against
+ * the host and against the path without the cache, bitwise repeatable;
+ * then a row of 2^20 + 17 (longer blocks, the maximum in the last one)
+ * into f32 and bf16 (too long for local memory: the rows path). */
+static void test_softmax_cached(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    static const size_t cols[] = {65, 100, 1000, 4097};
+    static const unsigned blocks[] = {32, 64, 96, 1024};
+    static const size_t rows[] = {1, 9, 64};
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (size_t b = 0; b < sizeof blocks / sizeof *blocks; ++b, ++k) {
+            size_t R = rows[k % 3], C = cols[i];
+            hx_case c = base_case(R, C, (clxent_dtype)(CLXENT_F32 + k % 3),
+                                  8000 + k);
+            clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k / 3) % 3);
+            hx_data d = hx_make(&c);
+            if (k % 2 == 0) block_specials(&c, &d);
+            char name[128];
+            snprintf(name, sizeof name, "%zux%zu %s -> %s block=%u VEC=%u",
+                     R, C, clxent_dtype_name(c.dt), clxent_dtype_name(out_dt),
+                     blocks[b], k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16);
+            float *ref[4], *want[4], *got[4], *again[4];
+            lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
+            tune_reset();
+            clx_ops_tune.gcache = 2;
+            lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], want);
+            tune_reset();
+            clx_ops_tune.gcache = 1;
+            clx_ops_tune.split_chunks = 1;
+            clx_ops_tune.gcache_block = blocks[b];
+            clx_ops_tune.vec = k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16;
+            lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
+            lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
+            hx_compare(got[3], ref[3], R * C, 1e-6, 0.0, out_dt, "softmax",
+                       name);
+            hx_compare(got[3], want[3], R * C, 1e-6, 0.0, out_dt, "softmax",
+                       name);
+            assert_memory_equal(got[3], again[3], R * C * sizeof(float));
+            for (int q = 0; q < 4; ++q) {
+                free(ref[q]);
+                free(want[q]);
+                free(got[q]);
+                free(again[q]);
+            }
+            hx_free(&d);
+        }
+    for (int o = 0; o < 2; ++o) {
+        tune_reset();
+        clx_ops_tune.split_chunks = 1;
+        hx_case c = base_case(1, (1u << 20) + 17, CLXENT_F32, 8100 + o);
+        hx_data d = hx_make(&c);
+        d.x[c.C - 3] = 30.0f;
+        clxent_dtype out_dt = o ? CLXENT_BF16 : CLXENT_F32;
+        float *ref[4], *got[4];
+        lanes_prims(g_host, d.x, 1, c.C, c.dt, out_dt, NULL, ref);
+        lanes_prims(dev, d.x, 1, c.C, c.dt, out_dt, ref[0], got);
+        hx_compare(got[3], ref[3], c.C, 1e-6, 0.0, out_dt, "softmax",
+                   o ? "1x(2^20+17) -> bf16" : "1x(2^20+17)");
+        for (int q = 0; q < 4; ++q) {
+            free(ref[q]);
+            free(got[q]);
+        }
+        hx_free(&d);
+    }
+    tune_reset();
+}
+
 /* Same inputs twice: bitwise the same outputs (fixed-order reductions). */
 static void test_repeatable(void **state) {
     (void)state;
@@ -769,6 +842,7 @@ int main(void) {
         cmocka_unit_test(test_sync_guard),
         cmocka_unit_test(test_lanes_xent),
         cmocka_unit_test(test_lanes_primitives),
+        cmocka_unit_test(test_softmax_cached),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_accuracy_2pow20),
     };

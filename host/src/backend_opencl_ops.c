@@ -7,7 +7,7 @@
  * - GPUs (VEC 1, coalesced lid-strided loads): T items per row, T a power
  *   of two from C/8 up to the group size of 256; L/T rows per group.
  * - CPUs (VEC 16: SIMD inside a work-item): a row per item (T = 1), up to
- *   64 rows per group, fewer when there are few rows; rows of C <= 32:
+ *   64 rows per group, fewer when there are few rows; rows of C <= 64:
  *   the lanes kernel (VEC rows per item, a row per SIMD lane).
  * - Rows too few to fill the device (GPUs: R < 4 x compute units; CPUs:
  *   R < compute units) and long enough: split in P chunks (GPUs: a group
@@ -103,6 +103,30 @@ clx_tuning clx_ops_tuning_for(const clx_opencl_state *s) {
      * otherwise idle (PoCL, 2 cores: 4x1048576 fused 3.1 -> 1.6 ms). */
     t.split_rows = s->is_gpu ? t.target_groups : cus;
     return t;
+}
+
+int clx_ops_cached(const clx_opencl_state *s, const clx_geom *g) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    int mode = clx_ops_mode(clx_ops_tune.gcache, "CLXENT_GCACHE");
+    return t.vec > 1 && !g->split && !clx_ops_tune.items_per_row &&
+           (mode == 1 || (mode < 0 && !s->is_gpu && g->T == 1));
+}
+
+size_t clx_ops_cached_block(const clx_opencl_state *s, size_t C) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    size_t tile = (size_t)t.vec * t.kt;
+    size_t bl = clx_ops_tune.gcache_block ? clx_ops_tune.gcache_block : 1024;
+    bl = bl > tile ? bl / tile * tile : tile;
+    if (div_up(C, bl) > 1024) bl = div_up(div_up(C, 1024), tile) * tile;
+    return bl;
+}
+
+size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
+                            size_t kernel_max, size_t cache_floats) {
+    size_t budget = (size_t)s->local_mem_bytes / 2, item = cache_floats * 4;
+    if (item > budget) return 0;
+    while (L > 1 && (L > kernel_max || L * item > budget)) L /= 2;
+    return L;
 }
 
 /* Split chunk count for a stats kernel, 0 for whole rows. Groups of Ls
@@ -328,6 +352,43 @@ static void sm_common_args(clx_args *a, const clx_op *op, cl_mem scr,
     clx_arg_int(a, what);
 }
 
+/* Softmax with the exps cached: in the output (sm_cached_g, f32) or in
+ * local memory (sm_cached_l, 16-bit outputs, when a row's cache fits). */
+static size_t softmax_cache_floats(const clx_opencl_state *s,
+                                   const clx_op *op) {
+    size_t vec = clx_ops_tuning_for(s).vec;
+    return op->mat_out.dtype == CLXENT_F32 ? 0
+                                           : div_up(op->x.cols, vec) * vec;
+}
+
+static clxent_status run_softmax_cached(clxent_context *ctx, const clx_op *op,
+                                        const clx_geom *g) {
+    clx_opencl_state *s = ctx->cl;
+    size_t cstride = softmax_cache_floats(s, op);
+    char opts[128];
+    clx_ops_options(s, opts, sizeof opts, op->x.dtype, op->mat_out.dtype, 0);
+    cl_kernel k;
+    size_t kmax;
+    clxent_status st = clx_ops_kernel(ctx, "softmax.cl", opts,
+                                      cstride ? "sm_cached_l" : "sm_cached_g",
+                                      &k, &kmax);
+    cl_mem scr = NULL;
+    if (st == CLXENT_STATUS_OK)
+        st = clx_cl_scratch(ctx, CLX_SCR_LOSS * 4, &scr);
+    if (st != CLXENT_STATUS_OK) return st;
+    size_t L = clx_ops_cached_group(s, g->L, kmax, cstride);
+    clx_args a = clx_args_begin(ctx, k);
+    sm_common_args(&a, op, scr, 3);
+    clx_arg_uint(&a, clx_ops_cached_block(s, op->x.cols));
+    if (cstride) {
+        clx_arg_local(&a, L * cstride * sizeof(cl_float));
+        clx_arg_uint(&a, cstride);
+    }
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    size_t global = div_up(op->x.rows, L) * L;
+    return clx_cl_launch(ctx, op, k, 1, &global, &L, 1, 1);
+}
+
 static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
                                         int what) {
     clx_opencl_state *s = ctx->cl;
@@ -361,6 +422,9 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
                             &m3);
     if (st != CLXENT_STATUS_OK) return st;
     clx_geom g = clx_geom_rows(s, R, C, 1, min_size(m1, min_size(m2, m3)));
+    if (what == 3 && clx_ops_cached(s, &g) &&
+        clx_ops_cached_group(s, g.L, g.L, softmax_cache_floats(s, op)))
+        return run_softmax_cached(ctx, op, &g);
     if (!g.split && g.T == 1) { /* the barrier-free twin */
         st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows1", &krow, &m1);
         if (st != CLXENT_STATUS_OK) return st;

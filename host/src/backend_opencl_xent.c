@@ -100,24 +100,6 @@ static int run_regs(loss_ctx *lc, clxent_status *st) {
     return 1;
 }
 
-/* The CPU fused kernels that cache the exps (xent_cpu.cl: in the gradient,
- * f32, or in local memory): 1 forced on (any device, VEC > 1: Oclgrind
- * runs them so), 0 off, -1 automatic (CPUs). */
-static int gcache_mode(void) {
-    return clx_ops_mode(clx_ops_tune.gcache, "CLXENT_GCACHE");
-}
-
-/* Its block length: 1024 columns (or the knob's), a multiple of the tile,
- * longer where a row would need more than GC_BLOCKS (1024) blocks. */
-static size_t gcache_block(const loss_ctx *lc, const clx_tuning *t) {
-    size_t tile = (size_t)t->vec * t->kt;
-    size_t bl = clx_ops_tune.gcache_block ? clx_ops_tune.gcache_block : 1024;
-    bl = bl > tile ? bl / tile * tile : tile;
-    if ((lc->C + bl - 1) / bl > 1024)
-        bl = ((lc->C + 1023) / 1024 + tile - 1) / tile * tile;
-    return bl;
-}
-
 /* Forward or fused: rows path or split path, then the reduction. */
 
 /* Pass 1 of the split path: each of the P groups of a row writes its
@@ -185,22 +167,18 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
      * gradient (f32: any C) or in local memory (f16/bf16, when a few rows
      * fit); xent_cpu.cl. */
     clx_tuning tun = clx_ops_tuning_for(lc->s);
-    int gm = gcache_mode();
-    int gcached = grad && !g.split && tun.vec > 1 &&
-                  op->x.dtype == CLXENT_F32 && !clx_ops_tune.items_per_row &&
-                  (gm == 1 || (gm < 0 && !lc->s->is_gpu && g.T == 1));
+    int use_cache = grad && clx_ops_cached(lc->s, &g);
+    int gcached = use_cache && op->x.dtype == CLXENT_F32;
     size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
-    size_t budget = (size_t)lc->s->local_mem_bytes / 2;
-    int cached = grad && !g.split && tun.vec > 1 && !gcached &&
-                 !clx_ops_tune.items_per_row && cstride * 4 <= budget &&
-                 (gm == 1 || (gm < 0 && !lc->s->is_gpu && g.T == 1));
+    /* 16-bit: cstride floats of local memory per row */
+    int cached = use_cache && !gcached &&
+                 clx_ops_cached_group(lc->s, g.L, g.L, cstride) > 0;
     if (gcached || cached) {
         st = clx_ops_kernel(ctx, "xent_cpu.cl", lc->opts,
                             gcached ? "xent_rowsg_fused" : "xent_rowsl_fused",
                             &krow, &m1);
         g.T = 1;
-        while (g.L > 1 && (g.L > m1 || (cached && g.L * cstride * 4 > budget)))
-            g.L /= 2;
+        g.L = clx_ops_cached_group(lc->s, g.L, m1, cached ? cstride : 0);
         g.groups = (lc->R + g.L - 1) / g.L;
     } else if (!g.split && g.T == 1) { /* the barrier-free twin */
         st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
@@ -217,7 +195,7 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
         clx_loss_out_args(lc, &a);
         if (grad) clx_loss_grad_args(lc, &a, 1);
         if (gcached || cached) {
-            clx_arg_uint(&a, gcache_block(lc, &tun));
+            clx_arg_uint(&a, clx_ops_cached_block(lc->s, lc->C));
             if (cached) {
                 clx_arg_local(&a, g.L * cstride * sizeof(cl_float));
                 clx_arg_uint(&a, cstride);
@@ -279,6 +257,7 @@ static clxent_status run_backward(loss_ctx *lc) {
      * VEC: the element-wise path's full-vector loads are as fast, or
      * faster: 65536x32 0.79 ms against 1.2 ms for lanes on PoCL) */
     if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt) &&
+        lc->C <= CLX_LANES_BWD_CMAX &&
         lc->C % clx_ops_tuning_for(lc->s).vec != 0)
         return run_lanes_backward(lc);
     cl_kernel kb, kpart = NULL;

@@ -82,14 +82,35 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 /* Small rows on a CPU (VEC > 1), class indices or no targets (the row
  * primitives, tgt 0): the lanes kernels of xent_cpu.cl and softmax.cl (VEC
  * rows per item, a row per SIMD lane). Not with forced items per row or
- * chunks. */
-#define CLX_LANES_CMAX 32
+ * chunks. Up to 64 columns: a row per item pays a horizontal reduction and
+ * a scalar log per row, which the lanes share among VEC rows (PoCL, 2
+ * cores, 65536x40: fused 4.7 -> 2.3 ms, forward 4.2 -> 1.4 ms, softmax
+ * 3.4 -> 1.7 ms; at 64 columns fused is even, forward 4.2 -> 2.5 ms).
+ * Backward (no reduction) only up to 32: the element-wise kernel is faster
+ * past that (65536x60: 2.2 ms against 3.4 ms). */
+#define CLX_LANES_CMAX 64
+#define CLX_LANES_BWD_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
  * enough groups for every core, at most the small group size and kmax;
  * *global gets the launch size (the items rounded up to the group). */
 size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
                            size_t kmax, size_t *global);
+
+/* The cached-exps kernels (kernels/expcache.h: one item per row, one exp
+ * per element; xent_rowsg/rowsl_fused, sm_cached), for geometry g of a
+ * row op: 1 when they apply (CPUs with VEC > 1, whole rows one per item,
+ * or CLXENT_GCACHE / the gcache knob on any device with VEC > 1), else 0. */
+int clx_ops_cached(const clx_opencl_state *s, const clx_geom *g);
+/* Their block length over C columns: 1024 (or the knob's), a multiple of
+ * the tile, longer where a row would need more than 1024 blocks. */
+size_t clx_ops_cached_block(const clx_opencl_state *s, size_t C);
+/* Their work-group size, from the rows geometry's L: halved until the
+ * kernel's maximum allows it and, with cache_floats of local memory per
+ * item, the group's caches fit in half the local memory; 0 when not even
+ * one item's cache fits. */
+size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
+                            size_t kernel_max, size_t cache_floats);
 
 /* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=..". */
 void clx_ops_options(const clx_opencl_state *s, char *buf, size_t size,
