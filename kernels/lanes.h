@@ -5,7 +5,7 @@
  * as column vectors xv[c], lane l = row r0 + l (one global read). */
 #include "common.h"
 
-#define LANES_CMAX 64 /* CLX_LANES_CMAX (host/src/opencl_ops.h) */
+#define LANES_CMAX 128 /* CLX_LANES_CMAX (host/src/opencl_ops.h) */
 
 #if VEC > 1
 #if VEC == 16
@@ -80,23 +80,21 @@ DEF_STORE_FIRST_GEN(store_first_y, YS, VSTY, ST1Y)
 inline void lanes_load(const global XS *x, ulong x_off, ulong x_ld, ulong r0,
                        uint nr, uint C, vf *xv) {
 #if VEC == 16
-    /* Rows loaded whole (16 columns at a time) and transposed in
-     * registers. A load may run past its row into the next row of this
-     * block (never further). */
-    for (uint cb = 0; cb < C; cb += 16) {
-        uint nc = min(16u, C - cb);
-        float16 blk[16];
-        for (uint l = 0; l < 16; ++l) {
-            uint lr = min(l, nr - 1);
-            const global XS *xr = x + x_off + (r0 + lr) * x_ld;
+    /* Each row read whole, in memory order (16 columns at a time: row l
+     * of block cb into xv[cb + l]), then each block of 16 transposed in
+     * place. A load may run past its row into the next row of this block
+     * (never further). xv holds C rounded up to 16 vectors. */
+    for (uint l = 0; l < 16; ++l) {
+        uint lr = min(l, nr - 1);
+        const global XS *xr = x + x_off + (r0 + lr) * x_ld;
+        for (uint cb = 0; cb < C; cb += 16) {
             if (cb + 16 <= C || (lr + 1 < nr && cb + 16 <= x_ld + C))
-                blk[l] = VLDX(xr, cb);
+                xv[cb + l] = VLDX(xr, cb);
             else
-                blk[l] = gload_x(xr, cb, C, 0.0f);
+                xv[cb + l] = gload_x(xr, cb, C, 0.0f);
         }
-        transpose16(blk);
-        for (uint c = 0; c < nc; ++c) xv[cb + c] = blk[c];
     }
+    for (uint cb = 0; cb < C; cb += 16) transpose16(xv + cb);
 #else
     float buf[VEC];
     for (uint c = 0; c < C; ++c) {
@@ -110,18 +108,16 @@ inline void lanes_load(const global XS *x, ulong x_off, ulong x_ld, ulong r0,
 /* Stores the C column vectors xv[c] as rows [r0, r0 + nr) of a matrix
  * (only the nr rows' C columns are written). */
 #if VEC == 16
+/* (VEC 16: each block of xv transposed back in place, the columns past C
+ * as lanes_load left them, then each row written in memory order.) */
 #define DEF_LANES_STORE(NAME, TYPE, FIRST, ST1)                                \
     inline void NAME(global TYPE *g, ulong g_off, ulong g_ld, ulong r0,        \
                      uint nr, uint C, vf *xv) {                                \
-        for (uint cb = 0; cb < C; cb += 16) {                                  \
-            uint nc = min(16u, C - cb);                                        \
-            float16 blk[16];                                                   \
-            for (uint c = 0; c < 16; ++c)                                      \
-                blk[c] = c < nc ? xv[cb + c] : 0.0f;                           \
-            transpose16(blk);                                                  \
-            for (uint l = 0; l < nr; ++l)                                      \
-                FIRST(g + g_off + (r0 + l) * g_ld + cb, blk[l], nc);           \
-        }                                                                      \
+        for (uint cb = 0; cb < C; cb += 16) transpose16(xv + cb);              \
+        for (uint l = 0; l < nr; ++l)                                          \
+            for (uint cb = 0; cb < C; cb += 16)                                \
+                FIRST(g + g_off + (r0 + l) * g_ld + cb, xv[cb + l],            \
+                      min(16u, C - cb));                                       \
     }
 #else
 #define DEF_LANES_STORE(NAME, TYPE, FIRST, ST1)                                \

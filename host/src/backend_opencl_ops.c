@@ -7,7 +7,7 @@
  * - GPUs (VEC 1, coalesced lid-strided loads): T items per row, T a power
  *   of two from C/8 up to the group size of 256; L/T rows per group.
  * - CPUs (VEC 16: SIMD inside a work-item): a row per item (T = 1), up to
- *   64 rows per group, fewer when there are few rows; rows of C <= 64:
+ *   64 rows per group, fewer when there are few rows; rows of C <= 128:
  *   the lanes kernel (VEC rows per item, a row per SIMD lane).
  * - Rows too few to fill the device (GPUs: R < 4 x compute units; CPUs:
  *   R < compute units) and long enough: split in P chunks (GPUs: a group
@@ -400,7 +400,8 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st;
-    if (clx_ops_use_lanes(s, C, 0)) {
+    if (clx_ops_use_lanes(s, C, 0) &&
+        (what != 3 || C <= CLX_LANES_SOFTMAX_CMAX)) {
         /* small C on a CPU: VEC rows per item, a row per SIMD lane */
         st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_lanes", &krow, &m1);
         if (st != CLXENT_STATUS_OK) return st;

@@ -82,13 +82,15 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 /* Small rows on a CPU (VEC > 1), class indices or no targets (the row
  * primitives, tgt 0): the lanes kernels of xent_cpu.cl and softmax.cl (VEC
  * rows per item, a row per SIMD lane). Not with forced items per row or
- * chunks. Up to 64 columns: a row per item pays a horizontal reduction and
- * a scalar log per row, which the lanes share among VEC rows (PoCL, 2
- * cores, 65536x40: fused 4.7 -> 2.3 ms, forward 4.2 -> 1.4 ms, softmax
- * 3.4 -> 1.7 ms; at 64 columns fused is even, forward 4.2 -> 2.5 ms).
- * Backward (no reduction) only up to 32: the element-wise kernel is faster
- * past that (65536x60: 2.2 ms against 3.4 ms). */
-#define CLX_LANES_CMAX 64
+ * chunks. Up to 128 columns: a row per item pays a horizontal reduction
+ * and a scalar log per row, which the lanes share among VEC rows (PoCL, 2
+ * cores, fused: 65536x40 4.7 -> 2.3 ms, 65536x80 5.4 -> 4.1 ms, even at
+ * 32768x128; forward 65536x80 5.4 -> 2.9 ms). Softmax, which needs no log
+ * and caches its exps on the row path, only up to 96 (32768x128: 2.4 ms
+ * against 2.8 ms); backward (no reduction) only up to 32: the element-wise
+ * kernel is faster past that (65536x60: 2.2 ms against 3.4 ms). */
+#define CLX_LANES_CMAX 128
+#define CLX_LANES_SOFTMAX_CMAX 96
 #define CLX_LANES_BWD_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
