@@ -59,7 +59,9 @@ inline void acc_raise(acc_t *q, float tm, const int am) {
     if (!(tm <= q->m)) { /* also when either is NaN */
         float mn = nanmax1(q->m, tm);
         if (am != AM_MAX) {
-            float f = exp(q->m - mn); /* 0 when the old max was -inf */
+            /* 0 when the old max was -inf (no exp call: a row's first
+             * raise, once per row) */
+            float f = q->m == -INFINITY && !isnan(mn) ? 0.0f : exp(q->m - mn);
             q->s *= f;
             q->sc *= f;
             if (AM_HAS_B(am)) {
@@ -131,27 +133,40 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
     }
 #if VEC > 1
     if (am == AM_STATS) {
-        /* CPUs: blocks of NB tiles in two sweeps, the lane-wise max (x
-         * from memory into L1) with one horizontal max and rescale per
-         * block, then the exps (x from L1) with the same maximum: the
-         * per-tile max, compare and branch cost a third of the pass. */
+        /* CPUs: blocks of NB tiles (the last one shorter) in two sweeps,
+         * the lane-wise max (x from memory into L1) with one horizontal
+         * max and rescale per block, then the exps (x from L1) with the
+         * same maximum: a per-tile max, compare and branch cost a third of
+         * the pass, and a row of a few tiles paid them on every tile. The
+         * last vector of the row loads -inf past ce (exp: 0). */
         const uint bspan = span * NB;
-        for (; c0 < ce && ce - c0 >= bspan; c0 += bspan) {
+        for (; c0 < ce; c0 += bspan) {
+            uint be = min(ce, c0 + bspan);
             vf tv = (vf)(-INFINITY);
-            for (uint b = 0; b < NB * KT; ++b)
-                tv = nanmaxv(tv, VLDX(xr, c0 + (b * T + lane) * VEC));
+            for (uint b = 0; b < NB * KT; ++b) {
+                uint pos = c0 + (b * T + lane) * VEC;
+                if (pos >= be) break;
+                tv = nanmaxv(tv, pos + VEC <= be
+                                     ? VLDX(xr, pos)
+                                     : gload_x(xr, pos, be, -INFINITY));
+            }
             acc_raise(q, hmax(tv), am);
             if (q->m == -INFINITY) continue;
             for (uint t0 = 0; t0 < NB * KT; t0 += KT) {
+                if (c0 + (t0 * T + lane) * VEC >= be) break;
                 vf e[KT];
-                for (int j = 0; j < KT; ++j)
-                    e[j] = exp(VLDX(xr, c0 + ((t0 + j) * T + lane) * VEC) -
-                               q->m);
+                for (int j = 0; j < KT; ++j) {
+                    uint pos = c0 + ((t0 + j) * T + lane) * VEC;
+                    vf v = pos + VEC <= be ? VLDX(xr, pos)
+                                           : gload_x(xr, pos, be, -INFINITY);
+                    e[j] = exp(v - q->m);
+                }
                 for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
                     for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
                 KAHAN(vf, q->s, q->sc, e[0]);
             }
         }
+        return;
     }
 #endif
     for (; c0 < ce && ce - c0 >= span; c0 += span) {
