@@ -5,7 +5,8 @@
  * as column vectors xv[c], lane l = row r0 + l (one global read). */
 #include "common.h"
 
-#define LANES_CMAX 128 /* CLX_LANES_CMAX (host/src/opencl_ops.h) */
+/* the host's CLX_LANES_CMAX (host/src/opencl_ops.h) rounded up to 16 */
+#define LANES_CMAX 128
 
 #if VEC > 1
 #if VEC == 16

@@ -7,7 +7,7 @@
  * - GPUs (VEC 1, coalesced lid-strided loads): T items per row, T a power
  *   of two from C/8 up to the group size of 256; L/T rows per group.
  * - CPUs (VEC 16: SIMD inside a work-item): a row per item (T = 1), up to
- *   64 rows per group, fewer when there are few rows; rows of C <= 128:
+ *   64 rows per group, fewer when there are few rows; rows of C <= 120:
  *   the lanes kernel (VEC rows per item, a row per SIMD lane).
  * - Rows too few to fill the device (GPUs: R < 4 x compute units; CPUs:
  *   R < compute units) and long enough: split in P chunks (GPUs: a group

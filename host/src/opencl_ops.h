@@ -82,14 +82,16 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 /* Small rows on a CPU (VEC > 1), class indices or no targets (the row
  * primitives, tgt 0): the lanes kernels of xent_cpu.cl and softmax.cl (VEC
  * rows per item, a row per SIMD lane). Not with forced items per row or
- * chunks. Up to 128 columns: a row per item pays a horizontal reduction
+ * chunks. Up to 120 columns: a row per item pays a horizontal reduction
  * and a scalar log per row, which the lanes share among VEC rows (PoCL, 2
- * cores, fused: 65536x40 4.7 -> 2.3 ms, 65536x80 5.4 -> 4.1 ms, even at
- * 32768x128; forward 65536x80 5.4 -> 2.9 ms). Softmax, which needs no log
- * and caches its exps on the row path, only up to 96 (32768x128: 2.4 ms
- * against 2.8 ms); backward (no reduction) only up to 32: the element-wise
- * kernel is faster past that (65536x60: 2.2 ms against 3.4 ms). */
-#define CLX_LANES_CMAX 128
+ * cores: 65536x48 fused 4.1 -> 2.2 ms, forward 3.4 -> 1.6 ms; 65536x100
+ * fused 6.4 -> 5.3 ms; 32768x120 fused 3.3 -> 3.1 ms); at 128 the row
+ * kernels, whose rows are then whole vectors, are faster (fused 3.0 ms
+ * against 3.3 ms). Softmax, which needs no log and caches its exps on the
+ * row path, only up to 96 (32768x128: 2.4 ms against 2.8 ms); backward (no
+ * reduction) only up to 32: the element-wise kernel is faster past that
+ * (65536x60: 2.2 ms against 3.4 ms). */
+#define CLX_LANES_CMAX 120
 #define CLX_LANES_SOFTMAX_CMAX 96
 #define CLX_LANES_BWD_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
