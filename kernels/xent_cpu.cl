@@ -1,8 +1,7 @@
 /* Cross-entropy kernels for CPUs (VEC > 1: SIMD inside a work-item): a
  * row per vector lane for small C, and the fused row kernels that cache
  * the exps (one exp per element). */
-#include "xent.h"
-#include "lanes.h"
+#include "xent_lanes.h"
 #include "expcache.h"
 
 /* ---- small C on CPUs: VEC rows per item, one row per vector lane ----
@@ -24,51 +23,9 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     ulong r0 = get_global_id(0) * VEC;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)VEC, R - r0);
-    float buf[VEC];
-#if VEC == 16
-    /* targets as vectors: 0 live, 1 ignored, 2 bad; x_y is picked from
-     * the column vectors below */
-    long16 yl;
-    if (nr == 16) {
-        yl = convert_long16(vload16(0, y + y_off + r0));
-    } else {
-        long tl[16];
-        for (uint l = 0; l < 16; ++l) tl[l] = (long)y[y_off + r0 + min(l, nr - 1)];
-        yl = vload16(0, tl);
-    }
-    long16 validl = yl != (long16)ii;
-    long16 badl = validl & ((yl < (long16)0) | (yl >= (long16)(long)C));
-    int16 valid = convert_int16(validl), bad = convert_int16(badl);
-    int16 live = valid & ~bad;
-    vi ycol = select((int16)(-1), convert_int16(yl), live);
-    vi state = select((int16)1, select((int16)0, (int16)2, bad), valid);
-    vf wy = (vf)1.0f;
-    if (has_w) {
-        int tc[16];
-        vstore16(ycol, 0, tc);
-        for (uint l = 0; l < 16; ++l) buf[l] = tc[l] >= 0 ? w[w_off + tc[l]] : 1.0f;
-        wy = vload16(0, buf);
-    }
-    vf g = (vf)row_scale(G, den, den_scr, scr, gr, gr_off, 0, 0);
-    if (has_gr) g *= lanes_vload(gr, gr_off + r0, nr);
-    g = select((vf)0.0f, g, live);
-#else
-    float bw[VEC], bg[VEC];
-    int bycol[VEC], bstate[VEC];
-    for (uint l = 0; l < VEC; ++l) {
-        ulong r = r0 + min(l, nr - 1);
-        rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
-        bycol[l] = ri.ycol;
-        bw[l] = ri.wy;
-        /* 0 live, 1 ignored, 2 bad */
-        bstate[l] = !ri.valid ? 1 : ri.bad ? 2 : 0;
-        bg[l] = ri.valid && !ri.bad
-                    ? row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r)
-                    : 0.0f;
-    }
-    vf wy = VLOADP(bw), g = VLOADP(bg);
-    vi ycol = CAT(vload, VEC)(0, bycol), state = CAT(vload, VEC)(0, bstate);
-#endif
+    lane_rows lr = lanes_targets(XENT_ARGS, r0, nr);
+    vf wy = lr.wy, g = lr.g;
+    vi ycol = lr.ycol, state = lr.state;
     vf xv[LANES_CMAX];
     /* the whole block is read before anything is written (in place) */
     lanes_load(x, x_off, x_ld, r0, nr, C, xv);
@@ -113,11 +70,7 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     vf lsev = m + lS;
     float A = a - ac;
     vf B = select(b - bc, b, isinf(b));
-    vf l = (1.0f - eps) * -(wy * ((xy - m) - lS));
-    if (smooth) l += epc * (A * lS + B);
-    if (zeta != 0.0f) l += zeta * lsev * lsev;
-    l = select(l, (vf)0.0f, state == (vi)1);
-    l = select(l, (vf)NAN, state == (vi)2);
+    vf l = lanes_loss(&lr, m, lS, xy, A, B, eps, zeta, C);
     lanes_vstore(loss, loss_off + r0, nr, l);
     if (has_lse) lanes_vstore(lse, lse_off + r0, nr, lsev);
     if (mode != LANES_FUSED) return;
