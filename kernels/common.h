@@ -196,6 +196,7 @@ DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0)
     }
 DEF_GUARDED_STORE(gstore_x, XS, VSTX, ST1X)
 DEF_GUARDED_STORE(gstore_y, YS, VSTY, ST1Y)
+DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0)
 
 /* ---- the synchronous target check's verdict ----
  * xent_check (nll.cl) writes the first bad row, or -1, at long index

@@ -129,6 +129,18 @@ size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
     return L;
 }
 
+int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt,
+                      float eps, int grad, clxent_dtype x) {
+    clx_tuning t = clx_ops_tuning_for(s);
+    int mode = clx_ops_mode(clx_ops_tune.batch, "CLXENT_BATCH");
+    if (mode == 0 || t.vec != 16 || tgt == 2 || eps > 0.0f ||
+        (grad && x != CLXENT_F32) || clx_ops_tune.items_per_row ||
+        forced_split() > 1)
+        return 0;
+    return mode == 1 || (!s->is_gpu && C > CLX_BATCH_CMIN &&
+                         C <= CLX_BATCH_CMAX);
+}
+
 /* Split chunk count for a stats kernel, 0 for whole rows. Groups of Ls
  * items per chunk (GPUs: at most Ls chunks, one state per item in the
  * merge, unless forced), or one item per chunk (cpu: chunks of at least

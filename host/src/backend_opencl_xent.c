@@ -20,17 +20,21 @@ static clxent_status launch_lanes(loss_ctx *lc, cl_kernel k, size_t kmax,
     return clx_loss_launch(lc, k, global, L, last);
 }
 
-/* Small C on a CPU: the lanes kernel (a row per SIMD lane). */
-static clxent_status run_lanes(loss_ctx *lc, int grad) {
+/* Small C on a CPU: the lanes kernel (a row per SIMD lane); medium C:
+ * the batch kernel (16 rows per item finished together). Both take VEC
+ * rows per item. */
+static clxent_status run_lanes(loss_ctx *lc, int grad, int batch) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = clx_loss_wants_reduce(op);
     cl_kernel k;
     size_t kmax;
-    clxent_status st = clx_ops_kernel(ctx, "xent_cpu.cl", lc->opts,
-                                      grad ? "xent_lanes_fused"
-                                           : "xent_lanes_fwd",
-                                      &k, &kmax);
+    static const char *const names[2][2] = {
+        {"xent_lanes_fwd", "xent_lanes_fused"},
+        {"xent_batch_fwd", "xent_batch_fused"}};
+    clxent_status st =
+        clx_ops_kernel(ctx, batch ? "xent_batch.cl" : "xent_cpu.cl",
+                       lc->opts, names[batch][grad], &k, &kmax);
     if (st != CLXENT_STATUS_OK) return st;
     if (op->indices.buffer) {
         st = clx_loss_check_targets(lc);
@@ -140,7 +144,10 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = clx_loss_wants_reduce(op);
-    if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt)) return run_lanes(lc, grad);
+    if (clx_ops_use_batch(lc->s, lc->C, lc->tgt, op->opt.label_smoothing,
+                          grad, op->x.dtype))
+        return run_lanes(lc, grad, 1);
+    if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt)) return run_lanes(lc, grad, 0);
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
