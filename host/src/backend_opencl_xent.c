@@ -32,9 +32,14 @@ static clxent_status run_lanes(loss_ctx *lc, int grad, int batch) {
     static const char *const names[2][2] = {
         {"xent_lanes_fwd", "xent_lanes_fused"},
         {"xent_batch_fwd", "xent_batch_fused"}};
+    /* the batch kernels: label smoothing is a build option */
+    char opts[160];
+    snprintf(opts, sizeof opts, "%s -DSMOOTH=%d", lc->opts,
+             batch && op->opt.label_smoothing > 0.0f);
     clxent_status st =
         clx_ops_kernel(ctx, batch ? "xent_batch.cl" : "xent_cpu.cl",
-                       lc->opts, names[batch][grad], &k, &kmax);
+                       batch ? opts : lc->opts, names[batch][grad], &k,
+                       &kmax);
     if (st != CLXENT_STATUS_OK) return st;
     if (op->indices.buffer) {
         st = clx_loss_check_targets(lc);

@@ -101,16 +101,18 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 #define CLX_LANES_SOFTMAX_CMAX 96
 #define CLX_LANES_BWD_CMAX 32
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
-/* Rows of a few hundred columns on a CPU (VEC 16), class indices without
- * label smoothing, forward (any dtype) or fused (f32: the exps cached in
- * the gradient): the batch kernels of xent_batch.cl, 16 rows per item
- * with the horizontal reductions, log S and the losses done for the 16
- * rows at once. Columns in (CLX_BATCH_CMIN, CLX_BATCH_CMAX]; they take
- * precedence over the lanes kernels there. PoCL, 2 cores, fused, against
- * the lanes or row kernels: 65536x80 3.9 -> 3.5 ms, 65536x100 6.0 -> 4.4,
- * 32768x130 3.6 -> 2.5, 16384x256 2.35 -> 2.08, 4096x1000 1.84 -> 1.62;
- * the lanes kernels win at 64 columns and below (65536x48: 2.2 against
- * 2.4 ms), the row kernels at 2048 (fused 1.74 against 1.94 ms). */
+/* Rows of a few hundred columns on a CPU (VEC 16), class indices (label
+ * smoothing too: a build option of the kernel), forward (any dtype) or
+ * fused (f32: the exps cached in the gradient): the batch kernels of
+ * xent_batch.cl, 16 rows per item with the horizontal reductions, log S
+ * and the losses done for the 16 rows at once. Columns in
+ * (CLX_BATCH_CMIN, CLX_BATCH_CMAX]; they take precedence over the lanes
+ * kernels there. PoCL, 2 cores, fused, against the lanes or row kernels:
+ * 65536x80 3.9 -> 3.5 ms, 65536x100 6.0 -> 4.4, 32768x130 3.6 -> 2.5,
+ * 16384x256 2.35 -> 2.08, 4096x1000 1.84 -> 1.62; with label smoothing
+ * 0.1: 65536x100 5.9 -> 5.6, 32768x130 3.95 -> 3.19, 4096x1000 2.18 ->
+ * 1.95. The lanes kernels win at 64 columns and below (65536x48: 2.2
+ * against 2.4 ms), the row kernels at 2048 (fused 1.74 against 1.94). */
 #define CLX_BATCH_CMIN 64
 #define CLX_BATCH_CMAX 1024
 int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt,
