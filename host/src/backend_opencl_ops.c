@@ -129,11 +129,10 @@ size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
     return L;
 }
 
-int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt,
-                      float eps, int grad, clxent_dtype x) {
+int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt, int grad,
+                      clxent_dtype x) {
     clx_tuning t = clx_ops_tuning_for(s);
     int mode = clx_ops_mode(clx_ops_tune.batch, "CLXENT_BATCH");
-    (void)eps;
     if (mode == 0 || t.vec != 16 || tgt == 2 ||
         (grad && x != CLXENT_F32) || clx_ops_tune.items_per_row ||
         forced_split() > 1)

@@ -115,8 +115,8 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
  * against 2.4 ms), the row kernels at 2048 (fused 1.74 against 1.94). */
 #define CLX_BATCH_CMIN 64
 #define CLX_BATCH_CMAX 1024
-int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt,
-                      float eps, int grad, clxent_dtype x);
+int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt, int grad,
+                      clxent_dtype x);
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
  * enough groups for every core, at most the small group size and kmax;
  * *global gets the launch size (the items rounded up to the group). */
