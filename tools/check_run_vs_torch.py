@@ -53,7 +53,8 @@ def round_storage(a, dtype):
 def draw(rng, dtypes):
     c = {}
     c["rows"] = int(rng.choice([0, 1, 2, 3, 5, 8, 17, 64]))
-    c["cols"] = int(rng.choice([1, 2, 3, 7, 8, 31, 33, 257, 1000, 4097]))
+    c["cols"] = int(rng.choice([1, 2, 3, 7, 8, 31, 33, 64, 65, 100, 130, 257,
+                                   1000, 1025, 4097]))
     if c["rows"] * c["cols"] > 70000:
         c["rows"] = 3
     c["dtype"] = str(rng.choice(dtypes))
