@@ -13,6 +13,8 @@
  *   KT        vector loads per tile (one max and one rescale per tile)
  * Everything else (shapes, strides, offsets, items per row) is a runtime
  * kernel argument. Offsets are ulong: rows*stride may exceed 2^31. */
+#ifndef CLXENT_KERNELS_COMMON_H
+#define CLXENT_KERNELS_COMMON_H
 
 #ifndef X_T
 #define X_T 0
@@ -323,3 +325,4 @@ inline unit_t unit_of(uint T, uint P, uint CH, uint C) {
     if (u.cb > C) u.cb = C;
     return u;
 }
+#endif /* CLXENT_KERNELS_COMMON_H */

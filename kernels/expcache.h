@@ -11,6 +11,8 @@
  * not read again: the cache may be x itself (in place). Users:
  * xent_cpu.cl (xent_rowsg_fused, xent_rowsl_fused) and softmax.cl
  * (sm_cached). */
+#ifndef CLXENT_KERNELS_EXPCACHE_H
+#define CLXENT_KERNELS_EXPCACHE_H
 #include "rowstate.h"
 
 #define GC_BLOCKS 1024
@@ -117,3 +119,4 @@ inline float block_scale(float bm, float m) {
     return bm == m ? 1.0f : exp(bm - m);
 }
 #endif /* VEC > 1 */
+#endif /* CLXENT_KERNELS_EXPCACHE_H */

@@ -3,6 +3,8 @@
  * run across rows: item i holds rows [i*VEC, i*VEC + VEC) (nr of them;
  * lanes past nr repeat the last row), all C (<= LANES_CMAX) values of each
  * as column vectors xv[c], lane l = row r0 + l (one global read). */
+#ifndef CLXENT_KERNELS_LANES_H
+#define CLXENT_KERNELS_LANES_H
 #include "common.h"
 
 /* the host's CLX_LANES_CMAX (host/src/opencl_ops.h) rounded up to 16 */
@@ -154,3 +156,4 @@ inline void lanes_vstore(global float *p, ulong off, uint nr, vf v) {
     for (uint i = 0; i < nr; ++i) p[off + i] = buf[i];
 }
 #endif /* VEC > 1 */
+#endif /* CLXENT_KERNELS_LANES_H */

@@ -1,5 +1,7 @@
 /* The online row state of the row kernels (xent and softmax), its merges
  * and the fixed-order work-group reductions. */
+#ifndef CLXENT_KERNELS_ROWSTATE_H
+#define CLXENT_KERNELS_ROWSTATE_H
 #include "common.h"
 
 /* The state:
@@ -313,3 +315,4 @@ inline st_t seg_reduce(local st_t *red, st_t st, uint lid, uint lane, uint T,
 inline float st_sum(st_t st) {
     return st.m == -INFINITY ? NAN : fin(st.sh, st.sl);
 }
+#endif /* CLXENT_KERNELS_ROWSTATE_H */

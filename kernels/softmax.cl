@@ -2,13 +2,15 @@
  * (compensated), log_softmax and softmax, with the same strategies as
  * xent.cl: sm_rows (T items per row, L/T rows per group) or, for long
  * rows on few rows, sm_part + sm_split_out (P chunks per row, partial
- * states merged in fixed order); softmax on CPUs: sm_cached (the exps
- * cached, one exp per element). X_T is the input's storage, Y_T the
+ * states merged in fixed order); on CPUs, softmax: sm_cached (the exps
+ * cached, one exp per element), log_softmax and softmax of a few hundred
+ * columns: sm_batch (16 rows per item finished together, batch.h). X_T is the input's storage, Y_T the
  * output matrix's. what: 0 row_max, 1 row_expsum, 2 log_softmax,
  * 3 softmax. Vector outputs (max, sum) are f32. */
 #include "rowstate.h"
 #include "lanes.h"
 #include "expcache.h"
+#include "batch.h"
 
 #define SM_PARAMS                                                              \
     const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
@@ -215,5 +217,77 @@ kernel void sm_cached_l(SM_PARAMS, uint bl, local float *cache,
 #if VEC > 1
     sm_cached_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
                    y_ld, what, bl, cache, cstride);
+#endif
+}
+
+/* log_softmax (what 2) and softmax (3) on CPUs (VEC 16), 16 rows per item
+ * (batch.h): the rows' lane statistics, merged for the 16 rows at once,
+ * then each row written: (x - m) - log S, or the exps (cached in an f32
+ * output, else computed again from x, in cache by then) times the lane
+ * factors exp(lane max - m) / S. */
+kernel void sm_batch(SM_PARAMS) {
+#if VEC == 16
+    ulong r0 = get_global_id(0) * 16;
+    if (r0 >= R) return;
+    uint nr = (uint)min((ulong)16, R - r0);
+#if Y_T == 0
+    const int cache = what == 3;
+#else
+    const int cache = 0;
+#endif
+    float16 mv[16], sv[16], cv[16], ms[16];
+    for (uint l = 0; l < 16; ++l) {
+        if (l >= nr) { /* lanes past nr repeat the last row */
+            mv[l] = mv[nr - 1];
+            sv[l] = sv[nr - 1];
+            cv[l] = cv[nr - 1];
+            continue;
+        }
+        global float *eg =
+            cache ? (global float *)(yo + y_off + (r0 + l) * y_ld) : 0;
+        lane_stats q = batch_row(x + x_off + (r0 + l) * x_ld, x_ld, l + 1 < nr,
+                                 C, (const global float *)0, 0, eg);
+        mv[l] = q.m;
+        sv[l] = q.s;
+        cv[l] = q.sc;
+        ms[l] = select(q.m, (float16)0.0f, q.m == (float16)(-INFINITY));
+    }
+    float16 m, S, f[16];
+    batch_merge(mv, sv, cv, f, &m, &S);
+    float mb[16], lsb[16];
+    vstore16(m, 0, mb);
+    vstore16(log(S), 0, lsb);
+    if (what == 3) {
+        float16 inv = 1.0f / S;
+        for (int j = 0; j < 16; ++j) f[j] *= inv;
+        transpose16(f); /* back: f[l] holds row l's factor per lane */
+    }
+    for (uint r = 0; r < nr; ++r) {
+        const global XS *xr = x + x_off + (r0 + r) * x_ld;
+        global YS *yr = yo + y_off + (r0 + r) * y_ld;
+        for (uint pos = 0; pos < C; pos += 16) {
+            /* the last vector: loaded whole where the next row of the
+             * item follows (the lanes past C are not stored) */
+            int whole = pos + 16 <= C || (r + 1 < nr && pos + 16 <= x_ld + C);
+            float16 out;
+            if (what == 2) {
+                float16 v = whole ? VLDX(xr, pos) : gload_x(xr, pos, C, 0.0f);
+                out = (v - mb[r]) - lsb[r];
+            } else if (cache) {
+                const global float *er = (const global float *)yr;
+                int ewhole =
+                    pos + 16 <= C || (r + 1 < nr && pos + 16 <= y_ld + C);
+                out = (ewhole ? vload16(0, er + pos)
+                              : gload_f(er, pos, C, 0.0f)) * f[r];
+            } else {
+                float16 v = whole ? VLDX(xr, pos) : gload_x(xr, pos, C, 0.0f);
+                out = exp(v - ms[r]) * f[r];
+            }
+            if (pos + 16 <= C)
+                VSTY(yr, pos, out);
+            else
+                store_first_y(yr + pos, out, C - pos);
+        }
+    }
 #endif
 }

@@ -302,7 +302,9 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                    : 0.0f;
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
+#if TGT != 2
     float tw = ome * ri.wy;
+#endif
 #pragma unroll
     for (int k = 0; k < CK; ++k) {
         uint c = lid + (uint)k * L;

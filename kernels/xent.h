@@ -8,6 +8,8 @@
  * Per-row losses go to `loss` (the output for reduction none, else
  * scratch for loss_reduce in nll.cl). `scr` holds what xent_check found:
  * [0,1] W (mean denominator), [2,3] sum of the weights. */
+#ifndef CLXENT_KERNELS_XENT_H
+#define CLXENT_KERNELS_XENT_H
 
 #include "rowstate.h"
 
@@ -180,3 +182,4 @@ inline st_t row_acc(XENT_PARAMS, ulong r, uint cb, uint ce, uint lane,
     }
     return acc_final(&q);
 }
+#endif /* CLXENT_KERNELS_XENT_H */

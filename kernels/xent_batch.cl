@@ -11,99 +11,11 @@
  * per item (xent_rowsg_fused) pays a horizontal reduction and a scalar log
  * per row instead, a row per lane (the lanes kernels) a transpose per 16
  * columns. The rows' stores of x_y come first: in place, the gradient
- * overwrites the row. A row's last, partial vector is loaded whole when
- * the next row of the item lies behind it (the lanes past C masked), and
- * stored in a few pieces. */
+ * overwrites the row. The shared part is batch.h. */
 #include "xent_lanes.h"
-
-/* SMOOTH (build option): label smoothing, eps > 0 (the host's choice). */
-#ifndef SMOOTH
-#define SMOOTH 0
-#endif
+#include "batch.h"
 
 #if VEC == 16 && TGT != 2
-DEF_STORE_FIRST_F32(store_first_f, float) /* the exps and the gradient */
-
-/* The row's last vector at pos (< C), -inf past C; `over`: the item's
- * next row starts within ld columns of xr (a whole load stays in it). */
-inline float16 batch_tail(const global XS *xr, uint pos, uint C, ulong ld,
-                          int over) {
-    if (over && pos + 16 <= ld + C)
-        return select(VLDX(xr, pos), (float16)(-INFINITY),
-                      col_ids(pos) >= (int16)(int)C);
-    return gload_x(xr, pos, C, -INFINITY);
-}
-
-/* A row's lane statistics: the max, the sums of exp(x - max) and (label
- * smoothing) of a_c * (max - x_c) and of a_c, a_c the class weights;
- * sums as Kahan pairs (value s - sc). A lane without a finite value takes
- * its exps against 0 (0, not NaN), and its a_c * (max - x_c) too (inf,
- * or NaN for a_c == 0, as -a_c * logp_c is). */
-typedef struct lane_stats {
-    float16 m, s, sc, b, bc, a, ac;
-} lane_stats;
-
-/* Adds the smoothing terms of one vector (a: its class weights, 0 past
- * C) to the lane sums. */
-inline void smooth_add(lane_stats *q, float16 a, float16 ms, float16 v,
-                       int16 in) {
-    KAHAN_INF(float16, q->b, q->bc, select((float16)0.0f, a * (ms - v), in));
-    KAHAN_INF(float16, q->a, q->ac, a);
-}
-
-/* One row's lane statistics, the exps stored at eg when not null. */
-inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
-                            uint C, const global float *w, int has_w,
-                            global float *eg) {
-    const int smooth = SMOOTH;
-    lane_stats q;
-    float16 m = (float16)(-INFINITY);
-    uint pos = 0;
-    for (; pos + 16 <= C; pos += 16) m = nanmaxv(m, VLDX(xr, pos));
-    float16 tail = pos < C ? batch_tail(xr, pos, C, x_ld, over)
-                           : (float16)(-INFINITY);
-    m = nanmaxv(m, tail);
-    float16 ms = select(m, (float16)0.0f, m == (float16)(-INFINITY));
-    q.m = m;
-    q.s = q.sc = q.b = q.bc = q.a = q.ac = (float16)0.0f;
-    for (pos = 0; pos + KT * 16 <= C; pos += KT * 16) {
-        float16 e[KT];
-        for (int j = 0; j < KT; ++j) {
-            uint p = pos + j * 16;
-            float16 v = VLDX(xr, p);
-            e[j] = exp(v - ms);
-            if (eg) vstore16(e[j], 0, eg + p);
-            if (smooth)
-                smooth_add(&q, has_w ? vload16(0, w + p) : (float16)1.0f, ms,
-                           v, (int16)(-1));
-        }
-        /* independent terms in [0, 1]: pairwise, one compensated add */
-        for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
-            for (int j = 0; j < w2; ++j) e[j] += e[j + w2];
-        KAHAN(float16, q.s, q.sc, e[0]);
-    }
-    for (; pos + 16 <= C; pos += 16) { /* the last, partial tile */
-        float16 v = VLDX(xr, pos);
-        float16 e = exp(v - ms);
-        if (eg) vstore16(e, 0, eg + pos);
-        KAHAN(float16, q.s, q.sc, e);
-        if (smooth)
-            smooth_add(&q, has_w ? vload16(0, w + pos) : (float16)1.0f, ms,
-                       v, (int16)(-1));
-    }
-    if (pos < C) { /* the last vector, -inf past C */
-        float16 e = exp(tail - ms); /* 0 past C */
-        if (eg) store_first_f(eg + pos, e, C - pos);
-        KAHAN(float16, q.s, q.sc, e);
-        if (smooth) {
-            int16 in = col_ids(pos) < (int16)(int)C;
-            float16 a = has_w ? gload_f(w, pos, C, 0.0f) : (float16)1.0f;
-            smooth_add(&q, select((float16)0.0f, a, in), ms, tail, in);
-        }
-    }
-    return q;
-}
-
 inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
                             global float *lse, ulong lse_off, int has_lse,
                             global float *gm, ulong g_off, ulong g_ld) {
@@ -143,24 +55,9 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
             av = q.a - q.ac;
         }
     }
-    /* a row per lane: lane j's statistics of row l in lane l of [j] */
-    transpose16(mv);
-    transpose16(sv);
-    transpose16(cv);
-    float16 m = mv[0];
-    for (int j = 1; j < 16; ++j) m = nanmaxv(m, mv[j]);
-    /* S = sum over lanes of (s - sc) * exp(lane max - m), compensated;
-     * lanes that saw only -inf add 0 (also when m is -inf) */
-    float16 S = (float16)0.0f, Sc = (float16)0.0f;
-    float16 f[16];
-    for (int j = 0; j < 16; ++j) {
-        f[j] = select(exp(mv[j] - m), (float16)0.0f,
-                      mv[j] == (float16)(-INFINITY));
-        KAHAN(float16, S, Sc, sv[j] * f[j]);
-        KAHAN(float16, S, Sc, -cv[j] * f[j]);
-    }
-    /* a row without a finite value: S = NaN as in the reference */
-    S = select(S - Sc, (float16)NAN, m == (float16)(-INFINITY));
+    /* a row per lane: the maxima m, the sums S, the lane factors f */
+    float16 m, S, f[16];
+    batch_merge(mv, sv, cv, f, &m, &S);
     float16 lS = log(S);
     float16 lsev = m + lS;
     /* smoothing: B = sum over lanes of b + A_lane * (m - lane max), the

@@ -159,7 +159,9 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     float g = row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r);
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
+#if TGT != 2
     float tw = ome * ri.wy;
+#endif
     uint b = 0;
     for (uint cb = 0; cb < C; cb += bl, ++b) {
         uint ce = min(C, cb + bl);

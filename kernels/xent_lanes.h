@@ -2,6 +2,8 @@
  * lanes kernels, xent_batch.cl): rows [r0, r0 + nr) as lanes (lanes past
  * nr repeat the last row), their targets and losses as vectors. Class
  * indices only. */
+#ifndef CLXENT_KERNELS_XENT_LANES_H
+#define CLXENT_KERNELS_XENT_LANES_H
 #include "xent.h"
 #include "lanes.h"
 
@@ -14,8 +16,8 @@ typedef struct lane_rows {
 } lane_rows;
 
 inline lane_rows lanes_targets(XENT_PARAMS, ulong r0, uint nr) {
-    float buf[VEC];
 #if VEC == 16
+    float buf[VEC];
     /* targets as vectors: 0 live, 1 ignored, 2 bad; x_y is picked from
      * the column vectors below */
     long16 yl;
@@ -79,3 +81,4 @@ inline vf lanes_loss(const lane_rows *rows, vf m, vf lS, vf xy, float A, vf B,
     return select(l, (vf)NAN, rows->state == (vi)2);
 }
 #endif
+#endif /* CLXENT_KERNELS_XENT_LANES_H */

@@ -134,6 +134,42 @@ static void test_lanes_xent(void **state) {
     tune_reset();
 }
 
+/* Grid case k of the row primitives (the knobs set by the caller):
+ * against the host, bitwise repeatable; special: f32 with the special
+ * rows (needs R >= 7). */
+static void prims_case(clxent_context *dev, size_t R, size_t C, unsigned k,
+                       uint64_t seed, int special, const char *tag) {
+    hx_case c = base_case(
+        R, C, special ? CLXENT_F32 : (clxent_dtype)(CLXENT_F32 + k % 3),
+        seed);
+    clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k + 1) % 3);
+    hx_data d = hx_make(&c);
+    if (special) lanes_specials(&c, &d);
+    char name[128];
+    snprintf(name, sizeof name, "%zux%zu %s -> %s%s%s", R, C,
+             clxent_dtype_name(c.dt), clxent_dtype_name(out_dt), tag,
+             special ? " special" : "");
+    float *ref[4], *got[4], *again[4];
+    lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
+    lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
+    lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
+    hx_compare(got[0], ref[0], R, 0.0, 0.0, CLXENT_F32, "row_max", name);
+    hx_compare(got[1], ref[1], R, 0.0, 1.2e-6, CLXENT_F32, "row_expsum",
+               name);
+    hx_compare(got[2], ref[2], R * C, 1e-6, 1.2e-7 * 4, out_dt, "log_softmax",
+               name);
+    hx_compare(got[3], ref[3], R * C, 1e-6, 0.0, out_dt, "softmax", name);
+    /* bitwise repeatable */
+    assert_memory_equal(got[0], again[0], R * sizeof(float));
+    assert_memory_equal(got[1], again[1], R * sizeof(float));
+    assert_memory_equal(got[2], again[2], R * C * sizeof(float));
+    assert_memory_equal(got[3], again[3], R * C * sizeof(float));
+    prims_free(ref);
+    prims_free(got);
+    prims_free(again);
+    hx_free(&d);
+}
+
 static void test_lanes_primitives(void **state) {
     (void)state;
     clxent_context *dev = device();
@@ -143,43 +179,13 @@ static void test_lanes_primitives(void **state) {
         for (size_t j = 0; j < sizeof lanes_rows / sizeof *lanes_rows;
              ++j, ++k)
             for (int special = 0; special < 2; ++special) {
-                size_t R = lanes_rows[j], C = lanes_cols[i];
-                if (special && R < 7) continue;
+                if (special && lanes_rows[j] < 7) continue;
                 tune_reset();
                 clx_ops_tune.vec = lanes_vecs[k % 3];
-                hx_case c = base_case(R, C,
-                                      special ? CLXENT_F32
-                                              : (clxent_dtype)(CLXENT_F32 +
-                                                               k % 3),
-                                      5200 + k);
-                clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k + 1) % 3);
-                hx_data d = hx_make(&c);
-                if (special) lanes_specials(&c, &d);
-                char name[128];
-                snprintf(name, sizeof name, "%zux%zu %s -> %s VEC=%u%s", R, C,
-                         clxent_dtype_name(c.dt), clxent_dtype_name(out_dt),
-                         lanes_vecs[k % 3], special ? " special" : "");
-                float *ref[4], *got[4], *again[4];
-                lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
-                lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
-                lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
-                hx_compare(got[0], ref[0], R, 0.0, 0.0, CLXENT_F32, "row_max",
-                           name);
-                hx_compare(got[1], ref[1], R, 0.0, 1.2e-6, CLXENT_F32,
-                           "row_expsum", name);
-                hx_compare(got[2], ref[2], R * C, 1e-6, 1.2e-7 * 4, out_dt,
-                           "log_softmax", name);
-                hx_compare(got[3], ref[3], R * C, 1e-6, 0.0, out_dt,
-                           "softmax", name);
-                /* bitwise repeatable */
-                assert_memory_equal(got[0], again[0], R * sizeof(float));
-                assert_memory_equal(got[1], again[1], R * sizeof(float));
-                assert_memory_equal(got[2], again[2], R * C * sizeof(float));
-                assert_memory_equal(got[3], again[3], R * C * sizeof(float));
-                prims_free(ref);
-                prims_free(got);
-                prims_free(again);
-                hx_free(&d);
+                char tag[16];
+                snprintf(tag, sizeof tag, " VEC=%u", lanes_vecs[k % 3]);
+                prims_case(dev, lanes_rows[j], lanes_cols[i], k, 5200 + k,
+                           special, tag);
             }
     tune_reset();
 }
@@ -252,6 +258,11 @@ static void test_softmax_cached(void **state) {
     tune_reset();
 }
 
+/* The batch kernels' grid: column counts around the vector width and the
+ * default range, row counts around the 16 rows of an item. */
+static const size_t batch_cols[] = {1, 16, 17, 65, 100, 130, 257, 1024};
+static const size_t batch_rows[] = {1, 15, 16, 17, 100};
+
 /* The batch kernels (xent_batch.cl: 16 rows per item, VEC 16, class
  * indices; the PoCL default for fused f32 and forward with 64 < C <=
  * 1024), forced on at every C: every dtype (fused 16-bit takes the row
@@ -264,17 +275,40 @@ static void test_batch_xent(void **state) {
     (void)state;
     clxent_context *dev = device();
     if (!dev) return;
-    static const size_t cols[] = {1, 16, 17, 65, 100, 130, 257, 1024};
-    static const size_t rows[] = {1, 15, 16, 17, 100};
     unsigned k = 0;
-    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
-        for (size_t j = 0; j < sizeof rows / sizeof *rows; ++j, ++k) {
+    for (size_t i = 0; i < sizeof batch_cols / sizeof *batch_cols; ++i)
+        for (size_t j = 0; j < sizeof batch_rows / sizeof *batch_rows;
+             ++j, ++k) {
             tune_reset();
             clx_ops_tune.batch = 1;
             clx_ops_tune.vec = 16;
-            index_case(dev, rows[j], cols[i], k, 9000 + k, k == 29 || k == 31,
-                       " batch");
+            index_case(dev, batch_rows[j], batch_cols[i], k, 9000 + k,
+                       k == 29 || k == 31, " batch");
         }
+    tune_reset();
+}
+
+/* log_softmax and softmax with the batch kernel (softmax.cl's sm_batch;
+ * the PoCL default for 96 < C <= 1024) forced on at every C: every input
+ * and output dtype (softmax into f32 caches the exps in the output, into
+ * 16-bit computes them again), rows around 16, partial vectors, special
+ * rows, repeatable. */
+static void test_batch_primitives(void **state) {
+    (void)state;
+    clxent_context *dev = device();
+    if (!dev) return;
+    unsigned k = 0;
+    for (size_t i = 0; i < sizeof batch_cols / sizeof *batch_cols; ++i)
+        for (size_t j = 0; j < sizeof batch_rows / sizeof *batch_rows;
+             ++j, ++k)
+            for (int special = 0; special < 2; ++special) {
+                if (special && batch_rows[j] < 7) continue;
+                tune_reset();
+                clx_ops_tune.batch = 1;
+                clx_ops_tune.vec = 16;
+                prims_case(dev, batch_rows[j], batch_cols[i], k, 9200 + k,
+                           special, " batch");
+            }
     tune_reset();
 }
 
@@ -285,6 +319,7 @@ int main(void) {
         cmocka_unit_test(test_lanes_primitives),
         cmocka_unit_test(test_softmax_cached),
         cmocka_unit_test(test_batch_xent),
+        cmocka_unit_test(test_batch_primitives),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -129,16 +129,15 @@ size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
     return L;
 }
 
-int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt, int grad,
-                      clxent_dtype x) {
+int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
+                      int tgt, int grad, clxent_dtype x) {
     clx_tuning t = clx_ops_tuning_for(s);
     int mode = clx_ops_mode(clx_ops_tune.batch, "CLXENT_BATCH");
     if (mode == 0 || t.vec != 16 || tgt == 2 ||
         (grad && x != CLXENT_F32) || clx_ops_tune.items_per_row ||
         forced_split() > 1)
         return 0;
-    return mode == 1 || (!s->is_gpu && C > CLX_BATCH_CMIN &&
-                         C <= CLX_BATCH_CMAX);
+    return mode == 1 || (!s->is_gpu && C > cmin && C <= CLX_BATCH_CMAX);
 }
 
 /* Split chunk count for a stats kernel, 0 for whole rows. Groups of Ls
@@ -412,10 +411,17 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st;
-    if (clx_ops_use_lanes(s, C, 0) &&
-        (what != 3 || C <= CLX_LANES_SOFTMAX_CMAX)) {
-        /* small C on a CPU: VEC rows per item, a row per SIMD lane */
-        st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_lanes", &krow, &m1);
+    /* CPUs: a few hundred columns, 16 rows per item (sm_batch); small C,
+     * VEC rows per item, a row per SIMD lane (sm_lanes) */
+    const char *vrows = NULL;
+    if (what >= 2 &&
+        clx_ops_use_batch(s, C, CLX_BATCH_SM_CMIN, 0, 0, op->x.dtype))
+        vrows = "sm_batch";
+    else if (clx_ops_use_lanes(s, C, 0) &&
+             (what != 3 || C <= CLX_LANES_SOFTMAX_CMAX))
+        vrows = "sm_lanes";
+    if (vrows) {
+        st = clx_ops_kernel(ctx, "softmax.cl", opts, vrows, &krow, &m1);
         if (st != CLXENT_STATUS_OK) return st;
         cl_mem scr;
         st = clx_cl_scratch(ctx, CLX_SCR_LOSS * 4, &scr);

@@ -149,7 +149,8 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = clx_loss_wants_reduce(op);
-    if (clx_ops_use_batch(lc->s, lc->C, lc->tgt, grad, op->x.dtype))
+    if (clx_ops_use_batch(lc->s, lc->C, CLX_BATCH_CMIN, lc->tgt, grad,
+                          op->x.dtype))
         return run_lanes(lc, grad, 1);
     if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt)) return run_lanes(lc, grad, 0);
     cl_kernel krow, kpart, kout;

@@ -115,8 +115,13 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
  * against 2.4 ms), the row kernels at 2048 (fused 1.74 against 1.94). */
 #define CLX_BATCH_CMIN 64
 #define CLX_BATCH_CMAX 1024
-int clx_ops_use_batch(const clx_opencl_state *s, size_t C, int tgt, int grad,
-                      clxent_dtype x);
+/* log_softmax and softmax (softmax.cl's sm_batch) past 96 columns, where
+ * the lanes kernels stop winning (65536x100 log_softmax 4.8 -> 3.9 ms,
+ * 32768x130 3.1 -> 2.2 ms; 65536x80: 3.5 against 3.7 ms for lanes). */
+#define CLX_BATCH_SM_CMIN 96
+/* cmin: the op's CLX_BATCH_CMIN or CLX_BATCH_SM_CMIN. */
+int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
+                      int tgt, int grad, clxent_dtype x);
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
  * enough groups for every core, at most the small group size and kmax;
  * *global gets the launch size (the items rounded up to the group). */
