@@ -20,10 +20,10 @@ static clxent_status launch_lanes(loss_ctx *lc, cl_kernel k, size_t kmax,
     return clx_loss_launch(lc, k, global, L, last);
 }
 
-/* Small C on a CPU: the lanes kernel (a row per SIMD lane); medium C:
- * the batch kernel (16 rows per item finished together). Both take VEC
- * rows per item. */
-static clxent_status run_lanes(loss_ctx *lc, int grad, int batch) {
+/* VEC rows per item on a CPU: small C, the lanes kernel (a row per SIMD
+ * lane); medium C, the batch kernel (the rows read along their columns,
+ * finished together). */
+static clxent_status run_vec_rows(loss_ctx *lc, int grad, int batch) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = clx_loss_wants_reduce(op);
@@ -151,8 +151,9 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     int reduce = clx_loss_wants_reduce(op);
     if (clx_ops_use_batch(lc->s, lc->C, CLX_BATCH_CMIN, lc->tgt, grad,
                           op->x.dtype))
-        return run_lanes(lc, grad, 1);
-    if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt)) return run_lanes(lc, grad, 0);
+        return run_vec_rows(lc, grad, 1);
+    if (clx_ops_use_lanes(lc->s, lc->C, lc->tgt))
+        return run_vec_rows(lc, grad, 0);
     cl_kernel krow, kpart, kout;
     size_t m1, m2, m3;
     clxent_status st = clx_ops_kernel(ctx, "xent.cl", lc->opts,
