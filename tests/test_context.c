@@ -966,7 +966,26 @@ static void test_kernel_build(void **state) {
                      CLXENT_STATUS_IO_ERROR);
     assert_contains(clxent_context_message(ctx), "common.h");
 
+    /* Includes nested deeper than the resolver's limit (4 levels) are a
+     * build failure that says so, not a runaway recursion. */
+    char name[16], text[64];
+    for (int i = 0; i < 6; ++i) {
+        snprintf(name, sizeof name, "n%d.h", i);
+        snprintf(text, sizeof text, "#include \"n%d.h\"\n", i + 1);
+        write_text(dir, name, text);
+    }
+    write_text(dir, "deep.cl", "#include \"n0.h\"\n"
+                               "__kernel void deep(__global float *x) {}\n");
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "deep.cl", "", "deep", &k),
+                     CLXENT_STATUS_BUILD_FAILED);
+    assert_contains(clxent_context_message(ctx), "levels of #include");
+    for (int i = 0; i < 6; ++i) {
+        snprintf(name, sizeof name, "n%d.h", i);
+        remove_text(dir, name);
+    }
+
     clxent_context_destroy(ctx);
+    remove_text(dir, "deep.cl");
     remove_text(dir, "broken.cl");
     remove_text(dir, "good.cl");
     remove_text(dir, "scale.h");
