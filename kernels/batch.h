@@ -17,14 +17,34 @@
 #if VEC == 16
 DEF_STORE_FIRST_F32(store_first_f, float) /* the exps and the gradient */
 
-/* The row's last vector at pos (< C), -inf past C; `over`: the item's
- * next row starts within ld columns of xr (a whole load stays in it). */
-inline float16 batch_tail(const global XS *xr, uint pos, uint C, ulong ld,
-                          int over) {
-    if (over && pos + 16 <= ld + C)
+/* The vector at pos (< C) of a row of C values. The row's last, partial
+ * vector is loaded whole when `over` (the item's next row starts ld
+ * elements further, so the load stays in it), else element by element.
+ * batch_load_x: -inf past C; batch_load_f: unspecified past C (lanes the
+ * caller does not store). */
+inline int batch_whole(uint pos, uint C, ulong ld, int over) {
+    return pos + 16 <= C || (over && pos + 16 <= ld + C);
+}
+
+inline float16 batch_load_x(const global XS *xr, uint pos, uint C, ulong ld,
+                            int over) {
+    if (pos + 16 <= C) return VLDX(xr, pos);
+    if (batch_whole(pos, C, ld, over))
         return select(VLDX(xr, pos), (float16)(-INFINITY),
                       col_ids(pos) >= (int16)(int)C);
     return gload_x(xr, pos, C, -INFINITY);
+}
+
+inline float16 batch_load_f(const global float *p, uint pos, uint C, ulong ld,
+                            int over) {
+    return batch_whole(pos, C, ld, over) ? vload16(0, p + pos)
+                                         : gload_f(p, pos, C, 0.0f);
+}
+
+/* A lane maximum to take exps against: 0 for a lane without a finite
+ * value, whose exps are then 0 rather than NaN. */
+inline float16 lane_safe_max(float16 m) {
+    return select(m, (float16)0.0f, m == (float16)(-INFINITY));
 }
 
 /* A row's lane statistics: the max, the sums of exp(x - max) and (label
@@ -53,10 +73,10 @@ inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
     float16 m = (float16)(-INFINITY);
     uint pos = 0;
     for (; pos + 16 <= C; pos += 16) m = nanmaxv(m, VLDX(xr, pos));
-    float16 tail = pos < C ? batch_tail(xr, pos, C, x_ld, over)
+    float16 tail = pos < C ? batch_load_x(xr, pos, C, x_ld, over)
                            : (float16)(-INFINITY);
     m = nanmaxv(m, tail);
-    float16 ms = select(m, (float16)0.0f, m == (float16)(-INFINITY));
+    float16 ms = lane_safe_max(m);
     q.m = m;
     q.s = q.sc = q.b = q.bc = q.a = q.ac = (float16)0.0f;
     for (pos = 0; pos + KT * 16 <= C; pos += KT * 16) {

@@ -250,7 +250,7 @@ kernel void sm_batch(SM_PARAMS) {
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;
-        ms[l] = select(q.m, (float16)0.0f, q.m == (float16)(-INFINITY));
+        ms[l] = lane_safe_max(q.m);
     }
     float16 m, S, f[16];
     batch_merge(mv, sv, cv, f, &m, &S);
@@ -265,28 +265,19 @@ kernel void sm_batch(SM_PARAMS) {
     for (uint r = 0; r < nr; ++r) {
         const global XS *xr = x + x_off + (r0 + r) * x_ld;
         global YS *yr = yo + y_off + (r0 + r) * y_ld;
+        int over = r + 1 < nr;
         for (uint pos = 0; pos < C; pos += 16) {
-            /* the last vector: loaded whole where the next row of the
-             * item follows (the lanes past C are not stored) */
-            int whole = pos + 16 <= C || (r + 1 < nr && pos + 16 <= x_ld + C);
+            /* lanes past C are not stored */
             float16 out;
-            if (what == 2) {
-                float16 v = whole ? VLDX(xr, pos) : gload_x(xr, pos, C, 0.0f);
-                out = (v - mb[r]) - lsb[r];
-            } else if (cache) {
-                const global float *er = (const global float *)yr;
-                int ewhole =
-                    pos + 16 <= C || (r + 1 < nr && pos + 16 <= y_ld + C);
-                out = (ewhole ? vload16(0, er + pos)
-                              : gload_f(er, pos, C, 0.0f)) * f[r];
-            } else {
-                float16 v = whole ? VLDX(xr, pos) : gload_x(xr, pos, C, 0.0f);
-                out = exp(v - ms[r]) * f[r];
-            }
-            if (pos + 16 <= C)
-                VSTY(yr, pos, out);
+            if (cache)
+                out = batch_load_f((const global float *)yr, pos, C, y_ld,
+                                   over) *
+                      f[r];
+            else if (what == 2)
+                out = (batch_load_x(xr, pos, C, x_ld, over) - mb[r]) - lsb[r];
             else
-                store_first_y(yr + pos, out, C - pos);
+                out = exp(batch_load_x(xr, pos, C, x_ld, over) - ms[r]) * f[r];
+            store_first_y(yr + pos, out, min(16u, C - pos));
         }
     }
 #endif

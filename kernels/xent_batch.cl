@@ -73,11 +73,9 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
         float16 Bc = (float16)0.0f;
         for (int j = 0; j < 16; ++j) {
             KAHAN(float, A, Ac, aj[j]);
-            float16 msj = select(mv[j], (float16)0.0f,
-                                 mv[j] == (float16)(-INFINITY));
             KAHAN_INF(float16, B, Bc, bv[j]);
             KAHAN_INF(float16, B, Bc, -bcv[j]);
-            KAHAN_INF(float16, B, Bc, aj[j] * (m - msj));
+            KAHAN_INF(float16, B, Bc, aj[j] * (m - lane_safe_max(mv[j])));
         }
         A -= Ac;
         B = select(B - Bc, B, isinf(B));
@@ -107,11 +105,7 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
         /* ignored and bad rows: exactly 0, even for NaN logits */
         int live = stb[r] == 0;
         for (uint pos = 0; pos < C; pos += 16) {
-            /* the last vector: loaded whole where the next row of the
-             * item follows (the lanes past C are not stored) */
-            int whole = pos + 16 <= C || (r + 1 < nr && pos + 16 <= g_ld + C);
-            float16 e = whole ? vload16(0, g_row + pos)
-                              : gload_f(g_row, pos, C, 0.0f);
+            float16 e = batch_load_f(g_row, pos, C, g_ld, r + 1 < nr);
             float16 d = (e * f[r]) * k1b[r];
             d = select(d, d - twb[r], col_ids(pos) == (int16)yc[r]);
             if (smooth)
