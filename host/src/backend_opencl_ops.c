@@ -121,6 +121,11 @@ size_t clx_ops_cached_block(const clx_opencl_state *s, size_t C) {
     return bl;
 }
 
+size_t clx_ops_cached_stride(const clx_opencl_state *s, size_t C) {
+    size_t vec = clx_ops_tuning_for(s).vec;
+    return div_up(C, vec) * vec;
+}
+
 size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
                             size_t kernel_max, size_t cache_floats) {
     size_t budget = (size_t)s->local_mem_bytes / 2, item = cache_floats * 4;
@@ -226,9 +231,10 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
     T = min_size(T, L);
     size_t per = L / T; /* units per group */
     size_t P = 1;
-    if (forced_split() > 1) {
-        P = forced_split();
-    } else if (forced_split() == 0) {
+    size_t forced = forced_split();
+    if (forced > 1) {
+        P = forced;
+    } else if (forced == 0) {
         size_t want = s->is_gpu ? t.target_groups * per : 4 * t.target_groups;
         if (R < want) P = min_size(div_up(want, R), div_up(C, T * tile * 8));
     }
@@ -367,17 +373,15 @@ static void sm_common_args(clx_args *a, const clx_op *op, cl_mem scr,
  * local memory (sm_cached_l, 16-bit outputs, when a row's cache fits). */
 static size_t softmax_cache_floats(const clx_opencl_state *s,
                                    const clx_op *op) {
-    size_t vec = clx_ops_tuning_for(s).vec;
-    return op->mat_out.dtype == CLXENT_F32 ? 0
-                                           : div_up(op->x.cols, vec) * vec;
+    return op->mat_out.dtype == CLXENT_F32
+               ? 0
+               : clx_ops_cached_stride(s, op->x.cols);
 }
 
 static clxent_status run_softmax_cached(clxent_context *ctx, const clx_op *op,
-                                        const clx_geom *g) {
+                                        const char *opts, const clx_geom *g) {
     clx_opencl_state *s = ctx->cl;
     size_t cstride = softmax_cache_floats(s, op);
-    char opts[128];
-    clx_ops_options(s, opts, sizeof opts, op->x.dtype, op->mat_out.dtype, 0);
     cl_kernel k;
     size_t kmax;
     clxent_status st = clx_ops_kernel(ctx, "softmax.cl", opts,
@@ -443,7 +447,7 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     clx_geom g = clx_geom_rows(s, R, C, 1, min_size(m1, min_size(m2, m3)));
     if (what == 3 && clx_ops_cached(s, &g) &&
         clx_ops_cached_group(s, g.L, g.L, softmax_cache_floats(s, op)))
-        return run_softmax_cached(ctx, op, &g);
+        return run_softmax_cached(ctx, op, opts, &g);
     if (!g.split && g.T == 1) { /* the barrier-free twin */
         st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows1", &krow, &m1);
         if (st != CLXENT_STATUS_OK) return st;

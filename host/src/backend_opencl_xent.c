@@ -179,10 +179,9 @@ static clxent_status run_forward(loss_ctx *lc, int grad) {
     /* CPUs, a row per item: one exp per element, the exps cached in the
      * gradient (f32: any C) or in local memory (f16/bf16, when a few rows
      * fit); xent_cpu.cl. */
-    clx_tuning tun = clx_ops_tuning_for(lc->s);
     int use_cache = grad && clx_ops_cached(lc->s, &g);
     int gcached = use_cache && op->x.dtype == CLXENT_F32;
-    size_t cstride = (lc->C + tun.vec - 1) / tun.vec * tun.vec;
+    size_t cstride = clx_ops_cached_stride(lc->s, lc->C);
     /* 16-bit: cstride floats of local memory per row */
     int cached = use_cache && !gcached &&
                  clx_ops_cached_group(lc->s, g.L, g.L, cstride) > 0;

@@ -136,6 +136,9 @@ int clx_ops_cached(const clx_opencl_state *s, const clx_geom *g);
 /* Their block length over C columns: 1024 (or the knob's), a multiple of
  * the tile, longer where a row would need more than 1024 blocks. */
 size_t clx_ops_cached_block(const clx_opencl_state *s, size_t C);
+/* Floats of local memory per row of C columns where the exps are cached
+ * there (16-bit outputs): C rounded up to whole vectors. */
+size_t clx_ops_cached_stride(const clx_opencl_state *s, size_t C);
 /* Their work-group size, from the rows geometry's L: halved until the
  * kernel's maximum allows it and, with cache_floats of local memory per
  * item, the group's caches fit in half the local memory; 0 when not even
