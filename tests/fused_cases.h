@@ -10,20 +10,6 @@
 
 static inline void tune_reset(void) { memset(&clx_ops_tune, 0, sizeof clx_ops_tune); }
 
-static inline hx_case base_case(size_t R, size_t C, clxent_dtype dt, uint64_t seed) {
-    hx_case c;
-    memset(&c, 0, sizeof c);
-    c.R = R;
-    c.C = C;
-    c.dt = dt;
-    c.idt = CLXENT_I32;
-    c.ii = -100;
-    c.G = 1.0f;
-    c.red = CLXENT_REDUCTION_MEAN;
-    c.seed = seed;
-    return c;
-}
-
 /* Options by number: smoothing, weights, ignore, z-loss, probabilities,
  * reductions, per-row G, in a fixed rotation. */
 static inline void options_k(hx_case *c, unsigned k) {

@@ -1,4 +1,5 @@
-/* Helpers shared by test_device_vs_host.c and test_fused.c: one loss case
+/* Helpers shared by test_device_vs_host.c, test_fused.c and
+ * test_cpu_kernels.c: one loss case
  * (shape, dtypes, options, strided layouts), its random inputs, and the
  * same operation run on any context with the outputs read back as f32.
  * Include after fixtures.h. */
@@ -69,6 +70,23 @@ typedef struct hx_out {
 #define HX_G_PAD 2
 #define HX_T_OFF 4
 #define HX_T_PAD 3
+
+/* A case with the defaults: int32 class indices, ignore_index -100, mean,
+ * G = 1, no other option. */
+static inline hx_case hx_base_case(size_t R, size_t C, clxent_dtype dt,
+                                   uint64_t seed) {
+    hx_case c;
+    memset(&c, 0, sizeof c);
+    c.R = R;
+    c.C = C;
+    c.dt = dt;
+    c.idt = CLXENT_I32;
+    c.ii = -100;
+    c.G = 1.0f;
+    c.red = CLXENT_REDUCTION_MEAN;
+    c.seed = seed;
+    return c;
+}
 
 static inline size_t hx_nloss(const hx_case *c) {
     return c->red == CLXENT_REDUCTION_NONE ? c->R : 1;

@@ -23,7 +23,7 @@ static void test_gcache(void **state) {
     for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
         for (size_t b = 0; b < sizeof blocks / sizeof *blocks; ++b, ++k) {
             /* f32: the cache is the gradient; f16/bf16: local memory */
-            hx_case c = base_case(rows[k % 3], cols[i],
+            hx_case c = hx_base_case(rows[k % 3], cols[i],
                                   (clxent_dtype)(CLXENT_F32 + (k / 3) % 3),
                                   6000 + k);
             options_k(&c, k);
@@ -56,7 +56,7 @@ static void test_gcache(void **state) {
             hx_free(&d);
         }
     tune_reset();
-    hx_case c = base_case(1, (1u << 20) + 17, CLXENT_F32, 6100);
+    hx_case c = hx_base_case(1, (1u << 20) + 17, CLXENT_F32, 6100);
     c.red = CLXENT_REDUCTION_NONE;
     c.eps = 0.1f;
     hx_data d = hx_make(&c);
@@ -68,7 +68,7 @@ static void test_gcache(void **state) {
     hx_out_free(&got);
     hx_out_free(&ref);
     hx_free(&d);
-    c = base_case(5, 3000, CLXENT_F32, 6200);
+    c = hx_base_case(5, 3000, CLXENT_F32, 6200);
     options_k(&c, 5);
     clx_ops_tune.gcache_block = 64;
     d = hx_make(&c);
@@ -88,13 +88,27 @@ static const size_t lanes_cols[] = {1,  3,  10, 16, 17,  31,
 static const size_t lanes_rows[] = {1, 15, 17, 100};
 static const unsigned lanes_vecs[] = {16, 4, 8};
 
+/* The knobs of grid case k, its tag into tag: the lanes kernels (batch 0:
+ * VEC 16, 4 and 8 in turn) or the batch kernels forced on (VEC 16). */
+static void cpu_knobs(int batch, unsigned k, char *tag, size_t size) {
+    tune_reset();
+    if (batch) {
+        clx_ops_tune.batch = 1;
+        clx_ops_tune.vec = 16;
+        snprintf(tag, size, " batch");
+    } else {
+        clx_ops_tune.vec = lanes_vecs[k % 3];
+        snprintf(tag, size, " lanes VEC=%u", lanes_vecs[k % 3]);
+    }
+}
+
 /* Grid case k of a kernel that takes class indices (the knobs set by the
  * caller): options from k, the four routes against the host, then (f32:
  * the host rounds nothing) the special rows; then, with repeat, each route
  * twice, bitwise. */
 static void index_case(clxent_context *dev, size_t R, size_t C, unsigned k,
                        uint64_t seed, int repeat, const char *tag) {
-    hx_case c = base_case(R, C, (clxent_dtype)(CLXENT_F32 + k % 3), seed);
+    hx_case c = hx_base_case(R, C, (clxent_dtype)(CLXENT_F32 + k % 3), seed);
     options_k(&c, k);
     c.probs = 0;
     c.ignore = c.ignore || k % 5 == 0;
@@ -124,10 +138,8 @@ static void test_lanes_xent(void **state) {
     for (size_t i = 0; i < sizeof lanes_cols / sizeof *lanes_cols; ++i)
         for (size_t j = 0; j < sizeof lanes_rows / sizeof *lanes_rows;
              ++j, ++k) {
-            tune_reset();
-            clx_ops_tune.vec = lanes_vecs[k % 3];
             char tag[32];
-            snprintf(tag, sizeof tag, " lanes VEC=%u", lanes_vecs[k % 3]);
+            cpu_knobs(0, k, tag, sizeof tag);
             index_case(dev, lanes_rows[j], lanes_cols[i], k, 5000 + k,
                        k == 21, tag);
         }
@@ -139,7 +151,7 @@ static void test_lanes_xent(void **state) {
  * rows (needs R >= 7). */
 static void prims_case(clxent_context *dev, size_t R, size_t C, unsigned k,
                        uint64_t seed, int special, const char *tag) {
-    hx_case c = base_case(
+    hx_case c = hx_base_case(
         R, C, special ? CLXENT_F32 : (clxent_dtype)(CLXENT_F32 + k % 3),
         seed);
     clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k + 1) % 3);
@@ -180,10 +192,8 @@ static void test_lanes_primitives(void **state) {
              ++j, ++k)
             for (int special = 0; special < 2; ++special) {
                 if (special && lanes_rows[j] < 7) continue;
-                tune_reset();
-                clx_ops_tune.vec = lanes_vecs[k % 3];
-                char tag[16];
-                snprintf(tag, sizeof tag, " VEC=%u", lanes_vecs[k % 3]);
+                char tag[32];
+                cpu_knobs(0, k, tag, sizeof tag);
                 prims_case(dev, lanes_rows[j], lanes_cols[i], k, 5200 + k,
                            special, tag);
             }
@@ -207,7 +217,7 @@ static void test_softmax_cached(void **state) {
     for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
         for (size_t b = 0; b < sizeof blocks / sizeof *blocks; ++b, ++k) {
             size_t R = rows[k % 3], C = cols[i];
-            hx_case c = base_case(R, C, (clxent_dtype)(CLXENT_F32 + k % 3),
+            hx_case c = hx_base_case(R, C, (clxent_dtype)(CLXENT_F32 + k % 3),
                                   8000 + k);
             clxent_dtype out_dt = (clxent_dtype)(CLXENT_F32 + (k / 3) % 3);
             hx_data d = hx_make(&c);
@@ -242,7 +252,7 @@ static void test_softmax_cached(void **state) {
     for (int o = 0; o < 2; ++o) {
         tune_reset();
         clx_ops_tune.split_chunks = 1;
-        hx_case c = base_case(1, (1u << 20) + 17, CLXENT_F32, 8100 + o);
+        hx_case c = hx_base_case(1, (1u << 20) + 17, CLXENT_F32, 8100 + o);
         hx_data d = hx_make(&c);
         d.x[c.C - 3] = 30.0f;
         clxent_dtype out_dt = o ? CLXENT_BF16 : CLXENT_F32;
@@ -279,11 +289,10 @@ static void test_batch_xent(void **state) {
     for (size_t i = 0; i < sizeof batch_cols / sizeof *batch_cols; ++i)
         for (size_t j = 0; j < sizeof batch_rows / sizeof *batch_rows;
              ++j, ++k) {
-            tune_reset();
-            clx_ops_tune.batch = 1;
-            clx_ops_tune.vec = 16;
+            char tag[32];
+            cpu_knobs(1, k, tag, sizeof tag);
             index_case(dev, batch_rows[j], batch_cols[i], k, 9000 + k,
-                       k == 29 || k == 31, " batch");
+                       k == 29 || k == 31, tag);
         }
     tune_reset();
 }
@@ -303,11 +312,10 @@ static void test_batch_primitives(void **state) {
              ++j, ++k)
             for (int special = 0; special < 2; ++special) {
                 if (special && batch_rows[j] < 7) continue;
-                tune_reset();
-                clx_ops_tune.batch = 1;
-                clx_ops_tune.vec = 16;
+                char tag[32];
+                cpu_knobs(1, k, tag, sizeof tag);
                 prims_case(dev, batch_rows[j], batch_cols[i], k, 9200 + k,
-                           special, " batch");
+                           special, tag);
             }
     tune_reset();
 }

@@ -222,17 +222,10 @@ static int contains(const char *text, const char *part) {
 static void out_of_range(clxent_dtype idt, clxent_target_check mode) {
     clxent_context *dev = device();
     if (!dev) return;
-    hx_case c;
-    memset(&c, 0, sizeof c);
-    c.R = 40;
-    c.C = 300;
-    c.dt = CLXENT_F32;
+    hx_case c = hx_base_case(40, 300, CLXENT_F32, 5);
     c.idt = idt;
     c.red = CLXENT_REDUCTION_NONE;
-    c.ii = -100;
-    c.G = 1.0f;
     c.check = mode;
-    c.seed = 5;
     hx_data d = hx_make(&c);
     d.y[9] = -7;                     /* a later bad row */
     d.y[5] = (int64_t)c.C + 3;       /* the first bad row */
@@ -498,19 +491,11 @@ static void test_ieee_rows(void **state) {
     if (!dev) return;
     for (int probs = 0; probs < 2; ++probs)
         for (int eps = 0; eps < 2; ++eps) {
-            hx_case c;
-            memset(&c, 0, sizeof c);
-            c.R = 9;
-            c.C = 45;
-            c.dt = CLXENT_F32;
-            c.idt = CLXENT_I32;
+            hx_case c = hx_base_case(9, 45, CLXENT_F32,
+                                     31 + (uint64_t)(2 * probs + eps));
             c.probs = probs;
-            c.ignore = 0;
-            c.ii = -100;
             c.eps = eps ? 0.2f : 0.0f;
             c.red = CLXENT_REDUCTION_NONE;
-            c.G = 1.0f;
-            c.seed = 31 + (uint64_t)(2 * probs + eps);
             hx_data d = hx_make(&c);
             d.x[1 * c.C + 7] = NAN;   /* NaN row */
             d.x[2 * c.C + 3] = NAN;   /* NaN row, ignored below */

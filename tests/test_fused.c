@@ -36,7 +36,7 @@ static void test_fused_grid(void **state) {
         for (size_t j = 0; j < sizeof rows / sizeof *rows; ++j) {
             if (cols[i] * rows[j] > 300000) continue;
             for (int dt = 0; dt < 3; ++dt, ++k) {
-                hx_case c = base_case(rows[j], cols[i],
+                hx_case c = hx_base_case(rows[j], cols[i],
                                       (clxent_dtype)(CLXENT_F32 + dt),
                                       400 + k);
                 options_k(&c, k);
@@ -57,7 +57,7 @@ static void test_split_forced(void **state) {
     unsigned k = 0;
     for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
         for (size_t p = 0; p < sizeof chunks / sizeof *chunks; ++p, ++k) {
-            hx_case c = base_case(1 + k % 5, cols[i],
+            hx_case c = hx_base_case(1 + k % 5, cols[i],
                                   (clxent_dtype)(CLXENT_F32 + k % 3), 900 + k);
             options_k(&c, k);
             /* odd k: the GPU mapping (a group per chunk, the states merged
@@ -88,7 +88,7 @@ static void test_split_forced(void **state) {
         }
     /* primitives: softmax, log_softmax, row max, exp-sum */
     for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i) {
-        hx_case c = base_case(3, cols[i], CLXENT_F32, 950 + i);
+        hx_case c = hx_base_case(3, cols[i], CLXENT_F32, 950 + i);
         hx_data d = hx_make(&c);
         d.x[1] = NAN; /* row 0: NaN max */
         float *res[2][4];
@@ -149,7 +149,7 @@ static void test_two_level(void **state) {
         for (size_t j = 0; j < sizeof cols / sizeof *cols; ++j, ++k) {
             tune_reset();
             clx_ops_tune.reduce_groups = groups[k % 3];
-            hx_case c = base_case(rows[i], cols[j],
+            hx_case c = hx_base_case(rows[i], cols[j],
                                   (clxent_dtype)(CLXENT_F32 + k % 3),
                                   1500 + k);
             options_k(&c, k);
@@ -162,7 +162,7 @@ static void test_two_level(void **state) {
     for (int pol = 0; pol < 2; ++pol) {
         tune_reset();
         clx_ops_tune.reduce_groups = 5;
-        hx_case c = base_case(500, 10, CLXENT_F32, 1600 + (uint64_t)pol);
+        hx_case c = hx_base_case(500, 10, CLXENT_F32, 1600 + (uint64_t)pol);
         c.ignore = 1;
         c.all_ignored_zero = pol;
         hx_data d = hx_make(&c);
@@ -232,7 +232,7 @@ static void test_gpu_cache(void **state) {
                 tune_reset();
                 clx_ops_tune.gpu_cache = 1;
                 if (k % 2) clx_ops_tune.vec = 1; /* the GPU build */
-                hx_case c = base_case(rows[j], cols[i],
+                hx_case c = hx_base_case(rows[j], cols[i],
                                       (clxent_dtype)(CLXENT_F32 + dt),
                                       1700 + k);
                 options_k(&c, k);
@@ -243,7 +243,7 @@ static void test_gpu_cache(void **state) {
         }
     /* NaN, -inf (masked classes), an all -inf row, against the rows path */
     for (unsigned v = 0; v < 6; ++v) {
-        hx_case c = base_case(4, v < 3 ? 300 : 3000, CLXENT_F32, 1800 + v);
+        hx_case c = hx_base_case(4, v < 3 ? 300 : 3000, CLXENT_F32, 1800 + v);
         options_k(&c, v * 7 + 1);
         c.ignore = 0;
         hx_data d = hx_make(&c);
@@ -269,7 +269,7 @@ static void test_gpu_cache(void **state) {
     /* bitwise repeatable */
     tune_reset();
     clx_ops_tune.gpu_cache = 1;
-    hx_case c = base_case(3, 9000, CLXENT_F32, 1900);
+    hx_case c = hx_base_case(3, 9000, CLXENT_F32, 1900);
     options_k(&c, 11);
     hx_data d = hx_make(&c);
     assert_repeatable(&c, &d, HX_ROUTE_FUSED);
@@ -284,7 +284,7 @@ static void test_gpu_cache(void **state) {
 static void guard_case(clxent_context *dev, size_t R, size_t C,
                        clxent_dtype dt, clxent_reduction red,
                        const char *tag) {
-    hx_case c = base_case(R, C, dt, 7000 + R + C);
+    hx_case c = hx_base_case(R, C, dt, 7000 + R + C);
     c.red = red;
     hx_data d = hx_make(&c);
     d.y[R / 2] = (int64_t)C + 5;
@@ -377,7 +377,7 @@ static void test_mappings(void **state) {
             clx_ops_tune.items_per_row = ts[t];
             clx_ops_tune.split_chunks = 1;
             size_t C = k % 3 == 0 ? 5 : k % 3 == 1 ? 77 : 1500;
-            hx_case c = base_case(9, C, CLXENT_F32, 1200 + k);
+            hx_case c = hx_base_case(9, C, CLXENT_F32, 1200 + k);
             options_k(&c, k);
             char tag[48];
             snprintf(tag, sizeof tag, " VEC=%u T=%u", vecs[v], ts[t]);
@@ -396,7 +396,7 @@ static void test_repeatable(void **state) {
         if (variant == 3) clx_ops_tune.split_chunks = 6;
         size_t R = variant == 0 ? 333 : variant == 1 ? 2 : 3;
         size_t C = variant == 0 ? 1000 : variant == 1 ? 70001 : 9000;
-        hx_case c = base_case(R, C, CLXENT_F32, 3000 + (uint64_t)variant);
+        hx_case c = hx_base_case(R, C, CLXENT_F32, 3000 + (uint64_t)variant);
         options_k(&c, (unsigned)variant * 5 + 2);
         hx_data d = hx_make(&c);
         assert_repeatable(&c, &d, HX_ROUTE_FUSED);
@@ -421,7 +421,7 @@ static void test_accuracy_2pow20(void **state) {
             clx_ops_tune.items_per_row = 1;
             clx_ops_tune.split_chunks = 1;
         }
-        hx_case c = base_case(2, (size_t)1 << 20, CLXENT_F32,
+        hx_case c = hx_base_case(2, (size_t)1 << 20, CLXENT_F32,
                               77 + (uint64_t)variant);
         c.red = CLXENT_REDUCTION_NONE;
         c.probs = variant % 2;
