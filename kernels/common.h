@@ -91,6 +91,13 @@ typedef int vi;
 #define VST_2(p, i, v) ((p)[i] = f32_to_bf16(v))
 #define VLOADP(a) ((a)[0]) /* from a private float array */
 #define VSTOREP(v, a) ((a)[0] = (v))
+/* The first n < VEC halves (n is 0 here: none), as in the vector branch. */
+inline vf vload_half_tail(const global half *p, uint n, float fill) {
+    return n ? vload_half(0, p) : fill;
+}
+inline void vstore_half_tail(vf v, global half *p, uint n) {
+    if (n) vstore_half_rte(v, 0, p);
+}
 #else
 typedef CAT(float, VEC) vf;
 typedef CAT(int, VEC) vi;
@@ -98,20 +105,41 @@ typedef CAT(uint, VEC) vu_;
 typedef CAT(ushort, VEC) vus_;
 #if VEC == 4
 #define IOTA ((vi)(0, 1, 2, 3))
+#define VEC_HALF 2
 #elif VEC == 8
 #define IOTA ((vi)(0, 1, 2, 3, 4, 5, 6, 7))
+#define VEC_HALF 4
 #elif VEC == 16
 #define IOTA ((vi)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#define VEC_HALF 8
 #else
 #error "VEC must be 1, 4, 8 or 16"
 #endif
+/* VEC 16-bit values at any 2-byte-aligned address. PoCL 3.1 stores a
+ * ushortN vstore element by element (16 scalar stores for VEC 16); as
+ * VEC/2 uints it is one vector store. */
+inline void vstore_u16_any(vus_ v, global ushort *p) {
+    if (((ulong)p & 3) == 0)
+        CAT(vstore, VEC_HALF)(CAT(as_uint, VEC_HALF)(v), 0, (global uint *)p);
+    else
+        CAT(vstore, VEC)(v, 0, p);
+}
 /* VEC halves at any 2-byte-aligned address. vload_halfN/vstore_halfN
  * need only that alignment, but PoCL 3.1's x86 library compiles them as
  * aligned vector accesses (16 bytes: a row at an odd offset faulted with
  * CLXENT_KT=1). Aligned addresses take them (hardware conversions); the
  * others go through 16-bit integer loads and stores and convert in
- * software, exactly (round to nearest even, NaN to the host's 0x7e00). */
+ * software, exactly (round to nearest even, NaN to the host's 0x7e00).
+ * The tails (the first n < VEC lanes) convert as one vector in an aligned
+ * private buffer: PoCL's scalar vload_half/vstore_half_rte are software
+ * conversions, large enough to stop the guarded loads and stores around
+ * them from inlining (a call per vector: f16 backward 1024x32000 took
+ * 10.5 ms against 8.3). Moving the unaligned halves through that buffer
+ * too was slower (65536x100 forward 3.3 -> 4.1 ms), and so was storing
+ * them through vstore_u16_any (1024x32000 backward 8.3 -> 9.1 ms: the
+ * larger store no longer inlines as well). */
 #define HALF_ALIGN_MASK (VEC >= 8 ? 15 : 2 * VEC - 1)
+#define HALF_BUF(b) ushort __attribute__((aligned(32))) b[VEC]
 inline vf half_bits_to_f32(vus_ u) {
     vu_ h = CAT(convert_uint, VEC)(u);
     vu_ em = h & (vu_)0x7fffu;
@@ -146,6 +174,18 @@ inline void vstore_half_any(vf v, global half *p) {
     else
         CAT(vstore, VEC)(f32_to_half_bits(v), 0, (global ushort *)p);
 }
+inline vf vload_half_tail(const global half *p, uint n, float fill) {
+    HALF_BUF(b);
+    for (uint e = 0; e < VEC; ++e)
+        b[e] = e < n ? ((const global ushort *)p)[e] : (ushort)0;
+    vf v = CAT(vload_half, VEC)(0, (const private half *)b);
+    return select((vf)fill, v, IOTA < (vi)(int)n);
+}
+inline void vstore_half_tail(vf v, global half *p, uint n) {
+    HALF_BUF(b);
+    CAT(vstore_half, CAT(VEC, _rte))(v, 0, (private half *)b);
+    for (uint e = 0; e < n; ++e) ((global ushort *)p)[e] = b[e];
+}
 inline vf bf16v_to_f32(vus_ h) {
     return CAT(as_float, VEC)(CAT(convert_uint, VEC)(h) << 16);
 }
@@ -161,7 +201,8 @@ inline vus_ f32v_to_bf16(vf f) {
 #define VLD_2(p, i) bf16v_to_f32(CAT(vload, VEC)(0, (p) + (i)))
 #define VST_0(p, i, v) CAT(vstore, VEC)((v), 0, (p) + (i))
 #define VST_1(p, i, v) vstore_half_any((v), (p) + (i))
-#define VST_2(p, i, v) CAT(vstore, VEC)(f32v_to_bf16(v), 0, (p) + (i))
+#define VST_2(p, i, v)                                                         \
+    vstore_u16_any(f32v_to_bf16(v), (global ushort *)((p) + (i)))
 #define VLOADP(a) CAT(vload, VEC)(0, (a))
 #define VSTOREP(v, a) CAT(vstore, VEC)((v), 0, (a))
 #endif
@@ -173,22 +214,30 @@ inline vus_ f32v_to_bf16(vf f) {
 
 /* Loads VEC elements at pos of a row whose valid part ends at ce; lanes
  * past the end read `fill` (vector loads need only element alignment). */
-#define DEF_GUARDED_LOAD(NAME, TYPE, VLD, LD1)                                 \
+#define DEF_GUARDED_LOAD(NAME, TYPE, VLD, LD1, T)                              \
     inline vf NAME(const global TYPE *p, uint pos, uint ce, float fill) {      \
         if (pos + VEC <= ce) return VLD(p, pos);                               \
+        if (T == 1) /* halves */                                               \
+            return vload_half_tail((const global half *)(p + pos),             \
+                                   pos < ce ? ce - pos : 0, fill);             \
         float tmp_[VEC];                                                       \
         for (uint e_ = 0; e_ < VEC; ++e_)                                      \
             tmp_[e_] = pos + e_ < ce ? LD1(p, pos + e_) : fill;                \
         return VLOADP(tmp_);                                                   \
     }
-DEF_GUARDED_LOAD(gload_x, XS, VLDX, LD1X)
-DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0)
+DEF_GUARDED_LOAD(gload_x, XS, VLDX, LD1X, X_T)
+DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0, 0)
 
 /* Stores the lanes of v that lie before ce. */
-#define DEF_GUARDED_STORE(NAME, TYPE, VST, ST1)                                \
+#define DEF_GUARDED_STORE(NAME, TYPE, VST, ST1, T)                             \
     inline void NAME(global TYPE *p, uint pos, uint ce, vf v) {                \
         if (pos + VEC <= ce) {                                                 \
             VST(p, pos, v);                                                    \
+            return;                                                            \
+        }                                                                      \
+        if (T == 1) { /* halves */                                             \
+            vstore_half_tail(v, (global half *)(p + pos),                      \
+                             pos < ce ? ce - pos : 0);                         \
             return;                                                            \
         }                                                                      \
         float tmp_[VEC];                                                       \
@@ -196,9 +245,9 @@ DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0)
         for (uint e_ = 0; e_ < VEC && pos + e_ < ce; ++e_)                     \
             ST1(p, pos + e_, tmp_[e_]);                                        \
     }
-DEF_GUARDED_STORE(gstore_x, XS, VSTX, ST1X)
-DEF_GUARDED_STORE(gstore_y, YS, VSTY, ST1Y)
-DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0)
+DEF_GUARDED_STORE(gstore_x, XS, VSTX, ST1X, X_T)
+DEF_GUARDED_STORE(gstore_y, YS, VSTY, ST1Y, Y_T)
+DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0, 0)
 
 /* ---- the synchronous target check's verdict ----
  * xent_check (nll.cl) writes the first bad row, or -1, at long index
