@@ -33,7 +33,7 @@ inline void transpose16(float16 *a) {
 }
 
 /* Stores the first n (1..16) lanes of v at p (f32 storage: a few vector
- * stores; f16/bf16: element by element). */
+ * stores; f16/bf16: common.h's vstore16_tail). */
 #define DEF_STORE_FIRST_F32(NAME, TYPE)                                        \
     inline void NAME(global TYPE *p, float16 v, uint n) {                      \
         if (n == 16) {                                                         \
@@ -57,25 +57,23 @@ inline void transpose16(float16 *a) {
         }                                                                      \
         if (n & 1) p[o] = tmp[o];                                              \
     }
-#define DEF_STORE_FIRST_GEN(NAME, TYPE, VST, ST1)                              \
+#define DEF_STORE_FIRST_GEN(NAME, TYPE, VST, T)                                \
     inline void NAME(global TYPE *p, float16 v, uint n) {                      \
         if (n == 16) {                                                         \
             VST(p, 0, v);                                                      \
             return;                                                            \
         }                                                                      \
-        float tmp[16];                                                         \
-        vstore16(v, 0, tmp);                                                   \
-        for (uint e = 0; e < n; ++e) ST1(p, e, tmp[e]);                        \
+        vstore16_tail(T, v, p, n);                                             \
     }
 #if X_T == 0
 DEF_STORE_FIRST_F32(store_first_x, XS)
 #else
-DEF_STORE_FIRST_GEN(store_first_x, XS, VSTX, ST1X)
+DEF_STORE_FIRST_GEN(store_first_x, XS, VSTX, X_T)
 #endif
 #if Y_T == 0
 DEF_STORE_FIRST_F32(store_first_y, YS)
 #else
-DEF_STORE_FIRST_GEN(store_first_y, YS, VSTY, ST1Y)
+DEF_STORE_FIRST_GEN(store_first_y, YS, VSTY, Y_T)
 #endif
 #endif /* VEC == 16 */
 
