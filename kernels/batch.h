@@ -64,10 +64,21 @@ inline void smooth_add(lane_stats *q, float16 a, float16 ms, float16 v,
     KAHAN_INF(float16, q->a, q->ac, a);
 }
 
-/* One row's lane statistics, the exps stored at eg when not null. */
+/* The exps of a row: at eg (global, the f32 gradient or output row) or
+ * el (local, whole vectors) when not null. */
+inline void batch_keep(global float *eg, local float *el, uint p,
+                       float16 e) {
+    if (eg)
+        vstore16(e, 0, eg + p);
+    else if (el)
+        vstore16(e, 0, el + p);
+}
+
+/* One row's lane statistics, the exps kept (batch_keep) when eg or el is
+ * not null. */
 inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
                             uint C, const global float *w, int has_w,
-                            global float *eg) {
+                            global float *eg, local float *el) {
     const int smooth = SMOOTH;
     lane_stats q;
     float16 m = (float16)(-INFINITY);
@@ -85,7 +96,7 @@ inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
             uint p = pos + j * 16;
             float16 v = VLDX(xr, p);
             e[j] = exp(v - ms);
-            if (eg) vstore16(e[j], 0, eg + p);
+            batch_keep(eg, el, p, e[j]);
             if (smooth)
                 smooth_add(&q, has_w ? vload16(0, w + p) : (float16)1.0f, ms,
                            v, (int16)(-1));
@@ -98,7 +109,7 @@ inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
     for (; pos + 16 <= C; pos += 16) { /* the last, partial tile */
         float16 v = VLDX(xr, pos);
         float16 e = exp(v - ms);
-        if (eg) vstore16(e, 0, eg + pos);
+        batch_keep(eg, el, pos, e);
         KAHAN(float16, q.s, q.sc, e);
         if (smooth)
             smooth_add(&q, has_w ? vload16(0, w + pos) : (float16)1.0f, ms,
@@ -106,7 +117,10 @@ inline lane_stats batch_row(const global XS *xr, ulong x_ld, int over,
     }
     if (pos < C) { /* the last vector, -inf past C */
         float16 e = exp(tail - ms); /* 0 past C */
-        if (eg) store_first_f(eg + pos, e, C - pos);
+        if (eg)
+            store_first_f(eg + pos, e, C - pos);
+        else if (el)
+            vstore16(e, 0, el + pos);
         KAHAN(float16, q.s, q.sc, e);
         if (smooth) {
             int16 in = col_ids(pos) < (int16)(int)C;

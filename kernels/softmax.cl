@@ -246,7 +246,8 @@ kernel void sm_batch(SM_PARAMS) {
         global float *eg =
             cache ? (global float *)(yo + y_off + (r0 + l) * y_ld) : 0;
         lane_stats q = batch_row(x + x_off + (r0 + l) * x_ld, x_ld, l + 1 < nr,
-                                 C, (const global float *)0, 0, eg);
+                                 C, (const global float *)0, 0, eg,
+                                 (local float *)0);
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;

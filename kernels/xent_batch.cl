@@ -2,12 +2,13 @@
  * hundred columns, class indices (the host's choice): 16 rows per item,
  * each row read along its columns in whole vectors with per-lane
  * statistics (the lane-wise max, then exp(x - lane max) summed per lane;
- * fused f32: the exps kept in the gradient row; label smoothing: the
- * sums of w_c * (lane max - x_c) and of w_c too). The 16
- * rows' lane statistics are then transposed (one 16 x 16 transpose each),
- * so that the horizontal reductions, log S and the losses are done for 16
- * rows at once, a row per lane; the per-lane factors exp(lane max - m)/S
- * go back through one more transpose to rescale the cached exps. A row
+ * fused: the exps kept in the f32 gradient row, or in local memory for
+ * 16-bit gradients; label smoothing: the sums of w_c * (lane max - x_c)
+ * and of w_c too). The 16 rows' lane statistics are then transposed (one
+ * 16 x 16 transpose each), so that the horizontal reductions, log S and
+ * the losses are done for 16 rows at once, a row per lane; the per-lane
+ * factors exp(lane max - m)/S go back through one more transpose to
+ * rescale the cached exps. A row
  * per item (xent_rowsg_fused) pays a horizontal reduction and a scalar log
  * per row instead, a row per lane (the lanes kernels) a transpose per 16
  * columns. The rows' stores of x_y come first: in place, the gradient
@@ -16,12 +17,17 @@
 #include "batch.h"
 
 #if VEC == 16 && TGT != 2
+/* gm: the gradient (fused) or null; cache: null, or (16-bit gradients)
+ * 16 * cstride floats of local memory per item for the exps. */
 inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
                             global float *lse, ulong lse_off, int has_lse,
-                            global float *gm, ulong g_off, ulong g_ld) {
+                            global XS *gm, ulong g_off, ulong g_ld,
+                            local float *cache, uint cstride) {
     ulong r0 = get_global_id(0) * 16;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)16, R - r0);
+    local float *el0 =
+        cache ? cache + get_local_id(0) * 16 * (ulong)cstride : 0;
     const int smooth = SMOOTH;
     lane_rows rows = lanes_targets(XENT_ARGS, r0, nr);
     int yc[16];
@@ -43,9 +49,13 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
         }
         const global XS *xr = x + x_off + (r0 + l) * x_ld;
         xyb[l] = yc[l] >= 0 ? LD1X(xr, yc[l]) : 0.0f;
-        global float *eg = gm ? gm + g_off + (r0 + l) * g_ld : 0;
+        /* the exps: in the f32 gradient row, else in local memory */
+        global float *eg = gm && !cache
+                               ? (global float *)(gm + g_off + (r0 + l) * g_ld)
+                               : 0;
+        local float *el = cache ? el0 + l * cstride : 0;
         lane_stats q =
-            batch_row(xr, x_ld, l + 1 < nr, C, w + w_off, has_w, eg);
+            batch_row(xr, x_ld, l + 1 < nr, C, w + w_off, has_w, eg, el);
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;
@@ -101,30 +111,48 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
     vstore16(tw, 0, twb);
     vstore16(rows.state, 0, stb);
     for (uint r = 0; r < nr; ++r) {
-        global float *g_row = gm + g_off + (r0 + r) * g_ld;
+        global XS *g_row = gm + g_off + (r0 + r) * g_ld;
+        local float *el = cache ? el0 + r * cstride : 0;
         /* ignored and bad rows: exactly 0, even for NaN logits */
         int live = stb[r] == 0;
         for (uint pos = 0; pos < C; pos += 16) {
-            float16 e = batch_load_f(g_row, pos, C, g_ld, r + 1 < nr);
+            float16 e = el ? vload16(0, el + pos)
+                           : batch_load_f((const global float *)g_row, pos,
+                                          C, g_ld, r + 1 < nr);
             float16 d = (e * f[r]) * k1b[r];
             d = select(d, d - twb[r], col_ids(pos) == (int16)yc[r]);
             if (smooth)
                 d -= epc * (has_w ? gload_f(w + w_off, pos, C, 0.0f)
                                   : (float16)1.0f);
-            store_first_f(g_row + pos, live ? gb[r] * d : (float16)0.0f,
+            store_first_x(g_row + pos, live ? gb[r] * d : (float16)0.0f,
                           min(16u, C - pos));
         }
     }
 }
 #endif
 
+/* Fused, the exps in the f32 gradient. */
 kernel void xent_batch_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                              global float *lse, ulong lse_off, int has_lse,
                              global XS *gm, ulong g_off, ulong g_ld) {
     NO_ROWS_IF_BAD;
 #if VEC == 16 && TGT != 2 && X_T == 0
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
-                    g_off, g_ld);
+                    g_off, g_ld, (local float *)0, 0);
+#endif
+}
+
+/* Fused, the exps in local memory (16-bit gradients: caching them in the
+ * gradient would round them twice); the host checks that they fit. */
+kernel void xent_batchl_fused(XENT_PARAMS, global float *loss,
+                              ulong loss_off, global float *lse,
+                              ulong lse_off, int has_lse, global XS *gm,
+                              ulong g_off, ulong g_ld, local float *cache,
+                              uint cstride) {
+    NO_ROWS_IF_BAD;
+#if VEC == 16 && TGT != 2
+    xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
+                    g_off, g_ld, cache, cstride);
 #endif
 }
 
@@ -133,6 +161,6 @@ kernel void xent_batch_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
     NO_ROWS_IF_BAD;
 #if VEC == 16 && TGT != 2
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                    (global float *)0, 0, 0);
+                    (global XS *)0, 0, 0, (local float *)0, 0);
 #endif
 }

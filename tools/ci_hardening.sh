@@ -119,7 +119,8 @@ stage_oclgrind() {
   oclgrind_pass build-hard/oclgrind "" --uninitialized
   CLXENT_GCACHE=1 oclgrind_pass build-hard/oclgrind-vec16 16
   # The batch kernels (16 rows per item, VEC 16) in place of the lanes
-  # kernels for every forward and fused f32 case without smoothing.
+  # kernels for every forward and fused case with class indices (16-bit
+  # fused: the exps in local memory, where they fit).
   CLXENT_BATCH=1 oclgrind_pass build-hard/oclgrind-batch 16
   # The split kernels, which the quick grid's sizes never reach on their
   # own: 3 chunks per row with groups of 2 items (the states merged by the

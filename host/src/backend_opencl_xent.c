@@ -16,19 +16,20 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static clxent_status launch_lanes(loss_ctx *lc, cl_kernel k, size_t kmax,
                                   int last) {
     size_t global;
-    size_t L = clx_ops_lanes_group(lc->s, lc->R, kmax, &global);
+    size_t L = clx_ops_lanes_group(lc->s, lc->R, kmax, 0, &global);
     return clx_loss_launch(lc, k, global, L, last);
 }
 
 /* VEC rows per item on a CPU: small C, the lanes kernel (a row per SIMD
  * lane); medium C, the batch kernel (the rows read along their columns,
- * finished together). */
+ * finished together; fused 16-bit: the exps in local memory). */
 static clxent_status run_vec_rows(loss_ctx *lc, int grad, int batch) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     int reduce = clx_loss_wants_reduce(op);
     cl_kernel k;
     size_t kmax;
+    int local_cache = batch && grad && op->x.dtype != CLXENT_F32;
     static const char *const names[2][2] = {
         {"xent_lanes_fwd", "xent_lanes_fused"},
         {"xent_batch_fwd", "xent_batch_fused"}};
@@ -38,8 +39,9 @@ static clxent_status run_vec_rows(loss_ctx *lc, int grad, int batch) {
              batch && op->opt.label_smoothing > 0.0f);
     clxent_status st =
         clx_ops_kernel(ctx, batch ? "xent_batch.cl" : "xent_cpu.cl",
-                       batch ? opts : lc->opts, names[batch][grad], &k,
-                       &kmax);
+                       batch ? opts : lc->opts,
+                       local_cache ? "xent_batchl_fused" : names[batch][grad],
+                       &k, &kmax);
     if (st != CLXENT_STATUS_OK) return st;
     if (op->indices.buffer) {
         st = clx_loss_check_targets(lc);
@@ -49,8 +51,16 @@ static clxent_status run_vec_rows(loss_ctx *lc, int grad, int batch) {
     clx_loss_xent_args(lc, &a);
     clx_loss_out_args(lc, &a);
     if (grad) clx_loss_grad_args(lc, &a, 1);
+    size_t item_floats =
+        local_cache ? clx_ops_batch_cache_floats(lc->s, lc->C) : 0;
+    size_t global;
+    size_t L = clx_ops_lanes_group(lc->s, lc->R, kmax, item_floats, &global);
+    if (local_cache) {
+        clx_arg_local(&a, L * item_floats * sizeof(cl_float));
+        clx_arg_uint(&a, (cl_uint)clx_ops_cached_stride(lc->s, lc->C));
+    }
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    st = launch_lanes(lc, k, kmax, !reduce);
+    st = clx_loss_launch(lc, k, global, L, !reduce);
     if (st != CLXENT_STATUS_OK) return st;
     return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
 }

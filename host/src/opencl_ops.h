@@ -103,7 +103,8 @@ clx_geom clx_geom_elems(const clx_opencl_state *s, size_t R, size_t C,
 int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
 /* Rows of a few hundred columns on a CPU (VEC 16), class indices (label
  * smoothing too: a build option of the kernel), forward (any dtype) or
- * fused (f32: the exps cached in the gradient): the batch kernels of
+ * fused (the exps cached in the f32 gradient, or for 16-bit gradients in
+ * local memory when 16 rows' fit): the batch kernels of
  * xent_batch.cl, 16 rows per item with the horizontal reductions, log S
  * and the losses done for the 16 rows at once. Columns in
  * (CLX_BATCH_CMIN, CLX_BATCH_CMAX]; they take precedence over the lanes
@@ -123,10 +124,14 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
 int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
                       int tgt, int grad, clxent_dtype x);
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
- * enough groups for every core, at most the small group size and kmax;
+ * enough groups for every core, at most the small group size and kmax,
+ * and (item_floats > 0: local floats per item) what local memory holds
+ * (clx_ops_cached_group; the caller checked that one item fits);
  * *global gets the launch size (the items rounded up to the group). */
 size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
-                           size_t kmax, size_t *global);
+                           size_t kmax, size_t item_floats, size_t *global);
+/* Local floats per item of xent_batchl_fused: the exps of 16 rows. */
+size_t clx_ops_batch_cache_floats(const clx_opencl_state *s, size_t C);
 
 /* The cached-exps kernels (kernels/expcache.h: one item per row, one exp
  * per element; xent_rowsg/rowsl_fused, sm_cached), for geometry g of a
