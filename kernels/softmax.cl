@@ -16,6 +16,8 @@
     const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
         const global float *mx, ulong mx_off, global float *vo, ulong vo_off,  \
         global YS *yo, ulong y_off, ulong y_ld, int what
+#define SM_ARGS                                                                \
+    x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld, what
 
 /* This item's share of columns [cb, ce) of row r. */
 inline st_t sm_acc(const global XS *xr, float m0, uint cb, uint ce,
@@ -207,34 +209,33 @@ inline void sm_cached_body(SM_PARAMS, uint bl, local float *cache,
 
 kernel void sm_cached_g(SM_PARAMS, uint bl) {
 #if Y_T == 0 && VEC > 1
-    sm_cached_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
-                   y_ld, what, bl, (local float *)0, 0);
+    sm_cached_body(SM_ARGS, bl, (local float *)0, 0);
 #endif
 }
 
 kernel void sm_cached_l(SM_PARAMS, uint bl, local float *cache,
                         uint cstride) {
 #if VEC > 1
-    sm_cached_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
-                   y_ld, what, bl, cache, cstride);
+    sm_cached_body(SM_ARGS, bl, cache, cstride);
 #endif
 }
 
 /* log_softmax (what 2) and softmax (3) on CPUs (VEC 16), 16 rows per item
  * (batch.h): the rows' lane statistics, merged for the 16 rows at once,
  * then each row written: (x - m) - log S, or the exps (cached in an f32
- * output, else computed again from x, in cache by then) times the lane
- * factors exp(lane max - m) / S. */
-kernel void sm_batch(SM_PARAMS) {
+ * output or, sm_batchl, in local memory; else computed again from x, in
+ * cache by then) times the lane factors exp(lane max - m) / S. */
 #if VEC == 16
+/* cache: null, or (softmax into 16-bit outputs) 16 * cstride floats of
+ * local memory per item for the exps. */
+inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
     ulong r0 = get_global_id(0) * 16;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)16, R - r0);
-#if Y_T == 0
-    const int cache = what == 3;
-#else
-    const int cache = 0;
-#endif
+    /* the exps kept: in an f32 output, else in local memory if given */
+    const int gcache = Y_T == 0 && what == 3;
+    local float *el0 =
+        cache ? cache + get_local_id(0) * 16 * (ulong)cstride : 0;
     float16 mv[16], sv[16], cv[16], ms[16];
     for (uint l = 0; l < 16; ++l) {
         if (l >= nr) { /* lanes past nr repeat the last row */
@@ -244,10 +245,10 @@ kernel void sm_batch(SM_PARAMS) {
             continue;
         }
         global float *eg =
-            cache ? (global float *)(yo + y_off + (r0 + l) * y_ld) : 0;
+            gcache ? (global float *)(yo + y_off + (r0 + l) * y_ld) : 0;
+        local float *el = cache ? el0 + l * cstride : 0;
         lane_stats q = batch_row(x + x_off + (r0 + l) * x_ld, x_ld, l + 1 < nr,
-                                 C, (const global float *)0, 0, eg,
-                                 (local float *)0);
+                                 C, (const global float *)0, 0, eg, el);
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;
@@ -271,6 +272,8 @@ kernel void sm_batch(SM_PARAMS) {
             /* lanes past C are not stored */
             float16 out;
             if (cache)
+                out = vload16(0, el0 + r * cstride + pos) * f[r];
+            else if (gcache)
                 out = batch_load_f((const global float *)yr, pos, C, y_ld,
                                    over) *
                       f[r];
@@ -281,5 +284,19 @@ kernel void sm_batch(SM_PARAMS) {
             store_first_y(yr + pos, out, min(16u, C - pos));
         }
     }
+}
+#endif
+
+kernel void sm_batch(SM_PARAMS) {
+#if VEC == 16
+    sm_batch_body(SM_ARGS, (local float *)0, 0);
+#endif
+}
+
+/* Softmax into a 16-bit output, the exps in local memory (the host checks
+ * that they fit). */
+kernel void sm_batchl(SM_PARAMS, local float *cache, uint cstride) {
+#if VEC == 16
+    sm_batch_body(SM_ARGS, cache, cstride);
 #endif
 }

@@ -430,10 +430,18 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     /* CPUs: a few hundred columns, 16 rows per item (sm_batch); small C,
      * VEC rows per item, a row per SIMD lane (sm_lanes) */
     const char *vrows = NULL;
+    /* softmax into 16-bit outputs: the exps of an item's 16 rows in local
+     * memory where they fit (sm_batchl), else computed again */
+    size_t item_floats = 0;
     if (what >= 2 &&
-        clx_ops_use_batch(s, C, CLX_BATCH_SM_CMIN, 0, 0, op->x.dtype))
+        clx_ops_use_batch(s, C, CLX_BATCH_SM_CMIN, 0, 0, op->x.dtype)) {
         vrows = "sm_batch";
-    else if (clx_ops_use_lanes(s, C, 0) &&
+        if (what == 3 && yt != CLXENT_F32 &&
+            clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C))) {
+            vrows = "sm_batchl";
+            item_floats = clx_ops_batch_cache_floats(s, C);
+        }
+    } else if (clx_ops_use_lanes(s, C, 0) &&
              (what != 3 || C <= CLX_LANES_SOFTMAX_CMAX))
         vrows = "sm_lanes";
     if (vrows) {
@@ -444,9 +452,13 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
         if (st != CLXENT_STATUS_OK) return st;
         clx_args a = clx_args_begin(ctx, krow);
         sm_common_args(&a, op, scr, what);
-        if (a.st != CLXENT_STATUS_OK) return a.st;
         size_t global;
-        size_t L = clx_ops_lanes_group(s, R, m1, 0, &global);
+        size_t L = clx_ops_lanes_group(s, R, m1, item_floats, &global);
+        if (item_floats) {
+            clx_arg_local(&a, L * item_floats * sizeof(cl_float));
+            clx_arg_uint(&a, (cl_uint)clx_ops_cached_stride(s, C));
+        }
+        if (a.st != CLXENT_STATUS_OK) return a.st;
         return clx_cl_launch(ctx, op, krow, 1, &global, &L, 1, 1);
     }
     st = clx_ops_kernel(ctx, "softmax.cl", opts, "sm_rows", &krow, &m1);
