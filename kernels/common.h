@@ -198,6 +198,11 @@ inline vus_ f32v_to_bf16(vf f) {
  * converted as one vector into an aligned private buffer, then stored as
  * n 16-bit integers (the lanes kernels' row ends: 65536x10 fused f16
  * 1.26 -> 0.75 ms, bf16 0.93 -> 0.88). */
+/* (The buffer is ushort, written and read as halves by the builtins: no
+ * half object exists without cl_khr_fp16, and the builtins are specified
+ * by address. PoCL's library accesses it as "omnipotent char", so the
+ * ushort accesses here alias it. Writing it as uints instead, a real
+ * type pun, was miscompiled: bf16 results came out wrong.) */
 inline void vstore_half_tail(vf v, global half *p, uint n) {
     HALF_BUF(b);
     CAT(vstore_half, CAT(VEC, _rte))(v, 0, (private half *)b);
