@@ -68,6 +68,21 @@ static void test_gcache(void **state) {
     hx_out_free(&got);
     hx_out_free(&ref);
     hx_free(&d);
+    /* bf16 rows whose exps need most of PoCL's 1 MiB of local memory
+     * (800 KB: one item per group), in place and not */
+    c = hx_base_case(2, 200003, CLXENT_BF16, 6150);
+    c.eps = 0.05f;
+    d = hx_make(&c);
+    d.x[c.C - 5] = 25.0f;
+    ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    for (int route = 0; route < 2; ++route) {
+        got = dev_run(&c, &d,
+                      route ? HX_ROUTE_FUSED_IN_PLACE : HX_ROUTE_FUSED);
+        hx_compare_out(&c, &got, &ref, "gcache 2x200003 bf16");
+        hx_out_free(&got);
+    }
+    hx_out_free(&ref);
+    hx_free(&d);
     c = hx_base_case(5, 3000, CLXENT_F32, 6200);
     options_k(&c, 5);
     clx_ops_tune.gcache_block = 64;
@@ -249,18 +264,23 @@ static void test_softmax_cached(void **state) {
             prims_free(again);
             hx_free(&d);
         }
-    for (int o = 0; o < 2; ++o) {
+    /* one long row into f32 and bf16; and into bf16 a row whose exps
+     * need most of PoCL's 1 MiB of local memory (800 KB) */
+    for (int o = 0; o < 3; ++o) {
         tune_reset();
         clx_ops_tune.split_chunks = 1;
-        hx_case c = hx_base_case(1, (1u << 20) + 17, CLXENT_F32, 8100 + o);
+        size_t C = o < 2 ? (1u << 20) + 17 : 200003;
+        hx_case c = hx_base_case(1, C, CLXENT_F32, 8100 + o);
         hx_data d = hx_make(&c);
         d.x[c.C - 3] = 30.0f;
         clxent_dtype out_dt = o ? CLXENT_BF16 : CLXENT_F32;
         float *ref[4], *got[4];
         lanes_prims(g_host, d.x, 1, c.C, c.dt, out_dt, NULL, ref);
         lanes_prims(dev, d.x, 1, c.C, c.dt, out_dt, ref[0], got);
+        static const char *const names[] = {
+            "1x(2^20+17)", "1x(2^20+17) -> bf16", "1x200003 -> bf16"};
         hx_compare(got[3], ref[3], c.C, 1e-6, 0.0, out_dt, "softmax",
-                   o ? "1x(2^20+17) -> bf16" : "1x(2^20+17)");
+                   names[o]);
         prims_free(ref);
         prims_free(got);
         hx_free(&d);

@@ -132,7 +132,9 @@ size_t clx_ops_batch_cache_floats(const clx_opencl_state *s, size_t C) {
 
 size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
                             size_t kernel_max, size_t cache_floats) {
-    size_t budget = (size_t)s->local_mem_bytes / 2, item = cache_floats * 4;
+    size_t local = (size_t)s->local_mem_bytes;
+    size_t budget = local > CLX_LOCAL_MARGIN ? local - CLX_LOCAL_MARGIN : 0;
+    size_t item = cache_floats * 4;
     if (item > budget) return 0;
     while (L > 1 && (L > kernel_max || L * item > budget)) L /= 2;
     return L;
