@@ -147,13 +147,12 @@ int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
     if (mode == 0 || t.vec != 16 || tgt == 2 || clx_ops_tune.items_per_row ||
         forced_split() > 1)
         return 0;
-    /* fused 16-bit: the exps of an item's 16 rows in local memory; the
-     * lanes kernels stay ahead up to their limit (PoCL, 2 cores: f16
-     * 65536x70 3.9 against 4.5 ms; 32768x128 3.1 -> 2.5 ms for batch) */
+    /* fused 16-bit: the exps of an item's 16 rows in local memory */
     if (grad && x != CLXENT_F32) {
         if (!clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C)))
             return 0;
-        if (cmin < CLX_LANES_CMAX) cmin = CLX_LANES_CMAX;
+        size_t c16 = x == CLXENT_BF16 ? CLX_BATCH_BF16_CMIN : CLX_LANES_CMAX;
+        if (cmin < c16) cmin = c16;
     }
     return mode == 1 || (!s->is_gpu && C > cmin && C <= CLX_BATCH_CMAX);
 }

@@ -116,6 +116,13 @@ int clx_ops_use_lanes(const clx_opencl_state *s, size_t C, int tgt);
  * against 2.4 ms), the row kernels at 2048 (fused 1.74 against 1.94). */
 #define CLX_BATCH_CMIN 64
 #define CLX_BATCH_CMAX 1024
+/* Fused f16/bf16 (the exps in local memory) start later: the lanes
+ * kernels stay ahead to 96 columns for bf16 and to their limit for f16,
+ * whose rows there mostly start unaligned (PoCL, 2 cores, lanes against
+ * batch: bf16 65536x72 3.3-3.6 against 3.7 ms, 65536x100 5.0 against
+ * 4.6-4.7, 65536x120 5.9 against 5.3; f16 65536x100 5.1-5.2 against 5.3;
+ * 32768x128 3.1 -> 2.5 ms for batch). */
+#define CLX_BATCH_BF16_CMIN 96
 /* log_softmax and softmax (softmax.cl's sm_batch) past 96 columns, where
  * the lanes kernels stop winning (65536x100 log_softmax 4.8 -> 3.9 ms,
  * 32768x130 3.1 -> 2.2 ms; 65536x80: 3.5 against 3.7 ms for lanes). */
