@@ -130,6 +130,10 @@ size_t clx_ops_batch_cache_floats(const clx_opencl_state *s, size_t C) {
     return 16 * clx_ops_cached_stride(s, C);
 }
 
+int clx_ops_batch_cache_fits(const clx_opencl_state *s, size_t C) {
+    return clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C)) > 0;
+}
+
 size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
                             size_t kernel_max, size_t cache_floats) {
     size_t local = (size_t)s->local_mem_bytes;
@@ -149,8 +153,7 @@ int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
         return 0;
     /* fused 16-bit: the exps of an item's 16 rows in local memory */
     if (grad && x != CLXENT_F32) {
-        if (!clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C)))
-            return 0;
+        if (!clx_ops_batch_cache_fits(s, C)) return 0;
         size_t c16 = x == CLXENT_BF16 ? CLX_BATCH_BF16_CMIN : CLX_LANES_CMAX;
         if (cmin < c16) cmin = c16;
     }
@@ -281,7 +284,10 @@ size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
     while (L * 2 <= items / t.target_groups && L * 2 <= t.small_group &&
            L * 2 <= kmax)
         L *= 2;
-    if (item_floats) L = clx_ops_cached_group(s, L, kmax, item_floats);
+    if (item_floats) { /* 0: not even one fits (the launch then fails) */
+        size_t Lc = clx_ops_cached_group(s, L, kmax, item_floats);
+        L = Lc ? Lc : 1;
+    }
     *global = (items + L - 1) / L * L;
     return L;
 }
@@ -437,8 +443,7 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
     if (what >= 2 &&
         clx_ops_use_batch(s, C, CLX_BATCH_SM_CMIN, 0, 0, op->x.dtype)) {
         vrows = "sm_batch";
-        if (what == 3 && yt != CLXENT_F32 &&
-            clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C))) {
+        if (what == 3 && yt != CLXENT_F32 && clx_ops_batch_cache_fits(s, C)) {
             vrows = "sm_batchl";
             item_floats = clx_ops_batch_cache_floats(s, C);
         }

@@ -133,12 +133,14 @@ int clx_ops_use_batch(const clx_opencl_state *s, size_t C, size_t cmin,
 /* Work-group size of a lanes kernel over `rows` rows (VEC rows per item):
  * enough groups for every core, at most the small group size and kmax,
  * and (item_floats > 0: local floats per item) what local memory holds
- * (clx_ops_cached_group; the caller checked that one item fits);
+ * (clx_ops_cached_group; callers check clx_ops_batch_cache_fits first);
  * *global gets the launch size (the items rounded up to the group). */
 size_t clx_ops_lanes_group(const clx_opencl_state *s, size_t rows,
                            size_t kmax, size_t item_floats, size_t *global);
-/* Local floats per item of xent_batchl_fused: the exps of 16 rows. */
+/* Local floats per item of xent_batchl_fused and sm_batchl: the exps of
+ * 16 rows; and whether one item's fit (clx_ops_cached_group). */
 size_t clx_ops_batch_cache_floats(const clx_opencl_state *s, size_t C);
+int clx_ops_batch_cache_fits(const clx_opencl_state *s, size_t C);
 
 /* The cached-exps kernels (kernels/expcache.h: one item per row, one exp
  * per element; xent_rowsg/rowsl_fused, sm_cached), for geometry g of a
