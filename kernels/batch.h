@@ -64,6 +64,13 @@ inline void smooth_add(lane_stats *q, float16 a, float16 ms, float16 v,
     KAHAN_INF(float16, q->a, q->ac, a);
 }
 
+/* Row `row` of this item's local exp cache (16 rows of cstride floats
+ * per item: the host's clx_ops_batch_cache_floats), or null without one. */
+inline local float *batch_cache_row(local float *cache, uint cstride,
+                                    uint row) {
+    return cache ? cache + (get_local_id(0) * 16 + row) * (ulong)cstride : 0;
+}
+
 /* The exps of a row: at eg (global, the f32 gradient or output row) or
  * el (local, whole vectors) when not null. */
 inline void batch_keep(global float *eg, local float *el, uint p,

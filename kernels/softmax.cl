@@ -234,8 +234,6 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
     uint nr = (uint)min((ulong)16, R - r0);
     /* the exps kept: in an f32 output, else in local memory if given */
     const int gcache = Y_T == 0 && what == 3;
-    local float *el0 =
-        cache ? cache + get_local_id(0) * 16 * (ulong)cstride : 0;
     float16 mv[16], sv[16], cv[16], ms[16];
     for (uint l = 0; l < 16; ++l) {
         if (l >= nr) { /* lanes past nr repeat the last row */
@@ -246,9 +244,9 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
         }
         global float *eg =
             gcache ? (global float *)(yo + y_off + (r0 + l) * y_ld) : 0;
-        local float *el = cache ? el0 + l * cstride : 0;
         lane_stats q = batch_row(x + x_off + (r0 + l) * x_ld, x_ld, l + 1 < nr,
-                                 C, (const global float *)0, 0, eg, el);
+                                 C, (const global float *)0, 0, eg,
+                                 batch_cache_row(cache, cstride, l));
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;
@@ -267,12 +265,13 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
     for (uint r = 0; r < nr; ++r) {
         const global XS *xr = x + x_off + (r0 + r) * x_ld;
         global YS *yr = yo + y_off + (r0 + r) * y_ld;
+        local float *el = batch_cache_row(cache, cstride, r);
         int over = r + 1 < nr;
         for (uint pos = 0; pos < C; pos += 16) {
             /* lanes past C are not stored */
             float16 out;
-            if (cache)
-                out = vload16(0, el0 + r * cstride + pos) * f[r];
+            if (el)
+                out = vload16(0, el + pos) * f[r];
             else if (gcache)
                 out = batch_load_f((const global float *)yr, pos, C, y_ld,
                                    over) *

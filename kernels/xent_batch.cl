@@ -8,11 +8,11 @@
  * 16 x 16 transpose each), so that the horizontal reductions, log S and
  * the losses are done for 16 rows at once, a row per lane; the per-lane
  * factors exp(lane max - m)/S go back through one more transpose to
- * rescale the cached exps. A row
- * per item (xent_rowsg_fused) pays a horizontal reduction and a scalar log
- * per row instead, a row per lane (the lanes kernels) a transpose per 16
- * columns. The rows' stores of x_y come first: in place, the gradient
- * overwrites the row. The shared part is batch.h. */
+ * rescale the cached exps. A row per item (xent_rowsg_fused) pays a
+ * horizontal reduction and a scalar log per row instead, a row per lane
+ * (the lanes kernels) a transpose per 16 columns. The rows' stores of x_y
+ * come first: in place, the gradient overwrites the row. The shared part
+ * is batch.h. */
 #include "xent_lanes.h"
 #include "batch.h"
 
@@ -26,8 +26,6 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
     ulong r0 = get_global_id(0) * 16;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)16, R - r0);
-    local float *el0 =
-        cache ? cache + get_local_id(0) * 16 * (ulong)cstride : 0;
     const int smooth = SMOOTH;
     lane_rows rows = lanes_targets(XENT_ARGS, r0, nr);
     int yc[16];
@@ -53,9 +51,8 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
         global float *eg = gm && !cache
                                ? (global float *)(gm + g_off + (r0 + l) * g_ld)
                                : 0;
-        local float *el = cache ? el0 + l * cstride : 0;
-        lane_stats q =
-            batch_row(xr, x_ld, l + 1 < nr, C, w + w_off, has_w, eg, el);
+        lane_stats q = batch_row(xr, x_ld, l + 1 < nr, C, w + w_off, has_w, eg,
+                                 batch_cache_row(cache, cstride, l));
         mv[l] = q.m;
         sv[l] = q.s;
         cv[l] = q.sc;
@@ -112,7 +109,7 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
     vstore16(rows.state, 0, stb);
     for (uint r = 0; r < nr; ++r) {
         global XS *g_row = gm + g_off + (r0 + r) * g_ld;
-        local float *el = cache ? el0 + r * cstride : 0;
+        local float *el = batch_cache_row(cache, cstride, r);
         /* ignored and bad rows: exactly 0, even for NaN logits */
         int live = stb[r] == 0;
         for (uint pos = 0; pos < C; pos += 16) {

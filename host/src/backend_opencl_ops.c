@@ -134,6 +134,12 @@ int clx_ops_batch_cache_fits(const clx_opencl_state *s, size_t C) {
     return clx_ops_cached_group(s, 1, 1, clx_ops_batch_cache_floats(s, C)) > 0;
 }
 
+void clx_ops_batch_cache_args(clx_args *a, const clx_opencl_state *s,
+                              size_t C, size_t L) {
+    clx_arg_local(a, L * clx_ops_batch_cache_floats(s, C) * sizeof(cl_float));
+    clx_arg_uint(a, clx_ops_cached_stride(s, C));
+}
+
 size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
                             size_t kernel_max, size_t cache_floats) {
     size_t local = (size_t)s->local_mem_bytes;
@@ -460,10 +466,7 @@ static clxent_status run_softmax_family(clxent_context *ctx, const clx_op *op,
         sm_common_args(&a, op, scr, what);
         size_t global;
         size_t L = clx_ops_lanes_group(s, R, m1, item_floats, &global);
-        if (item_floats) {
-            clx_arg_local(&a, L * item_floats * sizeof(cl_float));
-            clx_arg_uint(&a, (cl_uint)clx_ops_cached_stride(s, C));
-        }
+        if (item_floats) clx_ops_batch_cache_args(&a, s, C, L);
         if (a.st != CLXENT_STATUS_OK) return a.st;
         return clx_cl_launch(ctx, op, krow, 1, &global, &L, 1, 1);
     }

@@ -55,10 +55,7 @@ static clxent_status run_vec_rows(loss_ctx *lc, int grad, int batch) {
         local_cache ? clx_ops_batch_cache_floats(lc->s, lc->C) : 0;
     size_t global;
     size_t L = clx_ops_lanes_group(lc->s, lc->R, kmax, item_floats, &global);
-    if (local_cache) {
-        clx_arg_local(&a, L * item_floats * sizeof(cl_float));
-        clx_arg_uint(&a, (cl_uint)clx_ops_cached_stride(lc->s, lc->C));
-    }
+    if (local_cache) clx_ops_batch_cache_args(&a, lc->s, lc->C, L);
     if (a.st != CLXENT_STATUS_OK) return a.st;
     st = clx_loss_launch(lc, k, global, L, !reduce);
     if (st != CLXENT_STATUS_OK) return st;

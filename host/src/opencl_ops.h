@@ -153,16 +153,16 @@ size_t clx_ops_cached_block(const clx_opencl_state *s, size_t C);
 /* Floats of local memory per row of C columns where the exps are cached
  * there (16-bit outputs): C rounded up to whole vectors. */
 size_t clx_ops_cached_stride(const clx_opencl_state *s, size_t C);
+/* Local memory left to the implementation (the kernels declare none of
+ * their own). Half the local memory was kept back before: on PoCL (1 MiB)
+ * 16-bit rows of 131073 to 258048 columns then computed their exps twice
+ * (bf16 fused 256x151936 22.5 -> 17.0 ms, 128x256000 18.8 -> 13.4 ms with
+ * the whole). */
+#define CLX_LOCAL_MARGIN 16384
 /* Their work-group size, from the rows geometry's L: halved until the
  * kernel's maximum allows it and, with cache_floats of local memory per
  * item, the group's caches fit in the local memory less CLX_LOCAL_MARGIN;
  * 0 when not even one item's cache fits. */
-/* Local memory left to the implementation (the kernels declare none of
- * their own). Half the local memory was kept back before: on PoCL (1 MiB)
- * rows of 131073 to 262144 columns then computed their exps twice in
- * 16-bit storage (bf16 fused 256x151936 22.5 -> 17.0 ms, 128x256000
- * 18.8 -> 13.4 ms with the whole). */
-#define CLX_LOCAL_MARGIN 16384
 size_t clx_ops_cached_group(const clx_opencl_state *s, size_t L,
                             size_t kernel_max, size_t cache_floats);
 
@@ -191,6 +191,10 @@ void clx_arg_uint(clx_args *a, size_t v);
 void clx_arg_int(clx_args *a, int v);
 void clx_arg_float(clx_args *a, float v);
 void clx_arg_local(clx_args *a, size_t bytes);
+/* The last two arguments of xent_batchl_fused and sm_batchl: the local
+ * exp caches of a group of L items, and the floats per cached row. */
+void clx_ops_batch_cache_args(clx_args *a, const clx_opencl_state *s,
+                              size_t C, size_t L);
 
 /* Scratch layout (bytes): a header the target check fills, the per-row
  * losses, then the split path's partial states (8 floats each). */
