@@ -1,5 +1,5 @@
 /* Cross-entropy forward, backward and fused forward + backward
- * (SEMANTICS.md), the general and GPU strategies (the CPU-only kernels
+ * (docs/semantics.md), the general and GPU strategies (the CPU-only kernels
  * are in xent_cpu.cl). The host picks
  * (backend_opencl_xent.c):
  *   xent_rows_*: T items per row, L/T rows per group, one local reduction

@@ -1,8 +1,8 @@
-/* Accuracy against float64 at large C (SEMANTICS.md, "Numbers that must
+/* Accuracy against float64 at large C (docs/semantics.md, "Numbers that must
  * hold"): f32 logits, C = 2^10, 2^14, 2^17, 2^20, reduction none, on the
  * host backend and on the OpenCL device, by the fused call and by forward
  * followed by backward. The reference is computed here in double straight
- * from the formulas of SEMANTICS.md (the host backend, which accumulates
+ * from the formulas of docs/semantics.md (the host backend, which accumulates
  * in double, must meet the same bounds, so device and host agree with each
  * other to twice them).
  *
@@ -14,7 +14,7 @@
  * p * exp(lse - fl32(lse)), off by up to |lse| * 2^-24 relative. The
  * forward+backward gradient bound therefore adds
  * 2^-24 * |lse[r]| * p[r][c] * sum_j a[r][j] (a: the target weights of
- * SEMANTICS.md's gradient; 1 here), which matters only for wide logits
+ * docs/semantics.md's gradient; 1 here), which matters only for wide logits
  * (|lse| ~ 100) where one class holds most of the probability. The fused
  * path has no such term.
  *
@@ -107,7 +107,7 @@ static acc_data make_data(const acc_case *c) {
         d.eps = 0.1f;
         d.z = 1e-3f;
     }
-    /* Reference (SEMANTICS.md, unweighted, reduction none, G = 1). */
+    /* Reference (docs/semantics.md, unweighted, reduction none, G = 1). */
     double eps = d.eps, z = d.z;
     for (size_t r = 0; r < R; ++r) {
         const float *xr = d.x + r * C;

@@ -1,4 +1,4 @@
-/* Determinism (SEMANTICS.md: fixed-order reductions, no floating-point
+/* Determinism (docs/semantics.md: fixed-order reductions, no floating-point
  * atomics): the same inputs on the same device give bitwise the same
  * loss, lse and gradient, run after run and in a second context. Every
  * operation (hard_ops.h), every storage type, small, medium and huge C. */

@@ -1,4 +1,4 @@
-/* The seed article's numbers (SEMANTICS.md, last section) on the host
+/* The seed article's numbers (docs/semantics.md, last section) on the host
  * backend and on the OpenCL device: each value against its 4-decimal
  * golden text (0.5e-4 + 1e-6) and against the exact double value computed
  * here (1e-6, relative above 1). */

@@ -1,5 +1,5 @@
 /* The host backend against a naive double implementation written here
- * from SEMANTICS.md's formulas (deliberately not the backend's code:
+ * from docs/semantics.md's formulas (deliberately not the backend's code:
  * logp = x - lse, every term spelled out). Every option alone and in
  * combination, the edge cases (ignored rows, NaN rows, masked classes,
  * R = 0, all ignored), 16-bit storage, strides and offsets, and the

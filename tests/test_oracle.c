@@ -436,7 +436,7 @@ static void check_ce(const oc_case *c, const oc_inputs *in,
  * wide logits (|lse| ~ 100). The forward+backward gradient bound adds
  * 2^-24 * |lse[r]| * |d grad[r][c] / d lse[r]|, with
  * d grad / d lse = -G*s*p*(K + 2*zeta*lse) + 2*G*s*zeta*p, K = sum_j a_j
- * (SEMANTICS.md's gradient). */
+ * (docs/semantics.md's gradient). */
 static double *saved_lse_slack(const oc_case *c, const oc_inputs *in,
                                const double *lse) {
     size_t R = c->rows, C = c->cols;

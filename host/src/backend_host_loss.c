@@ -1,4 +1,4 @@
-/* NLL and cross-entropy on the host, straight from SEMANTICS.md in double.
+/* NLL and cross-entropy on the host, straight from docs/semantics.md in double.
  * The order of work matters for three contracts: class indices are
  * range-checked before anything is written; the mean's denominator only
  * depends on targets and weights, so it is known before the first row; a

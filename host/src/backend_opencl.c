@@ -252,7 +252,7 @@ const clx_backend_ops clx_opencl_backend = {
 
 /* ---- program cache ---- */
 
-/* Options that break SEMANTICS.md (full-precision exp/log, IEEE NaN and
+/* Options that break docs/semantics.md (full-precision exp/log, IEEE NaN and
  * infinities) are refused rather than silently used. */
 static const char *forbidden_option(const char *options) {
     static const char *const bad[] = {"-cl-fast-relaxed-math",

@@ -2,7 +2,7 @@
  * a built-in grid of operations, storage types, option families and
  * shapes. Tolerances (errors relative to max(1, |host value|)):
  *   loss, lse and row statistics (f32 outputs from identical inputs):
- *     1e-6, the accuracy SEMANTICS.md promises against float64;
+ *     1e-6, the accuracy docs/semantics.md promises against float64;
  *   matrix outputs (gradients, softmax, log-softmax): 1e-6 for f32; for
  *     f16/bf16 one unit in the last place of the stored type (2^-10,
  *     2^-7) plus 1e-6: both sides round a value that is right to 1e-6,

@@ -402,7 +402,7 @@ CLXENT_API clxent_status clxent_nll_loss_backward(clxent_context *ctx,
                                        const clxent_events *events);
 
 /* ------------------------------------------------------------------ */
-/* Cross-entropy (SEMANTICS.md). loss: R f32 values for reduction none,
+/* Cross-entropy (docs/semantics.md). loss: R f32 values for reduction none,
  * else 1. lse: R f32 values, the per-row log-sum-exp kept for backward. */
 
 /* Loss and, if lse has a buffer, the per-row log-sum-exp. */
