@@ -16,6 +16,8 @@
 #ifndef CLXENT_KERNELS_COMMON_H
 #define CLXENT_KERNELS_COMMON_H
 
+#include "contract.h"
+
 #ifndef X_T
 #define X_T 0
 #endif
@@ -43,13 +45,14 @@
 
 /* ---- storage types ---- */
 
+/* indexed by the storage codes of contract.h (CLX_STORE_F32 ...) */
 #define STORE_T_0 float
 #define STORE_T_1 half /* pointer only: vload_half/vstore_half */
 #define STORE_T_2 ushort
 #define XS CAT(STORE_T_, X_T)
 #define YS CAT(STORE_T_, Y_T)
 
-#if TGT == 1
+#if TGT == CLX_TGT_I64
 #define IDX long
 #else
 #define IDX int
@@ -273,13 +276,12 @@ DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0, 0)
 
 /* ---- the synchronous target check's verdict ----
  * xent_check (nll.cl) writes the first bad row, or -1, at long index
- * SCR_SYNC_LONG of the scratch buffer (host: CLX_SCR_SYNC_LONG). The
- * kernels queued behind it in the same call get guard = 1 and write
- * nothing when it found a bad target, so the host can wait for the
- * verdict while they run instead of between the check and them. */
-#define SCR_SYNC_LONG 8
+ * CLX_SCR_SYNC_LONG of the scratch buffer (contract.h). The kernels
+ * queued behind it in the same call get guard = 1 and write nothing when
+ * it found a bad target, so the host can wait for the verdict while they
+ * run instead of between the check and them. */
 inline int sync_bad(const global float *scr, int guard) {
-    return guard && ((const global long *)scr)[SCR_SYNC_LONG] >= 0;
+    return guard && ((const global long *)scr)[CLX_SCR_SYNC_LONG] >= 0;
 }
 
 /* ---- NaN-propagating maximum (torch.max: any NaN gives NaN) ---- */

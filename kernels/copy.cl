@@ -8,7 +8,7 @@
 #include "common.h"
 #if X_T == Y_T
 /* raw storage words: 32-bit for f32, 16-bit for f16 and bf16 */
-#if X_T == 0
+#if X_T == CLX_STORE_F32
 typedef uint raw_t;
 #else
 typedef ushort raw_t;
@@ -22,9 +22,7 @@ typedef ushort raw_t;
 #endif
 #endif
 
-kernel void copy_rows(const global XS *x, ulong x_off, ulong x_ld,
-                      global YS *y, ulong y_off, ulong y_ld, uint R, uint C,
-                      uint T, uint P, uint CH) {
+kernel void copy_rows(CLX_PARAMS(CLX_A_copy_rows)) {
     unit_t u = unit_of(T, P, CH, C);
     if (u.row >= R) return;
 #if X_T == Y_T

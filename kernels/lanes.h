@@ -7,8 +7,7 @@
 #define CLXENT_KERNELS_LANES_H
 #include "common.h"
 
-/* the host's CLX_LANES_CMAX (host/src/opencl_ops.h) rounded up to 16 */
-#define LANES_CMAX 128
+#define LANES_CMAX CLX_LANES_CMAX_LIMIT /* contract.h */
 
 #if VEC > 1
 #if VEC == 16
@@ -65,12 +64,12 @@ inline void transpose16(float16 *a) {
         }                                                                      \
         vstore16_tail(T, v, p, n);                                             \
     }
-#if X_T == 0
+#if X_T == CLX_STORE_F32
 DEF_STORE_FIRST_F32(store_first_x, XS)
 #else
 DEF_STORE_FIRST_GEN(store_first_x, XS, VSTX, X_T)
 #endif
-#if Y_T == 0
+#if Y_T == CLX_STORE_F32
 DEF_STORE_FIRST_F32(store_first_y, YS)
 #else
 DEF_STORE_FIRST_GEN(store_first_y, YS, VSTY, Y_T)

@@ -38,6 +38,8 @@ typedef struct chk_t {
     float wh, wl, ah, al; /* W and sum_c w[c] as (hi, lo) pairs */
     long bad_row, bad_val, nvalid, nok;
 } chk_t;
+/* the host sizes local memory by CLX_CHK_BYTES: a build fails if they differ */
+typedef char chk_t_size_is_contract[sizeof(chk_t) == CLX_CHK_BYTES ? 1 : -1];
 
 inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
                          long ii, const global float *w, int has_w,
@@ -143,43 +145,38 @@ inline chk_t chk_group(local chk_t *red, chk_t k) {
 inline void chk_write(chk_t k, uint C, long ii, int has_w, global float *scr,
                       global long *res, ulong res_off, int mode) {
     if (has_w) {
-        scr[0] = k.wh;
-        scr[1] = k.wl;
-        scr[2] = k.ah;
-        scr[3] = k.al;
+        scr[CLX_SCR_W] = k.wh;
+        scr[CLX_SCR_W + 1] = k.wl;
+        scr[CLX_SCR_WSUM] = k.ah;
+        scr[CLX_SCR_WSUM + 1] = k.al;
     } else {
         /* W is the count of valid in-range rows, exact as a pair */
         float h = (float)k.nok;
-        scr[0] = h;
-        scr[1] = (float)(k.nok - (long)h);
-        scr[2] = (float)C;
-        scr[3] = (float)((long)C - (long)scr[2]);
+        scr[CLX_SCR_W] = h;
+        scr[CLX_SCR_W + 1] = (float)(k.nok - (long)h);
+        scr[CLX_SCR_WSUM] = (float)C;
+        scr[CLX_SCR_WSUM + 1] = (float)((long)C - (long)scr[CLX_SCR_WSUM]);
     }
-    scr[4] = k.nvalid > 0 ? 1.0f : 0.0f;
+    scr[CLX_SCR_ANY] = k.nvalid > 0 ? 1.0f : 0.0f;
     res += res_off;
-    if (mode == 2 && res[0] >= 0) return;
-    res[0] = k.bad_row;
-    res[1] = k.bad_val;
-    res[2] = (long)C;
-    res[3] = ii;
+    if (mode == CLX_CHECK_DEFERRED_KEEP && res[CLX_VERDICT_ROW] >= 0) return;
+    res[CLX_VERDICT_ROW] = k.bad_row;
+    res[CLX_VERDICT_VALUE] = k.bad_val;
+    res[CLX_VERDICT_C] = (long)C;
+    res[CLX_VERDICT_II] = ii;
 }
 
 /* Checks every class index against [0, C) (ignore_index first), and
- * writes into scr:
- *   [0,1] W = sum over valid in-range rows of w[y] (count if unweighted)
- *   [2,3] sum_c w[c] (C if unweighted)     [4] 1 if any row is valid
- * and the first bad row and its value into res[res_off + 0, 1] (-1 if none),
- * with res[2] = C and res[3] = ignore_index for the message.
- * mode 0: overwrite (synchronous check, res is scratch); 1: overwrite
- * (first deferred check); 2: keep an earlier deferred error.
+ * writes the scratch header (contract.h): W = sum over valid in-range rows
+ * of w[y] (the count if unweighted), sum_c w[c] (C if unweighted), and
+ * whether any row is valid; and the verdict at res + res_off: the first
+ * bad row (-1 if none), its value, C and ignore_index for the message.
+ * mode (contract.h): CLX_CHECK_SYNC and CLX_CHECK_DEFERRED_FIRST
+ * overwrite, CLX_CHECK_DEFERRED_KEEP keeps an earlier deferred error.
  * One group: the whole check, fixed order. Several groups (xent_check_fin
- * then combines): group g's state into part[g] (8 floats each, the longs
- * as their bits). */
-kernel void xent_check(const global IDX *y, ulong y_off, uint R, uint C,
-                       long ii, const global float *w, ulong w_off,
-                       int has_w, global float *scr, global long *res,
-                       ulong res_off, int mode, global float *part,
-                       ulong part_off, local chk_t *red) {
+ * then combines): group g's state into part[g] (CLX_CHECK_PART_FLOATS
+ * floats each, the longs as their bits). */
+kernel void xent_check(CLX_PARAMS(CLX_A_xent_check)) {
     chk_t k = check_slots(y, y_off, R, C, ii, w + w_off, has_w,
                           get_global_id(0), get_global_size(0));
     k = chk_group(red, k);
@@ -188,7 +185,8 @@ kernel void xent_check(const global IDX *y, ulong y_off, uint R, uint C,
         chk_write(k, C, ii, has_w, scr, res, res_off, mode);
         return;
     }
-    global float *o = part + part_off + (ulong)get_group_id(0) * 12;
+    global float *o = part + part_off +
+                        (ulong)get_group_id(0) * CLX_CHECK_PART_FLOATS;
     o[0] = k.wh;
     o[1] = k.wl;
     o[2] = k.ah;
@@ -201,17 +199,14 @@ kernel void xent_check(const global IDX *y, ulong y_off, uint R, uint C,
 }
 
 /* Combines the np group states of xent_check in fixed order (one group). */
-kernel void xent_check_fin(uint C, long ii, int has_w, global float *scr,
-                           global long *res, ulong res_off, int mode,
-                           const global float *part, ulong part_off, uint np,
-                           local chk_t *red) {
+kernel void xent_check_fin(CLX_PARAMS(CLX_A_xent_check_fin)) {
     uint lid = get_local_id(0), L = get_local_size(0);
     chk_t k;
     k.wh = k.wl = k.ah = k.al = 0.0f;
     k.bad_row = -1;
     k.bad_val = k.nvalid = k.nok = 0;
     for (uint i = lid; i < np; i += L) {
-        const global float *o = part + part_off + (ulong)i * 12;
+        const global float *o = part + part_off + (ulong)i * CLX_CHECK_PART_FLOATS;
         const global long *ol = (const global long *)(o + 4);
         chk_t b;
         b.wh = o[0];
@@ -230,16 +225,13 @@ kernel void xent_check_fin(uint C, long ii, int has_w, global float *scr,
 
 /* The reduced loss from n per-row values, fixed order, compensated (slots
  * of VEC values, grid-strided). One group: the result; mean: divided by den
- * (or W from scr when den_scr); when no row is valid (any < 0: read scr[4])
- * and no normalizer was given, the result is NaN, or 0 with zero_policy.
+ * (or W from scr when den_scr); when no row is valid (any < 0: read the
+ * header's CLX_SCR_ANY) and no normalizer was given, the result is NaN, or
+ * 0 with zero_policy.
  * Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
  * second, single-group launch over those 2 x groups values. guard: see
  * sync_bad (common.h). */
-kernel void loss_reduce(const global float *v, ulong v_off, uint n,
-                        global float *out, ulong out_off, int mean, float den,
-                        int den_scr, int any, int normalizer, int zero_policy,
-                        const global float *scr, global float *part,
-                        ulong part_off, int guard, local float *red) {
+kernel void loss_reduce(CLX_PARAMS(CLX_A_loss_reduce)) {
     uint lid = get_local_id(0), L = get_local_size(0);
     vf s = (vf)0.0f, c = (vf)0.0f;
     uint nslots = (n + VEC - 1) / VEC;
@@ -267,22 +259,19 @@ kernel void loss_reduce(const global float *v, ulong v_off, uint n,
     }
     float total = fin(red[0], red[1]);
     if (mean) {
-        int anyv = any >= 0 ? any : scr[4] != 0.0f;
+        int anyv = any >= 0 ? any : scr[CLX_SCR_ANY] != 0.0f;
         if (!anyv && !normalizer)
             total = zero_policy ? 0.0f : NAN;
         else
-            total = total / (den_scr ? fin(scr[0], scr[1]) : den);
+            total = total / (den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1])
+                                     : den);
     }
     out[out_off] = total;
 }
 
 /* loss[r] = -w[y]*logp[r][y] (0 when ignored, NaN for a bad index, which
  * is never read). A row per item. */
-kernel void nll_fwd(const global XS *x, ulong x_off, ulong x_ld, uint R,
-                    uint C, const global IDX *y, ulong y_off, long ii,
-                    const global float *w, ulong w_off, int has_w,
-                    global float *loss, ulong loss_off,
-                    const global float *scr, int guard) {
+kernel void nll_fwd(CLX_PARAMS(CLX_A_nll_fwd)) {
     ulong r = get_global_id(0);
     if (r >= R || sync_bad(scr, guard)) return;
     long yv = (long)y[y_off + r];
@@ -299,12 +288,7 @@ kernel void nll_fwd(const global XS *x, ulong x_off, ulong x_ld, uint R,
 
 /* grad[r][c] = -G*s*w[y] at c == y, 0 elsewhere (whole rows written; T
  * items per unit, P chunks of CH columns per row). */
-kernel void nll_bwd(global XS *g, ulong g_off, ulong g_ld, uint R, uint C,
-                    const global IDX *y, ulong y_off, long ii,
-                    const global float *w, ulong w_off, int has_w, float G,
-                    float den, int den_scr, const global float *scr,
-                    const global float *gr, ulong gr_off, int has_gr, uint T,
-                    uint P, uint CH, int guard) {
+kernel void nll_bwd(CLX_PARAMS(CLX_A_nll_bwd)) {
     unit_t u = unit_of(T, P, CH, C);
     if (u.row >= R || sync_bad(scr, guard)) return;
     ulong r = u.row;
@@ -313,7 +297,7 @@ kernel void nll_bwd(global XS *g, ulong g_off, ulong g_ld, uint R, uint C,
     float gv = 0.0f;
     if (yv != ii && yv >= 0 && yv < (long)C) {
         ycol = (int)yv;
-        float d = den_scr ? fin(scr[0], scr[1]) : den;
+        float d = den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1]) : den;
         float f = G / d;
         if (has_gr) f *= gr[gr_off + r];
         gv = -(f * (has_w ? w[w_off + yv] : 1.0f));

@@ -33,6 +33,8 @@ typedef struct acc_t {
 typedef struct st_t {
     float m, sh, sl, bh, bl, ah, al;
 } st_t;
+/* the host sizes local memory by CLX_ST_BYTES: a build fails if they differ */
+typedef char st_t_size_is_contract[sizeof(st_t) == CLX_ST_BYTES ? 1 : -1];
 
 inline void acc_init(acc_t *q, float m0) {
     q->m = m0;

@@ -5,19 +5,15 @@
  * states merged in fixed order); on CPUs, softmax: sm_cached (the exps
  * cached, one exp per element), log_softmax and softmax of a few hundred
  * columns: sm_batch (16 rows per item finished together, batch.h). X_T is the input's storage, Y_T the
- * output matrix's. what: 0 row_max, 1 row_expsum, 2 log_softmax,
- * 3 softmax. Vector outputs (max, sum) are f32. */
+ * output matrix's. what: CLX_SM_MAX, CLX_SM_EXPSUM, CLX_SM_LOG_SOFTMAX
+ * or CLX_SM_SOFTMAX (contract.h). Vector outputs (max, sum) are f32. */
 #include "rowstate.h"
 #include "lanes.h"
 #include "expcache.h"
 #include "batch.h"
 
-#define SM_PARAMS                                                              \
-    const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
-        const global float *mx, ulong mx_off, global float *vo, ulong vo_off,  \
-        global YS *yo, ulong y_off, ulong y_ld, int what
-#define SM_ARGS                                                                \
-    x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld, what
+#define SM_PARAMS CLX_GROUP_PARAMS(sm)
+#define SM_ARGS CLX_GROUP_ARGS(sm)
 
 /* This item's share of columns [cb, ce) of row r. */
 inline st_t sm_acc(const global XS *xr, float m0, uint cb, uint ce,
@@ -47,11 +43,11 @@ inline void sm_write(global YS *yr, const global XS *xr, uint cb, uint ce,
 inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
                           uint lane, uint T, int live, int what,
                           local st_t *red, const int reduce) {
-    int am = what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS;
+    int am = what == CLX_SM_MAX ? AM_MAX : what == CLX_SM_EXPSUM ? AM_FIXED : AM_STATS;
     st_t st;
-    if (what == 0)
+    if (what == CLX_SM_MAX)
         st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_MAX);
-    else if (what == 1)
+    else if (what == CLX_SM_EXPSUM)
         st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_FIXED);
     else
         st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_STATS);
@@ -61,13 +57,13 @@ inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
 /* Writes what the op asks for from a row's merged state. */
 inline void sm_finish(SM_PARAMS, st_t st, ulong r, uint cb, uint ce,
                       uint lane, uint T, int owner) {
-    if (what == 0) {
+    if (what == CLX_SM_MAX) {
         if (owner) vo[vo_off + r] = st.m;
-    } else if (what == 1) {
+    } else if (what == CLX_SM_EXPSUM) {
         if (owner) vo[vo_off + r] = fin(st.sh, st.sl);
     } else {
         sm_write(yo + y_off + r * y_ld, x + x_off + r * x_ld, cb, ce, lane, T,
-                 st.m, log(st_sum(st)), what == 2);
+                 st.m, log(st_sum(st)), what == CLX_SM_LOG_SOFTMAX);
     }
 }
 
@@ -76,7 +72,7 @@ inline void sm_rows_body(SM_PARAMS, uint T, local st_t *red,
     unit_t u = unit_of(T, 1, C, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
-    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    float m0 = what == CLX_SM_EXPSUM ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, 0, C, u.lane, T,
                             active, what, red, reduce);
     if (!active) return;
@@ -84,30 +80,29 @@ inline void sm_rows_body(SM_PARAMS, uint T, local st_t *red,
               what, st, r, 0, C, u.lane, T, u.lane == 0);
 }
 
-kernel void sm_rows(SM_PARAMS, uint T, local st_t *red) {
+kernel void sm_rows(CLX_PARAMS(CLX_A_sm_rows)) {
     sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
                  y_ld, what, T, red, 1);
 }
 
 /* One item per row (T must be 1): no barrier. */
-kernel void sm_rows1(SM_PARAMS, uint T, local st_t *red) {
+kernel void sm_rows1(CLX_PARAMS(CLX_A_sm_rows)) {
     sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
                  y_ld, what, 1, red, 0);
 }
 
 /* Split rows, pass 1: state of chunk k of row r into
  * part[(r*P + k)*8 + 0..6], one group per chunk. */
-kernel void sm_part(SM_PARAMS, uint P, uint CH, global float *part,
-                    ulong part_off, local st_t *red) {
+kernel void sm_part(CLX_PARAMS(CLX_A_sm_part)) {
     uint L = get_local_size(0);
     unit_t u = unit_of(L, P, CH, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
-    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
+    float m0 = what == CLX_SM_EXPSUM ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, u.cb, u.ce, u.lane, L,
                             active, what, red, 1);
     if (!active || u.lane != 0) return;
-    global float *o = part + part_off + (r * P + u.chunk) * 8;
+    global float *o = part + part_off + (r * P + u.chunk) * CLX_PART_FLOATS;
     store_part(o, st);
     o[7] = 0.0f;
 }
@@ -115,18 +110,17 @@ kernel void sm_part(SM_PARAMS, uint P, uint CH, global float *part,
 /* Split rows, pass 2: merges the P states of the row in fixed order; for
  * log_softmax/softmax one group per chunk writes its columns, else one
  * group per row writes the vector output. */
-kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
-                         ulong part_off, local st_t *red) {
+kernel void sm_split_out(CLX_PARAMS(CLX_A_sm_split_out)) {
     uint L = get_local_size(0), lid = get_local_id(0);
-    int per_chunk = what >= 2;
+    int per_chunk = what >= CLX_SM_LOG_SOFTMAX;
     unit_t u = per_chunk ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
-    float m0 = what == 1 ? mx[mx_off + r] : -INFINITY;
-    int am = what == 0 ? AM_MAX : what == 1 ? AM_FIXED : AM_STATS;
+    float m0 = what == CLX_SM_EXPSUM ? mx[mx_off + r] : -INFINITY;
+    int am = what == CLX_SM_MAX ? AM_MAX : what == CLX_SM_EXPSUM ? AM_FIXED : AM_STATS;
     st_t st = st_empty(m0);
     for (uint k = lid; active && k < P; k += L) { /* one each when P <= L */
-        st_t o = load_part(part, part_off + (r * P + k) * 8);
+        st_t o = load_part(part, part_off + (r * P + k) * CLX_PART_FLOATS);
         st = k == lid ? o : st_merge(st, o, am);
     }
     st = seg_reduce(red, st, lid, lid, L, am);
@@ -138,14 +132,14 @@ kernel void sm_split_out(SM_PARAMS, uint P, uint CH, const global float *part,
 /* Small C on CPUs (VEC > 1): VEC rows per item, a row per vector lane
  * (lanes.h, lanes_load): each row read once, no horizontal reductions.
  * log_softmax/softmax keep the exps (softmax: e / S as e * (1/S)). */
-kernel void sm_lanes(SM_PARAMS) {
+kernel void sm_lanes(CLX_PARAMS(CLX_A_sm)) {
 #if VEC > 1
     ulong r0 = get_global_id(0) * VEC;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)VEC, R - r0);
     vf xv[LANES_CMAX];
     lanes_load(x, x_off, x_ld, r0, nr, C, xv);
-    if (what == 1) { /* exp(x - m) > 1 possible: may overflow */
+    if (what == CLX_SM_EXPSUM) { /* exp(x - m) > 1 possible: may overflow */
         vf m = lanes_vload(mx, mx_off + r0, nr);
         vf s = (vf)0.0f, sc = (vf)0.0f;
         for (uint c = 0; c < C; ++c) KAHAN_INF(vf, s, sc, exp(xv[c] - m));
@@ -154,7 +148,7 @@ kernel void sm_lanes(SM_PARAMS) {
     }
     vf m = (vf)(-INFINITY);
     for (uint c = 0; c < C; ++c) m = nanmaxv(m, xv[c]);
-    if (what == 0) {
+    if (what == CLX_SM_MAX) {
         lanes_vstore(vo, vo_off + r0, nr, m);
         return;
     }
@@ -162,11 +156,11 @@ kernel void sm_lanes(SM_PARAMS) {
     for (uint c = 0; c < C; ++c) {
         vf e = exp(xv[c] - m);
         KAHAN(vf, s, sc, e);
-        if (what == 3) xv[c] = e;
+        if (what == CLX_SM_SOFTMAX) xv[c] = e;
     }
     /* a row without a finite value: S = NaN as in the reference */
     vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
-    if (what == 2) {
+    if (what == CLX_SM_LOG_SOFTMAX) {
         vf lS = log(S);
         for (uint c = 0; c < C; ++c) xv[c] = (xv[c] - m) - lS;
     } else {
@@ -207,14 +201,13 @@ inline void sm_cached_body(SM_PARAMS, uint bl, local float *cache,
 }
 #endif
 
-kernel void sm_cached_g(SM_PARAMS, uint bl) {
-#if Y_T == 0 && VEC > 1
+kernel void sm_cached_g(CLX_PARAMS(CLX_A_sm_cached_g)) {
+#if Y_T == CLX_STORE_F32 && VEC > 1
     sm_cached_body(SM_ARGS, bl, (local float *)0, 0);
 #endif
 }
 
-kernel void sm_cached_l(SM_PARAMS, uint bl, local float *cache,
-                        uint cstride) {
+kernel void sm_cached_l(CLX_PARAMS(CLX_A_sm_cached_l)) {
 #if VEC > 1
     sm_cached_body(SM_ARGS, bl, cache, cstride);
 #endif
@@ -233,7 +226,7 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)16, R - r0);
     /* the exps kept: in an f32 output, else in local memory if given */
-    const int gcache = Y_T == 0 && what == 3;
+    const int gcache = Y_T == CLX_STORE_F32 && what == CLX_SM_SOFTMAX;
     float16 mv[16], sv[16], cv[16], ms[16];
     for (uint l = 0; l < 16; ++l) {
         if (l >= nr) { /* lanes past nr repeat the last row */
@@ -257,7 +250,7 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
     float mb[16], lsb[16];
     vstore16(m, 0, mb);
     vstore16(log(S), 0, lsb);
-    if (what == 3) {
+    if (what == CLX_SM_SOFTMAX) {
         float16 inv = 1.0f / S;
         for (int j = 0; j < 16; ++j) f[j] *= inv;
         transpose16(f); /* back: f[l] holds row l's factor per lane */
@@ -276,7 +269,7 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
                 out = batch_load_f((const global float *)yr, pos, C, y_ld,
                                    over) *
                       f[r];
-            else if (what == 2)
+            else if (what == CLX_SM_LOG_SOFTMAX)
                 out = (batch_load_x(xr, pos, C, x_ld, over) - mb[r]) - lsb[r];
             else
                 out = exp(batch_load_x(xr, pos, C, x_ld, over) - ms[r]) * f[r];
@@ -286,7 +279,7 @@ inline void sm_batch_body(SM_PARAMS, local float *cache, uint cstride) {
 }
 #endif
 
-kernel void sm_batch(SM_PARAMS) {
+kernel void sm_batch(CLX_PARAMS(CLX_A_sm)) {
 #if VEC == 16
     sm_batch_body(SM_ARGS, (local float *)0, 0);
 #endif
@@ -294,7 +287,7 @@ kernel void sm_batch(SM_PARAMS) {
 
 /* Softmax into a 16-bit output, the exps in local memory (the host checks
  * that they fit). */
-kernel void sm_batchl(SM_PARAMS, local float *cache, uint cstride) {
+kernel void sm_batchl(CLX_PARAMS(CLX_A_sm_batchl)) {
 #if VEC == 16
     sm_batch_body(SM_ARGS, cache, cstride);
 #endif

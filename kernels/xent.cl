@@ -22,10 +22,10 @@ inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
     ulong r = active ? u.row : 0;
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
     int live = active && ri.valid && !ri.bad;
-    int smooth = TGT == 2 || eps > 0.0f;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     /* x_y before any barrier: in place, the gradient overwrites it. */
     float xy = 0.0f;
-    if (TGT != 2 && live && u.lane == 0)
+    if (TGT != CLX_TGT_PROBS && live && u.lane == 0)
         xy = LD1X(x + x_off + r * x_ld, ri.ycol);
     /* ignored rows still get their lse when it is asked for */
     st_t st = row_acc(XENT_ARGS, r, 0, C, u.lane, T,
@@ -39,36 +39,26 @@ inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
                g_ld, st, xy, ri, r, 0, C, u.lane, T, u.lane == 0, do_grad);
 }
 
-kernel void xent_rows_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                            global float *lse, ulong lse_off, int has_lse,
-                            global XS *gm, ulong g_off, ulong g_ld, uint T,
-                            local st_t *red) {
+kernel void xent_rows_fused(CLX_PARAMS(CLX_A_rows_fused)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, T, red, 1, 1);
 }
 
 /* The same with one item per row (T must be 1). */
-kernel void xent_rows1_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                             global float *lse, ulong lse_off, int has_lse,
-                             global XS *gm, ulong g_off, ulong g_ld, uint T,
-                             local st_t *red) {
+kernel void xent_rows1_fused(CLX_PARAMS(CLX_A_rows_fused)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, 1, red, 1, 0);
 }
 
-kernel void xent_rows_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
-                          global float *lse, ulong lse_off, int has_lse,
-                          uint T, local st_t *red) {
+kernel void xent_rows_fwd(CLX_PARAMS(CLX_A_rows_fwd)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, T, red, 0, 1);
 }
 
-kernel void xent_rows1_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
-                           global float *lse, ulong lse_off, int has_lse,
-                           uint T, local st_t *red) {
+kernel void xent_rows1_fwd(CLX_PARAMS(CLX_A_rows_fwd)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, 1, red, 0, 0);
@@ -77,8 +67,7 @@ kernel void xent_rows1_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
 /* Split rows, pass 1: the state of chunk k of row r (one group each) into
  * part[(r*P + k)*8 + 0..6]; slot 7 holds x_y (chunk 0; read here, before
  * any gradient is written). aonly: only A (backward with probabilities). */
-kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
-                      ulong part_off, int aonly, local st_t *red) {
+kernel void xent_part(CLX_PARAMS(CLX_A_xent_part)) {
     NO_ROWS_IF_BAD;
     uint L = get_local_size(0);
     unit_t u = unit_of(L, P, CH, C);
@@ -86,7 +75,7 @@ kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
     ulong r = active ? u.row : 0;
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
     int live = active && ri.valid && !ri.bad;
-    int smooth = TGT == 2 || eps > 0.0f;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     st_t st;
     if (aonly) {
         acc_t q;
@@ -103,10 +92,10 @@ kernel void xent_part(XENT_PARAMS, uint P, uint CH, global float *part,
     st = seg_reduce(red, st, get_local_id(0), u.lane, L,
                     aonly ? AM_AONLY : smooth ? AM_B : AM_STATS);
     if (!active || u.lane != 0) return;
-    global float *o = part + part_off + (r * P + u.chunk) * 8;
+    global float *o = part + part_off + (r * P + u.chunk) * CLX_PART_FLOATS;
     store_part(o, st);
     float xy = 0.0f;
-    if (TGT != 2 && live && u.chunk == 0)
+    if (TGT != CLX_TGT_PROBS && live && u.chunk == 0)
         xy = LD1X(x + x_off + r * x_ld, ri.ycol);
     o[7] = xy;
 }
@@ -118,7 +107,7 @@ inline st_t merge_parts(const global float *part, ulong part_off, ulong r,
                         uint P, uint lid, local st_t *red, int am, float m0) {
     st_t st = st_empty(m0);
     for (uint k = lid; k < P; k += get_local_size(0)) {
-        st_t o = load_part(part, part_off + (r * P + k) * 8);
+        st_t o = load_part(part, part_off + (r * P + k) * CLX_PART_FLOATS);
         st = k == lid ? o : st_merge(st, o, am);
     }
     return seg_reduce(red, st, lid, lid, get_local_size(0), am);
@@ -127,22 +116,18 @@ inline st_t merge_parts(const global float *part, ulong part_off, ulong r,
 /* Split rows, pass 2: do_grad: one group per chunk merges the row's
  * states and writes the chunk's gradient (chunk 0 also the loss and lse);
  * else one group per row writes the loss and lse. */
-kernel void xent_split_out(XENT_PARAMS, global float *loss, ulong loss_off,
-                           global float *lse, ulong lse_off, int has_lse,
-                           global XS *gm, ulong g_off, ulong g_ld, uint P,
-                           uint CH, const global float *part, ulong part_off,
-                           int do_grad, local st_t *red) {
+kernel void xent_split_out(CLX_PARAMS(CLX_A_xent_split_out)) {
     NO_ROWS_IF_BAD;
     uint L = get_local_size(0), lid = get_local_id(0);
     unit_t u = do_grad ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
     int active = u.row < R;
     ulong r = active ? u.row : 0;
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
-    int smooth = TGT == 2 || eps > 0.0f;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     st_t st = merge_parts(part, part_off, r, active ? P : 0, lid, red,
                           smooth ? AM_B : AM_STATS, -INFINITY);
     if (!active) return;
-    float xy = part[part_off + r * P * 8 + 7];
+    float xy = part[part_off + r * P * CLX_PART_FLOATS + 7];
     int owner = lid == 0 && u.chunk == 0;
     row_finish(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm, g_off,
                g_ld, st, xy, ri, r, u.cb, u.ce, u.lane, L, owner, do_grad);
@@ -163,7 +148,7 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
     int live = active && ri.valid && !ri.bad;
     float asum;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
     acc_t q;
     acc_init(&q, 0.0f);
     if (live && !use_part)
@@ -174,14 +159,14 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     if (use_part) {
         st = st_empty(0.0f);
         for (uint k = u.lane; active && k < P; k += T) {
-            st_t o = load_part(part, part_off + (r * P + k) * 8);
+            st_t o = load_part(part, part_off + (r * P + k) * CLX_PART_FLOATS);
             st = k == u.lane ? o : st_merge(st, o, AM_AONLY);
         }
     }
     if (reduce) st = seg_reduce(red, st, get_local_id(0), u.lane, T, AM_AONLY);
     asum = fin(st.ah, st.al);
 #else
-    asum = fin(scr[2], scr[3]);
+    asum = fin(scr[CLX_SCR_WSUM], scr[CLX_SCR_WSUM + 1]);
 #endif
     if (!active) return;
     float lse_v = lse_in[lse_off + r];
@@ -194,22 +179,16 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
                1.0f - eps, eps / (float)C, eps > 0.0f);
 }
 
-#define XENT_BWD_PARAMS                                                        \
-    XENT_PARAMS, const global float *lse_in, ulong lse_off, global XS *gm,     \
-        ulong g_off, ulong g_ld, uint T, uint P, uint CH,                      \
-        const global float *part, ulong part_off, int use_part,                \
-        local st_t *red
-#define XENT_BWD_ARGS                                                          \
-    XENT_ARGS, lse_in, lse_off, gm, g_off, g_ld, T, P, CH, part, part_off,     \
-        use_part, red
+#define XENT_BWD_PARAMS CLX_PARAMS(CLX_A_xent_bwd)
+#define XENT_BWD_ARGS CLX_ARGS(CLX_A_xent_bwd)
 
-kernel void xent_bwd(XENT_BWD_PARAMS) {
+kernel void xent_bwd(CLX_PARAMS(CLX_A_xent_bwd)) {
     NO_ROWS_IF_BAD;
     xent_bwd_body(XENT_BWD_ARGS, 1);
 }
 
 /* Probabilities with one item per row and no split: no barrier. */
-kernel void xent_bwd1(XENT_BWD_PARAMS) {
+kernel void xent_bwd1(CLX_PARAMS(CLX_A_xent_bwd)) {
     NO_ROWS_IF_BAD;
     xent_bwd_body(XENT_BWD_ARGS, 0);
 }
@@ -224,17 +203,14 @@ kernel void xent_bwd1(XENT_BWD_PARAMS) {
 #define CK 32
 #endif
 
-kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                            global float *lse, ulong lse_off, int has_lse,
-                            global XS *gm, ulong g_off, ulong g_ld,
-                            local st_t *red) {
+kernel void xent_regs_fused(CLX_PARAMS(CLX_A_regs_fused)) {
     NO_ROWS_IF_BAD;
     uint lid = get_local_id(0), L = get_local_size(0);
     ulong r = get_group_id(0);
     int on = r < R; /* a group per row: all of them, unless guarded */
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
     int live = on && ri.valid && !ri.bad;
-    int smooth = TGT == 2 || eps > 0.0f;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     /* ignored rows are read only when their lse is asked for */
     int rd = live || (on && has_lse);
     const global XS *xr = x + x_off + r * x_ld;
@@ -243,7 +219,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
     float ome = 1.0f - eps, epc = eps / (float)C;
     /* x_y before any barrier: in place, the gradient overwrites it */
     float xy = 0.0f;
-    if (TGT != 2 && live && lid == 0) xy = LD1X(xr, ri.ycol);
+    if (TGT != CLX_TGT_PROBS && live && lid == 0) xy = LD1X(xr, ri.ycol);
     float v[CK];
     float mloc = -INFINITY;
 #pragma unroll
@@ -263,7 +239,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
             float av = 0.0f;
             if (smooth) {
                 av = has_w ? wp[c] : 1.0f;
-                if (TGT == 2) av *= ome * LD1X(tr, c) + epc;
+                if (TGT == CLX_TGT_PROBS) av *= ome * LD1X(tr, c) + epc;
             }
             if (m == -INFINITY) {
                 /* only -inf: exp terms 0, a_c*(m - x_c) = a_c*inf */
@@ -302,7 +278,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
                    : 0.0f;
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
-#if TGT != 2
+#if TGT != CLX_TGT_PROBS
     float tw = ome * ri.wy;
 #endif
 #pragma unroll
@@ -312,7 +288,7 @@ kernel void xent_regs_fused(XENT_PARAMS, global float *loss, ulong loss_off,
             float out = 0.0f;
             if (live) {
                 float d = (v[k] * inv) * k1;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
                 float wv = has_w ? wp[c] : 1.0f;
                 d -= wv * (ome * LD1X(tr, c) + epc);
 #else

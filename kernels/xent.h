@@ -6,14 +6,14 @@
  * plus zeta*lse^2, with m, S, A, B from the online state in rowstate.h, and
  * the gradient p*k - (target terms) with p = exp((x - m) - log S).
  * Per-row losses go to `loss` (the output for reduction none, else
- * scratch for loss_reduce in nll.cl). `scr` holds what xent_check found:
- * [0,1] W (mean denominator), [2,3] sum of the weights. */
+ * scratch for loss_reduce in nll.cl). `scr` holds what xent_check found
+ * (contract.h: CLX_SCR_W, CLX_SCR_WSUM). */
 #ifndef CLXENT_KERNELS_XENT_H
 #define CLXENT_KERNELS_XENT_H
 
 #include "rowstate.h"
 
-#define AM_B (TGT == 2 ? AM_PROBS : AM_SMOOTH)
+#define AM_B (TGT == CLX_TGT_PROBS ? AM_PROBS : AM_SMOOTH)
 
 typedef struct rowinfo {
     int valid; /* not ignore_index (always for probabilities) */
@@ -29,7 +29,7 @@ inline rowinfo row_target(const global IDX *y, ulong y_off, long ii, uint C,
     ri.bad = 0;
     ri.ycol = -1;
     ri.wy = 1.0f;
-#if TGT != 2
+#if TGT != CLX_TGT_PROBS
     long yv = (long)y[y_off + r];
     ri.valid = yv != ii;
     ri.bad = ri.valid && (yv < 0 || yv >= (long)C);
@@ -41,28 +41,21 @@ inline rowinfo row_target(const global IDX *y, ulong y_off, long ii, uint C,
     return ri;
 }
 
-/* The parameters every cross-entropy kernel shares. guard: a synchronous
- * target check precedes (common.h, sync_bad): every kernel starts with
- * NO_ROWS_IF_BAD, which leaves it no rows to read or write when that
- * check found a bad target (its items still reach every barrier). */
+/* The parameters every cross-entropy kernel shares (contract.h's group
+ * xent). guard: a synchronous target check precedes (common.h, sync_bad):
+ * every kernel starts with NO_ROWS_IF_BAD, which leaves it no rows to
+ * read or write when that check found a bad target (its items still reach
+ * every barrier). */
 #define NO_ROWS_IF_BAD                                                         \
     if (sync_bad(scr, guard)) R = 0
-#define XENT_PARAMS                                                            \
-    const global XS *x, ulong x_off, ulong x_ld, uint R, uint C,               \
-        const global IDX *y, ulong y_off, long ii, const global XS *t,         \
-        ulong t_off, ulong t_ld, const global float *w, ulong w_off,           \
-        int has_w, float eps, float zeta, float G, float den, int den_scr,     \
-        const global float *scr, const global float *gr, ulong gr_off,         \
-        int has_gr, int guard
-#define XENT_ARGS                                                              \
-    x, x_off, x_ld, R, C, y, y_off, ii, t, t_off, t_ld, w, w_off, has_w, eps,  \
-        zeta, G, den, den_scr, scr, gr, gr_off, has_gr, guard
+#define XENT_PARAMS CLX_GROUP_PARAMS(xent)
+#define XENT_ARGS CLX_GROUP_ARGS(xent)
 
 /* G * s for row r (the mean's s = 1/W read from scratch when den_scr). */
 inline float row_scale(float G, float den, int den_scr,
                        const global float *scr, const global float *gr,
                        ulong gr_off, int has_gr, ulong r) {
-    float d = den_scr ? fin(scr[0], scr[1]) : den;
+    float d = den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1]) : den;
     float g = G / d;
     if (has_gr) g *= gr[gr_off + r];
     return g;
@@ -77,7 +70,7 @@ inline float row_loss(st_t st, float xy, rowinfo ri, float eps, float zeta,
     if (!ri.valid) return 0.0f;
     if (ri.bad) return NAN;
     float l;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
     l = fin(st.ah, st.al) * lS + fin(st.bh, st.bl);
 #else
     l = (1.0f - eps) * -(ri.wy * ((xy - st.m) - lS));
@@ -109,7 +102,7 @@ inline void grad_range(global XS *g_row, const global XS *xr,
                 vf v = gload_x(xr, pos, ce, 0.0f);
                 vf p = exp((v - m) - lS);
                 vf d = p * k1;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
                 vf wv = has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f;
                 d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
 #else
@@ -129,7 +122,7 @@ inline void grad_range(global XS *g_row, const global XS *xr,
 inline float grad_k1(rowinfo ri, float eps, float zeta, uint C, float asum,
                      float lse) {
     float k;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
     k = asum;
 #else
     k = (1.0f - eps) * ri.wy;

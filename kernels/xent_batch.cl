@@ -16,7 +16,7 @@
 #include "xent_lanes.h"
 #include "batch.h"
 
-#if VEC == 16 && TGT != 2
+#if VEC == 16 && TGT != CLX_TGT_PROBS
 /* gm: the gradient (fused) or null; cache: null, or (16-bit gradients)
  * 16 * cstride floats of local memory per item for the exps. */
 inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
@@ -129,11 +129,9 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
 #endif
 
 /* Fused, the exps in the f32 gradient. */
-kernel void xent_batch_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                             global float *lse, ulong lse_off, int has_lse,
-                             global XS *gm, ulong g_off, ulong g_ld) {
+kernel void xent_batch_fused(CLX_PARAMS(CLX_A_vec_fused)) {
     NO_ROWS_IF_BAD;
-#if VEC == 16 && TGT != 2 && X_T == 0
+#if VEC == 16 && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                     g_off, g_ld, (local float *)0, 0);
 #endif
@@ -141,22 +139,17 @@ kernel void xent_batch_fused(XENT_PARAMS, global float *loss, ulong loss_off,
 
 /* Fused, the exps in local memory (16-bit gradients: caching them in the
  * gradient would round them twice); the host checks that they fit. */
-kernel void xent_batchl_fused(XENT_PARAMS, global float *loss,
-                              ulong loss_off, global float *lse,
-                              ulong lse_off, int has_lse, global XS *gm,
-                              ulong g_off, ulong g_ld, local float *cache,
-                              uint cstride) {
+kernel void xent_batchl_fused(CLX_PARAMS(CLX_A_batchl_fused)) {
     NO_ROWS_IF_BAD;
-#if VEC == 16 && TGT != 2
+#if VEC == 16 && TGT != CLX_TGT_PROBS
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                     g_off, g_ld, cache, cstride);
 #endif
 }
 
-kernel void xent_batch_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
-                           global float *lse, ulong lse_off, int has_lse) {
+kernel void xent_batch_fwd(CLX_PARAMS(CLX_A_vec_fwd)) {
     NO_ROWS_IF_BAD;
-#if VEC == 16 && TGT != 2
+#if VEC == 16 && TGT != CLX_TGT_PROBS
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (global XS *)0, 0, 0, (local float *)0, 0);
 #endif

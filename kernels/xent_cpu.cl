@@ -19,7 +19,7 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
                             const global float *lse_in, ulong lse_in_off,
                             global XS *gm, ulong g_off, ulong g_ld,
                             const int mode) {
-#if TGT != 2 && VEC > 1
+#if TGT != CLX_TGT_PROBS && VEC > 1
     ulong r0 = get_global_id(0) * VEC;
     if (r0 >= R) return;
     uint nr = (uint)min((ulong)VEC, R - r0);
@@ -35,7 +35,7 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     vf k1 = tw;
     if (mode == LANES_BWD) {
         vf lsev = lanes_vload(lse_in, lse_in_off + r0, nr);
-        if (smooth) k1 += epc * fin(scr[2], scr[3]);
+        if (smooth) k1 += epc * fin(scr[CLX_SCR_WSUM], scr[CLX_SCR_WSUM + 1]);
         if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
         for (uint c = 0; c < C; ++c) {
             vf d = exp(xv[c] - lsev) * k1;
@@ -88,17 +88,14 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
 #endif
 }
 
-kernel void xent_lanes_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                             global float *lse, ulong lse_off, int has_lse,
-                             global XS *gm, ulong g_off, ulong g_ld) {
+kernel void xent_lanes_fused(CLX_PARAMS(CLX_A_vec_fused)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, gm, g_off, g_ld,
                     LANES_FUSED);
 }
 
-kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
-                           global float *lse, ulong lse_off, int has_lse) {
+kernel void xent_lanes_fwd(CLX_PARAMS(CLX_A_vec_fwd)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, (global XS *)0, 0, 0,
@@ -106,9 +103,7 @@ kernel void xent_lanes_fwd(XENT_PARAMS, global float *loss, ulong loss_off,
 }
 
 /* Backward from the saved lse (index targets). */
-kernel void xent_lanes_bwd(XENT_PARAMS, const global float *lse_in,
-                           ulong lse_in_off, global XS *gm, ulong g_off,
-                           ulong g_ld) {
+kernel void xent_lanes_bwd(CLX_PARAMS(CLX_A_lanes_bwd)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, (global float *)0, 0, (global float *)0, 0, 0,
                     lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
@@ -131,7 +126,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     if (r >= R) return;
     rowinfo ri = row_target(y, y_off, ii, C, w + w_off, has_w, r);
     int live = ri.valid && !ri.bad;
-    int smooth = TGT == 2 || eps > 0.0f;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     const global XS *xr = x + x_off + r * x_ld;
     const global XS *tr = t + t_off + r * t_ld;
     const global float *wp = w + w_off;
@@ -141,7 +136,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     global float *eg = el ? 0 : (global float *)g_row;
     float ome = 1.0f - eps, epc = eps / (float)C;
     /* x_y first: in place, the cache or the gradient overwrites it */
-    float xy = TGT != 2 && live ? LD1X(xr, ri.ycol) : 0.0f;
+    float xy = TGT != CLX_TGT_PROBS && live ? LD1X(xr, ri.ycol) : 0.0f;
     float bm[GC_BLOCKS];
     st_t st = smooth ? cache_row(xr, tr, wp, has_w, ome, epc, eg, el, C, bl,
                                  bm, AM_B)
@@ -159,7 +154,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     float g = row_scale(G, den, den_scr, scr, gr, gr_off, has_gr, r);
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
-#if TGT != 2
+#if TGT != CLX_TGT_PROBS
     float tw = ome * ri.wy;
 #endif
     uint b = 0;
@@ -169,7 +164,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
         float f = block_scale(bm[b], st.m) * inv * k1;
         for (uint pos = cb; pos < ce; pos += VEC) {
             vf d = ec_load(eg, el, pos, ce) * f;
-#if TGT == 2
+#if TGT == CLX_TGT_PROBS
             vf wv = has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f;
             d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
 #else
@@ -183,21 +178,15 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
 }
 #endif
 
-kernel void xent_rowsg_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                             global float *lse, ulong lse_off, int has_lse,
-                             global XS *gm, ulong g_off, ulong g_ld,
-                             uint bl) {
+kernel void xent_rowsg_fused(CLX_PARAMS(CLX_A_rowsg_fused)) {
     NO_ROWS_IF_BAD;
-#if X_T == 0 && VEC > 1
+#if X_T == CLX_STORE_F32 && VEC > 1
     xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                      g_off, g_ld, bl, (local float *)0, 0);
 #endif
 }
 
-kernel void xent_rowsl_fused(XENT_PARAMS, global float *loss, ulong loss_off,
-                             global float *lse, ulong lse_off, int has_lse,
-                             global XS *gm, ulong g_off, ulong g_ld, uint bl,
-                             local float *cache, uint cstride) {
+kernel void xent_rowsl_fused(CLX_PARAMS(CLX_A_rowsl_fused)) {
     NO_ROWS_IF_BAD;
 #if VEC > 1
     xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,

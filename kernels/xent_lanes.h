@@ -7,7 +7,7 @@
 #include "xent.h"
 #include "lanes.h"
 
-#if TGT != 2 && VEC > 1
+#if TGT != CLX_TGT_PROBS && VEC > 1
 typedef struct lane_rows {
     vi ycol;  /* target column, -1 when none */
     vi state; /* 0 live, 1 ignored, 2 bad */

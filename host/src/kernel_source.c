@@ -93,7 +93,7 @@ static clxent_status load_source(clxent_context *ctx, const char *name,
 /* The program source being assembled: a growing string, and the files
  * already in it (each is included at most once, like #pragma once). */
 #define SRC_MAX_FILES 16
-#define SRC_MAX_DEPTH 4
+#define SRC_MAX_DEPTH 6
 
 typedef struct src_builder {
     char *text;

@@ -1,0 +1,238 @@
+/* What the host and the kernels must agree on, written once: codes,
+ * limits, the layouts of scratch and status memory, and every kernel's
+ * argument list. The kernels include it (common.h); the host compiles it
+ * (host/src/opencl/runtime/kernel_args.h turns the argument lists into
+ * structs and the code that sets them), so an argument added on one side
+ * only fails to compile, and tests/test_contract.c checks each list
+ * against the built kernel. Plain preprocessor text: valid C and OpenCL C. */
+#ifndef CLXENT_KERNELS_CONTRACT_H
+#define CLXENT_KERNELS_CONTRACT_H
+
+/* ---- codes ---- */
+
+/* Storage of a matrix (build options X_T, Y_T). */
+#define CLX_STORE_F32 0
+#define CLX_STORE_F16 1
+#define CLX_STORE_BF16 2
+/* Targets (build option TGT). */
+#define CLX_TGT_I32 0
+#define CLX_TGT_I64 1
+#define CLX_TGT_PROBS 2
+/* The row primitive a softmax.cl kernel computes (argument `what`). */
+#define CLX_SM_MAX 0
+#define CLX_SM_EXPSUM 1
+#define CLX_SM_LOG_SOFTMAX 2
+#define CLX_SM_SOFTMAX 3
+/* How xent_check reports (argument `mode`): the synchronous check's
+ * verdict in scratch, or the deferred check's in the status buffer, the
+ * first one of a batch of calls (overwrite) or a later one (an earlier
+ * error stays). */
+#define CLX_CHECK_SYNC 0
+#define CLX_CHECK_DEFERRED_FIRST 1
+#define CLX_CHECK_DEFERRED_KEEP 2
+
+/* ---- limits ---- */
+
+/* The lanes kernels hold a row's C values in a private array of this many
+ * vectors: the strategy thresholds on them never exceed it. */
+#define CLX_LANES_CMAX_LIMIT 128
+/* Rows per work-item of the batch kernels (batch.h). */
+#define CLX_BATCH_ROWS 16
+
+/* ---- memory layouts ---- */
+
+/* The kernels' row state st_t (rowstate.h): seven floats. */
+#define CLX_ST_BYTES 28
+/* The target check's state chk_t (nll.cl): four floats, four longs. */
+#define CLX_CHK_BYTES 48
+/* A split row's partial state in scratch: a st_t and the target logit. */
+#define CLX_PART_FLOATS 8
+/* A target-check group's partial state: four floats, four longs. */
+#define CLX_CHECK_PART_FLOATS 12
+
+/* Scratch header (float indices), written by xent_check: */
+#define CLX_SCR_W 0     /* [0,1] W, the mean's denominator, as (hi, lo) */
+#define CLX_SCR_WSUM 2  /* [2,3] the sum of the class weights (hi, lo) */
+#define CLX_SCR_ANY 4   /* 1 when any row is valid */
+/* the synchronous verdict (long index: first bad row or -1, its value,
+ * C, ignore_index) */
+#define CLX_SCR_SYNC_LONG 8
+/* the per-row losses start here (floats); partial states follow them */
+#define CLX_SCR_LOSS 32
+
+/* The status buffer of the deferred check: CLX_STATUS_LONGS longs, laid
+ * out as the synchronous verdict. */
+#define CLX_STATUS_LONGS 4
+#define CLX_VERDICT_ROW 0
+#define CLX_VERDICT_VALUE 1
+#define CLX_VERDICT_C 2
+#define CLX_VERDICT_II 3
+
+/* ---- kernel argument lists ----
+ * A parameter is p_(TYPE, name); a group of parameters shared by several
+ * kernels is g_(group); s_() separates (names no kernel argument has). Types:
+ *   CX const global XS*  GX global XS*  GY global YS*  CIDX const global IDX*
+ *   CF const global float*  GF global float*  GL global long*
+ *   ULONG UINT INT LONG FLOAT
+ *   LST local st_t*  LCHK local chk_t*  LF local float*  (the host gives
+ *   the element count; the bytes follow from the sizes above) */
+
+/* Logits, targets, options and the scale of every cross-entropy kernel. */
+#define CLX_G_xent(p_, s_)                                                       \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(UINT, R) s_()         \
+    p_(UINT, C) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_()          \
+    p_(CX, t) s_() p_(ULONG, t_off) s_() p_(ULONG, t_ld) s_() p_(CF, w) s_()           \
+    p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(FLOAT, eps) s_() p_(FLOAT, zeta) s_() \
+    p_(FLOAT, G) s_() p_(FLOAT, den) s_() p_(INT, den_scr) s_() p_(CF, scr) s_()       \
+    p_(CF, gr) s_() p_(ULONG, gr_off) s_() p_(INT, has_gr) s_() p_(INT, guard)
+/* Where per-row losses and the lse go. */
+#define CLX_G_out(p_, s_)                                                        \
+    p_(GF, loss) s_() p_(ULONG, loss_off) s_() p_(GF, lse) s_() p_(ULONG, lse_off)    \
+    s_() p_(INT, has_lse)
+/* The gradient matrix. */
+#define CLX_G_grad(p_, s_) p_(GX, gm) s_() p_(ULONG, g_off) s_() p_(ULONG, g_ld)
+/* The row primitives' input, given max and outputs (softmax.cl). */
+#define CLX_G_sm(p_, s_)                                                         \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(UINT, R) s_()         \
+    p_(UINT, C) s_() p_(CF, mx) s_() p_(ULONG, mx_off) s_() p_(GF, vo) s_()            \
+    p_(ULONG, vo_off) s_() p_(GY, yo) s_() p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_()  \
+    p_(INT, what)
+
+/* Every kernel: X(name, file, argument list). */
+#define CLX_KERNEL_LIST(X)                                                     \
+    X(xent_rows_fused, "xent.cl", CLX_A_rows_fused)                            \
+    X(xent_rows1_fused, "xent.cl", CLX_A_rows_fused)                           \
+    X(xent_rows_fwd, "xent.cl", CLX_A_rows_fwd)                                \
+    X(xent_rows1_fwd, "xent.cl", CLX_A_rows_fwd)                               \
+    X(xent_part, "xent.cl", CLX_A_xent_part)                                   \
+    X(xent_split_out, "xent.cl", CLX_A_xent_split_out)                         \
+    X(xent_bwd, "xent.cl", CLX_A_xent_bwd)                                     \
+    X(xent_bwd1, "xent.cl", CLX_A_xent_bwd)                                    \
+    X(xent_regs_fused, "xent.cl", CLX_A_regs_fused)                            \
+    X(xent_lanes_fused, "xent_cpu.cl", CLX_A_vec_fused)                        \
+    X(xent_lanes_fwd, "xent_cpu.cl", CLX_A_vec_fwd)                            \
+    X(xent_lanes_bwd, "xent_cpu.cl", CLX_A_lanes_bwd)                          \
+    X(xent_rowsg_fused, "xent_cpu.cl", CLX_A_rowsg_fused)                      \
+    X(xent_rowsl_fused, "xent_cpu.cl", CLX_A_rowsl_fused)                      \
+    X(xent_batch_fused, "xent_batch.cl", CLX_A_vec_fused)                      \
+    X(xent_batchl_fused, "xent_batch.cl", CLX_A_batchl_fused)                  \
+    X(xent_batch_fwd, "xent_batch.cl", CLX_A_vec_fwd)                          \
+    X(sm_rows, "softmax.cl", CLX_A_sm_rows)                                    \
+    X(sm_rows1, "softmax.cl", CLX_A_sm_rows)                                   \
+    X(sm_part, "softmax.cl", CLX_A_sm_part)                                    \
+    X(sm_split_out, "softmax.cl", CLX_A_sm_split_out)                          \
+    X(sm_lanes, "softmax.cl", CLX_A_sm)                                        \
+    X(sm_cached_g, "softmax.cl", CLX_A_sm_cached_g)                            \
+    X(sm_cached_l, "softmax.cl", CLX_A_sm_cached_l)                            \
+    X(sm_batch, "softmax.cl", CLX_A_sm)                                        \
+    X(sm_batchl, "softmax.cl", CLX_A_sm_batchl)                                \
+    X(xent_check, "nll.cl", CLX_A_xent_check)                                  \
+    X(xent_check_fin, "nll.cl", CLX_A_xent_check_fin)                          \
+    X(loss_reduce, "nll.cl", CLX_A_loss_reduce)                                \
+    X(nll_fwd, "nll.cl", CLX_A_nll_fwd)                                        \
+    X(nll_bwd, "nll.cl", CLX_A_nll_bwd)                                        \
+    X(copy_rows, "copy.cl", CLX_A_copy_rows)
+
+/* The argument lists, by shape. */
+#define CLX_A_rows_fused(g_, p_, s_)                                              \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, T) s_() p_(LST, red)
+#define CLX_A_rows_fwd(g_, p_, s_) g_(xent) s_() g_(out) s_() p_(UINT, T) s_() p_(LST, red)
+#define CLX_A_xent_part(g_, p_, s_)                                               \
+    g_(xent) s_() p_(UINT, P) s_() p_(UINT, CH) s_() p_(GF, part) s_()                 \
+    p_(ULONG, part_off) s_() p_(INT, aonly) s_() p_(LST, red)
+#define CLX_A_xent_split_out(g_, p_, s_)                                          \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, P) s_() p_(UINT, CH) s_()          \
+    p_(CF, part) s_() p_(ULONG, part_off) s_() p_(INT, do_grad) s_() p_(LST, red)
+#define CLX_A_xent_bwd(g_, p_, s_)                                                \
+    g_(xent) s_() p_(CF, lse_in) s_() p_(ULONG, lse_off) s_() g_(grad) s_()            \
+    p_(UINT, T) s_() p_(UINT, P) s_() p_(UINT, CH) s_() p_(CF, part) s_()              \
+    p_(ULONG, part_off) s_() p_(INT, use_part) s_() p_(LST, red)
+#define CLX_A_regs_fused(g_, p_, s_)                                              \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(LST, red)
+#define CLX_A_vec_fused(g_, p_, s_) g_(xent) s_() g_(out) s_() g_(grad)
+#define CLX_A_vec_fwd(g_, p_, s_) g_(xent) s_() g_(out)
+#define CLX_A_lanes_bwd(g_, p_, s_)                                               \
+    g_(xent) s_() p_(CF, lse_in) s_() p_(ULONG, lse_in_off) s_() g_(grad)
+#define CLX_A_rowsg_fused(g_, p_, s_)                                             \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, bl)
+#define CLX_A_rowsl_fused(g_, p_, s_)                                             \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, bl) s_() p_(LF, cache) s_()        \
+    p_(UINT, cstride)
+#define CLX_A_batchl_fused(g_, p_, s_)                                            \
+    g_(xent) s_() g_(out) s_() g_(grad) s_() p_(LF, cache) s_() p_(UINT, cstride)
+#define CLX_A_sm(g_, p_, s_) g_(sm)
+#define CLX_A_sm_rows(g_, p_, s_) g_(sm) s_() p_(UINT, T) s_() p_(LST, red)
+#define CLX_A_sm_part(g_, p_, s_)                                                 \
+    g_(sm) s_() p_(UINT, P) s_() p_(UINT, CH) s_() p_(GF, part) s_()                   \
+    p_(ULONG, part_off) s_() p_(LST, red)
+#define CLX_A_sm_split_out(g_, p_, s_)                                            \
+    g_(sm) s_() p_(UINT, P) s_() p_(UINT, CH) s_() p_(CF, part) s_()                   \
+    p_(ULONG, part_off) s_() p_(LST, red)
+#define CLX_A_sm_cached_g(g_, p_, s_) g_(sm) s_() p_(UINT, bl)
+#define CLX_A_sm_cached_l(g_, p_, s_)                                             \
+    g_(sm) s_() p_(UINT, bl) s_() p_(LF, cache) s_() p_(UINT, cstride)
+#define CLX_A_sm_batchl(g_, p_, s_) g_(sm) s_() p_(LF, cache) s_() p_(UINT, cstride)
+#define CLX_A_xent_check(g_, p_, s_)                                              \
+    p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(UINT, R) s_() p_(UINT, C) s_()           \
+    p_(LONG, ii) s_() p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_()         \
+    p_(GF, scr) s_() p_(GL, res) s_() p_(ULONG, res_off) s_() p_(INT, mode) s_()       \
+    p_(GF, part) s_() p_(ULONG, part_off) s_() p_(LCHK, red)
+#define CLX_A_xent_check_fin(g_, p_, s_)                                          \
+    p_(UINT, C) s_() p_(LONG, ii) s_() p_(INT, has_w) s_() p_(GF, scr) s_()            \
+    p_(GL, res) s_() p_(ULONG, res_off) s_() p_(INT, mode) s_() p_(CF, part) s_()      \
+    p_(ULONG, part_off) s_() p_(UINT, np) s_() p_(LCHK, red)
+#define CLX_A_loss_reduce(g_, p_, s_)                                             \
+    p_(CF, v) s_() p_(ULONG, v_off) s_() p_(UINT, n) s_() p_(GF, out) s_()             \
+    p_(ULONG, out_off) s_() p_(INT, mean) s_() p_(FLOAT, den) s_()                   \
+    p_(INT, den_scr) s_() p_(INT, any) s_() p_(INT, normalizer) s_()                 \
+    p_(INT, zero_policy) s_() p_(CF, scr) s_() p_(GF, part) s_()                     \
+    p_(ULONG, part_off) s_() p_(INT, guard) s_() p_(LF, red)
+#define CLX_A_nll_fwd(g_, p_, s_)                                                 \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(UINT, R) s_()         \
+    p_(UINT, C) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_()          \
+    p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(GF, loss) s_()         \
+    p_(ULONG, loss_off) s_() p_(CF, scr) s_() p_(INT, guard)
+#define CLX_A_nll_bwd(g_, p_, s_)                                                 \
+    p_(GX, g) s_() p_(ULONG, g_off) s_() p_(ULONG, g_ld) s_() p_(UINT, R) s_()         \
+    p_(UINT, C) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_()          \
+    p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(FLOAT, G) s_()         \
+    p_(FLOAT, den) s_() p_(INT, den_scr) s_() p_(CF, scr) s_() p_(CF, gr) s_()         \
+    p_(ULONG, gr_off) s_() p_(INT, has_gr) s_() p_(UINT, T) s_() p_(UINT, P) s_()      \
+    p_(UINT, CH) s_() p_(INT, guard)
+#define CLX_A_copy_rows(g_, p_, s_)                                               \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(GY, y) s_()           \
+    p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_() p_(UINT, R) s_() p_(UINT, C) s_()       \
+    p_(UINT, T) s_() p_(UINT, P) s_() p_(UINT, CH)
+
+/* ---- the kernels' side ---- */
+#if defined(__OPENCL_C_VERSION__) || defined(__OPENCL_VERSION__)
+#define CLX_KT_CX const global XS *
+#define CLX_KT_GX global XS *
+#define CLX_KT_GY global YS *
+#define CLX_KT_CIDX const global IDX *
+#define CLX_KT_CF const global float *
+#define CLX_KT_GF global float *
+#define CLX_KT_GL global long *
+#define CLX_KT_ULONG ulong
+#define CLX_KT_UINT uint
+#define CLX_KT_INT int
+#define CLX_KT_LONG long
+#define CLX_KT_FLOAT float
+#define CLX_KT_LST local st_t *
+#define CLX_KT_LCHK local chk_t *
+#define CLX_KT_LF local float *
+#define CLX_COMMA() ,
+#define CLX_KPARAM(type, name) CLX_KT_##type name
+#define CLX_KNAME(type, name) name
+#define CLX_KGROUP(group) CLX_G_##group(CLX_KPARAM, CLX_COMMA)
+#define CLX_KGROUP_NAMES(group) CLX_G_##group(CLX_KNAME, CLX_COMMA)
+/* A kernel's parameter list: kernel void NAME(CLX_PARAMS(CLX_A_...)),
+ * and its names in order, to pass them all on. */
+#define CLX_PARAMS(list) list(CLX_KGROUP, CLX_KPARAM, CLX_COMMA)
+#define CLX_ARGS(list) list(CLX_KGROUP_NAMES, CLX_KNAME, CLX_COMMA)
+/* A group's parameters and names, for the helpers that take them all. */
+#define CLX_GROUP_PARAMS(group) CLX_G_##group(CLX_KPARAM, CLX_COMMA)
+#define CLX_GROUP_ARGS(group) CLX_G_##group(CLX_KNAME, CLX_COMMA)
+#endif
+
+#endif /* CLXENT_KERNELS_CONTRACT_H */
