@@ -98,42 +98,69 @@
     p_(ULONG, vo_off) s_() p_(GY, yo) s_() p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_()  \
     p_(INT, what)
 
-/* Every kernel: X(name, file, argument list). */
+/* Every kernel: X(name, file, the shape of its argument list). */
 #define CLX_KERNEL_LIST(X)                                                     \
-    X(xent_rows_fused, "xent.cl", CLX_A_rows_fused)                            \
-    X(xent_rows1_fused, "xent.cl", CLX_A_rows_fused)                           \
-    X(xent_rows_fwd, "xent.cl", CLX_A_rows_fwd)                                \
-    X(xent_rows1_fwd, "xent.cl", CLX_A_rows_fwd)                               \
-    X(xent_part, "xent.cl", CLX_A_xent_part)                                   \
-    X(xent_split_out, "xent.cl", CLX_A_xent_split_out)                         \
-    X(xent_bwd, "xent.cl", CLX_A_xent_bwd)                                     \
-    X(xent_bwd1, "xent.cl", CLX_A_xent_bwd)                                    \
-    X(xent_regs_fused, "xent.cl", CLX_A_regs_fused)                            \
-    X(xent_lanes_fused, "xent_cpu.cl", CLX_A_vec_fused)                        \
-    X(xent_lanes_fwd, "xent_cpu.cl", CLX_A_vec_fwd)                            \
-    X(xent_lanes_bwd, "xent_cpu.cl", CLX_A_lanes_bwd)                          \
-    X(xent_rowsg_fused, "xent_cpu.cl", CLX_A_rowsg_fused)                      \
-    X(xent_rowsl_fused, "xent_cpu.cl", CLX_A_rowsl_fused)                      \
-    X(xent_batch_fused, "xent_batch.cl", CLX_A_vec_fused)                      \
-    X(xent_batchl_fused, "xent_batch.cl", CLX_A_batchl_fused)                  \
-    X(xent_batch_fwd, "xent_batch.cl", CLX_A_vec_fwd)                          \
-    X(sm_rows, "softmax.cl", CLX_A_sm_rows)                                    \
-    X(sm_rows1, "softmax.cl", CLX_A_sm_rows)                                   \
-    X(sm_part, "softmax.cl", CLX_A_sm_part)                                    \
-    X(sm_split_out, "softmax.cl", CLX_A_sm_split_out)                          \
-    X(sm_lanes, "softmax.cl", CLX_A_sm)                                        \
-    X(sm_cached_g, "softmax.cl", CLX_A_sm_cached_g)                            \
-    X(sm_cached_l, "softmax.cl", CLX_A_sm_cached_l)                            \
-    X(sm_batch, "softmax.cl", CLX_A_sm)                                        \
-    X(sm_batchl, "softmax.cl", CLX_A_sm_batchl)                                \
-    X(xent_check, "nll.cl", CLX_A_xent_check)                                  \
-    X(xent_check_fin, "nll.cl", CLX_A_xent_check_fin)                          \
-    X(loss_reduce, "nll.cl", CLX_A_loss_reduce)                                \
-    X(nll_fwd, "nll.cl", CLX_A_nll_fwd)                                        \
-    X(nll_bwd, "nll.cl", CLX_A_nll_bwd)                                        \
-    X(copy_rows, "copy.cl", CLX_A_copy_rows)
+    X(xent_rows_fused, "xent.cl", rows_fused)                                  \
+    X(xent_rows1_fused, "xent.cl", rows_fused)                                 \
+    X(xent_rows_fwd, "xent.cl", rows_fwd)                                      \
+    X(xent_rows1_fwd, "xent.cl", rows_fwd)                                     \
+    X(xent_part, "xent.cl", xent_part)                                         \
+    X(xent_split_out, "xent.cl", xent_split_out)                               \
+    X(xent_bwd, "xent.cl", xent_bwd)                                           \
+    X(xent_bwd1, "xent.cl", xent_bwd)                                          \
+    X(xent_regs_fused, "xent.cl", regs_fused)                                  \
+    X(xent_lanes_fused, "xent_cpu.cl", vec_fused)                              \
+    X(xent_lanes_fwd, "xent_cpu.cl", vec_fwd)                                  \
+    X(xent_lanes_bwd, "xent_cpu.cl", lanes_bwd)                                \
+    X(xent_rowsg_fused, "xent_cpu.cl", rowsg_fused)                            \
+    X(xent_rowsl_fused, "xent_cpu.cl", rowsl_fused)                            \
+    X(xent_batch_fused, "xent_batch.cl", vec_fused)                            \
+    X(xent_batchl_fused, "xent_batch.cl", batchl_fused)                        \
+    X(xent_batch_fwd, "xent_batch.cl", vec_fwd)                                \
+    X(sm_rows, "softmax.cl", sm_rows)                                          \
+    X(sm_rows1, "softmax.cl", sm_rows)                                         \
+    X(sm_part, "softmax.cl", sm_part)                                          \
+    X(sm_split_out, "softmax.cl", sm_split_out)                                \
+    X(sm_lanes, "softmax.cl", sm)                                              \
+    X(sm_cached_g, "softmax.cl", sm_cached_g)                                  \
+    X(sm_cached_l, "softmax.cl", sm_cached_l)                                  \
+    X(sm_batch, "softmax.cl", sm)                                              \
+    X(sm_batchl, "softmax.cl", sm_batchl)                                      \
+    X(xent_check, "nll.cl", xent_check)                                        \
+    X(xent_check_fin, "nll.cl", xent_check_fin)                                \
+    X(loss_reduce, "nll.cl", loss_reduce)                                      \
+    X(nll_fwd, "nll.cl", nll_fwd)                                              \
+    X(nll_bwd, "nll.cl", nll_bwd)                                              \
+    X(copy_rows, "copy.cl", copy_rows)
 
-/* The argument lists, by shape. */
+/* The argument lists, by shape: CLX_A_<shape>. */
+#define CLX_SHAPE_LIST(X)                                                      \
+    X(rows_fused)                                                              \
+    X(rows_fwd)                                                                \
+    X(xent_part)                                                               \
+    X(xent_split_out)                                                          \
+    X(xent_bwd)                                                                \
+    X(regs_fused)                                                              \
+    X(vec_fused)                                                               \
+    X(vec_fwd)                                                                 \
+    X(lanes_bwd)                                                               \
+    X(rowsg_fused)                                                             \
+    X(rowsl_fused)                                                             \
+    X(batchl_fused)                                                            \
+    X(sm)                                                                      \
+    X(sm_rows)                                                                 \
+    X(sm_part)                                                                 \
+    X(sm_split_out)                                                            \
+    X(sm_cached_g)                                                             \
+    X(sm_cached_l)                                                             \
+    X(sm_batchl)                                                               \
+    X(xent_check)                                                              \
+    X(xent_check_fin)                                                          \
+    X(loss_reduce)                                                             \
+    X(nll_fwd)                                                                 \
+    X(nll_bwd)                                                                 \
+    X(copy_rows)
+
 #define CLX_A_rows_fused(g_, p_, s_)                                              \
     g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, T) s_() p_(LST, red)
 #define CLX_A_rows_fwd(g_, p_, s_) g_(xent) s_() g_(out) s_() p_(UINT, T) s_() p_(LST, red)
@@ -226,10 +253,10 @@
 #define CLX_KNAME(type, name) name
 #define CLX_KGROUP(group) CLX_G_##group(CLX_KPARAM, CLX_COMMA)
 #define CLX_KGROUP_NAMES(group) CLX_G_##group(CLX_KNAME, CLX_COMMA)
-/* A kernel's parameter list: kernel void NAME(CLX_PARAMS(CLX_A_...)),
- * and its names in order, to pass them all on. */
-#define CLX_PARAMS(list) list(CLX_KGROUP, CLX_KPARAM, CLX_COMMA)
-#define CLX_ARGS(list) list(CLX_KGROUP_NAMES, CLX_KNAME, CLX_COMMA)
+/* A kernel's parameter list: kernel void NAME(CLX_PARAMS(shape)), and
+ * its names in order, to pass them all on. */
+#define CLX_PARAMS(shape) CLX_A_##shape(CLX_KGROUP, CLX_KPARAM, CLX_COMMA)
+#define CLX_ARGS(shape) CLX_A_##shape(CLX_KGROUP_NAMES, CLX_KNAME, CLX_COMMA)
 /* A group's parameters and names, for the helpers that take them all. */
 #define CLX_GROUP_PARAMS(group) CLX_G_##group(CLX_KPARAM, CLX_COMMA)
 #define CLX_GROUP_ARGS(group) CLX_G_##group(CLX_KNAME, CLX_COMMA)

@@ -22,7 +22,7 @@ typedef ushort raw_t;
 #endif
 #endif
 
-kernel void copy_rows(CLX_PARAMS(CLX_A_copy_rows)) {
+kernel void copy_rows(CLX_PARAMS(copy_rows)) {
     unit_t u = unit_of(T, P, CH, C);
     if (u.row >= R) return;
 #if X_T == Y_T

@@ -214,6 +214,57 @@ CLXENT_API clxent_status clxent_context_memory(const clxent_context *ctx,
 CLXENT_API clxent_status clxent_context_trim(clxent_context *ctx);
 
 /* ------------------------------------------------------------------ */
+/* Tuning (docs/tuning.md). An OpenCL context resolves its kernel
+ * parameters once, at creation: the class defaults (CPU or GPU), then the
+ * built-in database entry that matches the device, then the tuning file
+ * named by the environment variable CLXENT_TUNING_FILE (as `clxent tune`
+ * writes it; a corrupt or wrong-version file fails the creation with
+ * INVALID_ARGUMENT naming the file and line), then the experiment
+ * variables (CLXENT_VEC, ...). Results stay within the documented
+ * accuracy under any parameters; the bits may change. With CLXENT_TRACE=1
+ * every operation prints one line on stderr:
+ *   clxent: <op> <shape> <dtype> -> <kernel>[+<kernel>...] (<parameters>)
+ *   [tuning: <source>]
+ * and the line of the last operation is kept (clxent_context_last_trace). */
+
+/* Name and one-line meaning of tuning parameter `index` (0, 1, ...);
+ * returns NULL past the last one. */
+CLXENT_API const char *clxent_param_name(size_t index, const char **meaning);
+
+/* Sets parameter `name` on this context only, from now on (as CLBlast's
+ * OverrideParameters). Statuses: OK, NULL_POINTER, INVALID_ARGUMENT (no
+ * such parameter, or a value out of its range: the message says which),
+ * UNSUPPORTED (host backend). */
+CLXENT_API clxent_status clxent_context_set_param(clxent_context *ctx,
+                                                  const char *name,
+                                                  long long value);
+/* Reads parameter `name` of this context. Same statuses. */
+CLXENT_API clxent_status clxent_context_get_param(const clxent_context *ctx,
+                                                  const char *name,
+                                                  long long *value);
+/* Undoes every clxent_context_set_param: back to the parameters resolved
+ * at creation. Statuses: OK, NULL_POINTER, UNSUPPORTED (host backend). */
+CLXENT_API clxent_status clxent_context_reset_params(clxent_context *ctx);
+
+/* Where the context's parameters came from: "db:NAME" (a database
+ * entry), the tuning file's path, or "defaults (cpu|gpu)", followed by
+ * " +VAR=VALUE" for each experiment variable and " +set" after
+ * clxent_context_set_param; "host" on the host backend. Never NULL. */
+CLXENT_API const char *clxent_context_tuning(const clxent_context *ctx);
+
+/* The trace line of the last operation enqueued on this context (see
+ * above; "" before the first). Valid until the next call. Never NULL. */
+CLXENT_API const char *clxent_context_last_trace(const clxent_context *ctx);
+
+/* Writes the context's parameters as a tuning file at path (for its
+ * device; `name` and `note` go into the file, either may be NULL).
+ * Statuses: OK, NULL_POINTER, IO_ERROR, UNSUPPORTED (host backend). */
+CLXENT_API clxent_status clxent_context_save_tuning(clxent_context *ctx,
+                                                    const char *path,
+                                                    const char *name,
+                                                    const char *note);
+
+/* ------------------------------------------------------------------ */
 /* Buffers: device memory on OpenCL, plain memory on the host backend. */
 
 typedef struct clxent_buffer clxent_buffer;

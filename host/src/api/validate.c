@@ -1,9 +1,8 @@
 /* Argument checks shared by the public entry points: descriptors against
  * their buffers, dtypes, options, events, overlaps. Every failure names
  * the function and the argument; nothing is enqueued before they pass. */
-#include "validate.h"
+#include "api/validate.h"
 
-#include "opencl_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,7 +31,7 @@ static clxent_status check_buffer(clxent_context *ctx, const char *fn,
     if (!buf)
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, fn,
                         "%s: buffer is NULL", name);
-    if (buf->ctx != ctx)
+    if (!clx_owns(ctx, buf))
         return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, fn,
                         "%s: the buffer belongs to another context", name);
     return CLXENT_STATUS_OK;
@@ -207,7 +206,7 @@ clxent_status clx_check_events(clxent_context *ctx, const char *fn,
         return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
                         "events->wait_list: given with num_wait 0");
     if (ev->num_wait == 0) return CLXENT_STATUS_OK;
-    if (!ctx->cl)
+    if (!ctx->cl_context)
         return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
                         "events->wait_list: the host backend has no events");
     for (cl_uint i = 0; i < ev->num_wait; ++i) {
@@ -222,7 +221,7 @@ clxent_status clx_check_events(clxent_context *ctx, const char *fn,
                             "events->wait_list[%u]: clGetEventInfo failed: "
                             "%s (%d)",
                             (unsigned)i, clx_cl_error_name(err), (int)err);
-        if (owner != ctx->cl->context)
+        if (owner != ctx->cl_context)
             return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, fn,
                             "events->wait_list[%u] belongs to another "
                             "cl_context",

@@ -1,9 +1,9 @@
 /* Kernel sources: embedded byte arrays (cmake/embed_kernels.cmake) or,
- * with CLXENT_KERNEL_DIR set, files of that folder; and the program source
+ * with CLXENT_KERNEL_DIR set at context creation, files of that folder; and the program source
  * of a kernel file with its #include "name" lines resolved. OpenCL has no
  * include path for sources passed as strings, so the host does the one
  * preprocessing step the kernels need. */
-#include "opencl_internal.h"
+#include "opencl/runtime/runtime.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -85,8 +85,8 @@ static clxent_status embedded_file(clxent_context *ctx, const char *name,
 
 static clxent_status load_source(clxent_context *ctx, const char *name,
                                  char **data, size_t *size) {
-    const char *dir = getenv("CLXENT_KERNEL_DIR");
-    return dir && *dir ? read_file(ctx, dir, name, data, size)
+    const char *dir = ctx->cl->kernel_dir;
+    return dir ? read_file(ctx, dir, name, data, size)
                        : embedded_file(ctx, name, data, size);
 }
 

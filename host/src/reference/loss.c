@@ -3,7 +3,7 @@
  * range-checked before anything is written; the mean's denominator only
  * depends on targets and weights, so it is known before the first row; a
  * row is read whole before its gradient is written (in-place). */
-#include "backend_host.h"
+#include "reference/reference.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Pieces every other file uses: version, status texts, data types, error
  * recording, the fault-injection seam, size arithmetic, f16/bf16. */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdio.h>

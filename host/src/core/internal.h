@@ -1,5 +1,7 @@
-/* Internal interfaces shared by the public entry points (api.c) and the two
- * backends (backend_host.c, backend_opencl*.c). Not installed. */
+/* The core layer: what the entry points (api/) and the two backends
+ * (reference/, opencl/) share: the operation description, the backend
+ * interface, the context, errors, the fault seam and numeric helpers.
+ * Not installed. */
 #ifndef CLXENT_INTERNAL_H
 #define CLXENT_INTERNAL_H
 
@@ -12,7 +14,7 @@
 #define CLX_MESSAGE_CAPACITY 16384 /* build logs can be long */
 
 /* ---------------------------------------------------------------- */
-/* Operations: api.c validates the public arguments once and fills a
+/* Operations: api/api.c validates the public arguments once and fills a
  * clx_op; backends run it without re-validating. A descriptor whose
  * buffer is NULL is absent. */
 
@@ -49,10 +51,17 @@ typedef struct clx_op {
 } clx_op;
 
 /* ---------------------------------------------------------------- */
-/* Backends. */
+/* Backends: the one interface between the entry points (api/) and the
+ * host reference (reference/) and OpenCL (opencl/) backends. */
+
+struct clx_backend_ops;
 
 struct clxent_buffer {
-    clxent_context *ctx;
+    /* The owner's serial, not its address: a buffer may outlive its
+     * context, whose address a new context may then reuse. */
+    uint64_t owner;
+    /* Releases it without the context (the ops are static). */
+    const struct clx_backend_ops *backend;
     size_t bytes;
     cl_mem mem;  /* OpenCL backend */
     void *host;  /* host backend */
@@ -62,6 +71,9 @@ typedef struct clx_backend_ops {
     const char *name;
     void (*destroy)(clxent_context *ctx);
     clxent_status (*buffer_create)(clxent_context *ctx, clxent_buffer *buf);
+    /* NULL: the backend has no cl_mem to wrap */
+    clxent_status (*buffer_wrap)(clxent_context *ctx, clxent_buffer *buf,
+                                 cl_mem mem);
     void (*buffer_release)(clxent_buffer *buf);
     clxent_status (*buffer_write)(clxent_context *ctx, clxent_buffer *buf,
                                   size_t offset, size_t bytes,
@@ -69,21 +81,64 @@ typedef struct clx_backend_ops {
     clxent_status (*buffer_read)(clxent_context *ctx,
                                  const clxent_buffer *buf, size_t offset,
                                  size_t bytes, void *dst);
+    /* Runs a validated operation; fills ctx->last_kernels. */
     clxent_status (*run)(clxent_context *ctx, const clx_op *op);
     clxent_status (*finish)(clxent_context *ctx);
+    /* Scratch bytes held (clxent_context_memory) and their release. */
+    size_t (*memory)(const clxent_context *ctx);
+    clxent_status (*trim)(clxent_context *ctx);
+    clxent_status (*last_time_ns)(clxent_context *ctx, uint64_t *ns);
+    /* Tuning parameters (NULL: none): get (set 0) or set one by name, or
+     * reset all (name NULL). */
+    clxent_status (*param)(clxent_context *ctx, const char *name, int set,
+                           long long *value);
+    clxent_status (*save_tuning)(clxent_context *ctx, const char *path,
+                                 const char *name, const char *note);
 } clx_backend_ops;
 
 extern const clx_backend_ops clx_host_backend;
 extern const clx_backend_ops clx_opencl_backend;
 
-struct clx_opencl_state; /* backend_opencl.c */
+/* The OpenCL backend's constructor (opencl/backend.c): on the given
+ * device (queue NULL: its own context and profiling queue) or on the
+ * caller's queue (retained). Sets ctx->backend, ctx->cl_context,
+ * ctx->queue and ctx->tuning; on failure leaves ctx->backend NULL, nothing
+ * allocated and the reason in the message. */
+clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
+                                cl_device_id device, cl_command_queue queue);
+
+/* Name and meaning of the OpenCL backend's tuning parameter `index`; NULL
+ * past the last (opencl/backend.c). */
+const char *clx_opencl_param_name(size_t index, const char **meaning);
+
+struct clx_opencl_state; /* opencl/runtime/runtime.h */
+
+#define CLX_TRACE_CAPACITY 512
 
 struct clxent_context {
     const clx_backend_ops *backend; /* NULL: creation failed */
+    uint64_t serial; /* process-unique, never 0: what buffers name */
     clxent_device_info info;
     struct clx_opencl_state *cl;    /* OpenCL backend only */
+    /* The OpenCL handles the entry points check against (NULL on the
+     * host backend); owned by the backend. */
+    cl_context cl_context;
+    cl_command_queue queue;
+    int trace;                      /* CLXENT_TRACE=1 at creation */
+    char tuning[256];               /* clxent_context_tuning */
+    /* "kernel+kernel (parameters)" of the last operation, by the
+     * backend; the whole trace line, by the entry points. */
+    char last_kernels[CLX_TRACE_CAPACITY];
+    char last_trace[2 * CLX_TRACE_CAPACITY + 256];
     char message[CLX_MESSAGE_CAPACITY];
 };
+
+/* Whether buf was made or wrapped by ctx (and not by a destroyed context
+ * that had ctx's address). */
+static inline int clx_owns(const clxent_context *ctx,
+                           const clxent_buffer *buf) {
+    return buf->owner == ctx->serial;
+}
 
 /* ---------------------------------------------------------------- */
 /* Errors. */
@@ -124,7 +179,7 @@ int clx_fault_next(void);     /* 1: this call must fail */
     (clx_fault_next() ? (*(errp) = CL_OUT_OF_RESOURCES, NULL) : (call))
 
 /* ---------------------------------------------------------------- */
-/* Helpers shared by api.c and the backends. */
+/* Helpers shared by the entry points and the backends. */
 
 /* a*b and a+b with overflow detection (returns 0 on overflow). */
 int clx_mul_size(size_t a, size_t b, size_t *out);
@@ -140,13 +195,5 @@ void clx_store_double(void *base, clxent_dtype dtype, size_t index,
                       double v);
 int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index);
 
-/* Embedded kernel sources (generated at build time from the kernels folder). */
-typedef struct clx_kernel_source {
-    const char *name; /* file name, e.g. "xent.cl" */
-    const unsigned char *data;
-    size_t size;
-} clx_kernel_source;
-extern const clx_kernel_source clx_kernel_sources[];
-extern const size_t clx_kernel_source_count;
 
 #endif /* CLXENT_INTERNAL_H */

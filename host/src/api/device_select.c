@@ -2,7 +2,7 @@
  * host | P:D | gpu | cpu | accelerator | name substring | empty. */
 #define _POSIX_C_SOURCE 200809L /* sysconf, for the host entry's memory */
 
-#include "device_select.h"
+#include "api/device_select.h"
 
 #include <ctype.h>
 #include <limits.h>

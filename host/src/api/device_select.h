@@ -3,7 +3,7 @@
 #ifndef CLXENT_DEVICE_SELECT_H
 #define CLXENT_DEVICE_SELECT_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* Classifies a spec: "default", "host", "index" (platform, device set),
  * "type" (type set) or "name"; NULL with the reason in error when

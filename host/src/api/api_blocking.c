@@ -1,6 +1,6 @@
 /* clxent_cross_entropy_host: the blocking form on host arrays, built on
  * the buffer API and the fused (or forward) operation. */
-#include "validate.h"
+#include "api/validate.h"
 
 #include <string.h>
 

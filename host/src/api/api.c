@@ -1,7 +1,8 @@
 /* Public operation entry points: validate every argument once, describe
  * the work as a clx_op, dispatch to the context's backend. */
-#include "validate.h"
+#include "api/validate.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,13 +35,33 @@ static clxent_status begin(clxent_context *ctx, const char *fn,
     return clx_check_events(ctx, fn, events);
 }
 
+/* The trace line of an operation the backend ran (CLXENT_TRACE). */
+static void trace(clxent_context *ctx, const clx_op *op, clxent_status st) {
+    char dtype[24];
+    const clxent_matrix *out = op->mat_out.buffer ? &op->mat_out : NULL;
+    if (out && out->dtype != op->x.dtype)
+        snprintf(dtype, sizeof dtype, "%s->%s", clxent_dtype_name(op->x.dtype),
+                 clxent_dtype_name(out->dtype));
+    else
+        snprintf(dtype, sizeof dtype, "%s", clxent_dtype_name(op->x.dtype));
+    snprintf(ctx->last_trace, sizeof ctx->last_trace,
+             "clxent: %s %zux%zu %s -> %s [tuning: %s]%s%s",
+             op->function + strlen("clxent_"), op->x.rows, op->x.cols, dtype,
+             ctx->last_kernels, ctx->tuning, st ? " failed: " : "",
+             st ? clxent_status_name(st) : "");
+    if (ctx->trace) fprintf(stderr, "%s\n", ctx->last_trace);
+}
+
 static clxent_status dispatch(clxent_context *ctx, const extents *e,
                               const clx_op *op) {
     clxent_status st =
         clx_check_overlaps(ctx, op->function, e->out, e->n_out, e->in,
                            e->n_in);
     if (st) return st;
-    return ctx->backend->run(ctx, op);
+    ctx->last_kernels[0] = '\0';
+    st = ctx->backend->run(ctx, op);
+    trace(ctx, op, st);
+    return st;
 }
 
 /* Logits (or log-probabilities) as the op's main input. */

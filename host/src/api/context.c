@@ -2,9 +2,9 @@
  * ctx->backend. Creation follows sqlite3_open: unless memory runs out the
  * caller gets a context, and a failed one still answers
  * clxent_context_message and clxent_context_destroy. */
-#include "device_select.h"
-#include "opencl_internal.h"
+#include "api/device_select.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +29,14 @@ static clxent_status check_ctx(const clxent_context *ctx,
     return CLXENT_STATUS_OK;
 }
 
+/* Atomic: contexts are created on any thread. Starts at 1 so that 0
+ * names no context. */
+static _Atomic uint64_t next_serial = 1;
+
 static clxent_context *new_context(void) {
     clxent_context *ctx = calloc(1, sizeof *ctx);
     if (ctx) {
+        ctx->serial = atomic_fetch_add(&next_serial, 1);
         ctx->info.platform_index = -1;
         ctx->info.device_index = -1;
     }
@@ -70,7 +75,6 @@ clxent_status clxent_context_create(const char *spec, clxent_context **out) {
     }
     st = clx_opencl_create(ctx, platform, device, NULL);
     if (st != CLXENT_STATUS_OK) return st;
-    ctx->backend = &clx_opencl_backend;
     clx_clear(ctx);
     return CLXENT_STATUS_OK;
 }
@@ -88,18 +92,31 @@ clxent_status clxent_context_create_from_queue(cl_command_queue queue,
     clxent_status st = clx_opencl_create(ctx, NULL, NULL, queue);
     if (st != CLXENT_STATUS_OK) return st;
     char message[1024] = "";
-    st = clx_device_describe(ctx->cl->device, &ctx->info, message,
-                             sizeof message);
+    cl_device_id device = NULL;
+    cl_command_queue_properties props = 0;
+    cl_int err = CLX_CL(clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE,
+                                              sizeof device, &device, NULL));
+    if (err == CL_SUCCESS)
+        err = CLX_CL(clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES,
+                                           sizeof props, &props, NULL));
+    st = err == CL_SUCCESS ? clx_device_describe(device, &ctx->info, message,
+                                                 sizeof message)
+                           : clx_status_from_cl(err);
     if (st != CLXENT_STATUS_OK) {
+        if (err != CL_SUCCESS)
+            snprintf(message, sizeof message, "clGetCommandQueueInfo: %s (%d)",
+                     clx_cl_error_name(err), (int)err);
         clx_fail(ctx, st, function, "describing the queue's device: %s",
                  message);
-        clx_opencl_backend.destroy(ctx); /* leaves backend NULL: failed */
+        ctx->backend->destroy(ctx);
+        ctx->backend = NULL; /* failed */
         return st;
     }
     snprintf(ctx->info.reason, sizeof ctx->info.reason,
              "caller's command queue%s",
-             ctx->cl->profiling ? "" : " (no profiling: no device timing)");
-    ctx->backend = &clx_opencl_backend;
+             props & CL_QUEUE_PROFILING_ENABLE
+                 ? ""
+                 : " (no profiling: no device timing)");
     clx_clear(ctx);
     return CLXENT_STATUS_OK;
 }
@@ -128,8 +145,8 @@ const char *clxent_context_message(const clxent_context *ctx) {
 }
 
 cl_command_queue clxent_context_queue(const clxent_context *ctx) {
-    if (!ctx || !ctx->backend || !ctx->cl) return NULL;
-    return ctx->cl->queue;
+    if (!ctx || !ctx->backend) return NULL;
+    return ctx->queue;
 }
 
 clxent_status clxent_finish(clxent_context *ctx) {
@@ -147,7 +164,7 @@ clxent_status clxent_context_memory(const clxent_context *ctx,
         return clx_fail(mutable(ctx), CLXENT_STATUS_NULL_POINTER,
                         "clxent_context_memory", "bytes is NULL");
     clx_clear(mutable(ctx));
-    *bytes = ctx->cl ? clx_cl_memory(ctx) : 0;
+    *bytes = ctx->backend->memory ? ctx->backend->memory(ctx) : 0;
     return CLXENT_STATUS_OK;
 }
 
@@ -155,7 +172,7 @@ clxent_status clxent_context_trim(clxent_context *ctx) {
     clxent_status st = check_ctx(ctx, "clxent_context_trim");
     if (st != CLXENT_STATUS_OK) return st;
     clx_clear(ctx);
-    return ctx->cl ? clx_cl_trim(ctx) : CLXENT_STATUS_OK;
+    return ctx->backend->trim ? ctx->backend->trim(ctx) : CLXENT_STATUS_OK;
 }
 
 clxent_status clxent_context_last_time_ns(clxent_context *ctx,
@@ -167,45 +184,18 @@ clxent_status clxent_context_last_time_ns(clxent_context *ctx,
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
                         "nanoseconds is NULL");
     *nanoseconds = 0;
-    if (!ctx->cl)
+    if (!ctx->backend->last_time_ns)
         return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, function,
                         "the %s backend has no device timing",
                         ctx->backend->name);
-    clx_opencl_state *s = ctx->cl;
-    if (!s->profiling)
-        return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, function,
-                        "the queue was created without "
-                        "CL_QUEUE_PROFILING_ENABLE");
-    if (!s->op_first_event || !s->op_last_event)
-        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, function,
-                        "no operation has completed its enqueue on this "
-                        "context yet");
-    cl_int err = CLX_CL(clWaitForEvents(1, &s->op_last_event));
-    cl_ulong start = 0, end = 0;
-    const char *what = "clWaitForEvents";
-    if (err == CL_SUCCESS) {
-        what = "clGetEventProfilingInfo (CL_PROFILING_COMMAND_START)";
-        err = CLX_CL(clGetEventProfilingInfo(s->op_first_event,
-                                             CL_PROFILING_COMMAND_START,
-                                             sizeof start, &start, NULL));
-    }
-    if (err == CL_SUCCESS) {
-        what = "clGetEventProfilingInfo (CL_PROFILING_COMMAND_END)";
-        err = CLX_CL(clGetEventProfilingInfo(s->op_last_event,
-                                             CL_PROFILING_COMMAND_END,
-                                             sizeof end, &end, NULL));
-    }
-    if (err != CL_SUCCESS)
-        return clx_fail(ctx, clx_status_from_cl(err), function, "%s: %s (%d)",
-                        what, clx_cl_error_name(err), (int)err);
     clx_clear(ctx);
-    *nanoseconds = end > start ? (uint64_t)(end - start) : 0;
-    return CLXENT_STATUS_OK;
+    return ctx->backend->last_time_ns(ctx, nanoseconds);
 }
 
 /* ------------------------------------------------------------------ */
 /* Buffers. The backend fills buf->mem or buf->host; this file owns the
- * clxent_buffer itself. */
+ * clxent_buffer itself. A buffer names its context by serial and its
+ * backend directly, so it may outlive the context. */
 
 clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
                                    clxent_buffer **buffer) {
@@ -219,22 +209,12 @@ clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
     if (bytes == 0)
         return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, function,
                         "bytes is 0 (a buffer holds at least one byte)");
-    if (ctx->cl) {
-        const clx_opencl_state *s = ctx->cl;
-        if ((cl_ulong)bytes > s->max_alloc_bytes ||
-            (cl_ulong)bytes > s->global_mem_bytes)
-            return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
-                            "bytes = %zu exceeds the device's limit "
-                            "(CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu, "
-                            "CL_DEVICE_GLOBAL_MEM_SIZE %llu)",
-                            bytes, (unsigned long long)s->max_alloc_bytes,
-                            (unsigned long long)s->global_mem_bytes);
-    }
     clxent_buffer *buf = calloc(1, sizeof *buf);
     if (!buf)
         return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
                         "out of host memory");
-    buf->ctx = ctx;
+    buf->owner = ctx->serial;
+    buf->backend = ctx->backend;
     buf->bytes = bytes;
     clx_clear(ctx);
     st = ctx->backend->buffer_create(ctx, buf);
@@ -261,40 +241,22 @@ clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
     if (!mem)
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
                         "mem is NULL");
-    if (!ctx->cl)
+    if (!ctx->backend->buffer_wrap)
         return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, function,
                         "the %s backend has no cl_mem to wrap",
                         ctx->backend->name);
-    cl_context owner = NULL;
-    size_t bytes = 0;
-    cl_int err = CLX_CL(clGetMemObjectInfo(mem, CL_MEM_CONTEXT, sizeof owner,
-                                           &owner, NULL));
-    if (err == CL_SUCCESS)
-        err = CLX_CL(
-            clGetMemObjectInfo(mem, CL_MEM_SIZE, sizeof bytes, &bytes, NULL));
-    if (err != CL_SUCCESS)
-        return clx_fail(ctx, clx_status_from_cl(err), function,
-                        "mem: clGetMemObjectInfo: %s (%d)",
-                        clx_cl_error_name(err), (int)err);
-    if (owner != ctx->cl->context)
-        return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, function,
-                        "mem belongs to another cl_context than this "
-                        "context's");
     clxent_buffer *buf = calloc(1, sizeof *buf);
     if (!buf)
         return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
                         "out of host memory");
-    err = CLX_CL(clRetainMemObject(mem));
-    if (err != CL_SUCCESS) {
-        free(buf);
-        return clx_fail(ctx, clx_status_from_cl(err), function,
-                        "mem: clRetainMemObject: %s (%d)",
-                        clx_cl_error_name(err), (int)err);
-    }
-    buf->ctx = ctx;
-    buf->bytes = bytes;
-    buf->mem = mem;
     clx_clear(ctx);
+    st = ctx->backend->buffer_wrap(ctx, buf, mem);
+    if (st != CLXENT_STATUS_OK) {
+        free(buf);
+        return st;
+    }
+    buf->owner = ctx->serial;
+    buf->backend = ctx->backend;
     *buffer = buf;
     return CLXENT_STATUS_OK;
 }
@@ -312,7 +274,7 @@ static clxent_status check_range(clxent_context *ctx, const char *function,
     if (!host && bytes > 0)
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
                         "%s is NULL", host_name);
-    if (buffer->ctx != ctx)
+    if (!clx_owns(ctx, buffer))
         return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, function,
                         "buffer belongs to another context");
     size_t end;
@@ -353,10 +315,12 @@ clxent_status clxent_buffer_read(clxent_context *ctx,
                                      destination);
 }
 
+/* Never reads the context: a garbage-collected caller may have destroyed
+ * it already, and what the buffer holds lives on without it (host memory;
+ * a cl_mem retains its cl_context). */
 void clxent_buffer_release(clxent_buffer *buffer) {
     if (!buffer) return;
-    if (buffer->ctx && buffer->ctx->backend)
-        buffer->ctx->backend->buffer_release(buffer);
+    if (buffer->backend) buffer->backend->buffer_release(buffer);
     free(buffer);
 }
 
@@ -366,4 +330,76 @@ size_t clxent_buffer_size(const clxent_buffer *buffer) {
 
 cl_mem clxent_buffer_mem(const clxent_buffer *buffer) {
     return buffer ? buffer->mem : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tuning (the backend resolves and keeps the parameters). */
+
+const char *clxent_param_name(size_t index, const char **meaning) {
+    return clx_opencl_param_name(index, meaning);
+}
+
+/* The checks of the tuning calls: a context whose backend has parameters. */
+static clxent_status check_params(const clxent_context *ctx,
+                                  const char *function) {
+    clxent_status st = check_ctx(ctx, function);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (!ctx->backend->param)
+        return clx_fail(mutable(ctx), CLXENT_STATUS_UNSUPPORTED, function,
+                        "the %s backend has no tuning parameters",
+                        ctx->backend->name);
+    return CLXENT_STATUS_OK;
+}
+
+clxent_status clxent_context_set_param(clxent_context *ctx, const char *name,
+                                       long long value) {
+    static const char *const function = "clxent_context_set_param";
+    clxent_status st = check_params(ctx, function);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (!name)
+        return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
+                        "name is NULL");
+    clx_clear(ctx);
+    return ctx->backend->param(ctx, name, 1, &value);
+}
+
+clxent_status clxent_context_get_param(const clxent_context *ctx,
+                                       const char *name, long long *value) {
+    static const char *const function = "clxent_context_get_param";
+    clxent_status st = check_params(ctx, function);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (!name || !value)
+        return clx_fail(mutable(ctx), CLXENT_STATUS_NULL_POINTER, function,
+                        "%s is NULL", name ? "value" : "name");
+    clx_clear(mutable(ctx));
+    return ctx->backend->param(mutable(ctx), name, 0, value);
+}
+
+clxent_status clxent_context_reset_params(clxent_context *ctx) {
+    clxent_status st = check_params(ctx, "clxent_context_reset_params");
+    if (st != CLXENT_STATUS_OK) return st;
+    clx_clear(ctx);
+    return ctx->backend->param(ctx, NULL, 1, NULL);
+}
+
+const char *clxent_context_tuning(const clxent_context *ctx) {
+    if (!ctx || !ctx->backend) return "";
+    return ctx->backend->param ? ctx->tuning : ctx->backend->name;
+}
+
+const char *clxent_context_last_trace(const clxent_context *ctx) {
+    return ctx ? ctx->last_trace : "";
+}
+
+clxent_status clxent_context_save_tuning(clxent_context *ctx,
+                                         const char *path, const char *name,
+                                         const char *note) {
+    static const char *const function = "clxent_context_save_tuning";
+    clxent_status st = check_params(ctx, function);
+    if (st != CLXENT_STATUS_OK) return st;
+    if (!path)
+        return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
+                        "path is NULL");
+    clx_clear(ctx);
+    return ctx->backend->save_tuning(ctx, path, name, note);
 }

@@ -1,10 +1,11 @@
-/* Shared by the two halves of the host backend: backend_host.c (buffers,
- * dispatch, row primitives) and backend_host_loss.c (NLL and
- * cross-entropy). All values are double; stores round once. */
-#ifndef CLXENT_BACKEND_HOST_H
-#define CLXENT_BACKEND_HOST_H
+/* The host reference backend's layers: elements.c (element access, row
+ * statistics, scratch) below rows.c (row primitives, copy) and loss.c (NLL
+ * and cross-entropy), below backend.c (buffers, dispatch). All values are
+ * double; stores round once. */
+#ifndef CLXENT_REFERENCE_H
+#define CLXENT_REFERENCE_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* Element access honouring offset, stride and dtype. */
 double clx_host_mat_get(const clxent_matrix *m, size_t r, size_t c);
@@ -27,7 +28,10 @@ clx_host_stats clx_host_row_stats(const double *row, size_t cols);
 double *clx_host_scratch(clxent_context *ctx, const clx_op *op, size_t count,
                          clxent_status *status);
 
-/* The loss operations (backend_host_loss.c). */
+/* Row max, exp-sum, log_softmax, softmax and the copy (rows.c). */
+clxent_status clx_host_rows(clxent_context *ctx, const clx_op *op);
+
+/* The loss operations (loss.c). */
 clxent_status clx_host_nll_forward(clxent_context *ctx, const clx_op *op);
 clxent_status clx_host_nll_backward(clxent_context *ctx, const clx_op *op);
 /* CLX_OP_CE_FORWARD, CLX_OP_CE_BACKWARD and CLX_OP_CE_FUSED. */

@@ -2,7 +2,7 @@
 #ifndef CLXENT_VALIDATE_H
 #define CLXENT_VALIDATE_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 typedef enum clx_dtype_class {
     CLX_DTYPE_FLOAT, /* f32, f16, bf16 storage */
