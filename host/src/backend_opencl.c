@@ -87,7 +87,9 @@ static clxent_status query_device(clxent_context *ctx, const char *function,
     return CLXENT_STATUS_OK;
 }
 
-/* Adopts the caller's queue: retains it and its cl_context. */
+/* Adopts the caller's queue: retains it and its cl_context. An
+ * out-of-order queue is refused: clxent enqueues one call's steps without
+ * events between them. */
 static clxent_status adopt_queue(clxent_context *ctx, const char *function,
                                  clx_opencl_state *s, cl_command_queue queue) {
     cl_context context = NULL;
@@ -109,6 +111,16 @@ static clxent_status adopt_queue(clxent_context *ctx, const char *function,
     if (err != CL_SUCCESS)
         return cl_fail(ctx, function, "clGetCommandQueueInfo",
                        "queue, CL_QUEUE_PROPERTIES", err);
+    /* Refused before anything is retained, so the failed context holds
+     * nothing of the caller's. */
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+        return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, function,
+                        "queue has CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE: "
+                        "the steps inside one clxent call (target check, "
+                        "row kernels, reduction, reads) depend on in-order "
+                        "execution; create an in-order queue on the same "
+                        "cl_context (properties without that flag) for "
+                        "clxent");
     err = CLX_CL(clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform,
                                  &platform, NULL));
     if (err != CL_SUCCESS)

@@ -164,9 +164,12 @@ CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context 
 
 /* Creates a context on the caller's queue, which is retained and released
  * on destroy. Work is enqueued on that queue; device timing
- * (clxent_context_last_time_ns) needs profiling enabled on it. Same
- * failure contract as clxent_context_create. Statuses: OK, NULL_POINTER,
- * OUT_OF_MEMORY, OPENCL_ERROR. */
+ * (clxent_context_last_time_ns) needs profiling enabled on it. The queue
+ * must be in-order: the steps inside one call depend on in-order
+ * execution, so a queue with CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE gives
+ * UNSUPPORTED (create an in-order queue on the same cl_context for
+ * clxent). Same failure contract as clxent_context_create. Statuses: OK,
+ * NULL_POINTER, UNSUPPORTED, OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
                                                clxent_context **ctx);
 
