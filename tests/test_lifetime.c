@@ -1,5 +1,6 @@
 /* Lifetimes and ordering as a garbage-collected caller (a Python client
- * through pyopencl and ctypes) meets them: queues clxent cannot run on. */
+ * through pyopencl and ctypes) meets them: queues clxent cannot run on,
+ * and buffers that outlive their context. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, pthread_cond_timedwait */
 #include "fixtures.h"
 
@@ -21,6 +22,15 @@
 
 /* ---- helpers ---- */
 
+static cl_context cl_context_of(clxent_context *ctx) {
+    cl_context clctx = NULL;
+    assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
+                                           CL_QUEUE_CONTEXT, sizeof clctx,
+                                           &clctx, NULL),
+                     CL_SUCCESS);
+    return clctx;
+}
+
 static cl_device_id cl_device_of(clxent_context *ctx) {
     cl_device_id device = NULL;
     assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
@@ -36,6 +46,21 @@ static cl_uint queue_refs(cl_command_queue q) {
                                            sizeof refs, &refs, NULL),
                      CL_SUCCESS);
     return refs;
+}
+
+static cl_uint mem_refs(cl_mem mem) {
+    cl_uint refs = 0;
+    assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,
+                                        sizeof refs, &refs, NULL),
+                     CL_SUCCESS);
+    return refs;
+}
+
+static char *device_spec(clxent_context *ctx, char *spec, size_t size) {
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    snprintf(spec, size, "%s", info.spec);
+    return spec;
 }
 
 /* ---- 1. queues clxent cannot run on ---- */
@@ -97,11 +122,142 @@ static void test_out_of_order_queue_refused(void **state) {
     assert_int_equal(clReleaseContext(clctx), CL_SUCCESS);
 }
 
+/* ---- 2. buffers that outlive their context ---- */
+
+/* Both orders on one context's buffers: `early` are released before the
+ * context is destroyed, the others after (a garbage collector chooses). */
+static void release_both_orders(clxent_context *ctx, clxent_buffer **early,
+                                size_t n_early, clxent_buffer **late,
+                                size_t n_late) {
+    for (size_t i = 0; i < n_early; ++i) clxent_buffer_release(early[i]);
+    clxent_context_destroy(ctx);
+    for (size_t i = 0; i < n_late; ++i) clxent_buffer_release(late[i]);
+}
+
+static void test_host_buffers_outlive_context(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_host_context();
+    float v[4] = {1, 2, 3, 4}, back[4] = {0};
+    clxent_buffer *a = fx_upload(ctx, v, sizeof v);
+    clxent_buffer *b = fx_upload(ctx, v, sizeof v);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, b, 0, sizeof back, back),
+                     CLXENT_STATUS_OK);
+    assert_memory_equal(v, back, sizeof v);
+    assert_int_equal(clxent_buffer_size(b), sizeof v);
+    release_both_orders(ctx, &a, 1, &b, 1);
+}
+
+static void test_device_buffers_outlive_context(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    cl_int err;
+    cl_context clctx = cl_context_of(ctx);
+    float v[4] = {1, 2, 3, 4};
+    /* created and wrapped, each released before and after the destroy */
+    clxent_buffer *created[2], *wrapped[2];
+    cl_mem mems[2];
+    for (int i = 0; i < 2; ++i) {
+        created[i] = fx_upload(ctx, v, sizeof v);
+        mems[i] = clCreateBuffer(clctx, CL_MEM_READ_WRITE, sizeof v, NULL,
+                                 &err);
+        assert_int_equal(err, CL_SUCCESS);
+        fx_assert_status(ctx, clxent_buffer_wrap(ctx, mems[i], &wrapped[i]),
+                         CLXENT_STATUS_OK);
+        assert_int_equal(mem_refs(mems[i]), 2);
+    }
+    clxent_buffer *early[] = {created[0], wrapped[0]};
+    clxent_buffer *late[] = {created[1], wrapped[1]};
+    release_both_orders(ctx, early, 2, late, 2);
+    /* the wraps let go of their references, whichever came first */
+    for (int i = 0; i < 2; ++i) {
+        assert_int_equal(mem_refs(mems[i]), 1);
+        assert_int_equal(clReleaseMemObject(mems[i]), CL_SUCCESS);
+    }
+}
+
+/* A context at the address of a destroyed one, when the allocator hands
+ * that address out again within a few tries (else the last one made):
+ * the case a pointer comparison cannot tell apart. */
+static clxent_context *successor(const char *spec, uintptr_t old) {
+    clxent_context *made[4] = {0};
+    size_t n = 0, pick = 0;
+    for (; n < 4; ++n) {
+        fx_assert_status(made[n], clxent_context_create(spec, &made[n]),
+                         CLXENT_STATUS_OK);
+        pick = n;
+        if ((uintptr_t)made[n] == old) break;
+    }
+    print_message("%s: %s the destroyed context's address\n", spec,
+                  n < 4 ? "a new context took" : "no new context took");
+    if (n == 4) pick = 3;
+    for (size_t i = 0; i < 4 && made[i]; ++i)
+        if (i != pick) clxent_context_destroy(made[i]);
+    return made[pick];
+}
+
+/* A buffer of a destroyed context is another context's on every new
+ * one: buffer calls and operations say WRONG_CONTEXT. */
+static void stale_buffer_refused(const char *spec) {
+    clxent_context *old = NULL;
+    fx_assert_status(old, clxent_context_create(spec, &old),
+                     CLXENT_STATUS_OK);
+    float v[6] = {1, 2, 3, 4, 5, 6}, back[6] = {0};
+    clxent_buffer *stale = fx_upload(old, v, sizeof v);
+    uintptr_t old_address = (uintptr_t)old;
+    clxent_context_destroy(old);
+
+    clxent_context *ctx = successor(spec, old_address);
+    fx_assert_status(ctx, clxent_buffer_read(ctx, stale, 0, sizeof back, back),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    assert_contains(clxent_context_message(ctx), "another context");
+    fx_assert_status(ctx, clxent_buffer_write(ctx, stale, 0, sizeof v, v),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    clxent_buffer *max = fx_upload(ctx, NULL, 2 * sizeof(float));
+    clxent_matrix x = clxent_matrix_of(stale, 2, 3, CLXENT_F32);
+    clxent_vector out = clxent_vector_of(max, 2, CLXENT_F32);
+    fx_assert_status(ctx, clxent_row_max(ctx, &x, &out, NULL),
+                     CLXENT_STATUS_WRONG_CONTEXT);
+    assert_contains(clxent_context_message(ctx), "another context");
+    /* and the new context's own buffers still work */
+    clxent_buffer *own = fx_upload(ctx, v, sizeof v);
+    x.buffer = own;
+    fx_assert_status(ctx, clxent_row_max(ctx, &x, &out, NULL),
+                     CLXENT_STATUS_OK);
+    float m[2] = {0};
+    fx_assert_status(ctx, clxent_buffer_read(ctx, max, 0, sizeof m, m),
+                     CLXENT_STATUS_OK);
+    assert_true(m[0] == 3.0f && m[1] == 6.0f);
+    clxent_buffer_release(stale);
+    clxent_buffer_release(own);
+    clxent_buffer_release(max);
+    clxent_context_destroy(ctx);
+}
+
+static void test_stale_buffer_host(void **state) {
+    (void)state;
+    stale_buffer_refused("host");
+}
+
+static void test_stale_buffer_device(void **state) {
+    (void)state;
+    clxent_context *probe = fx_device_context();
+    if (!probe) return;
+    char spec[32];
+    device_spec(probe, spec, sizeof spec);
+    clxent_context_destroy(probe);
+    stale_buffer_refused(spec);
+}
+
 /* An optional argument selects tests by name ("*stale*"). */
 int main(int argc, char **argv) {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_of_order_queue_refused),
+        cmocka_unit_test(test_host_buffers_outlive_context),
+        cmocka_unit_test(test_device_buffers_outlive_context),
+        cmocka_unit_test(test_stale_buffer_host),
+        cmocka_unit_test(test_stale_buffer_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include "device_select.h"
 #include "opencl_internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,14 @@ static clxent_status check_ctx(const clxent_context *ctx,
     return CLXENT_STATUS_OK;
 }
 
+/* Atomic: contexts are created on any thread. Starts at 1 so that 0
+ * names no context. */
+static _Atomic uint64_t next_serial = 1;
+
 static clxent_context *new_context(void) {
     clxent_context *ctx = calloc(1, sizeof *ctx);
     if (ctx) {
+        ctx->serial = atomic_fetch_add(&next_serial, 1);
         ctx->info.platform_index = -1;
         ctx->info.device_index = -1;
     }
@@ -205,7 +211,8 @@ clxent_status clxent_context_last_time_ns(clxent_context *ctx,
 
 /* ------------------------------------------------------------------ */
 /* Buffers. The backend fills buf->mem or buf->host; this file owns the
- * clxent_buffer itself. */
+ * clxent_buffer itself. A buffer names its context by serial and its
+ * backend directly, so it may outlive the context. */
 
 clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
                                    clxent_buffer **buffer) {
@@ -234,7 +241,8 @@ clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
     if (!buf)
         return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
                         "out of host memory");
-    buf->ctx = ctx;
+    buf->owner = ctx->serial;
+    buf->backend = ctx->backend;
     buf->bytes = bytes;
     clx_clear(ctx);
     st = ctx->backend->buffer_create(ctx, buf);
@@ -291,7 +299,8 @@ clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
                         "mem: clRetainMemObject: %s (%d)",
                         clx_cl_error_name(err), (int)err);
     }
-    buf->ctx = ctx;
+    buf->owner = ctx->serial;
+    buf->backend = ctx->backend;
     buf->bytes = bytes;
     buf->mem = mem;
     clx_clear(ctx);
@@ -312,7 +321,7 @@ static clxent_status check_range(clxent_context *ctx, const char *function,
     if (!host && bytes > 0)
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
                         "%s is NULL", host_name);
-    if (buffer->ctx != ctx)
+    if (!clx_owns(ctx, buffer))
         return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, function,
                         "buffer belongs to another context");
     size_t end;
@@ -353,10 +362,12 @@ clxent_status clxent_buffer_read(clxent_context *ctx,
                                      destination);
 }
 
+/* Never reads the context: a garbage-collected caller may have destroyed
+ * it already, and what the buffer holds lives on without it (host memory;
+ * a cl_mem retains its cl_context). */
 void clxent_buffer_release(clxent_buffer *buffer) {
     if (!buffer) return;
-    if (buffer->ctx && buffer->ctx->backend)
-        buffer->ctx->backend->buffer_release(buffer);
+    if (buffer->backend) buffer->backend->buffer_release(buffer);
     free(buffer);
 }
 

@@ -51,8 +51,14 @@ typedef struct clx_op {
 /* ---------------------------------------------------------------- */
 /* Backends. */
 
+struct clx_backend_ops;
+
 struct clxent_buffer {
-    clxent_context *ctx;
+    /* The owner's serial, not its address: a buffer may outlive its
+     * context, whose address a new context may then reuse. */
+    uint64_t owner;
+    /* Releases it without the context (the ops are static). */
+    const struct clx_backend_ops *backend;
     size_t bytes;
     cl_mem mem;  /* OpenCL backend */
     void *host;  /* host backend */
@@ -80,10 +86,18 @@ struct clx_opencl_state; /* backend_opencl.c */
 
 struct clxent_context {
     const clx_backend_ops *backend; /* NULL: creation failed */
+    uint64_t serial; /* process-unique, never 0: what buffers name */
     clxent_device_info info;
     struct clx_opencl_state *cl;    /* OpenCL backend only */
     char message[CLX_MESSAGE_CAPACITY];
 };
+
+/* Whether buf was made or wrapped by ctx (and not by a destroyed context
+ * that had ctx's address). */
+static inline int clx_owns(const clxent_context *ctx,
+                           const clxent_buffer *buf) {
+    return buf->owner == ctx->serial;
+}
 
 /* ---------------------------------------------------------------- */
 /* Errors. */

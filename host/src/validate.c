@@ -32,7 +32,7 @@ static clxent_status check_buffer(clxent_context *ctx, const char *fn,
     if (!buf)
         return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, fn,
                         "%s: buffer is NULL", name);
-    if (buf->ctx != ctx)
+    if (!clx_owns(ctx, buf))
         return clx_fail(ctx, CLXENT_STATUS_WRONG_CONTEXT, fn,
                         "%s: the buffer belongs to another context", name);
     return CLXENT_STATUS_OK;

@@ -173,8 +173,11 @@ CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context 
 CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
                                                clxent_context **ctx);
 
-/* Waits for the context's queued work and frees it. Accepts NULL. Buffers
- * must be released first; the context does not own them. */
+/* Waits for the context's queued work and frees it. Accepts NULL. The
+ * context does not own its buffers, which may be released before or after
+ * it in any order (each keeps what it needs, as a cl_mem keeps its
+ * cl_context); a buffer whose context is gone can only be released, and
+ * any other context refuses it with WRONG_CONTEXT. */
 CLXENT_API void clxent_context_destroy(clxent_context *ctx);
 
 /* Copies the chosen device's description into *info. Statuses: OK,
@@ -248,7 +251,8 @@ CLXENT_API clxent_status clxent_buffer_read(clxent_context *ctx,
                                  size_t byte_offset, size_t bytes,
                                  void *destination);
 
-/* Frees a buffer (or drops the wrap's reference). Accepts NULL. */
+/* Frees a buffer (or drops the wrap's reference). Accepts NULL. Its
+ * context may already be destroyed. */
 CLXENT_API void clxent_buffer_release(clxent_buffer *buffer);
 
 /* Size in bytes (0 for NULL). */
