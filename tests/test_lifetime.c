@@ -1,6 +1,8 @@
 /* Lifetimes and ordering as a garbage-collected caller (a Python client
  * through pyopencl and ctypes) meets them: queues clxent cannot run on,
- * and buffers that outlive their context. */
+ * buffers that outlive their context, and wait lists whose events
+ * complete late or fail. A test that could hang is guarded by a fuse
+ * thread, so CTest never waits on it. */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, pthread_cond_timedwait */
 #include "fixtures.h"
 
@@ -21,6 +23,82 @@
     } while (0)
 
 /* ---- helpers ---- */
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* After `delay` seconds, unless stopped first, sets a user event to
+ * `status`. With `hard`, it is a watchdog: 10 s later still not stopped,
+ * the process exits with a message (cmocka cannot fail a test from
+ * another thread, and a hung call would hang CTest). */
+typedef struct fuse {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stopped, fired, hard;
+    double delay;
+    cl_event event;
+    cl_int status;
+    const char *what;
+} fuse;
+
+static int wait_stopped(fuse *f, double seconds) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double ns = (double)until.tv_nsec + seconds * 1e9;
+    until.tv_sec += (time_t)(ns / 1e9);
+    until.tv_nsec = (long)(ns - 1e9 * (double)(time_t)(ns / 1e9));
+    pthread_mutex_lock(&f->lock);
+    int rc = 0;
+    while (!f->stopped && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&f->cond, &f->lock, &until);
+    int stopped = f->stopped;
+    pthread_mutex_unlock(&f->lock);
+    return stopped;
+}
+
+static void *fuse_main(void *arg) {
+    fuse *f = arg;
+    if (wait_stopped(f, f->delay)) return NULL;
+    pthread_mutex_lock(&f->lock);
+    f->fired = 1;
+    pthread_mutex_unlock(&f->lock);
+    if (f->event) (void)clSetUserEventStatus(f->event, f->status);
+    if (f->hard && !wait_stopped(f, 10.0)) {
+        fprintf(stderr, "test_lifetime: %s did not return within %.0f s\n",
+                f->what, f->delay + 10.0);
+        _exit(1);
+    }
+    return NULL;
+}
+
+static void fuse_start(fuse *f, double delay, cl_event event, cl_int status,
+                       int hard, const char *what) {
+    memset(f, 0, sizeof *f);
+    f->delay = delay;
+    f->event = event;
+    f->status = status;
+    f->hard = hard;
+    f->what = what;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
+    assert_int_equal(pthread_create(&f->thread, NULL, fuse_main, f), 0);
+}
+
+/* Stops the fuse; returns whether it had fired. */
+static int fuse_stop(fuse *f) {
+    pthread_mutex_lock(&f->lock);
+    f->stopped = 1;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->lock);
+    pthread_join(f->thread, NULL);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cond);
+    return f->fired;
+}
 
 static cl_context cl_context_of(clxent_context *ctx) {
     cl_context clctx = NULL;
@@ -249,6 +327,181 @@ static void test_stale_buffer_device(void **state) {
     stale_buffer_refused(spec);
 }
 
+/* ---- 3. wait lists and the target check ---- */
+
+enum { WR = 16, WC = 50 };
+
+/* A fused call with class indices on device buffers, and its reference
+ * loss from the host backend. */
+typedef struct fused_case {
+    clxent_context *ctx;
+    clxent_buffer *x, *y, *loss, *grad;
+    float ref_loss;
+} fused_case;
+
+static void fused_open(fused_case *fc, clxent_context *ctx) {
+    static float X[WR * WC];
+    static int32_t Y[WR];
+    fx_rng rng = fx_rng_seed(31);
+    fx_fill_uniform(&rng, X, WR * WC, -3.0f, 3.0f);
+    for (int r = 0; r < WR; ++r) Y[r] = (int32_t)(fx_next(&rng) % WC);
+    fc->ctx = ctx;
+    fc->x = fx_upload(ctx, X, sizeof X);
+    fc->y = fx_upload(ctx, Y, sizeof Y);
+    fc->loss = fx_upload(ctx, NULL, sizeof(float));
+    fc->grad = fx_upload(ctx, NULL, sizeof X);
+    clxent_context *host = fx_host_context();
+    clxent_loss_options opt;
+    clxent_loss_options_init(&opt);
+    fx_assert_status(host,
+                     clxent_cross_entropy_host(host, WR, WC, CLXENT_F32, X,
+                                               CLXENT_I32, Y, NULL, &opt,
+                                               &fc->ref_loss, NULL, NULL),
+                     CLXENT_STATUS_OK);
+    clxent_context_destroy(host);
+}
+
+static clxent_status fused_run(fused_case *fc, clxent_target_check check,
+                               cl_event wait, cl_event *out) {
+    clxent_matrix x = clxent_matrix_of(fc->x, WR, WC, CLXENT_F32);
+    clxent_matrix g = clxent_matrix_of(fc->grad, WR, WC, CLXENT_F32);
+    clxent_targets t;
+    memset(&t, 0, sizeof t);
+    t.indices = clxent_vector_of(fc->y, WR, CLXENT_I32);
+    clxent_vector loss = clxent_vector_of(fc->loss, 1, CLXENT_F32);
+    clxent_loss_options opt;
+    clxent_loss_options_init(&opt);
+    opt.target_check = check;
+    clxent_events ev = {1, &wait, out};
+    return clxent_cross_entropy(fc->ctx, &x, &t, NULL, &opt, NULL, &loss,
+                                NULL, &g, &ev);
+}
+
+static void fused_expect_loss(fused_case *fc) {
+    float got = 0.0f;
+    fx_assert_status(fc->ctx,
+                     clxent_buffer_read(fc->ctx, fc->loss, 0, sizeof got,
+                                        &got),
+                     CLXENT_STATUS_OK);
+    if (!fx_close(got, fc->ref_loss, 1e-5, 1e-5))
+        fail_msg("loss %.9g, host reference %.9g", got, fc->ref_loss);
+}
+
+static void fused_close(fused_case *fc) {
+    clxent_buffer_release(fc->x);
+    clxent_buffer_release(fc->y);
+    clxent_buffer_release(fc->loss);
+    clxent_buffer_release(fc->grad);
+}
+
+/* SYNC (the default) waits for the call's wait list: a user event in it
+ * that fails fails the call, and the message names the mode that does
+ * not wait. */
+static void test_sync_check_failed_wait_event(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    fused_case fc;
+    fused_open(&fc, ctx);
+    cl_int err;
+    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    assert_int_equal(err, CL_SUCCESS);
+    fuse fail_later, watchdog;
+    fuse_start(&fail_later, 0.2, user, -1, 0, "");
+    fuse_start(&watchdog, 30.0, user, -1, 1,
+               "a SYNC call whose wait-list event fails");
+    cl_event out = NULL;
+    clxent_status st = fused_run(&fc, CLXENT_CHECK_SYNC, user, &out);
+    int hung = fuse_stop(&watchdog);
+    fuse_stop(&fail_later);
+    assert_false(hung);
+    if (st == CLXENT_STATUS_OK)
+        fail_msg("a failed event in the wait list: the call returned OK");
+    const char *msg = clxent_context_message(ctx);
+    print_message("%s: %s\n", clxent_status_name(st), msg);
+    assert_contains(msg, "clxent_cross_entropy");
+    assert_contains(msg, "CLXENT_CHECK_DEFERRED");
+    assert_contains(msg, "wait list");
+    assert_null(out); /* written only when the call succeeds */
+    /* the queue recovers: a call without that event computes the loss */
+    assert_int_equal(clReleaseEvent(user), CL_SUCCESS);
+    (void)clxent_finish(ctx); /* may still report the failed commands */
+    user = clCreateUserEvent(cl_context_of(ctx), &err);
+    assert_int_equal(err, CL_SUCCESS);
+    assert_int_equal(clSetUserEventStatus(user, CL_COMPLETE), CL_SUCCESS);
+    fx_assert_status(ctx, fused_run(&fc, CLXENT_CHECK_SYNC, user, NULL),
+                     CLXENT_STATUS_OK);
+    fused_expect_loss(&fc);
+    assert_int_equal(clReleaseEvent(user), CL_SUCCESS);
+    fused_close(&fc);
+    clxent_context_destroy(ctx);
+}
+
+/* SYNC returns only once the wait list has completed (here from another
+ * thread; from the calling thread after the call it would never return). */
+static void test_sync_check_waits_for_wait_list(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    fused_case fc;
+    fused_open(&fc, ctx);
+    cl_int err;
+    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    assert_int_equal(err, CL_SUCCESS);
+    fuse complete_later, watchdog;
+    fuse_start(&complete_later, 0.3, user, CL_COMPLETE, 0, "");
+    fuse_start(&watchdog, 30.0, NULL, 0, 1,
+               "a SYNC call whose wait-list event completes later");
+    double t0 = now_s();
+    clxent_status st = fused_run(&fc, CLXENT_CHECK_SYNC, user, NULL);
+    double waited = now_s() - t0;
+    assert_false(fuse_stop(&watchdog));
+    int completed = fuse_stop(&complete_later);
+    fx_assert_status(ctx, st, CLXENT_STATUS_OK);
+    assert_true(completed);
+    if (waited < 0.25)
+        fail_msg("returned after %.3f s, before its wait list completed",
+                 waited);
+    fused_expect_loss(&fc);
+    assert_int_equal(clReleaseEvent(user), CL_SUCCESS);
+    fused_close(&fc);
+    clxent_context_destroy(ctx);
+}
+
+/* DEFERRED does not wait: the call returns with the event incomplete, and
+ * the same thread completes it afterwards. */
+static void test_deferred_check_does_not_wait(void **state) {
+    (void)state;
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return;
+    fused_case fc;
+    fused_open(&fc, ctx);
+    cl_int err;
+    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    assert_int_equal(err, CL_SUCCESS);
+    fuse watchdog;
+    fuse_start(&watchdog, 30.0, user, CL_COMPLETE, 1,
+               "a DEFERRED call whose wait-list event is incomplete");
+    cl_event out = NULL;
+    clxent_status st = fused_run(&fc, CLXENT_CHECK_DEFERRED, user, &out);
+    int hung = fuse_stop(&watchdog);
+    if (hung) fail_msg("the DEFERRED call waited for its wait list (30 s)");
+    fx_assert_status(ctx, st, CLXENT_STATUS_OK);
+    assert_non_null(out);
+    cl_int exec = CL_COMPLETE;
+    assert_int_equal(clGetEventInfo(out, CL_EVENT_COMMAND_EXECUTION_STATUS,
+                                    sizeof exec, &exec, NULL),
+                     CL_SUCCESS);
+    assert_true(exec > CL_COMPLETE); /* still waiting for the user event */
+    assert_int_equal(clSetUserEventStatus(user, CL_COMPLETE), CL_SUCCESS);
+    fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
+    fused_expect_loss(&fc);
+    assert_int_equal(clReleaseEvent(out), CL_SUCCESS);
+    assert_int_equal(clReleaseEvent(user), CL_SUCCESS);
+    fused_close(&fc);
+    clxent_context_destroy(ctx);
+}
+
 /* An optional argument selects tests by name ("*stale*"). */
 int main(int argc, char **argv) {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
@@ -258,6 +511,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_device_buffers_outlive_context),
         cmocka_unit_test(test_stale_buffer_host),
         cmocka_unit_test(test_stale_buffer_device),
+        cmocka_unit_test(test_sync_check_failed_wait_event),
+        cmocka_unit_test(test_sync_check_waits_for_wait_list),
+        cmocka_unit_test(test_deferred_check_does_not_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -145,8 +145,9 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
 
 /* The end of an operation with a synchronous check: waits for the verdict
  * (its kernels are queued behind it by now) and turns a bad target into
- * TARGET_OUT_OF_RANGE (the guarded kernels wrote nothing), with the
- * caller's out-event as it was. st: the status so far. */
+ * TARGET_OUT_OF_RANGE (the guarded kernels wrote nothing). On any failure
+ * the caller's out-event is as it was (it is written only on success).
+ * st: the status so far. */
 clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
     if (!lc->verdict) return st;
     clx_opencl_state *s = lc->s;
@@ -158,23 +159,32 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
         err = CLX_CL(clWaitForEvents(1, &lc->verdict));
     }
     CLX_RELEASE(clReleaseEvent, lc->verdict);
-    if (st != CLXENT_STATUS_OK) return st;
-    if (err != CL_SUCCESS)
-        return clx_fail(lc->ctx, clx_status_from_cl(err), op->function,
-                        "%s (target check verdict): %s (%d)", what,
-                        clx_cl_error_name(err), (int)err);
-    if (s->sync_verdict[0] < 0) return CLXENT_STATUS_OK;
+    if (st == CLXENT_STATUS_OK && err != CL_SUCCESS)
+        /* The verdict waits for the wait list too: the caller must learn
+         * that, and which mode does not wait. */
+        st = clx_fail(lc->ctx, clx_status_from_cl(err), op->function,
+                      "%s (target check verdict): %s (%d); the synchronous "
+                      "target check (CLXENT_CHECK_SYNC, the default) waits "
+                      "for the call's wait list, so an event in it that "
+                      "fails fails the call and one completed after the "
+                      "call never lets it return; "
+                      "options.target_check = CLXENT_CHECK_DEFERRED does "
+                      "not wait",
+                      what, clx_cl_error_name(err), (int)err);
+    else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0)
+        st = clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
+                      op->function,
+                      "targets[%lld] = %lld is outside [0, %zu) and is not "
+                      "ignore_index (%lld)",
+                      (long long)s->sync_verdict[0],
+                      (long long)s->sync_verdict[1], lc->C,
+                      (long long)op->opt.ignore_index);
     cl_event *out = op->events ? op->events->out_event : NULL;
-    if (out && *out != lc->out_before) {
+    if (st != CLXENT_STATUS_OK && out && *out != lc->out_before) {
         CLX_RELEASE(clReleaseEvent, *out);
         *out = lc->out_before;
     }
-    return clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, op->function,
-                    "targets[%lld] = %lld is outside [0, %zu) and is not "
-                    "ignore_index (%lld)",
-                    (long long)s->sync_verdict[0],
-                    (long long)s->sync_verdict[1], lc->C,
-                    (long long)op->opt.ignore_index);
+    return st;
 }
 
 /* Step 3: the scalar loss from the n values at float index v_off of

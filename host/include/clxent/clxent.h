@@ -325,10 +325,16 @@ typedef enum clxent_target_check {
      * queued behind it and write nothing when it finds a bad index; the
      * call waits for its verdict, so a bad index returns
      * TARGET_OUT_OF_RANGE from the call itself with every output as it
-     * was. One host wait per call (the device does not wait for it). */
+     * was. One host wait per call (the device does not wait for it).
+     * That wait is also for the call's whole wait list (and for the work
+     * queued before the call): a call whose wait list holds a user event
+     * that the same thread completes after the call never returns, and
+     * an event in it that fails fails the call (OPENCL_ERROR). DEFERRED
+     * does not wait. */
     CLXENT_CHECK_SYNC = 0,
-    /* No sync: kernels still never read out of bounds; a bad row gets a
-     * NaN loss and zero gradient, and the next clxent_finish returns
+    /* No sync: the call waits for nothing, its wait list included;
+     * kernels still never read out of bounds; a bad row gets a NaN loss
+     * and zero gradient, and the next clxent_finish returns
      * TARGET_OUT_OF_RANGE naming the first bad row. */
     CLXENT_CHECK_DEFERRED = 1
 } clxent_target_check;
@@ -359,9 +365,11 @@ CLXENT_API void clxent_loss_options_init(clxent_loss_options *options);
  * the argument, write nothing. Then BUILD_FAILED (the first use of a
  * kernel variant builds it), OUT_OF_MEMORY or OPENCL_ERROR can come from
  * the device, and TARGET_OUT_OF_RANGE from those taking class indices.
- * They return once the work is enqueued (with the default SYNC target
- * check, once its small check kernel has also run); the host backend runs them to
- * completion. Outputs belong to the caller's buffers; nothing is kept. */
+ * They return once the work is enqueued (with class indices and the
+ * default SYNC target check, once its small check kernel has also run,
+ * which waits for the call's wait list: see CLXENT_CHECK_SYNC); the host
+ * backend runs them to completion. Outputs belong to the caller's
+ * buffers; nothing is kept. */
 
 /* Primitives. x: R x C logits (f32/f16/bf16). Row vectors are f32. */
 
