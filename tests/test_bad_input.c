@@ -1,6 +1,6 @@
 /* Bad input, exhaustively: every public operation is called with each bad
- * argument that applies to it (a table of faults x a table of entry
- * points), on the host backend and on the OpenCL device. Each call must
+ * argument that applies to it (a table of faults x the operation table
+ * of ops.h), on the host backend and on the OpenCL device. Each call must
  * return its specific status with a message naming the argument, write
  * nothing (every buffer is compared with a snapshot), and leave the
  * context usable (the same call with valid arguments succeeds right
@@ -48,104 +48,62 @@ typedef struct env {
 
 static env E;
 
-/* ---- entry points ---- */
+/* ---- entry points: the operation table (ops.h) ---- */
 
 #define ARG(slot, field) (e->null_slot == (slot) ? NULL : &e->field)
 #define CTX (e->null_slot == S_CTX ? NULL : e->use_failed ? e->failed : e->ctx)
 
-static clxent_status a_row_max(env *e) {
-    return clxent_row_max(CTX, ARG(S_X, x), ARG(S_VOUT, vout), ARG(S_EV, ev));
-}
-static clxent_status a_row_expsum(env *e) {
-    return clxent_row_expsum(CTX, ARG(S_X, x), ARG(S_VIN, vin),
-                             ARG(S_VOUT, vout), ARG(S_EV, ev));
-}
-static clxent_status a_log_softmax(env *e) {
-    return clxent_log_softmax(CTX, ARG(S_X, x), ARG(S_MOUT, mout),
-                              ARG(S_EV, ev));
-}
-static clxent_status a_softmax(env *e) {
-    return clxent_softmax(CTX, ARG(S_X, x), ARG(S_MOUT, mout), ARG(S_EV, ev));
-}
-static clxent_status a_copy(env *e) {
-    return clxent_copy(CTX, ARG(S_X, x), ARG(S_MOUT, mout), ARG(S_EV, ev));
-}
-static clxent_status a_nll(env *e) {
-    return clxent_nll_loss(CTX, ARG(S_X, x), ARG(S_Y, t.indices),
-                           ARG(S_W, w), ARG(S_OPT, opt), ARG(S_LOSS, loss),
-                           ARG(S_EV, ev));
-}
-static clxent_status a_nll_bwd(env *e) {
-    return clxent_nll_loss_backward(CTX, ARG(S_X, x), ARG(S_Y, t.indices),
-                                    ARG(S_W, w), ARG(S_OPT, opt),
-                                    ARG(S_GR, gr), ARG(S_GRAD, grad),
-                                    ARG(S_EV, ev));
-}
-static clxent_status a_ce_fwd(env *e) {
-    return clxent_cross_entropy_forward(CTX, ARG(S_X, x), ARG(S_T, t),
-                                        ARG(S_W, w), ARG(S_OPT, opt),
-                                        ARG(S_LOSS, loss),
-                                        ARG(S_LSEO, lse_out), ARG(S_EV, ev));
-}
-static clxent_status a_ce_bwd(env *e) {
-    return clxent_cross_entropy_backward(
-        CTX, ARG(S_X, x), ARG(S_T, t), ARG(S_W, w), ARG(S_OPT, opt),
-        ARG(S_LSEI, lse_in), ARG(S_GR, gr), ARG(S_GRAD, grad), ARG(S_EV, ev));
-}
-static clxent_status a_ce(env *e) {
-    return clxent_cross_entropy(CTX, ARG(S_X, x), ARG(S_T, t), ARG(S_W, w),
-                                ARG(S_OPT, opt), ARG(S_GR, gr),
-                                ARG(S_LOSS, loss), ARG(S_LSEO, lse_out),
-                                ARG(S_GRAD, grad), ARG(S_EV, ev));
+/* Calls op with the env's arguments, the NULL slot passed as NULL. */
+static clxent_status call(env *e, const ops_desc *op) {
+    ops_args a = {
+        ARG(S_X, x),
+        ARG(S_T, t),
+        ARG(S_Y, t.indices),
+        ARG(S_W, w),
+        ARG(S_OPT, opt),
+        ARG(S_GR, gr),
+        op->io & OPS_LSE_IN ? ARG(S_LSEI, lse_in) : ARG(S_VIN, vin),
+        ARG(S_LOSS, loss),
+        op->io & OPS_LSE_OUT ? ARG(S_LSEO, lse_out) : ARG(S_VOUT, vout),
+        op->io & OPS_GRAD ? ARG(S_GRAD, grad) : ARG(S_MOUT, mout),
+        ARG(S_EV, ev),
+    };
+    return op->enqueue(CTX, &a);
 }
 
-enum { A_ROW_MAX, A_ROW_EXPSUM, A_LOG_SOFTMAX, A_SOFTMAX, A_COPY, A_NLL,
-       A_NLL_BWD, A_CE_FWD, A_CE_BWD, A_CE, A_COUNT };
-#define NLL_APIS (BIT(A_NLL) | BIT(A_NLL_BWD))
-#define CE_APIS (BIT(A_CE_FWD) | BIT(A_CE_BWD) | BIT(A_CE))
+/* The argument slots of op. */
+static unsigned slots_of(const ops_desc *op) {
+    static const struct { unsigned io, slots; } map[] = {
+        {OPS_TARGETS, BIT(S_T) | BIT(S_Y) | BIT(S_P)},
+        {OPS_INDICES, BIT(S_Y)},
+        {OPS_WEIGHTS, BIT(S_W)},
+        {OPS_OPTIONS, BIT(S_OPT)},
+        {OPS_GRAD_ROWS, BIT(S_GR)},
+        {OPS_LOSS, BIT(S_LOSS)},
+        {OPS_VEC_IN, BIT(S_VIN)},
+        {OPS_LSE_IN, BIT(S_LSEI)},
+        {OPS_VEC_OUT, BIT(S_VOUT)},
+        {OPS_LSE_OUT, BIT(S_LSEO)},
+        {OPS_MAT_OUT, BIT(S_MOUT)},
+        {OPS_GRAD, BIT(S_GRAD)},
+    };
+    unsigned slots = BIT(S_CTX) | BIT(S_X) | BIT(S_EV);
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; ++i)
+        if (op->io & map[i].io) slots |= map[i].slots;
+    return slots;
+}
+
+#define NLL_APIS (BIT(OPS_NLL) | BIT(OPS_NLL_BACKWARD))
+#define CE_APIS (BIT(OPS_CE_FORWARD) | BIT(OPS_CE_BACKWARD) | BIT(OPS_CE_FUSED))
 #define LOSS_APIS (NLL_APIS | CE_APIS)
 
-typedef struct api {
-    const char *name;
-    clxent_status (*call)(env *e);
-    unsigned slots;
-    const char *xname, *voutname;
-} api;
-
-#define COMMON (BIT(S_CTX) | BIT(S_X) | BIT(S_EV))
-static const api APIS[A_COUNT] = {
-    {"clxent_row_max", a_row_max, COMMON | BIT(S_VOUT), "x", "max_out"},
-    {"clxent_row_expsum", a_row_expsum, COMMON | BIT(S_VIN) | BIT(S_VOUT),
-     "x", "sum_out"},
-    {"clxent_log_softmax", a_log_softmax, COMMON | BIT(S_MOUT), "x", NULL},
-    {"clxent_softmax", a_softmax, COMMON | BIT(S_MOUT), "x", NULL},
-    {"clxent_copy", a_copy, COMMON | BIT(S_MOUT), "x", NULL},
-    {"clxent_nll_loss", a_nll,
-     COMMON | BIT(S_Y) | BIT(S_W) | BIT(S_OPT) | BIT(S_LOSS), "logp", NULL},
-    {"clxent_nll_loss_backward", a_nll_bwd,
-     COMMON | BIT(S_Y) | BIT(S_W) | BIT(S_OPT) | BIT(S_GR) | BIT(S_GRAD),
-     "logp", NULL},
-    {"clxent_cross_entropy_forward", a_ce_fwd,
-     COMMON | BIT(S_T) | BIT(S_Y) | BIT(S_P) | BIT(S_W) | BIT(S_OPT) |
-         BIT(S_LOSS) | BIT(S_LSEO),
-     "logits", NULL},
-    {"clxent_cross_entropy_backward", a_ce_bwd,
-     COMMON | BIT(S_T) | BIT(S_Y) | BIT(S_P) | BIT(S_W) | BIT(S_OPT) |
-         BIT(S_LSEI) | BIT(S_GR) | BIT(S_GRAD),
-     "logits", NULL},
-    {"clxent_cross_entropy", a_ce,
-     COMMON | BIT(S_T) | BIT(S_Y) | BIT(S_P) | BIT(S_W) | BIT(S_OPT) |
-         BIT(S_GR) | BIT(S_LOSS) | BIT(S_LSEO) | BIT(S_GRAD),
-     "logits", NULL},
-};
-
-static const char *slot_name(const api *a, int slot) {
+static const char *slot_name(const ops_desc *op, int slot) {
     switch (slot) {
     case S_CTX: return "ctx";
-    case S_X: return a->xname;
+    case S_X: return op->x_arg;
     case S_MOUT: return "out";
     case S_VIN: return "row_max";
-    case S_VOUT: return a->voutname;
+    case S_VOUT: return op->vec_out_arg;
     case S_T: case S_Y: return "targets";
     case S_P: return "targets.probs";
     case S_W: return "weights";
@@ -406,7 +364,8 @@ typedef struct fault {
     clxent_status expect;
     clxent_status expect_host; /* SAME: as expect */
     const char *word;          /* NULL: the slot's argument name */
-    unsigned only;             /* apis it applies to; 0: all with the slot */
+    unsigned only;             /* BIT(ops_id) it applies to; 0: all with
+                                  the slot */
     unsigned except_slots;     /* generic faults: slots it skips */
     int deferred;              /* outputs may be written; finish reports */
 } fault;
@@ -477,8 +436,8 @@ static const fault FAULTS[] = {
     {"grad_rows with reduction sum", S_GR, 0, g_rows_sum, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "grad_rows", 0, 0, 0},
     {"grad_rows with reduction mean", S_GR, 0, g_rows_mean, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "grad_rows", 0, 0, 0},
     /* aliasing */
-    {"grad is the logits without in_place", S_GRAD, 0, al_grad_is_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "in_place", BIT(A_CE_BWD) | BIT(A_CE), 0, 0},
-    {"grad overlaps the logits", S_GRAD, 0, al_grad_overlaps_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "overlaps", BIT(A_CE_BWD) | BIT(A_CE), 0, 0},
+    {"grad is the logits without in_place", S_GRAD, 0, al_grad_is_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "in_place", BIT(OPS_CE_BACKWARD) | BIT(OPS_CE_FUSED), 0, 0},
+    {"grad overlaps the logits", S_GRAD, 0, al_grad_overlaps_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "overlaps", BIT(OPS_CE_BACKWARD) | BIT(OPS_CE_FUSED), 0, 0},
     {"lse in the loss's bytes", S_LSEO, 0, al_lse_in_loss, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "overlaps", 0, 0, 0},
     {"loss in the logits' bytes", S_LOSS, 0, al_loss_in_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "overlaps", 0, 0, 0},
     {"out is x", S_MOUT, 0, al_out_is_x, CLXENT_STATUS_INVALID_ARGUMENT, SAME, "overlaps", 0, 0, 0},
@@ -502,11 +461,6 @@ static const fault FAULTS[] = {
 
 /* ---- set-up ---- */
 
-static clxent_buffer *upload(clxent_context *ctx, const void *data,
-                             size_t bytes) {
-    return fx_upload(ctx, data, bytes);
-}
-
 static void make_env(env *e, clxent_context *ctx, clxent_context *other) {
     memset(e, 0, sizeof *e);
     e->ctx = ctx;
@@ -528,23 +482,23 @@ static void make_env(env *e, clxent_context *ctx, clxent_context *other) {
     int32_t neg[2 * R] = {0, -7, 2, 3, 1, 1, 1, 1};
     int64_t i64[2 * R] = {0, 5, 2, (int64_t)1 << 40, 1, 1, 1, 1};
     int32_t ign[2 * R] = {0, -100, 2, 3, 1, 1, 1, 1};
-    e->b[B_X] = upload(ctx, x, sizeof x);
-    e->b[B_P] = upload(ctx, p, sizeof p);
-    e->b[B_Y] = upload(ctx, y, sizeof y);
-    e->b[B_W] = upload(ctx, w, sizeof w);
-    e->b[B_VIN] = upload(ctx, vin, sizeof vin);
-    e->b[B_GR] = upload(ctx, vin, sizeof vin);
-    e->b[B_LOSS] = upload(ctx, NULL, 2 * R * 4);
-    e->b[B_LSE] = upload(ctx, NULL, 2 * R * 4);
-    e->b[B_VOUT] = upload(ctx, NULL, 2 * R * 4);
-    e->b[B_GRAD] = upload(ctx, NULL, sizeof x);
-    e->b[B_MOUT] = upload(ctx, NULL, sizeof x);
-    e->b[B_TINY] = upload(ctx, NULL, 3);
-    e->b[B_YBAD_HI] = upload(ctx, hi, sizeof hi);
-    e->b[B_YBAD_NEG] = upload(ctx, neg, sizeof neg);
-    e->b[B_YBAD_I64] = upload(ctx, i64, sizeof i64);
-    e->b[B_YBAD_IGN] = upload(ctx, ign, sizeof ign);
-    e->foreign = upload(other, x, sizeof x);
+    e->b[B_X] = fx_upload(ctx, x, sizeof x);
+    e->b[B_P] = fx_upload(ctx, p, sizeof p);
+    e->b[B_Y] = fx_upload(ctx, y, sizeof y);
+    e->b[B_W] = fx_upload(ctx, w, sizeof w);
+    e->b[B_VIN] = fx_upload(ctx, vin, sizeof vin);
+    e->b[B_GR] = fx_upload(ctx, vin, sizeof vin);
+    e->b[B_LOSS] = fx_upload(ctx, NULL, 2 * R * 4);
+    e->b[B_LSE] = fx_upload(ctx, NULL, 2 * R * 4);
+    e->b[B_VOUT] = fx_upload(ctx, NULL, 2 * R * 4);
+    e->b[B_GRAD] = fx_upload(ctx, NULL, sizeof x);
+    e->b[B_MOUT] = fx_upload(ctx, NULL, sizeof x);
+    e->b[B_TINY] = fx_upload(ctx, NULL, 3);
+    e->b[B_YBAD_HI] = fx_upload(ctx, hi, sizeof hi);
+    e->b[B_YBAD_NEG] = fx_upload(ctx, neg, sizeof neg);
+    e->b[B_YBAD_I64] = fx_upload(ctx, i64, sizeof i64);
+    e->b[B_YBAD_IGN] = fx_upload(ctx, ign, sizeof ign);
+    e->foreign = fx_upload(other, x, sizeof x);
     for (int i = 0; i < B_COUNT; ++i) e->snapshot[i] = fx_download(ctx, e->b[i]);
 
     if (e->device) {
@@ -593,25 +547,26 @@ static void check_buffers(env *e, const char *label, int restore) {
     }
 }
 
-/* The slots of api `ai` that fault f applies to. */
-static int applies(const fault *f, const api *a, int ai, int *n_slots,
+/* The slots of operation op that fault f applies to. */
+static int applies(const fault *f, const ops_desc *op, int *n_slots,
                    int slots[S_COUNT]) {
-    if (f->only && !(f->only & BIT(ai))) return 0;
+    if (f->only && !(f->only & BIT(op->id))) return 0;
+    unsigned op_slots = slots_of(op);
     *n_slots = 0;
     if (f->slot == ANY) {
         for (int s = 0; s < S_COUNT; ++s) {
-            if (!(a->slots & BIT(s)) || (f->except_slots & BIT(s))) continue;
+            if (!(op_slots & BIT(s)) || (f->except_slots & BIT(s))) continue;
             /* Cross-entropy takes the indices inside clxent_targets: no
              * pointer to pass as NULL, and no buffer means "neither"
              * (a row of its own). */
-            if (s == S_Y && (BIT(ai) & CE_APIS) &&
+            if (s == S_Y && (op->io & OPS_TARGETS) &&
                 (f->mutate == v_null_desc || f->mutate == v_null_buf))
                 continue;
             if ((f->kind == 'm' && is_matrix_slot(s)) ||
                 (f->kind == 'v' && is_vector_slot(s)))
                 slots[(*n_slots)++] = s;
         }
-    } else if (a->slots & BIT(f->slot)) {
+    } else if (op_slots & BIT(f->slot)) {
         slots[(*n_slots)++] = f->slot;
     }
     return *n_slots > 0;
@@ -619,23 +574,23 @@ static int applies(const fault *f, const api *a, int ai, int *n_slots,
 
 static void run_table(env *e) {
     size_t cases = 0;
-    for (int ai = 0; ai < A_COUNT; ++ai) {
-        const api *a = &APIS[ai];
+    for (int oi = 0; oi < OPS_COUNT; ++oi) {
+        const ops_desc *op = &ops_table[oi];
         /* The valid call works before any fault. */
         reset(e);
-        fx_assert_status(e->ctx, a->call(e), CLXENT_STATUS_OK);
+        fx_assert_status(e->ctx, call(e, op), CLXENT_STATUS_OK);
         fx_assert_status(e->ctx, clxent_finish(e->ctx), CLXENT_STATUS_OK);
-        check_buffers(e, a->name, 1);
+        check_buffers(e, op->function, 1);
         for (size_t fi = 0; fi < sizeof FAULTS / sizeof FAULTS[0]; ++fi) {
             const fault *f = &FAULTS[fi];
             int slots[S_COUNT], n = 0;
-            if (!applies(f, a, ai, &n, slots)) continue;
+            if (!applies(f, op, &n, slots)) continue;
             for (int k = 0; k < n; ++k) {
                 int s = slots[k];
                 if (f->mutate == ev_foreign && !e->foreign_event) continue;
                 char label[256];
                 snprintf(label, sizeof label, "%s, %s: %s (%s backend)",
-                         a->name, slot_name(a, s), f->what,
+                         op->function, slot_name(op, s), f->what,
                          e->device ? "OpenCL" : "host");
                 reset(e);
                 f->mutate(e, s);
@@ -646,7 +601,7 @@ static void run_table(env *e) {
                 clxent_status want =
                     !e->device && f->expect_host != SAME ? f->expect_host
                                                          : f->expect;
-                clxent_status got = a->call(e);
+                clxent_status got = call(e, op);
                 if (got == CLXENT_STATUS_OK && out != e->foreign_event)
                     clReleaseEvent(out);
                 else if (out != e->foreign_event)
@@ -662,7 +617,7 @@ static void run_table(env *e) {
                     fail_msg("%s: status %s, expected %s; message: %s", label,
                              clxent_status_name(got), clxent_status_name(want),
                              msg);
-                const char *word = f->word ? f->word : slot_name(a, s);
+                const char *word = f->word ? f->word : slot_name(op, s);
                 if (e->null_slot != S_CTX) {
                     if (!strstr(msg, word))
                         fail_msg("%s: message lacks \"%s\": %s", label, word,
@@ -677,7 +632,7 @@ static void run_table(env *e) {
                 check_buffers(e, label, f->deferred);
                 /* The context still works: the valid call right after. */
                 reset(e);
-                clxent_status st = a->call(e);
+                clxent_status st = call(e, op);
                 if (st == CLXENT_STATUS_OK) st = clxent_finish(e->ctx);
                 if (st != CLXENT_STATUS_OK)
                     fail_msg("%s: the valid call after it failed: %s: %s",
@@ -696,26 +651,20 @@ static void run_table(env *e) {
     assert_true(cases > 400);
 }
 
-static void test_operations_host(void **state) {
-    (void)state;
-    clxent_context *ctx = fx_host_context(), *other = fx_host_context();
+static void operations(clxent_context *ctx, clxent_context *other) {
     make_env(&E, ctx, other);
     run_table(&E);
     free_env(&E);
-    clxent_context_destroy(other);
-    clxent_context_destroy(ctx);
+}
+
+static void test_operations_host(void **state) {
+    (void)state;
+    fx_on_pair(0, operations);
 }
 
 static void test_operations_device(void **state) {
     (void)state;
-    clxent_context *ctx = fx_device_context();
-    if (!ctx) return;
-    clxent_context *other = fx_device_context();
-    make_env(&E, ctx, other);
-    run_table(&E);
-    free_env(&E);
-    clxent_context_destroy(other);
-    clxent_context_destroy(ctx);
+    fx_on_pair(1, operations);
 }
 
 /* ---- the functions that are not operations ---- */
@@ -984,24 +933,19 @@ static void blocking_form(clxent_context *ctx) {
 #undef BLOCK
 }
 
-static void test_other_host(void **state) {
-    (void)state;
-    clxent_context *ctx = fx_host_context(), *other = fx_host_context();
+static void others(clxent_context *ctx, clxent_context *other) {
     other_functions(ctx, other);
     blocking_form(ctx);
-    clxent_context_destroy(other);
-    clxent_context_destroy(ctx);
+}
+
+static void test_other_host(void **state) {
+    (void)state;
+    fx_on_pair(0, others);
 }
 
 static void test_other_device(void **state) {
     (void)state;
-    clxent_context *ctx = fx_device_context();
-    if (!ctx) return;
-    clxent_context *other = fx_device_context();
-    other_functions(ctx, other);
-    blocking_form(ctx);
-    clxent_context_destroy(other);
-    clxent_context_destroy(ctx);
+    fx_on_pair(1, others);
 }
 
 int main(void) {

@@ -132,17 +132,6 @@ static void run_plain_on(const char *spec) {
     free(l); free(g); free(s);
 }
 
-static char *device_spec(void) {
-    clxent_context *ctx = fx_device_context();
-    if (!ctx) return NULL;
-    clxent_device_info info;
-    assert_int_equal(clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
-    clxent_context_destroy(ctx);
-    static char spec[32];
-    snprintf(spec, sizeof spec, "%s", info.spec);
-    return spec;
-}
-
 static void test_run_host(void **state) {
     (void)state;
     run_plain_on("host");
@@ -150,7 +139,7 @@ static void test_run_host(void **state) {
 
 static void test_run_device(void **state) {
     (void)state;
-    const char *spec = device_spec();
+    const char *spec = fx_device_spec();
     if (!spec) return;
     run_plain_on(spec);
 }
@@ -159,7 +148,7 @@ static void test_run_device(void **state) {
  * outputs against the host's. */
 static void test_run_options_device_vs_host(void **state) {
     (void)state;
-    const char *spec = device_spec();
+    const char *spec = fx_device_spec();
     if (!spec) return;
     const char *dtypes[] = {"f32", "f16", "bf16"};
     for (int k = 0; k < 6; k++) {
@@ -262,7 +251,7 @@ static void test_bad_files(void **state) {
 /* The device's own range check reports an out-of-range target. */
 static void test_bad_target_device(void **state) {
     (void)state;
-    const char *spec = device_spec();
+    const char *spec = fx_device_spec();
     if (!spec) return;
     assert_int_equal(CLI_RUNTIME, CALL(clxent_cmd_run, "run", "--device", spec,
                                        "--logits", path("x.npy"), "--targets",

@@ -14,7 +14,7 @@
  * default, at most 1024 of them); bitwise repeatable. */
 static void test_gcache(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const size_t cols[] = {33, 100, 1000, 4097};
     static const unsigned blocks[] = {32, 64, 96, 1024};
@@ -41,7 +41,7 @@ static void test_gcache(void **state) {
             tune_reset();
             clx_ops_tune.gcache = 2;
             hx_out want = dev_run(&c, &d, HX_ROUTE_FUSED);
-            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+            hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
             tune_reset();
             clx_ops_tune.gcache_block = blocks[b];
             clx_ops_tune.vec = k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 0;
@@ -61,7 +61,7 @@ static void test_gcache(void **state) {
     c.eps = 0.1f;
     hx_data d = hx_make(&c);
     d.x[c.C - 3] = 30.0f; /* the maximum in the last block */
-    hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
     clx_ops_tune.split_chunks = 1; /* one row would be split otherwise */
     hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED_IN_PLACE);
     hx_compare_out(&c, &got, &ref, "gcache 1x(2^20+17)");
@@ -74,7 +74,7 @@ static void test_gcache(void **state) {
     c.eps = 0.05f;
     d = hx_make(&c);
     d.x[c.C - 5] = 25.0f;
-    ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
     for (int route = 0; route < 2; ++route) {
         got = dev_run(&c, &d,
                       route ? HX_ROUTE_FUSED_IN_PLACE : HX_ROUTE_FUSED);
@@ -147,7 +147,7 @@ static void index_case(clxent_context *dev, size_t R, size_t C, unsigned k,
 
 static void test_lanes_xent(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     unsigned k = 0;
     for (size_t i = 0; i < sizeof lanes_cols / sizeof *lanes_cols; ++i)
@@ -177,7 +177,7 @@ static void prims_case(clxent_context *dev, size_t R, size_t C, unsigned k,
              clxent_dtype_name(c.dt), clxent_dtype_name(out_dt), tag,
              special ? " special" : "");
     float *ref[4], *got[4], *again[4];
-    lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
+    lanes_prims(fx_host(), d.x, R, C, c.dt, out_dt, NULL, ref);
     lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
     lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
     hx_compare(got[0], ref[0], R, 0.0, 0.0, CLXENT_F32, "row_max", name);
@@ -199,7 +199,7 @@ static void prims_case(clxent_context *dev, size_t R, size_t C, unsigned k,
 
 static void test_lanes_primitives(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     unsigned k = 0;
     for (size_t i = 0; i < sizeof lanes_cols / sizeof *lanes_cols; ++i)
@@ -223,7 +223,7 @@ static void test_lanes_primitives(void **state) {
  * into f32 and bf16 (too long for local memory: the rows path). */
 static void test_softmax_cached(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const size_t cols[] = {65, 100, 1000, 4097};
     static const unsigned blocks[] = {32, 64, 96, 1024};
@@ -242,7 +242,7 @@ static void test_softmax_cached(void **state) {
                      R, C, clxent_dtype_name(c.dt), clxent_dtype_name(out_dt),
                      blocks[b], k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16);
             float *ref[4], *want[4], *got[4], *again[4];
-            lanes_prims(g_host, d.x, R, C, c.dt, out_dt, NULL, ref);
+            lanes_prims(fx_host(), d.x, R, C, c.dt, out_dt, NULL, ref);
             tune_reset();
             clx_ops_tune.gcache = 2;
             lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], want);
@@ -275,7 +275,7 @@ static void test_softmax_cached(void **state) {
         d.x[c.C - 3] = 30.0f;
         clxent_dtype out_dt = o ? CLXENT_BF16 : CLXENT_F32;
         float *ref[4], *got[4];
-        lanes_prims(g_host, d.x, 1, c.C, c.dt, out_dt, NULL, ref);
+        lanes_prims(fx_host(), d.x, 1, c.C, c.dt, out_dt, NULL, ref);
         lanes_prims(dev, d.x, 1, c.C, c.dt, out_dt, ref[0], got);
         static const char *const names[] = {
             "1x(2^20+17)", "1x(2^20+17) -> bf16", "1x200003 -> bf16"};
@@ -303,7 +303,7 @@ static const size_t batch_rows[] = {1, 15, 16, 17, 100};
  * bitwise repeatable. */
 static void test_batch_xent(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     unsigned k = 0;
     for (size_t i = 0; i < sizeof batch_cols / sizeof *batch_cols; ++i)
@@ -324,7 +324,7 @@ static void test_batch_xent(void **state) {
  * rows, repeatable. */
 static void test_batch_primitives(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     unsigned k = 0;
     for (size_t i = 0; i < sizeof batch_cols / sizeof *batch_cols; ++i)
@@ -349,5 +349,5 @@ int main(void) {
         cmocka_unit_test(test_batch_xent),
         cmocka_unit_test(test_batch_primitives),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }

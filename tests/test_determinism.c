@@ -5,6 +5,8 @@
 #include "fixtures.h"
 #include "hard_ops.h"
 
+#include <stdlib.h>
+
 static const hard_case CASES[] = {
     {64, 7, CLXENT_F32, 1},      {64, 7, CLXENT_F16, 2},
     {64, 7, CLXENT_BF16, 3},     {33, 1000, CLXENT_F32, 4},
@@ -41,20 +43,12 @@ static void check_context_pair(clxent_context *a, clxent_context *b) {
 
 static void test_device(void **state) {
     (void)state;
-    clxent_context *a = fx_device_context();
-    if (!a) return;
-    clxent_context *b = fx_device_context();
-    check_context_pair(a, b);
-    clxent_context_destroy(b);
-    clxent_context_destroy(a);
+    fx_on_pair(1, check_context_pair);
 }
 
 static void test_host(void **state) {
     (void)state;
-    clxent_context *a = fx_host_context(), *b = fx_host_context();
-    check_context_pair(a, b);
-    clxent_context_destroy(b);
-    clxent_context_destroy(a);
+    fx_on_pair(0, check_context_pair);
 }
 
 int main(void) {

@@ -49,22 +49,18 @@ static void run_case(clxent_context *dev, const hx_case *c) {
     char name[256];
     hx_name(c, name, sizeof name);
     hx_data d = hx_make(c);
-    hx_out ref = hx_run(g_host, c, &d, HX_ROUTE_FUSED);
-    hx_out got = hx_run(dev, c, &d, HX_ROUTE_FUSED);
-    hx_compare_out(c, &got, &ref, name);
-    hx_out_free(&got);
     /* forward + backward from the device's own lse: the backward reads
      * the f32 lse, whose rounding (half an ulp of |lse|) shows up in p */
-    got = hx_run(dev, c, &d, HX_ROUTE_FWD_BWD);
-    hx_compare_out(c, &got, &ref, name);
-    hx_out_free(&got);
-    hx_out_free(&ref);
+    hx_routes_vs_host(dev, c, &d,
+                      HX_ROUTE_BIT(HX_ROUTE_FUSED) |
+                          HX_ROUTE_BIT(HX_ROUTE_FWD_BWD),
+                      name);
     hx_free(&d);
 }
 
 static void test_grid(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     size_t cell = 0, runs = 0;
     int seen[72] = {0};
@@ -114,7 +110,7 @@ static const prim_shape prim_shapes[] = {
 
 static void test_primitives(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     for (size_t s = 0; s < sizeof prim_shapes / sizeof *prim_shapes; ++s) {
         hx_case c;
@@ -133,7 +129,7 @@ static void test_primitives(void **state) {
         /* row max of the host feeds both exp-sums */
         float *hmax = NULL;
         for (int b = 0; b < 2; ++b) {
-            clxent_context *ctx = b ? dev : g_host;
+            clxent_context *ctx = b ? dev : fx_host();
             clxent_matrix x = hx_mat(ctx, d.x, R, C, HX_X_OFF, ld, c.dt);
             clxent_vector vmax = hx_vec(ctx, NULL, NULL, R, 1, CLXENT_F32);
             fx_assert_status(ctx, clxent_row_max(ctx, &x, &vmax, NULL),
@@ -220,7 +216,7 @@ static int contains(const char *text, const char *part) {
 }
 
 static void out_of_range(clxent_dtype idt, clxent_target_check mode) {
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     hx_case c = hx_base_case(40, 300, CLXENT_F32, 5);
     c.idt = idt;
@@ -278,7 +274,7 @@ static void out_of_range(clxent_dtype idt, clxent_target_check mode) {
     /* the other rows (and, after SYNC, a good call) match the host run
      * where the bad rows are ignored */
     d.y[5] = d.y[9] = -100;
-    hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+    hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
     hx_out got = hx_run(dev, &c, &d, HX_ROUTE_FUSED);
     if (l) {
         ref.loss[5] = ref.loss[9] = NAN;
@@ -316,7 +312,7 @@ static void test_out_of_range_deferred_i64(void **s) {
 /* NLL with a bad target, synchronous: error, then a good call works. */
 static void test_out_of_range_nll(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     float lp[6] = {-1, -2, -3, -0.5f, -0.25f, -4};
     int64_t y[2] = {1, 3};
@@ -353,10 +349,10 @@ static void test_out_of_range_nll(void **state) {
  * rows is left alone. */
 static void test_copy_bits(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     enum { CR = 5, CC = 37, XLD = 41, YLD = 39, XOFF = 3, YOFF = 2 };
     for (int b = 0; b < 2; ++b) {
-        clxent_context *ctx = b ? dev : g_host;
+        clxent_context *ctx = b ? dev : fx_host();
         if (!ctx) continue;
         for (int dt = 0; dt < 3; ++dt) {
             clxent_dtype dtype = (clxent_dtype)(CLXENT_F32 + dt);
@@ -414,7 +410,7 @@ static void test_copy_bits(void **state) {
  * overflow and subnormal edges. Compared bit for bit (NaN: both NaN). */
 static void test_f16_conversions(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     enum { N = 65536 };
     uint16_t *h = malloc(N * 2);
@@ -487,7 +483,7 @@ static void test_f16_conversions(void **state) {
 
 static void test_ieee_rows(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     for (int probs = 0; probs < 2; ++probs)
         for (int eps = 0; eps < 2; ++eps) {
@@ -514,12 +510,7 @@ static void test_ieee_rows(void **state) {
             }
             char name[64];
             snprintf(name, sizeof name, "ieee probs=%d eps=%d", probs, eps);
-            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
-            for (int route = 0; route < 3; ++route) {
-                hx_out got = hx_run(dev, &c, &d, route);
-                hx_compare_out(&c, &got, &ref, name);
-                hx_out_free(&got);
-            }
+            hx_routes_vs_host(dev, &c, &d, HX_ROUTES_NO_BWD_IN_PLACE, name);
             /* the ignored NaN row: exactly 0 loss and gradient */
             if (!probs) {
                 hx_out got = hx_run(dev, &c, &d, HX_ROUTE_FUSED);
@@ -528,7 +519,6 @@ static void test_ieee_rows(void **state) {
                     assert_true(got.grad[2 * c.C + j] == 0.0f);
                 hx_out_free(&got);
             }
-            hx_out_free(&ref);
             hx_free(&d);
         }
 }
@@ -546,5 +536,5 @@ int main(void) {
         cmocka_unit_test(test_f16_conversions),
         cmocka_unit_test(test_grid),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }

@@ -7,26 +7,21 @@
  * kernels' own tests are in test_cpu_kernels.c. */
 #include "fused_cases.h"
 
-/* All three routes of the device against the host. */
+/* Fused, fused in place and forward + backward on the device against the
+ * host. */
 static void check_all_routes(clxent_context *dev, const hx_case *c,
                              const char *tag) {
     char name[256];
     hx_name(c, name, sizeof name);
     strncat(name, tag, sizeof name - strlen(name) - 1);
     hx_data d = hx_make(c);
-    hx_out ref = hx_run(g_host, c, &d, HX_ROUTE_FUSED);
-    for (int route = 0; route < 3; ++route) {
-        hx_out got = hx_run(dev, c, &d, route);
-        hx_compare_out(c, &got, &ref, name);
-        hx_out_free(&got);
-    }
-    hx_out_free(&ref);
+    hx_routes_vs_host(dev, c, &d, HX_ROUTES_NO_BWD_IN_PLACE, name);
     hx_free(&d);
 }
 
 static void test_fused_grid(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     tune_reset();
     static const size_t cols[] = {1, 3, 33, 257, 1000, 4097, 32000};
@@ -50,7 +45,7 @@ static void test_fused_grid(void **state) {
  * backward) and the row primitives. */
 static void test_split_forced(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const size_t cols[] = {7, 100, 1000, 5003};
     static const unsigned chunks[] = {2, 3, 5, 8};
@@ -74,7 +69,7 @@ static void test_split_forced(void **state) {
             clx_ops_tune.vec = vec;
             clx_ops_tune.split_chunks = 1;
             hx_out whole = dev_run(&c, &d, HX_ROUTE_FUSED);
-            hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+            hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
             clx_ops_tune.split_chunks = chunks[p];
             for (int route = 0; route < 3; ++route) {
                 hx_out got = dev_run(&c, &d, route);
@@ -139,7 +134,7 @@ static void test_split_forced(void **state) {
  * every route, and the first bad target still found across groups. */
 static void test_two_level(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const size_t rows[] = {1, 3, 100, 1000, 2049};
     static const size_t cols[] = {10, 33, 300};
@@ -219,7 +214,7 @@ static void test_two_level(void **state) {
  * rows path takes over), and special values against the rows path. */
 static void test_gpu_cache(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const size_t cols[] = {1, 7, 100, 1000, 4097, 32000, 70001};
     static const size_t rows[] = {1, 5, 64};
@@ -335,7 +330,7 @@ static void guard_case(clxent_context *dev, size_t R, size_t C,
 
 static void test_sync_guard(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     for (int dt = 0; dt < 3; ++dt)
         for (int red = 0; red < 2; ++red) {
@@ -365,7 +360,7 @@ static void test_sync_guard(void **state) {
  * vector widths (VEC 1 is the GPU mapping, run here on any device). */
 static void test_mappings(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     static const unsigned ts[] = {1, 2, 4, 16, 64};
     static const unsigned vecs[] = {1, 4, 8, 16};
@@ -389,7 +384,7 @@ static void test_mappings(void **state) {
 /* Same inputs twice: bitwise the same outputs (fixed-order reductions). */
 static void test_repeatable(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     for (int variant = 0; variant < 4; ++variant) {
         tune_reset();
@@ -412,7 +407,7 @@ static void test_repeatable(void **state) {
  * the compensated sums keep the error down). */
 static void test_accuracy_2pow20(void **state) {
     (void)state;
-    clxent_context *dev = device();
+    clxent_context *dev = fx_device();
     if (!dev) return;
     for (int variant = 0; variant < 4; ++variant) {
         tune_reset();
@@ -430,7 +425,7 @@ static void test_accuracy_2pow20(void **state) {
         fx_rng rng = fx_rng_seed(5);
         for (size_t i = 0; i < c.R * c.C; ++i)
             d.x[i] = (float)fx_uniform(&rng, -1.0, 1.0);
-        hx_out ref = hx_run(g_host, &c, &d, HX_ROUTE_FUSED);
+        hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
         hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED);
         for (size_t r = 0; r < c.R; ++r) {
             double w = ref.loss[r];
@@ -461,5 +456,5 @@ int main(void) {
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_accuracy_2pow20),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }

@@ -29,6 +29,11 @@ static const double gold_exp_sum = 30.1929;
 static double exact_lse(void) { return log(exp(1.0) + exp(2.0) + exp(3.0)); }
 static double exact_log_softmax(int c) { return (double)(c + 1) - exact_lse(); }
 static double exact_softmax(int c) { return exp(exact_log_softmax(c)); }
+/* The batch's mean loss (targets 2, 1, 0). */
+static double exact_batch(void) {
+    return -(exact_log_softmax(2) + exact_log_softmax(1) +
+             exact_log_softmax(0)) / 3.0;
+}
 static double exact_grad(int r, int c) {
     return (exact_softmax(c) - (c == seed_y[r] ? 1.0 : 0.0)) / 3.0;
 }
@@ -36,10 +41,10 @@ static double exact_grad(int r, int c) {
 /* Both comparisons for one value. */
 static void check(const char *what, size_t i, double got, double golden,
                   double exact) {
-    if (!(fabs(got - golden) <= 0.5e-4 + 1e-6))
+    if (!fx_close(got, golden, 0.5e-4 + 1e-6, 0.0))
         fail_msg("%s[%zu] = %.6f, golden %.4f", what, i, got, golden);
     double tight = 1e-6 * (fabs(exact) > 1.0 ? fabs(exact) : 1.0);
-    if (!(fabs(got - exact) <= tight))
+    if (!fx_close(got, exact, tight, 0.0))
         fail_msg("%s[%zu] = %.9g, exact %.9g (diff %.3g)", what, i, got,
                  exact, fabs(got - exact));
 }
@@ -71,6 +76,30 @@ static clxent_targets prob_targets(clxent_buffer *p, size_t rows) {
     memset(&t, 0, sizeof t);
     t.probs = clxent_matrix_of(p, rows, 3, CLXENT_F32);
     return t;
+}
+
+/* The seed batch on a context: logits, class indices, one-hot targets. */
+typedef struct seed_batch {
+    clxent_buffer *x, *y, *p;
+    clxent_matrix xm;
+    clxent_targets ti, tp;
+} seed_batch;
+
+static seed_batch seed_upload(clxent_context *ctx) {
+    seed_batch b;
+    b.x = fx_upload(ctx, seed_x, sizeof seed_x);
+    b.y = fx_upload(ctx, seed_y, sizeof seed_y);
+    b.p = fx_upload(ctx, seed_onehot, sizeof seed_onehot);
+    b.xm = clxent_matrix_of(b.x, 3, 3, CLXENT_F32);
+    b.ti = index_targets(b.y, 3);
+    b.tp = prob_targets(b.p, 3);
+    return b;
+}
+
+static void seed_release(seed_batch *b) {
+    clxent_buffer_release(b->x);
+    clxent_buffer_release(b->y);
+    clxent_buffer_release(b->p);
 }
 
 /* ---- the seed walk-through on one context ---- */
@@ -188,48 +217,41 @@ static void seed_single_rows(clxent_context *ctx) {
 static void seed_batch_loss(clxent_context *ctx) {
     clxent_loss_options opt;
     clxent_loss_options_init(&opt);
-    double exact = -(exact_log_softmax(2) + exact_log_softmax(1) +
-                     exact_log_softmax(0)) / 3.0;
-    clxent_buffer *x = fx_upload(ctx, seed_x, sizeof seed_x);
-    clxent_buffer *y = fx_upload(ctx, seed_y, sizeof seed_y);
-    clxent_buffer *p = fx_upload(ctx, seed_onehot, sizeof seed_onehot);
+    double exact = exact_batch();
+    seed_batch b = seed_upload(ctx);
     clxent_buffer *lp = fx_upload(ctx, NULL, sizeof seed_x);
     clxent_buffer *loss = fx_upload(ctx, NULL, sizeof(float));
-    clxent_matrix xm = clxent_matrix_of(x, 3, 3, CLXENT_F32);
     clxent_matrix lpm = clxent_matrix_of(lp, 3, 3, CLXENT_F32);
     clxent_vector lv = clxent_vector_of(loss, 1, CLXENT_F32);
-    clxent_targets ti = index_targets(y, 3), tp = prob_targets(p, 3);
     float got;
 
     /* 1. probability (one-hot) targets with cross-entropy */
     fx_assert_status(ctx,
-                     clxent_cross_entropy_forward(ctx, &xm, &tp, NULL, &opt,
-                                                  &lv, NULL, NULL),
+                     clxent_cross_entropy_forward(ctx, &b.xm, &b.tp, NULL,
+                                                  &opt, &lv, NULL, NULL),
                      CLXENT_STATUS_OK);
     read_floats(ctx, loss, &got, 1);
     check("batch loss (probabilities)", 0, got, gold_batch, exact);
 
     /* 2. NLL over the log_softmax output */
-    fx_assert_status(ctx, clxent_log_softmax(ctx, &xm, &lpm, NULL),
+    fx_assert_status(ctx, clxent_log_softmax(ctx, &b.xm, &lpm, NULL),
                      CLXENT_STATUS_OK);
     fx_assert_status(ctx,
-                     clxent_nll_loss(ctx, &lpm, &ti.indices, NULL, &opt, &lv,
-                                     NULL),
+                     clxent_nll_loss(ctx, &lpm, &b.ti.indices, NULL, &opt,
+                                     &lv, NULL),
                      CLXENT_STATUS_OK);
     read_floats(ctx, loss, &got, 1);
     check("batch loss (nll over log_softmax)", 0, got, gold_batch, exact);
 
     /* 3. cross-entropy on logits with class indices */
     fx_assert_status(ctx,
-                     clxent_cross_entropy_forward(ctx, &xm, &ti, NULL, &opt,
-                                                  &lv, NULL, NULL),
+                     clxent_cross_entropy_forward(ctx, &b.xm, &b.ti, NULL,
+                                                  &opt, &lv, NULL, NULL),
                      CLXENT_STATUS_OK);
     read_floats(ctx, loss, &got, 1);
     check("batch loss (class indices)", 0, got, gold_batch, exact);
 
-    clxent_buffer_release(x);
-    clxent_buffer_release(y);
-    clxent_buffer_release(p);
+    seed_release(&b);
     clxent_buffer_release(lp);
     clxent_buffer_release(loss);
 }
@@ -238,25 +260,21 @@ static void seed_batch_loss(clxent_context *ctx) {
 static void seed_gradient(clxent_context *ctx) {
     clxent_loss_options opt;
     clxent_loss_options_init(&opt);
-    double exact_loss = -(exact_log_softmax(2) + exact_log_softmax(1) +
-                          exact_log_softmax(0)) / 3.0;
-    clxent_buffer *x = fx_upload(ctx, seed_x, sizeof seed_x);
-    clxent_buffer *y = fx_upload(ctx, seed_y, sizeof seed_y);
-    clxent_buffer *p = fx_upload(ctx, seed_onehot, sizeof seed_onehot);
+    double exact_loss = exact_batch();
+    seed_batch b = seed_upload(ctx);
     clxent_buffer *g = fx_upload(ctx, NULL, sizeof seed_x);
     clxent_buffer *loss = fx_upload(ctx, NULL, sizeof(float));
     clxent_buffer *lse = fx_upload(ctx, NULL, 3 * sizeof(float));
-    clxent_matrix xm = clxent_matrix_of(x, 3, 3, CLXENT_F32);
     clxent_matrix gm = clxent_matrix_of(g, 3, 3, CLXENT_F32);
     clxent_vector lv = clxent_vector_of(loss, 1, CLXENT_F32);
     clxent_vector sv = clxent_vector_of(lse, 3, CLXENT_F32);
-    clxent_targets targets[2] = {index_targets(y, 3), prob_targets(p, 3)};
+    clxent_targets targets[2] = {b.ti, b.tp};
     const char *names[2] = {"gradient (indices)", "gradient (one-hot)"};
     float got[9], l, s[3];
 
     for (int k = 0; k < 2; ++k) {
         fx_assert_status(ctx,
-                         clxent_cross_entropy(ctx, &xm, &targets[k], NULL,
+                         clxent_cross_entropy(ctx, &b.xm, &targets[k], NULL,
                                               &opt, NULL, &lv, &sv, &gm, NULL),
                          CLXENT_STATUS_OK);
         read_floats(ctx, g, got, 9);
@@ -271,16 +289,15 @@ static void seed_gradient(clxent_context *ctx) {
                                                   seed_x),
                          CLXENT_STATUS_OK);
         fx_assert_status(ctx,
-                         clxent_cross_entropy_backward(ctx, &xm, &targets[k],
-                                                       NULL, &opt, &sv, NULL,
-                                                       &gm, NULL),
+                         clxent_cross_entropy_backward(ctx, &b.xm,
+                                                       &targets[k], NULL,
+                                                       &opt, &sv, NULL, &gm,
+                                                       NULL),
                          CLXENT_STATUS_OK);
         read_floats(ctx, g, got, 9);
         check_grad(names[k], got);
     }
-    clxent_buffer_release(x);
-    clxent_buffer_release(y);
-    clxent_buffer_release(p);
+    seed_release(&b);
     clxent_buffer_release(g);
     clxent_buffer_release(loss);
     clxent_buffer_release(lse);
@@ -296,29 +313,13 @@ static void seed_blocking(clxent_context *ctx) {
                                                CLXENT_I32, seed_y, NULL, &opt,
                                                &loss, lse, grad),
                      CLXENT_STATUS_OK);
-    check("blocking loss", 0, loss, gold_batch,
-          -(exact_log_softmax(2) + exact_log_softmax(1) +
-            exact_log_softmax(0)) / 3.0);
+    check("blocking loss", 0, loss, gold_batch, exact_batch());
     for (size_t r = 0; r < 3; ++r) check("blocking lse", r, lse[r], 3.4076,
                                          exact_lse());
     check_grad("blocking gradient", grad);
 }
 
 /* ---- contexts: host per test, one device context for the group ---- */
-
-static clxent_context *device_ctx;
-
-static clxent_context *device(void) {
-    if (!device_ctx) device_ctx = fx_device_context();
-    return device_ctx;
-}
-
-static int teardown_group(void **state) {
-    (void)state;
-    clxent_context_destroy(device_ctx);
-    device_ctx = NULL;
-    return 0;
-}
 
 #define ON_BOTH(name)                                                          \
     static void test_host_##name(void **state) {                               \
@@ -329,7 +330,7 @@ static int teardown_group(void **state) {
     }                                                                          \
     static void test_device_##name(void **state) {                             \
         (void)state;                                                           \
-        clxent_context *ctx = device();                                        \
+        clxent_context *ctx = fx_device();                                     \
         if (ctx) name(ctx);                                                    \
     }
 
@@ -367,5 +368,5 @@ int main(void) {
         cmocka_unit_test(test_device_seed_gradient),
         cmocka_unit_test(test_device_seed_blocking),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown_group);
+    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }

@@ -32,15 +32,6 @@ typedef struct xcase {
     float *gr; /* R upstream gradients (reduction none), or NULL */
 } xcase;
 
-static float round_to(float v, clxent_dtype dt) {
-    void *s = fx_to_dtype(&v, 1, dt);
-    float *back = fx_from_dtype(s, 1, dt);
-    float r = back[0];
-    free(s);
-    free(back);
-    return r;
-}
-
 static xcase case_new(size_t R, size_t C, uint64_t seed) {
     xcase k;
     memset(&k, 0, sizeof k);
@@ -85,8 +76,8 @@ static void case_grad_rows(xcase *k, uint64_t seed) {
 /* Makes x and t exactly what the backend will read. */
 static void case_round(xcase *k) {
     for (size_t i = 0; i < k->R * k->C; ++i) {
-        k->x[i] = round_to(k->x[i], k->dt);
-        k->t[i] = round_to(k->t[i], k->dt);
+        k->x[i] = fx_round(k->x[i], k->dt);
+        k->t[i] = fx_round(k->t[i], k->dt);
     }
 }
 
@@ -477,7 +468,7 @@ static void expect_grad(const xcase *k, const float *got, const double *want,
     double *w = malloc((n + 1) * sizeof(double));
     assert_non_null(w);
     for (size_t i = 0; i < n; ++i)
-        w[i] = k->dt == CLXENT_F32 ? want[i] : round_to((float)want[i], k->dt);
+        w[i] = k->dt == CLXENT_F32 ? want[i] : fx_round((float)want[i], k->dt);
     fx_assert_close(got, w, n, 1e-7, 1e-6, what);
     for (size_t r = 0; r < k->R; ++r)
         for (size_t c = 0; c < k->C && !row_valid(k, r); ++c)
@@ -545,7 +536,7 @@ static void check_case(clxent_context *ctx, xcase *k, const char *label) {
         float *lp = malloc((n + 1) * sizeof(float));
         assert_non_null(lp);
         for (size_t i = 0; i < n; ++i)
-            lp[i] = round_to((float)(k->x[i] - ref.lse[i / k->C]), k->dt);
+            lp[i] = fx_round((float)(k->x[i] - ref.lse[i / k->C]), k->dt);
         xref refn;
         ref_alloc(k, &refn);
         ref_nll(k, lp, &refn);
@@ -568,16 +559,6 @@ static void check_case(clxent_context *ctx, xcase *k, const char *label) {
 
 /* ------------------------------------------------------------------ */
 /* Tests. */
-
-static int setup(void **state) {
-    *state = fx_host_context();
-    return *state ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    clxent_context_destroy(*state);
-    return 0;
-}
 
 static const clxent_dtype dtypes[3] = {CLXENT_F32, CLXENT_F16, CLXENT_BF16};
 static const char *reductions[3] = {"none", "sum", "mean"};
@@ -1016,7 +997,7 @@ static void test_primitives(void **state) {
                                            : k.x[i];
                     want[i] = dtypes[od] == CLXENT_F32
                                   ? v
-                                  : round_to((float)v, dtypes[od]);
+                                  : fx_round((float)v, dtypes[od]);
                 }
                 float *out = get(ctx, ob, R, C, 1, C + 1, dtypes[od],
                                  SENTINEL, "out");
@@ -1057,29 +1038,27 @@ static void test_reference_sanity(void **state) {
     case_free(&k);
 }
 
+/* Each test on a new host context. */
+#define HOST_TEST(f) \
+    cmocka_unit_test_setup_teardown(f, fx_setup_host, fx_teardown_context)
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_sanity),
-        cmocka_unit_test_setup_teardown(test_option_sweep, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ignore_index_inside_range, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_all_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_zero_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_normalizer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_grad_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_probs_smoothing_weights, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_nan_row_isolated, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_ignored_nan_row, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_masked_classes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wide_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_backward_saved_lse, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_target_out_of_range, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_primitives, setup, teardown),
+        HOST_TEST(test_option_sweep),
+        HOST_TEST(test_ignore_index_inside_range),
+        HOST_TEST(test_all_ignored),
+        HOST_TEST(test_zero_rows),
+        HOST_TEST(test_normalizer),
+        HOST_TEST(test_grad_rows),
+        HOST_TEST(test_probs_smoothing_weights),
+        HOST_TEST(test_nan_row_isolated),
+        HOST_TEST(test_ignored_nan_row),
+        HOST_TEST(test_masked_classes),
+        HOST_TEST(test_wide_rows),
+        HOST_TEST(test_backward_saved_lse),
+        HOST_TEST(test_target_out_of_range),
+        HOST_TEST(test_primitives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,20 +58,6 @@ typedef struct oc_case {
 } oc_case;
 
 /* ------------------------------------------------------------------ */
-/* Contexts, created once per backend and reused by every case. */
-
-static clxent_context *g_host, *g_device;
-
-static clxent_context *context_for(const oc_case *c) {
-    if (c->backend_host) {
-        if (!g_host) g_host = fx_host_context();
-        return g_host;
-    }
-    if (!g_device) g_device = fx_device_context(); /* skips or fails */
-    return g_device;
-}
-
-/* ------------------------------------------------------------------ */
 /* Fixture files. */
 
 static void *load_npy(const oc_case *c, const char *file, npy_dtype want,
@@ -269,15 +255,10 @@ static void compare_x(const oc_case *c, const char *route, const char *what,
                          what, row, col, g);
             continue;
         }
-        double bound = t.abs + t.rel1 * fmax(1.0, fabs(w)) + t.u * fabs(w);
-        if (extra) bound += extra[i];
-        int ok;
-        if (isnan(w))
-            ok = isnan(g);
-        else if (isinf(w))
-            ok = g == w;
-        else
-            ok = isfinite(g) && fabs(g - w) <= bound;
+        double fixed = t.abs + t.rel1 * fmax(1.0, fabs(w)) +
+                       (extra ? extra[i] : 0.0);
+        double bound = fixed + t.u * fabs(w);
+        int ok = fx_close(g, w, fixed, t.u);
         if (!ok && !cols)
             fail_msg("%s [%s, %s] %s[%zu]: got %.9g, want %.17g "
                      "(|diff| %.3g > bound %.3g)",
@@ -408,16 +389,18 @@ static void args_release(oc_args *a) {
 }
 
 /* ------------------------------------------------------------------ */
-/* Cross-entropy routes. */
+/* Loss routes: cross-entropy, and the NLL gather over log-probabilities. */
 
+/* Expected values from the oracle (lse NULL for NLL). */
 typedef struct ce_expect {
     double *loss, *lse, *grad;
 } ce_expect;
 
-static void check_ce(const oc_case *c, const oc_inputs *in,
-                     const ce_expect *e, const char *route, const float *loss,
-                     const float *lse, const float *grad,
-                     const double *grad_extra) {
+/* The outputs a route wrote (NULL: not written) against e. */
+static void check_route(const oc_case *c, const oc_inputs *in,
+                        const ce_expect *e, const char *route,
+                        const float *loss, const float *lse,
+                        const float *grad, const double *grad_extra) {
     tol tl = tol_for(0.0, 2e-6, CLXENT_F32);
     tol tg = tol_for(2e-6, 0.0, c->dtype);
     if (loss)
@@ -485,14 +468,18 @@ static double *saved_lse_slack(const oc_case *c, const oc_inputs *in,
     return slack;
 }
 
-static void ce_fused(clxent_context *ctx, const oc_case *c,
-                     const oc_inputs *in, const ce_expect *e, int strided,
-                     int in_place) {
-    const char *route = in_place  ? "fused in place"
-                        : strided ? "fused strided"
-                                  : "fused";
+/* One route: the operations first and then second (OPS_COUNT: none) on
+ * one set of arguments, the backward reading the lse the forward wrote;
+ * strided: offsets and row strides on every argument; in_place: the
+ * gradient overwrites the strided logits. Checks what the route wrote. */
+static void run_route(clxent_context *ctx, const oc_case *c,
+                      const oc_inputs *in, const ce_expect *e,
+                      const char *route, ops_id first, ops_id second,
+                      int strided, int in_place) {
+    const ops_desc *ops[2] = {&ops_table[first],
+                              second == OPS_COUNT ? NULL
+                                                  : &ops_table[second]};
     clxent_loss_options opt = options_of(c);
-    opt.in_place = in_place;
     oc_args a = args_upload(ctx, c, in, strided);
     held hl, hs, hgrad;
     clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32,
@@ -507,53 +494,28 @@ static void ce_fused(clxent_context *ctx, const oc_case *c,
         grad = matrix_in(ctx, NULL, c->rows, c->cols, c->dtype,
                          strided ? OUT_LAYOUT : CONTIG, &hgrad);
     }
-    ok_or_fail(ctx, c, route, "clxent_cross_entropy",
-               clxent_cross_entropy(ctx, &a.x, &a.targets, &a.weights, &opt,
-                                    &a.grad_rows, &loss, &lse, &grad, NULL));
+    ops_args args = {&a.x, &a.targets, &a.targets.indices, &a.weights, &opt,
+                     &a.grad_rows, &lse, &loss, &lse, &grad, NULL};
+    unsigned io = 0;
+    for (int k = 0; k < 2 && ops[k]; ++k) {
+        opt.in_place = in_place && (ops[k]->io & OPS_GRAD);
+        ok_or_fail(ctx, c, route, ops[k]->function,
+                   ops[k]->enqueue(ctx, &args));
+        io |= ops[k]->io;
+    }
     ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
     float *gl = vector_read(ctx, &loss, &hl, "loss");
-    float *gs = vector_read(ctx, &lse, &hs, "lse");
+    float *gs = io & OPS_LSE_OUT ? vector_read(ctx, &lse, &hs, "lse") : NULL;
     float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
-    check_ce(c, in, e, route, gl, gs, gg, NULL);
-    free(gl);
-    free(gs);
-    free(gg);
-    release(&hl);
-    release(&hs);
-    if (!in_place) release(&hgrad);
-    args_release(&a);
-}
-
-static void ce_forward_backward(clxent_context *ctx, const oc_case *c,
-                                const oc_inputs *in, const ce_expect *e) {
-    const char *route = "forward+backward";
-    clxent_loss_options opt = options_of(c);
-    oc_args a = args_upload(ctx, c, in, 0);
-    held hl, hs, hgrad;
-    clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32, 0, &hl);
-    clxent_vector lse = vector_in(ctx, NULL, c->rows, CLXENT_F32, 0, &hs);
-    clxent_matrix grad =
-        matrix_in(ctx, NULL, c->rows, c->cols, c->dtype, CONTIG, &hgrad);
-    ok_or_fail(ctx, c, route, "clxent_cross_entropy_forward",
-               clxent_cross_entropy_forward(ctx, &a.x, &a.targets, &a.weights,
-                                            &opt, &loss, &lse, NULL));
-    ok_or_fail(ctx, c, route, "clxent_cross_entropy_backward",
-               clxent_cross_entropy_backward(ctx, &a.x, &a.targets,
-                                             &a.weights, &opt, &lse,
-                                             &a.grad_rows, &grad, NULL));
-    ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
-    float *gl = vector_read(ctx, &loss, &hl, "loss");
-    float *gs = vector_read(ctx, &lse, &hs, "lse");
-    float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
-    double *slack = saved_lse_slack(c, in, e->lse);
-    check_ce(c, in, e, route, gl, gs, gg, slack);
+    double *slack = io & OPS_LSE_IN ? saved_lse_slack(c, in, e->lse) : NULL;
+    check_route(c, in, e, route, gl, gs, gg, slack);
     free(slack);
     free(gl);
     free(gs);
     free(gg);
     release(&hl);
     release(&hs);
-    release(&hgrad);
+    if (!in_place) release(&hgrad);
     args_release(&a);
 }
 
@@ -578,7 +540,7 @@ static void ce_host_arrays(clxent_context *ctx, const oc_case *c,
                    in->indices ? in->indices : probs, in->weights, &opt, loss,
                    lse, grad));
     float *gg = fx_from_dtype(grad, n, c->dtype);
-    check_ce(c, in, e, route, loss, lse, gg, NULL);
+    check_route(c, in, e, route, loss, lse, gg, NULL);
     free(gg);
     free(grad);
     free(lse);
@@ -593,10 +555,12 @@ static void run_ce(clxent_context *ctx, const oc_case *c,
     e.loss = load_expect(c, "expect_loss.npy", in->nloss);
     e.lse = load_expect(c, "expect_lse.npy", c->rows);
     e.grad = load_expect(c, "expect_grad.npy", c->rows * c->cols);
-    ce_fused(ctx, c, in, &e, 0, 0);
-    ce_forward_backward(ctx, c, in, &e);
-    ce_fused(ctx, c, in, &e, 1, 0);
-    ce_fused(ctx, c, in, &e, 1, 1);
+    run_route(ctx, c, in, &e, "fused", OPS_CE_FUSED, OPS_COUNT, 0, 0);
+    run_route(ctx, c, in, &e, "forward+backward", OPS_CE_FORWARD,
+              OPS_CE_BACKWARD, 0, 0);
+    run_route(ctx, c, in, &e, "fused strided", OPS_CE_FUSED, OPS_COUNT, 1, 0);
+    run_route(ctx, c, in, &e, "fused in place", OPS_CE_FUSED, OPS_COUNT, 1,
+              1);
     if (!in->grad_rows) ce_host_arrays(ctx, c, in, &e);
     free(e.loss);
     free(e.lse);
@@ -608,43 +572,12 @@ static void run_ce(clxent_context *ctx, const oc_case *c,
 
 static void run_nll(clxent_context *ctx, const oc_case *c,
                     const oc_inputs *in) {
-    double *want_loss = load_expect(c, "expect_loss.npy", in->nloss);
-    double *want_grad =
-        load_expect(c, "expect_grad.npy", c->rows * c->cols);
-    for (int strided = 0; strided < 2; ++strided) {
-        const char *route = strided ? "nll strided" : "nll";
-        clxent_loss_options opt = options_of(c);
-        oc_args a = args_upload(ctx, c, in, strided);
-        held hl, hgrad;
-        clxent_vector loss = vector_in(ctx, NULL, in->nloss, CLXENT_F32,
-                                       strided ? 1 : 0, &hl);
-        clxent_matrix grad =
-            matrix_in(ctx, NULL, c->rows, c->cols, c->dtype,
-                      strided ? OUT_LAYOUT : CONTIG, &hgrad);
-        ok_or_fail(ctx, c, route, "clxent_nll_loss",
-                   clxent_nll_loss(ctx, &a.x, &a.targets.indices, &a.weights,
-                                   &opt, &loss, NULL));
-        ok_or_fail(ctx, c, route, "clxent_nll_loss_backward",
-                   clxent_nll_loss_backward(ctx, &a.x, &a.targets.indices,
-                                            &a.weights, &opt, &a.grad_rows,
-                                            &grad, NULL));
-        ok_or_fail(ctx, c, route, "clxent_finish", clxent_finish(ctx));
-        float *gl = vector_read(ctx, &loss, &hl, "loss");
-        float *gg = matrix_read(ctx, &grad, &hgrad, "grad");
-        compare(c, route, "loss", gl, want_loss, in->nloss, 0,
-                tol_for(0.0, 2e-6, CLXENT_F32),
-                c->reduction == CLXENT_REDUCTION_NONE ? in->zero_rows
-                                                      : NULL);
-        compare(c, route, "grad", gg, want_grad, c->rows * c->cols, c->cols,
-                tol_for(2e-6, 0.0, c->dtype), in->zero_rows);
-        free(gl);
-        free(gg);
-        release(&hl);
-        release(&hgrad);
-        args_release(&a);
-    }
-    free(want_loss);
-    free(want_grad);
+    ce_expect e = {load_expect(c, "expect_loss.npy", in->nloss), NULL,
+                   load_expect(c, "expect_grad.npy", c->rows * c->cols)};
+    run_route(ctx, c, in, &e, "nll", OPS_NLL, OPS_NLL_BACKWARD, 0, 0);
+    run_route(ctx, c, in, &e, "nll strided", OPS_NLL, OPS_NLL_BACKWARD, 1, 0);
+    free(e.loss);
+    free(e.grad);
 }
 
 /* ------------------------------------------------------------------ */
@@ -708,7 +641,8 @@ static void run_softmax(clxent_context *ctx, const oc_case *c,
 
 static void test_case(void **state) {
     const oc_case *c = *state;
-    clxent_context *ctx = context_for(c);
+    /* one context per backend, reused by every case */
+    clxent_context *ctx = c->backend_host ? fx_host() : fx_device();
     if (!ctx) return;
     oc_inputs in = load_inputs(c);
     if (!strcmp(c->op, "ce"))
@@ -814,9 +748,8 @@ int main(void) {
         tests[i].test_func = test_case;
         tests[i].initial_state = &entries[i];
     }
-    int failed = _cmocka_run_group_tests("oracle", tests, total, NULL, NULL);
-    clxent_context_destroy(g_device);
-    clxent_context_destroy(g_host);
+    int failed = _cmocka_run_group_tests("oracle", tests, total, NULL,
+                                         fx_group_teardown);
     free(names);
     free(tests);
     free(entries);

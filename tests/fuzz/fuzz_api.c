@@ -1,5 +1,6 @@
 /* libFuzzer harness over the public operations: the input bytes decode to
- * a small shape, an operation, options (valid values, or raw floats and
+ * a small shape, an operation (the first byte indexes the table of
+ * tools/clxent/ops.h; the seed corpus follows its order), options (valid values, or raw floats and
  * wild enums), storage types, logits (small quantized values with NaN,
  * infinities and denormals, or raw bit patterns) and class indices (in
  * range, ignore_index, or any integer). The same call runs on the host
@@ -8,6 +9,10 @@
  * inputs, the results must agree within tolerance (NaN matching NaN).
  * Any difference aborts, so libFuzzer keeps the input. */
 #include <clxent/clxent.h>
+
+#include "commands.h"  /* the storage-type conversions */
+#include "ops.h"
+#include "tolerance.h" /* fx_close */
 
 #include <math.h>
 #include <stdint.h>
@@ -56,16 +61,13 @@ static float quantized(uint8_t b) {
     return ((float)b - 128.0f) / 8.0f;
 }
 
-enum { OP_FUSED, OP_FORWARD, OP_BACKWARD, OP_SOFTMAX, OP_LOG_SOFTMAX,
-       OP_ROW_STATS, OP_NLL, OP_NLL_BACKWARD, OP_COUNT };
-
 enum {
     F_RAW_LOGITS = 1, F_RAW_OPTIONS = 2, F_WEIGHTS = 4, F_GRAD_ROWS = 8,
     F_LSE = 16, F_DEFERRED = 32, F_RAW_TARGETS = 64, F_ALL_IGNORED_ZERO = 128
 };
 
 typedef struct problem {
-    int op;
+    ops_id op;
     size_t rows, cols;
     clxent_dtype dtype, tdtype; /* tdtype: I32, I64 or dtype (probs) */
     unsigned flags;
@@ -75,19 +77,10 @@ typedef struct problem {
     float *w, *g, *vin;       /* cols, rows, rows */
 } problem;
 
-static void store(unsigned char *base, clxent_dtype d, size_t i, float v) {
-    if (d == CLXENT_F32) {
-        memcpy(base + 4 * i, &v, 4);
-    } else {
-        uint16_t h = d == CLXENT_F16 ? clxent_f32_to_f16(v)
-                                     : clxent_f32_to_bf16(v);
-        memcpy(base + 2 * i, &h, 2);
-    }
-}
-
 static void decode(src *s, problem *p) {
     memset(p, 0, sizeof *p);
-    p->op = u8(s) % OP_COUNT;
+    p->op = (ops_id)(u8(s) % OPS_COUNT);
+    unsigned io = ops_table[p->op].io;
     p->rows = u8(s) % 9;
     uint8_t cb = u8(s);
     if (cb & 0x80) { /* up to 2048 classes: several work-groups a row */
@@ -98,7 +91,7 @@ static void decode(src *s, problem *p) {
     }
     p->dtype = (clxent_dtype)(1 + u8(s) % 3);
     int kind = u8(s) % 3;
-    int ce = p->op == OP_FUSED || p->op == OP_FORWARD || p->op == OP_BACKWARD;
+    int ce = (io & OPS_TARGETS) != 0;
     p->tdtype = kind == 0 ? CLXENT_I32
                 : kind == 1 || !ce ? CLXENT_I64
                                    : p->dtype;
@@ -135,7 +128,7 @@ static void decode(src *s, problem *p) {
         o->all_ignored_zero = (p->flags & F_ALL_IGNORED_ZERO) != 0;
         o->target_check =
             p->flags & F_DEFERRED ? CLXENT_CHECK_DEFERRED : CLXENT_CHECK_SYNC;
-        if (p->op == OP_NLL || p->op == OP_NLL_BACKWARD)
+        if (io & OPS_INDICES) /* NLL takes neither */
             o->label_smoothing = o->z_loss = 0.0f;
     }
 
@@ -158,9 +151,9 @@ static void decode(src *s, problem *p) {
                 memcpy(p->x + 2 * i, &bits, 2);
             }
         } else {
-            store(p->x, p->dtype, i, quantized(u8(s)));
+            cli_store(p->x, i, p->dtype, quantized(u8(s)));
         }
-        store(p->probs, p->dtype, i, (float)u8(s) / 255.0f);
+        cli_store(p->probs, i, p->dtype, (float)u8(s) / 255.0f);
     }
     for (size_t r = 0; r < p->rows; ++r) {
         int64_t v;
@@ -220,18 +213,8 @@ static clxent_context *open_context(const char *spec) {
 }
 
 static float *to_f32(const unsigned char *v, size_t n, clxent_dtype d) {
-    float *out = malloc(n * 4 + 4);
+    float *out = cli_to_f32(v, n, d);
     if (!out) abort();
-    for (size_t i = 0; i < n; ++i) {
-        if (d == CLXENT_F32) {
-            memcpy(&out[i], v + 4 * i, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, v + 2 * i, 2);
-            out[i] = d == CLXENT_F16 ? clxent_f16_to_f32(h)
-                                     : clxent_bf16_to_f32(h);
-        }
-    }
     return out;
 }
 
@@ -312,35 +295,12 @@ static void run(clxent_context *ctx, const problem *p, result *res) {
         p->flags & F_LSE ? b[B_LSE] : NULL, R, CLXENT_F32);
     clxent_vector vec = clxent_vector_of(b[B_VEC], R, CLXENT_F32);
 
-    switch (p->op) {
-    case OP_FUSED:
-        st = clxent_cross_entropy(ctx, &x, &t, &w, o, &g, &loss, &lse, &out,
-                                  NULL);
-        break;
-    case OP_FORWARD:
-        st = clxent_cross_entropy_forward(ctx, &x, &t, &w, o, &loss, &lse,
-                                          NULL);
-        break;
-    case OP_BACKWARD:
-        st = clxent_cross_entropy_backward(ctx, &x, &t, &w, o, &vin, &g, &out,
-                                           NULL);
-        break;
-    case OP_SOFTMAX: st = clxent_softmax(ctx, &x, &out, NULL); break;
-    case OP_LOG_SOFTMAX: st = clxent_log_softmax(ctx, &x, &out, NULL); break;
-    case OP_ROW_STATS: /* the sums go to the loss buffer (R values) */
-        res->loss_n = R;
-        loss.length = R;
-        st = clxent_row_max(ctx, &x, &vec, NULL);
-        if (!st) st = clxent_row_expsum(ctx, &x, &vin, &loss, NULL);
-        break;
-    case OP_NLL:
-        st = clxent_nll_loss(ctx, &x, &t.indices, &w, o, &loss, NULL);
-        break;
-    case OP_NLL_BACKWARD:
-        st = clxent_nll_loss_backward(ctx, &x, &t.indices, &w, o, &g, &out,
-                                      NULL);
-        break;
-    }
+    /* the forward and fused calls write the lse (when F_LSE asks for
+     * it), the row statistics vec */
+    const ops_desc *op = &ops_table[p->op];
+    ops_args args = {&x, &t, &t.indices, &w, o, &g, &vin, &loss,
+                     op->io & OPS_LSE_OUT ? &lse : &vec, &out, NULL};
+    st = op->enqueue(ctx, &args);
     if (st == CLXENT_STATUS_OK) st = clxent_finish(ctx);
     res->status = st;
     snprintf(res->message, sizeof res->message, "%s",
@@ -412,19 +372,13 @@ static void compare(const char *what, const float *dev, const float *host,
         if (isfinite(host[i]) && fabs(host[i]) > scale) scale = fabs(host[i]);
     for (size_t i = 0; i < n; ++i) {
         float d = dev[i], h = host[i];
-        int ok;
-        if (isnan(h))
-            ok = isnan(d);
-        else if (isinf(h))
-            ok = d == h;
-        else
-            ok = isfinite(d) && fabs((double)d - h) <= rel * scale;
-        if (!ok) {
+        if (!fx_close(d, h, rel * scale, 0.0)) {
             fprintf(stderr,
-                    "fuzz_api: %s[%zu]: device %.9g, host %.9g (op %d, %zu x "
+                    "fuzz_api: %s[%zu]: device %.9g, host %.9g (%s, %zu x "
                     "%zu %s, targets %s, reduction %d, eps %g, z %g, G %g, "
                     "D %g, flags 0x%x)\n",
-                    what, i, (double)d, (double)h, p->op, p->rows, p->cols,
+                    what, i, (double)d, (double)h, ops_table[p->op].name,
+                    p->rows, p->cols,
                     clxent_dtype_name(p->dtype), clxent_dtype_name(p->tdtype),
                     (int)p->opt.reduction, (double)p->opt.label_smoothing,
                     (double)p->opt.z_loss, (double)p->opt.grad_scale,
@@ -463,15 +417,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     src s = {data, size};
     problem p;
     decode(&s, &p);
-    if (p.op == OP_BACKWARD) real_lse(&p);
+    if (ops_table[p.op].io & OPS_LSE_IN) real_lse(&p);
     result h, d;
     run(host_ctx, &p, &h);
     run(dev_ctx, &p, &d);
     if (h.status != d.status) {
         fprintf(stderr,
-                "fuzz_api: status differs (op %d, %zu x %zu %s, targets "
+                "fuzz_api: status differs (%s, %zu x %zu %s, targets "
                 "%s):\n  host:   %s: %s\n  device: %s: %s\n",
-                p.op, p.rows, p.cols, clxent_dtype_name(p.dtype),
+                ops_table[p.op].name, p.rows, p.cols, clxent_dtype_name(p.dtype),
                 clxent_dtype_name(p.tdtype), clxent_status_name(h.status),
                 h.message, clxent_status_name(d.status), d.message);
         abort();

@@ -3,18 +3,15 @@
 #ifndef CLXENT_TOOL_BENCH_H
 #define CLXENT_TOOL_BENCH_H
 
+#include "ops.h"
+
 #include <clxent/clxent.h>
 
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum bench_op {
-    BO_FUSED, BO_FORWARD, BO_BACKWARD, BO_LOG_SOFTMAX, BO_SOFTMAX,
-    BO_ROW_MAX, BO_NLL, BO_N_OPS
-} bench_op;
-
 typedef struct bench_result {
-    bench_op op;
+    const ops_desc *op;
     size_t rows, cols;
     clxent_dtype dtype;
     double median_ms, min_ms;
@@ -24,8 +21,6 @@ typedef struct bench_result {
     double host_ms;      /* host backend, < 0 when skipped */
     size_t extra_bytes;  /* library scratch held for the op */
 } bench_result;
-
-const char *bench_op_name(bench_op op);
 
 /* The buffers of one shape on one context: logits x, int32 targets y, a
  * scalar loss, lse and a row vector (rows f32), and out (rows x cols). */
@@ -40,18 +35,17 @@ clxent_status bench_bufs_make(clxent_context *ctx, const void *x,
                               clxent_dtype dtype, bench_bufs *b);
 void bench_bufs_release(bench_bufs *b);
 
-#define BENCH_COPY (-1) /* op number of the copy roofline */
-/* Enqueues op (a bench_op or BENCH_COPY) with mean reduction; backward
- * reads the lse a forward wrote into b->lse. */
-clxent_status bench_enqueue(clxent_context *ctx, int op, const bench_bufs *b);
-/* Minimum bytes op moves on a rows x cols matrix of elem-byte elements. */
-double bench_bytes(int op, size_t rows, size_t cols, size_t elem);
+/* Enqueues op (copy for the roofline) with mean reduction, no weights and
+ * int32 targets; backward reads the lse a forward wrote into b->lse, the
+ * others write no lse. */
+clxent_status bench_enqueue(clxent_context *ctx, const ops_desc *op,
+                            const bench_bufs *b);
 /* One warm-up, then repeat timed runs: device time from profiling, or wall
  * clock where that is UNSUPPORTED (*wall is then set; set it beforehand to
  * force wall clock). Median and minimum in ms. */
-clxent_status bench_time(clxent_context *ctx, int op, const bench_bufs *b,
-                         size_t repeat, double *median, double *min,
-                         int *wall);
+clxent_status bench_time(clxent_context *ctx, const ops_desc *op,
+                         const bench_bufs *b, size_t repeat, double *median,
+                         double *min, int *wall);
 double bench_now_ms(void);
 
 /* Writes an SVG line plot of GB/s against the number of classes (log x)

@@ -15,7 +15,7 @@
 #define TOP 50.0
 #define BOTTOM 60.0
 
-static const char *colors[BO_N_OPS] = {"#1f77b4", "#ff7f0e", "#2ca02c",
+static const char *colors[OPS_BENCH_COUNT] = {"#1f77b4", "#ff7f0e", "#2ca02c",
                                        "#d62728", "#9467bd", "#8c564b",
                                        "#e377c2"};
 
@@ -102,19 +102,20 @@ int bench_svg(const char *path, const char *title, const bench_result *r,
             LEFT, PY(copy_gbps), LEFT + pw, PY(copy_gbps));
     /* One line per op, points in order of C, and its legend entry. */
     double ly = TOP + 12;
-    for (int op = 0; op < BO_N_OPS; op++) {
+    for (int rank = 0; rank < OPS_BENCH_COUNT; rank++) {
+        const ops_desc *op = ops_bench(rank);
         double last = 0;
         int points = 0;
         for (;;) { /* the next larger C of this op (results are few) */
             const bench_result *next = NULL;
             for (size_t i = 0; i < n; i++)
-                if ((int)r[i].op == op && r[i].cols > last &&
+                if (r[i].op == op && r[i].cols > last &&
                     isfinite(r[i].gbps) && (!next || r[i].cols < next->cols))
                     next = &r[i];
             if (!next) break;
             if (!points++)
                 fprintf(f, "<polyline fill=\"none\" stroke-width=\"2\" "
-                        "stroke=\"%s\" points=\"", colors[op]);
+                        "stroke=\"%s\" points=\"", colors[rank]);
             fprintf(f, "%.1f,%.1f ", PX((double)next->cols), PY(next->gbps));
             last = (double)next->cols;
         }
@@ -122,14 +123,14 @@ int bench_svg(const char *path, const char *title, const bench_result *r,
         fprintf(f, "\"/>\n");
         last = 0;
         for (size_t i = 0; i < n; i++)
-            if ((int)r[i].op == op && isfinite(r[i].gbps))
+            if (r[i].op == op && isfinite(r[i].gbps))
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" "
                         "fill=\"%s\"/>\n", PX((double)r[i].cols),
-                        PY(r[i].gbps), colors[op]);
+                        PY(r[i].gbps), colors[rank]);
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                 "stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
                 "y=\"%.1f\">%s</text>\n", LEFT + pw + 15, ly, LEFT + pw + 40,
-                ly, colors[op], LEFT + pw + 46, ly + 4, bench_op_name((bench_op)op));
+                ly, colors[rank], LEFT + pw + 46, ly + 4, op->bench_name);
         ly += 20;
     }
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "

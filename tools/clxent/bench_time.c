@@ -52,7 +52,8 @@ clxent_status bench_bufs_make(clxent_context *ctx, const void *x,
     return st;
 }
 
-clxent_status bench_enqueue(clxent_context *ctx, int op, const bench_bufs *b) {
+clxent_status bench_enqueue(clxent_context *ctx, const ops_desc *op,
+                            const bench_bufs *b) {
     clxent_matrix x = clxent_matrix_of(b->x, b->rows, b->cols, b->dtype);
     clxent_matrix out = clxent_matrix_of(b->out, b->rows, b->cols, b->dtype);
     clxent_vector none = {0};
@@ -62,35 +63,10 @@ clxent_status bench_enqueue(clxent_context *ctx, int op, const bench_bufs *b) {
     clxent_vector vec = clxent_vector_of(b->vec, b->rows, CLXENT_F32);
     clxent_targets t = {y, {0}};
     clxent_loss_options opt = CLXENT_LOSS_OPTIONS_INIT;
-    switch (op) {
-    case BENCH_COPY: return clxent_copy(ctx, &x, &out, NULL);
-    case BO_FUSED:
-        return clxent_cross_entropy(ctx, &x, &t, &none, &opt, &none, &loss,
-                                    &none, &out, NULL);
-    case BO_FORWARD:
-        return clxent_cross_entropy_forward(ctx, &x, &t, &none, &opt, &loss,
-                                            &none, NULL);
-    case BO_BACKWARD:
-        return clxent_cross_entropy_backward(ctx, &x, &t, &none, &opt, &lse,
-                                             &none, &out, NULL);
-    case BO_LOG_SOFTMAX: return clxent_log_softmax(ctx, &x, &out, NULL);
-    case BO_SOFTMAX: return clxent_softmax(ctx, &x, &out, NULL);
-    case BO_ROW_MAX: return clxent_row_max(ctx, &x, &vec, NULL);
-    case BO_NLL: return clxent_nll_loss(ctx, &x, &y, &none, &opt, &loss, NULL);
-    }
-    return CLXENT_STATUS_INVALID_ARGUMENT;
-}
-
-double bench_bytes(int op, size_t r, size_t c, size_t e) {
-    double rc = (double)r * c * e, rows = (double)r;
-    switch (op) {
-    case BO_FUSED: return 2 * rc + 4 * rows;
-    case BO_FORWARD: return rc + 4 * rows;
-    case BO_BACKWARD: return 2 * rc + 8 * rows;
-    case BO_ROW_MAX: return rc + 4 * rows;
-    case BO_NLL: return 4 * rows + e * rows;
-    default: return 2 * rc; /* copy, log_softmax, softmax */
-    }
+    /* The lse out stays unwritten: the bytes counted leave it out. */
+    ops_args args = {&x, &t, &y, &none, &opt, &none, &lse, &loss,
+                     op->io & OPS_LSE_OUT ? &none : &vec, &out, NULL};
+    return op->enqueue(ctx, &args);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -98,9 +74,9 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-clxent_status bench_time(clxent_context *ctx, int op, const bench_bufs *b,
-                             size_t repeat, double *median, double *min,
-                             int *wall) {
+clxent_status bench_time(clxent_context *ctx, const ops_desc *op,
+                         const bench_bufs *b, size_t repeat, double *median,
+                         double *min, int *wall) {
     double *t = malloc(repeat * sizeof *t);
     if (!t) return CLXENT_STATUS_OUT_OF_MEMORY;
     clxent_status st = bench_enqueue(ctx, op, b);

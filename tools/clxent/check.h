@@ -4,12 +4,9 @@
 #ifndef CLXENT_TOOL_CHECK_H
 #define CLXENT_TOOL_CHECK_H
 
-#include <clxent/clxent.h>
+#include "ops.h"
 
-typedef enum check_op {
-    CK_ROW_MAX, CK_ROW_EXPSUM, CK_LOG_SOFTMAX, CK_SOFTMAX, CK_NLL_FWD,
-    CK_NLL_BWD, CK_CE_FWD, CK_CE_BWD, CK_CE_FUSED, CK_COPY, CK_N_OPS
-} check_op;
+#include <clxent/clxent.h>
 
 /* Option families; primitives use CF_NA only. */
 typedef enum check_family {
@@ -22,7 +19,7 @@ typedef struct check_shape {
 } check_shape;
 
 typedef struct check_case {
-    check_op op;
+    ops_id op;
     clxent_dtype dtype;     /* logits and matrix outputs */
     clxent_dtype idx_dtype; /* I32 or I64 */
     check_family family;
@@ -50,10 +47,9 @@ typedef struct check_outputs {
     int padding_ok; /* the matrix output's padding was left alone */
 } check_outputs;
 
-const char *check_op_name(check_op op);
 const char *check_family_name(check_family family);
 /* Families that apply to op (CF_NA for primitives). */
-int check_family_applies(check_op op, check_family family);
+int check_family_applies(const ops_desc *op, check_family family);
 
 /* Generates inputs from seed; on the host context, computes vec_in when
  * the op needs one. 0 or a status with *what set. */

@@ -12,29 +12,21 @@
 
 #define PAD_BYTE 0x5a
 
-static const char *op_names[CK_N_OPS] = {
-    "row_max", "row_expsum", "log_softmax", "softmax", "nll_fwd",
-    "nll_bwd", "ce_forward", "ce_backward", "ce_fused", "copy"};
 static const char *family_names[CF_N_FAMILIES] = {
     "-", "plain", "sum", "none", "weights", "smoothing", "ignore_index",
     "z-loss", "probs", "all"};
 
-const char *check_op_name(check_op op) { return op_names[op]; }
 const char *check_family_name(check_family f) { return family_names[f]; }
 
-int check_family_applies(check_op op, check_family f) {
-    switch (op) {
-    case CK_NLL_FWD: case CK_NLL_BWD:
+/* NLL takes neither smoothing, z-loss nor probabilities; cross-entropy
+ * takes every family; operations without options take none. */
+int check_family_applies(const ops_desc *op, check_family f) {
+    if (op->io & OPS_TARGETS) return f != CF_NA;
+    if (op->io & OPS_INDICES)
         return f == CF_PLAIN || f == CF_SUM || f == CF_NONE ||
                f == CF_WEIGHTS || f == CF_IGNORE;
-    case CK_CE_FWD: case CK_CE_BWD: case CK_CE_FUSED:
-        return f != CF_NA;
-    default:
-        return f == CF_NA;
-    }
+    return f == CF_NA;
 }
-
-static int is_loss_op(check_op op) { return op >= CK_NLL_FWD && op <= CK_CE_FUSED; }
 
 /* A float matrix in storage type dtype: logical values uniform in
  * [lo, hi), NaN padding. */
@@ -102,7 +94,7 @@ static clxent_status fill_targets(cli_rng *rng, const check_case *c,
             in->weights[i] = (float)cli_rng_uniform(rng, 0.5, 1.5);
     }
     if (in->opt.reduction == CLXENT_REDUCTION_NONE &&
-        (c->op == CK_NLL_BWD || c->op == CK_CE_BWD || c->op == CK_CE_FUSED)) {
+        (ops_table[c->op].io & OPS_GRAD_ROWS)) {
         in->grad_rows = malloc(s->rows * sizeof(float) + 4);
         if (!in->grad_rows) return CLXENT_STATUS_OUT_OF_MEMORY;
         for (size_t r = 0; r < s->rows; r++)
@@ -115,24 +107,25 @@ clxent_status check_inputs_make(clxent_context *host, const check_case *c,
                                 unsigned long long seed, check_inputs *in,
                                 const char **what) {
     memset(in, 0, sizeof *in);
-    cli_rng rng = {seed};
+    cli_rng rng = cli_rng_seed(seed);
     const check_shape *s = &c->shape;
+    const ops_desc *d = &ops_table[c->op];
     *what = "generating inputs";
-    in->x_dtype = c->op == CK_COPY ? CLXENT_F32 : c->dtype;
+    /* copy converts f32 into the case's type */
+    in->x_dtype = c->op == OPS_COPY ? CLXENT_F32 : c->dtype;
     in->x_elems = s->offset + s->rows * s->stride;
-    int nll = c->op == CK_NLL_FWD || c->op == CK_NLL_BWD;
+    int nll = (d->io & OPS_INDICES) != 0; /* x holds log-probabilities */
     in->x = make_matrix(&rng, s, in->x_dtype, in->x_elems, nll ? -8.0f : -4.0f,
                         nll ? 0.0f : 4.0f, 0);
     if (!in->x) return CLXENT_STATUS_OUT_OF_MEMORY;
     set_options(c, in);
-    clxent_status st = is_loss_op(c->op) ? fill_targets(&rng, c, in)
-                                         : CLXENT_STATUS_OK;
-    if (st != CLXENT_STATUS_OK || (c->op != CK_ROW_EXPSUM && c->op != CK_CE_BWD))
-        return st;
+    clxent_status st = d->io & OPS_OPTIONS ? fill_targets(&rng, c, in)
+                                           : CLXENT_STATUS_OK;
+    if (st != CLXENT_STATUS_OK || d->input_from == OPS_COUNT) return st;
     /* The expsum takes the row max, the backward the saved lse: both come
      * from the host reference so the two runs see the same input. */
     check_case pre = *c;
-    pre.op = c->op == CK_ROW_EXPSUM ? CK_ROW_MAX : CK_CE_FWD;
+    pre.op = d->input_from;
     check_outputs out;
     st = check_run(host, &pre, in, &out, what);
     if (st != CLXENT_STATUS_OK) return st;
@@ -177,9 +170,9 @@ static clxent_status make_buffer(clxent_context *ctx, const void *data,
 enum { B_X, B_IDX, B_PROBS, B_W, B_GR, B_VIN, B_LOSS, B_VEC, B_MAT, B_N };
 
 /* Enqueues the operation itself on buffers b. */
-static clxent_status dispatch(clxent_context *ctx, const check_case *c,
-                              const check_inputs *in, clxent_buffer **b,
-                              size_t nloss) {
+static clxent_status enqueue(clxent_context *ctx, const check_case *c,
+                             const check_inputs *in, clxent_buffer **b,
+                             size_t nloss) {
     const check_shape *s = &c->shape;
     clxent_matrix mx = {b[B_X], s->offset, s->rows, s->cols, s->stride,
                         in->x_dtype};
@@ -201,28 +194,9 @@ static clxent_status dispatch(clxent_context *ctx, const check_case *c,
         t.probs = mx;
         t.probs.buffer = b[B_PROBS];
     }
-    switch (c->op) {
-    case CK_ROW_MAX: return clxent_row_max(ctx, &mx, &vvec, NULL);
-    case CK_ROW_EXPSUM: return clxent_row_expsum(ctx, &mx, &vin, &vvec, NULL);
-    case CK_LOG_SOFTMAX: return clxent_log_softmax(ctx, &mx, &mout, NULL);
-    case CK_SOFTMAX: return clxent_softmax(ctx, &mx, &mout, NULL);
-    case CK_NLL_FWD:
-        return clxent_nll_loss(ctx, &mx, &vidx, &vw, &in->opt, &vloss, NULL);
-    case CK_NLL_BWD:
-        return clxent_nll_loss_backward(ctx, &mx, &vidx, &vw, &in->opt, &vgr,
-                                        &mout, NULL);
-    case CK_CE_FWD:
-        return clxent_cross_entropy_forward(ctx, &mx, &t, &vw, &in->opt,
-                                            &vloss, &vvec, NULL);
-    case CK_CE_BWD:
-        return clxent_cross_entropy_backward(ctx, &mx, &t, &vw, &in->opt, &vin,
-                                             &vgr, &mout, NULL);
-    case CK_CE_FUSED:
-        return clxent_cross_entropy(ctx, &mx, &t, &vw, &in->opt, &vgr, &vloss,
-                                    &vvec, &mout, NULL);
-    case CK_COPY: return clxent_copy(ctx, &mx, &mout, NULL);
-    default: return CLXENT_STATUS_INVALID_ARGUMENT;
-    }
+    ops_args args = {&mx, &t, &vidx, &vw, &in->opt, &vgr, &vin, &vloss,
+                     &vvec, &mout, NULL};
+    return ops_table[c->op].enqueue(ctx, &args);
 }
 
 /* Reads the outputs the op wrote: vector results and the matrix. */
@@ -230,11 +204,10 @@ static clxent_status read_outputs(clxent_context *ctx, const check_case *c,
                                   clxent_buffer **b, size_t nloss,
                                   size_t mat_bytes, check_outputs *out) {
     const check_shape *s = &c->shape;
-    int has_loss = is_loss_op(c->op) && c->op != CK_NLL_BWD &&
-                   c->op != CK_CE_BWD;
-    int has_vec = c->op == CK_ROW_MAX || c->op == CK_ROW_EXPSUM ||
-                  c->op == CK_CE_FWD || c->op == CK_CE_FUSED;
-    int has_mat = !has_loss && !has_vec ? 1 : c->op == CK_CE_FUSED;
+    unsigned io = ops_table[c->op].io;
+    int has_loss = (io & OPS_LOSS) != 0;
+    int has_vec = (io & (OPS_VEC_OUT | OPS_LSE_OUT)) != 0;
+    int has_mat = (io & (OPS_MAT_OUT | OPS_GRAD)) != 0;
     out->nvec = (has_loss ? nloss : 0) + (has_vec ? s->rows : 0);
     out->vec = malloc(out->nvec * sizeof(float) + 4);
     if (!out->vec) return CLXENT_STATUS_OUT_OF_MEMORY;
@@ -298,8 +271,8 @@ clxent_status check_run(clxent_context *ctx, const check_case *c,
         (st = make_buffer(ctx, NULL, s->rows * 4, &b[B_VEC])) ||
         (st = make_buffer(ctx, NULL, mat_bytes, &b[B_MAT])))
         goto done;
-    *what = check_op_name(c->op);
-    if ((st = dispatch(ctx, c, in, b, nloss)) || (st = clxent_finish(ctx)))
+    *what = ops_table[c->op].name;
+    if ((st = enqueue(ctx, c, in, b, nloss)) || (st = clxent_finish(ctx)))
         goto done;
     *what = "reading outputs";
     st = read_outputs(ctx, c, b, nloss, mat_bytes, out);

@@ -178,19 +178,33 @@ void cli_json_string(FILE *f, const char *s) {
     fputc('"', f);
 }
 
+void cli_store(void *base, size_t i, clxent_dtype dtype, float value) {
+    if (dtype == CLXENT_F32) {
+        memcpy((unsigned char *)base + 4 * i, &value, 4);
+        return;
+    }
+    uint16_t h = dtype == CLXENT_F16 ? clxent_f32_to_f16(value)
+                                     : clxent_f32_to_bf16(value);
+    memcpy((unsigned char *)base + 2 * i, &h, 2);
+}
+
+float cli_load(const void *base, size_t i, clxent_dtype dtype) {
+    float f;
+    if (dtype == CLXENT_F32) {
+        memcpy(&f, (const unsigned char *)base + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, (const unsigned char *)base + 2 * i, 2);
+    return dtype == CLXENT_F16 ? clxent_f16_to_f32(h) : clxent_bf16_to_f32(h);
+}
+
 void *cli_from_f32(const float *values, size_t n, clxent_dtype dtype) {
     size_t elem = clxent_dtype_size(dtype);
     if (!elem || (n && n > SIZE_MAX / elem)) return NULL;
     void *out = malloc(n ? n * elem : 1);
     if (!out) return NULL;
-    if (dtype == CLXENT_F32) {
-        if (n) memcpy(out, values, n * sizeof(float));
-        return out;
-    }
-    uint16_t *h = out;
-    for (size_t i = 0; i < n; i++)
-        h[i] = dtype == CLXENT_F16 ? clxent_f32_to_f16(values[i])
-                                   : clxent_f32_to_bf16(values[i]);
+    for (size_t i = 0; i < n; i++) cli_store(out, i, dtype, values[i]);
     return out;
 }
 
@@ -198,22 +212,23 @@ float *cli_to_f32(const void *values, size_t n, clxent_dtype dtype) {
     if (n > SIZE_MAX / sizeof(float)) return NULL;
     float *out = malloc(n ? n * sizeof(float) : 1);
     if (!out) return NULL;
-    if (dtype == CLXENT_F32) {
-        if (n) memcpy(out, values, n * sizeof(float));
-        return out;
-    }
-    const uint16_t *h = values;
-    for (size_t i = 0; i < n; i++)
-        out[i] = dtype == CLXENT_F16 ? clxent_f16_to_f32(h[i])
-                                     : clxent_bf16_to_f32(h[i]);
+    for (size_t i = 0; i < n; i++) out[i] = cli_load(values, i, dtype);
     return out;
 }
 
+cli_rng cli_rng_seed(uint64_t seed) {
+    cli_rng r = {seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
+    if (r.s == 0) r.s = 1; /* xorshift stays at 0 forever */
+    return r;
+}
+
 uint64_t cli_rng_next(cli_rng *rng) {
-    uint64_t z = (rng->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    uint64_t x = rng->s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng->s = x;
+    return x * 0x2545F4914F6CDD1Dull;
 }
 
 double cli_rng_uniform(cli_rng *rng, double lo, double hi) {

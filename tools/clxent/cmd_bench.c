@@ -15,15 +15,13 @@ static const char *cmd = "bench";
 #define MAX_SHAPES 32
 #define HOST_LIMIT 50000000.0 /* elements; beyond, the host is too slow */
 
-static const char *op_names[BO_N_OPS] = {
-    "fused", "forward", "backward", "log_softmax", "softmax", "row_max", "nll"};
-const char *bench_op_name(bench_op op) { return op_names[op]; }
-
 static void help(void) {
+    printf("Usage: clxent bench [--device SPEC] [--shapes NxC[,NxC...]]\n"
+           "                    [--ops ");
+    for (int rank = 0; rank < OPS_BENCH_COUNT; rank++)
+        printf("%s%s", rank ? "," : "", ops_bench(rank)->bench_name);
     printf(
-        "Usage: clxent bench [--device SPEC] [--shapes NxC[,NxC...]]\n"
-        "                    [--ops fused,forward,backward,log_softmax,"
-        "softmax,row_max,nll]\n"
+        "]\n"
         "                    [--dtype f32|f16|bf16] [--repeat K] [--json] "
         "[--svg FILE]\n                    [--no-host]\n\n"
         "Times each op on random logits in [-4, 4) (never 0) and valid "
@@ -42,20 +40,21 @@ static void help(void) {
 typedef struct bench_args {
     const char *device, *svg;
     size_t rows[MAX_SHAPES], cols[MAX_SHAPES], nshapes, repeat;
-    int ops[BO_N_OPS], json, no_host;
+    int ops[OPS_BENCH_COUNT], json, no_host; /* by bench rank */
     clxent_dtype dtype;
 } bench_args;
 
 static int parse_ops(const char *text, int *ops) {
-    memset(ops, 0, BO_N_OPS * sizeof *ops);
+    memset(ops, 0, OPS_BENCH_COUNT * sizeof *ops);
     char buf[256];
     snprintf(buf, sizeof buf, "%s", text);
     int any = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
          tok = strtok_r(NULL, ",", &save)) {
         int found = 0;
-        for (int i = 0; i < BO_N_OPS; i++)
-            if (strcmp(tok, op_names[i]) == 0) ops[i] = found = any = 1;
+        for (int i = 0; i < OPS_BENCH_COUNT; i++)
+            if (strcmp(tok, ops_bench(i)->bench_name) == 0)
+                ops[i] = found = any = 1;
         if (!found)
             return cli_usage_error(cmd, "--ops: unknown op '%s'", tok);
     }
@@ -71,7 +70,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     memcpy(a->cols, dc, sizeof dc);
     a->repeat = 10;
     a->dtype = CLXENT_F32;
-    for (int i = 0; i < BO_N_OPS; i++) a->ops[i] = 1;
+    for (int i = 0; i < OPS_BENCH_COUNT; i++) a->ops[i] = 1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         int r;
@@ -142,8 +141,9 @@ static void progress(bench_run *run, const char *what, size_t r, size_t c) {
 }
 
 /* The host backend's wall time for op, the best of `repeat` runs. */
-static clxent_status host_time(bench_run *run, int op, const bench_bufs *b,
-                               size_t repeat, double *ms) {
+static clxent_status host_time(bench_run *run, const ops_desc *op,
+                               const bench_bufs *b, size_t repeat,
+                               double *ms) {
     *ms = INFINITY;
     for (size_t i = 0; i < repeat; i++) {
         double start = bench_now_ms();
@@ -158,7 +158,7 @@ static clxent_status host_time(bench_run *run, int op, const bench_bufs *b,
 static int bench_shape(bench_run *run, size_t rows, size_t cols) {
     const bench_args *a = run->a;
     size_t elem = clxent_dtype_size(a->dtype);
-    cli_rng rng = {rows * 1000003u + cols};
+    cli_rng rng = cli_rng_seed(rows * 1000003u + cols);
     void *x;
     int32_t *y;
     int rc = make_inputs(rows, cols, a->dtype, &rng, &x, &y);
@@ -171,22 +171,24 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
     double copy_med = 0, copy_min = 0;
     if (!rc) {
         progress(run, "copy", rows, cols);
-        st = bench_time(run->dev, BENCH_COPY, &b, a->repeat, &copy_med,
-                        &copy_min, &run->wall);
+        st = bench_time(run->dev, &ops_table[OPS_COPY], &b, a->repeat,
+                        &copy_med, &copy_min, &run->wall);
         if (st != CLXENT_STATUS_OK) rc = cli_fail_status(cmd, run->dev, st, "copy");
     }
-    double copy_gbps = bench_bytes(BENCH_COPY, rows, cols, elem) / copy_med * 1e-6;
+    double copy_gbps =
+        ops_bytes(&ops_table[OPS_COPY], rows, cols, elem) / copy_med * 1e-6;
     size_t first = run->count;
-    for (int op = 0; !rc && op < BO_N_OPS; op++) {
-        if (!a->ops[op]) continue;
+    for (int rank = 0; !rc && rank < OPS_BENCH_COUNT; rank++) {
+        if (!a->ops[rank]) continue;
+        const ops_desc *op = ops_bench(rank);
         bench_result *r = &run->results[run->count++];
         memset(r, 0, sizeof *r);
-        r->op = (bench_op)op;
+        r->op = op;
         r->rows = rows;
         r->cols = cols;
         r->dtype = a->dtype;
         r->host_ms = -1;
-        progress(run, op_names[op], rows, cols);
+        progress(run, op->bench_name, rows, cols);
         /* Trim first so the scratch the library holds afterwards is this
          * op's own need, not a larger earlier shape's. */
         st = clxent_context_trim(run->dev);
@@ -196,12 +198,11 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
         if (st == CLXENT_STATUS_OK)
             st = clxent_context_memory(run->dev, &r->extra_bytes);
         if (st != CLXENT_STATUS_OK) {
-            rc = cli_fail_status(cmd, run->dev, st, op_names[op]);
+            rc = cli_fail_status(cmd, run->dev, st, op->bench_name);
             break;
         }
-        double elems = op == BO_NLL ? (double)rows : (double)rows * cols;
-        r->gelem_per_s = elems / r->median_ms * 1e-6;
-        r->gbps = bench_bytes(op, rows, cols, elem) / r->median_ms * 1e-6;
+        r->gelem_per_s = ops_elements(op, rows, cols) / r->median_ms * 1e-6;
+        r->gbps = ops_bytes(op, rows, cols, elem) / r->median_ms * 1e-6;
         r->copy_gbps = copy_gbps;
         r->roofline = r->gbps / copy_gbps;
     }
@@ -239,7 +240,7 @@ static void print_json(const bench_run *run, const clxent_device_info *info,
                "\"gelem_per_s\": %.6g, \"gbps\": %.6g, \"copy_gbps\": %.6g, "
                "\"roofline_fraction\": %.4f, \"extra_bytes\": %zu, "
                "\"host_ms\": ",
-               i ? "," : "", op_names[r->op], r->rows, r->cols,
+               i ? "," : "", r->op->bench_name, r->rows, r->cols,
                clxent_dtype_name(r->dtype), r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline,
                r->extra_bytes);
@@ -268,7 +269,7 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
         else
             snprintf(extra, sizeof extra, "%zuK", r->extra_bytes / 1024);
         printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s\n",
-               op_names[r->op], shape, r->median_ms, r->min_ms,
+               r->op->bench_name, shape, r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, 100 * r->roofline,
                extra, host);
     }
@@ -289,9 +290,9 @@ int clxent_cmd_bench(int argc, char **argv) {
     run.a = &a;
     run.progress = isatty(2);
     size_t nops = 0;
-    for (int i = 0; i < BO_N_OPS; i++) nops += (size_t)a.ops[i];
+    for (int i = 0; i < OPS_BENCH_COUNT; i++) nops += (size_t)a.ops[i];
     run.steps = a.nshapes * (nops + 2);
-    run.results = calloc(a.nshapes * BO_N_OPS, sizeof *run.results);
+    run.results = calloc(a.nshapes * OPS_BENCH_COUNT, sizeof *run.results);
     if (!run.results) return cli_fail(cmd, "out of memory");
     if ((rc = cli_open_context(cmd, a.device, &run.dev)) ||
         (rc = cli_open_context(cmd, "host", &run.host)))

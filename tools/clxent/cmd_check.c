@@ -58,7 +58,7 @@ static double max_error(const float *got, const float *want, size_t n,
 }
 
 static double mat_tolerance(const check_case *c) {
-    if (c->op == CK_COPY) return 0;
+    if (c->op == OPS_COPY) return 0;
     switch (c->dtype) {
     case CLXENT_F16: return 0x1p-10 + 1e-6;
     case CLXENT_BF16: return 0x1p-7 + 1e-6;
@@ -102,7 +102,7 @@ static int check_one(clxent_context *dev, clxent_context *host,
         mat_err = h.mat ? max_error(d.mat, h.mat, h.nmat, &mat_at) : 0;
         ok = vec_err <= 1e-6 && mat_err <= mat_tol && (!h.mat || d.padding_ok);
     }
-    printf("%-11s %-4s %-16s %-17s ", check_op_name(c->op),
+    printf("%-11s %-4s %-16s %-17s ", ops_table[c->op].name,
            clxent_dtype_name(c->dtype), options, shape);
     if (st != CLXENT_STATUS_OK)
         printf("error: %s: %s\n", clxent_status_name(st),
@@ -140,16 +140,16 @@ static int run_grid(clxent_context *dev, clxent_context *host, int quick,
     size_t nshapes = quick ? sizeof quick_shapes / sizeof quick_shapes[0]
                            : sizeof full_shapes / sizeof full_shapes[0];
     unsigned long long k = 0;
-    for (int op = 0; op < CK_N_OPS; op++)
+    for (int op = 0; op < OPS_COUNT; op++)
         for (size_t di = 0; di < 3; di++)
             for (int f = 0; f < CF_N_FAMILIES; f++) {
-                if (!check_family_applies((check_op)op, (check_family)f))
+                if (!check_family_applies(&ops_table[op], (check_family)f))
                     continue;
                 /* --quick: each (op, dtype, family) once, the shapes taken
                  * in turn so each is used; full: every shape. */
                 for (size_t si = 0; si < nshapes; si++) {
                     if (quick && si != k % nshapes) continue;
-                    check_case c = {(check_op)op, dtypes[di],
+                    check_case c = {(ops_id)op, dtypes[di],
                                     (k / nshapes) % 2 ? CLXENT_I64 : CLXENT_I32,
                                     (check_family)f, shapes[si]};
                     int rc = check_one(dev, host, &c, 1000 + k * 7919 + si, t);

@@ -67,13 +67,19 @@ void cli_device_json(FILE *f, const clxent_device_info *d);
 /* Writes s as a JSON string literal (quotes and escapes included). */
 void cli_json_string(FILE *f, const char *s);
 
-/* f32 values to dtype storage and back (16-bit types as uint16_t bits);
- * malloc'd, NULL when out of memory. */
+/* Storage types, through the library's own conversions (the one path the
+ * command and the tests use): element i of a dtype array as f32 and back
+ * (16-bit types as uint16_t bits). */
+void cli_store(void *base, size_t i, clxent_dtype dtype, float value);
+float cli_load(const void *base, size_t i, clxent_dtype dtype);
+/* Whole arrays of n values; malloc'd, NULL when out of memory. */
 void *cli_from_f32(const float *values, size_t n, clxent_dtype dtype);
 float *cli_to_f32(const void *values, size_t n, clxent_dtype dtype);
 
-/* Deterministic random numbers (splitmix64). */
+/* Deterministic random numbers (xorshift64*), shared with the tests so
+ * that `clxent check` and they draw from one generator. */
 typedef struct cli_rng { uint64_t s; } cli_rng;
+cli_rng cli_rng_seed(uint64_t seed);
 uint64_t cli_rng_next(cli_rng *rng);
 double cli_rng_uniform(cli_rng *rng, double lo, double hi); /* [lo, hi) */
 

@@ -164,14 +164,20 @@ CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context 
 
 /* Creates a context on the caller's queue, which is retained and released
  * on destroy. Work is enqueued on that queue; device timing
- * (clxent_context_last_time_ns) needs profiling enabled on it. Same
- * failure contract as clxent_context_create. Statuses: OK, NULL_POINTER,
- * OUT_OF_MEMORY, OPENCL_ERROR. */
+ * (clxent_context_last_time_ns) needs profiling enabled on it. The queue
+ * must be in-order: the steps inside one call depend on in-order
+ * execution, so a queue with CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE gives
+ * UNSUPPORTED (create an in-order queue on the same cl_context for
+ * clxent). Same failure contract as clxent_context_create. Statuses: OK,
+ * NULL_POINTER, UNSUPPORTED, OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
                                                clxent_context **ctx);
 
-/* Waits for the context's queued work and frees it. Accepts NULL. Buffers
- * must be released first; the context does not own them. */
+/* Waits for the context's queued work and frees it. Accepts NULL. The
+ * context does not own its buffers, which may be released before or after
+ * it in any order (each keeps what it needs, as a cl_mem keeps its
+ * cl_context); a buffer whose context is gone can only be released, and
+ * any other context refuses it with WRONG_CONTEXT. */
 CLXENT_API void clxent_context_destroy(clxent_context *ctx);
 
 /* Copies the chosen device's description into *info. Statuses: OK,
@@ -296,7 +302,8 @@ CLXENT_API clxent_status clxent_buffer_read(clxent_context *ctx,
                                  size_t byte_offset, size_t bytes,
                                  void *destination);
 
-/* Frees a buffer (or drops the wrap's reference). Accepts NULL. */
+/* Frees a buffer (or drops the wrap's reference). Accepts NULL. Its
+ * context may already be destroyed. */
 CLXENT_API void clxent_buffer_release(clxent_buffer *buffer);
 
 /* Size in bytes (0 for NULL). */
@@ -369,10 +376,16 @@ typedef enum clxent_target_check {
      * queued behind it and write nothing when it finds a bad index; the
      * call waits for its verdict, so a bad index returns
      * TARGET_OUT_OF_RANGE from the call itself with every output as it
-     * was. One host wait per call (the device does not wait for it). */
+     * was. One host wait per call (the device does not wait for it).
+     * That wait is also for the call's whole wait list (and for the work
+     * queued before the call): a call whose wait list holds a user event
+     * that the same thread completes after the call never returns, and
+     * an event in it that fails fails the call (OPENCL_ERROR). DEFERRED
+     * does not wait. */
     CLXENT_CHECK_SYNC = 0,
-    /* No sync: kernels still never read out of bounds; a bad row gets a
-     * NaN loss and zero gradient, and the next clxent_finish returns
+    /* No sync: the call waits for nothing, its wait list included;
+     * kernels still never read out of bounds; a bad row gets a NaN loss
+     * and zero gradient, and the next clxent_finish returns
      * TARGET_OUT_OF_RANGE naming the first bad row. */
     CLXENT_CHECK_DEFERRED = 1
 } clxent_target_check;
@@ -403,9 +416,11 @@ CLXENT_API void clxent_loss_options_init(clxent_loss_options *options);
  * the argument, write nothing. Then BUILD_FAILED (the first use of a
  * kernel variant builds it), OUT_OF_MEMORY or OPENCL_ERROR can come from
  * the device, and TARGET_OUT_OF_RANGE from those taking class indices.
- * They return once the work is enqueued (with the default SYNC target
- * check, once its small check kernel has also run); the host backend runs them to
- * completion. Outputs belong to the caller's buffers; nothing is kept. */
+ * They return once the work is enqueued (with class indices and the
+ * default SYNC target check, once its small check kernel has also run,
+ * which waits for the call's wait list: see CLXENT_CHECK_SYNC); the host
+ * backend runs them to completion. Outputs belong to the caller's
+ * buffers; nothing is kept. */
 
 /* Primitives. x: R x C logits (f32/f16/bf16). Row vectors are f32. */
 

@@ -56,6 +56,8 @@ typedef struct clx_op {
 
 struct clx_backend_ops;
 
+struct clx_backend_ops;
+
 struct clxent_buffer {
     /* The owner's serial, not its address: a buffer may outlive its
      * context, whose address a new context may then reuse. */

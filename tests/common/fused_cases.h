@@ -26,7 +26,7 @@ static inline void options_k(hx_case *c, unsigned k) {
 
 /* Runs a case on the device and returns its outputs. */
 static inline hx_out dev_run(const hx_case *c, const hx_data *d, int route) {
-    return hx_run(device(), c, d, route);
+    return hx_run(fx_device(), c, d, route);
 }
 
 /* Runs a route twice on the device: loss, lse and gradient must be
@@ -67,13 +67,7 @@ static inline void block_specials(const hx_case *c, hx_data *d) {
 /* A case's four device routes against the host's fused result. */
 static inline void lanes_xent(clxent_context *dev, const hx_case *c,
                        const hx_data *d, const char *name) {
-    hx_out ref = hx_run(g_host, c, d, HX_ROUTE_FUSED);
-    for (int route = 0; route < 4; ++route) {
-        hx_out got = hx_run(dev, c, d, route);
-        hx_compare_out(c, &got, &ref, name);
-        hx_out_free(&got);
-    }
-    hx_out_free(&ref);
+    hx_routes_vs_host(dev, c, d, HX_ROUTES_ALL, name);
 }
 
 /* Special rows: NaN, an ignored NaN row, masked (-inf) classes, +inf,

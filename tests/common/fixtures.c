@@ -43,24 +43,56 @@ clxent_context *fx_host_context(void) {
     return ctx;
 }
 
-fx_rng fx_rng_seed(uint64_t seed) {
-    fx_rng r = {seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull};
-    if (r.s == 0) r.s = 1;
-    return r;
+static clxent_context *g_host, *g_device;
+
+clxent_context *fx_host(void) {
+    if (!g_host) g_host = fx_host_context();
+    return g_host;
 }
 
-uint64_t fx_next(fx_rng *rng) {
-    uint64_t x = rng->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng->s = x;
-    return x * 0x2545F4914F6CDD1Dull;
+clxent_context *fx_device(void) {
+    if (!g_device) g_device = fx_device_context();
+    return g_device;
 }
 
-double fx_uniform(fx_rng *rng, double lo, double hi) {
-    double u = (double)(fx_next(rng) >> 11) * (1.0 / 9007199254740992.0);
-    return lo + (hi - lo) * u;
+int fx_group_teardown(void **state) {
+    (void)state;
+    clxent_context_destroy(g_device);
+    clxent_context_destroy(g_host);
+    g_device = g_host = NULL;
+    return 0;
+}
+
+int fx_setup_host(void **state) {
+    *state = fx_host_context();
+    return *state ? 0 : -1;
+}
+
+int fx_teardown_context(void **state) {
+    clxent_context_destroy(*state);
+    *state = NULL;
+    return 0;
+}
+
+void fx_on_pair(int device,
+                void (*body)(clxent_context *ctx, clxent_context *other)) {
+    clxent_context *ctx = device ? fx_device_context() : fx_host_context();
+    if (!ctx) return;
+    clxent_context *other = device ? fx_device_context() : fx_host_context();
+    body(ctx, other);
+    clxent_context_destroy(other);
+    clxent_context_destroy(ctx);
+}
+
+const char *fx_device_spec(void) {
+    static char spec[sizeof ((clxent_device_info *)0)->spec];
+    clxent_context *ctx = fx_device_context();
+    if (!ctx) return NULL;
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    clxent_context_destroy(ctx);
+    snprintf(spec, sizeof spec, "%s", info.spec);
+    return spec;
 }
 
 void fx_fill_uniform(fx_rng *rng, float *out, size_t n, float lo, float hi) {
@@ -97,13 +129,6 @@ void *fx_download(clxent_context *ctx, const clxent_buffer *buf) {
     return out;
 }
 
-int fx_close(double got, double want, double abs_tol, double rel_tol) {
-    if (isnan(want)) return isnan(got);
-    if (isinf(want)) return got == want;
-    if (!isfinite(got)) return 0;
-    return fabs(got - want) <= abs_tol + rel_tol * fabs(want);
-}
-
 double fx_assert_close(const float *got, const double *want, size_t n,
                        double abs_tol, double rel_tol, const char *what) {
     double worst = 0.0;
@@ -128,34 +153,19 @@ void fx_assert_status_(clxent_context *ctx, clxent_status got,
 }
 
 void *fx_to_dtype(const float *values, size_t n, clxent_dtype dtype) {
-    size_t es = clxent_dtype_size(dtype);
-    unsigned char *out = malloc(n * es + 1);
+    void *out = cli_from_f32(values, n, dtype);
     assert_non_null(out);
-    for (size_t i = 0; i < n; ++i) {
-        if (dtype == CLXENT_F32) {
-            memcpy(out + 4 * i, &values[i], 4);
-        } else {
-            uint16_t h = dtype == CLXENT_F16 ? clxent_f32_to_f16(values[i])
-                                             : clxent_f32_to_bf16(values[i]);
-            memcpy(out + 2 * i, &h, 2);
-        }
-    }
     return out;
 }
 
 float *fx_from_dtype(const void *values, size_t n, clxent_dtype dtype) {
-    float *out = malloc(n * sizeof(float) + 1);
+    float *out = cli_to_f32(values, n, dtype);
     assert_non_null(out);
-    const unsigned char *in = values;
-    for (size_t i = 0; i < n; ++i) {
-        if (dtype == CLXENT_F32) {
-            memcpy(&out[i], in + 4 * i, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, in + 2 * i, 2);
-            out[i] = dtype == CLXENT_F16 ? clxent_f16_to_f32(h)
-                                         : clxent_bf16_to_f32(h);
-        }
-    }
     return out;
+}
+
+float fx_round(float v, clxent_dtype dtype) {
+    unsigned char bits[4];
+    cli_store(bits, 0, dtype, v);
+    return cli_load(bits, 0, dtype);
 }
