@@ -211,7 +211,7 @@
 #define CLX_A_loss_reduce(g_, p_, s_)                                             \
     p_(CF, v) s_() p_(ULONG, v_off) s_() p_(UINT, n) s_() p_(GF, out) s_()             \
     p_(ULONG, out_off) s_() p_(INT, mean) s_() p_(FLOAT, den) s_()                   \
-    p_(INT, den_scr) s_() p_(INT, any) s_() p_(INT, normalizer) s_()                 \
+    p_(INT, den_scr) s_() p_(INT, any_valid) s_() p_(INT, normalizer) s_()    \
     p_(INT, zero_policy) s_() p_(CF, scr) s_() p_(GF, part) s_()                     \
     p_(ULONG, part_off) s_() p_(INT, guard) s_() p_(LF, red)
 #define CLX_A_nll_fwd(g_, p_, s_)                                                 \

@@ -225,10 +225,9 @@ kernel void xent_check_fin(CLX_PARAMS(xent_check_fin)) {
 
 /* The reduced loss from n per-row values, fixed order, compensated (slots
  * of VEC values, grid-strided). One group: the result; mean: divided by den
- * (or W from scr when den_scr); when no row is valid (any < 0: read the
- * header's CLX_SCR_ANY) and no normalizer was given, the result is NaN, or
- * 0 with zero_policy.
- * Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
+ * (or W from scr when den_scr); when no row is valid (any_valid < 0:
+ * read the header's CLX_SCR_ANY) and no normalizer was given, the result
+ * is NaN, or 0 with zero_policy. Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
  * second, single-group launch over those 2 x groups values. guard: see
  * sync_bad (common.h). */
 kernel void loss_reduce(CLX_PARAMS(loss_reduce)) {
@@ -259,7 +258,7 @@ kernel void loss_reduce(CLX_PARAMS(loss_reduce)) {
     }
     float total = fin(red[0], red[1]);
     if (mean) {
-        int anyv = any >= 0 ? any : scr[CLX_SCR_ANY] != 0.0f;
+        int anyv = any_valid >= 0 ? any_valid : scr[CLX_SCR_ANY] != 0.0f;
         if (!anyv && !normalizer)
             total = zero_policy ? 0.0f : NAN;
         else

@@ -4,8 +4,8 @@
 #define _POSIX_C_SOURCE 200809L /* setenv, mkdtemp */
 
 #include "fixtures.h"
-#include "device_select.h"
-#include "opencl_internal.h"
+#include "api/device_select.h"
+#include "opencl/runtime/runtime.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -842,10 +842,10 @@ static void remove_text(const char *dir, const char *name) {
 
 static void test_kernel_build(void **state) {
     (void)state;
-    clxent_context *ctx = fx_device_context();
-    if (!ctx) return;
+    clxent_context *probe = fx_device_context();
+    if (!probe) return;
+    clxent_context_destroy(probe);
     clxent_device_info info;
-    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
     char dir[] = "/tmp/clxent_kernels_XXXXXX";
     assert_non_null(mkdtemp(dir));
     /* #include "name" is resolved by the host, each file once (scale.h
@@ -874,12 +874,17 @@ static void test_kernel_build(void **state) {
     char *saved_opts = getenv("CLXENT_BUILD_OPTIONS")
                            ? strdup(getenv("CLXENT_BUILD_OPTIONS"))
                            : NULL;
+    /* a context reads both when it is created */
     setenv("CLXENT_KERNEL_DIR", dir, 1);
     setenv("CLXENT_BUILD_OPTIONS", "-DCLX_FROM_ENV=3", 1);
+    clxent_context *ctx = fx_device_context();
+    assert_non_null(ctx);
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    setenv("CLXENT_BUILD_OPTIONS", "-DCLX_CHANGED_LATER=1", 1);
 
     cl_kernel k = NULL;
     clxent_status st =
-        clx_cl_kernel(ctx, "broken.cl", "-DEXTRA=1.0f", "broken", &k);
+        clx_cl_kernel(ctx, "broken.cl", "-DEXTRA=1.0f", "broken", &k, NULL);
     fx_assert_status(ctx, st, CLXENT_STATUS_BUILD_FAILED);
     assert_null(k);
     const char *m = clxent_context_message(ctx);
@@ -887,6 +892,7 @@ static void test_kernel_build(void **state) {
     assert_contains(m, "-cl-std=CL1.2");
     assert_contains(m, "-DEXTRA=1.0f");
     assert_contains(m, "-DCLX_FROM_ENV=3");
+    assert_true(strstr(m, "CLX_CHANGED_LATER") == NULL);
     assert_contains(m, "CL_BUILD_PROGRAM_FAILURE");
     assert_contains(m, "clx_no_such_symbol"); /* the compiler's log */
     /* #line makes PoCL's log count lines of the .cl file itself (NVIDIA
@@ -896,23 +902,23 @@ static void test_kernel_build(void **state) {
 
     /* The context stays usable; a good program builds once and is cached. */
     fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
-                                        "twice", &k),
+                                        "twice", &k, NULL),
                      CLXENT_STATUS_OK);
     assert_non_null(k);
     assert_true(ctx->cl->preferred_multiple >= 1);
     size_t programs = ctx->cl->program_count;
     cl_kernel again = NULL, other = NULL;
     fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
-                                        "twice", &again),
+                                        "twice", &again, NULL),
                      CLXENT_STATUS_OK);
     assert_ptr_equal(again, k);
     fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=1.0f",
-                                        "other", &other),
+                                        "other", &other, NULL),
                      CLXENT_STATUS_OK);
     assert_true(other != k);
     assert_int_equal(ctx->cl->program_count, programs);
     fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=2.0f",
-                                        "twice", &again),
+                                        "twice", &again, NULL),
                      CLXENT_STATUS_OK);
     assert_int_equal(ctx->cl->program_count, programs + 1);
     assert_true(again != k);
@@ -925,17 +931,17 @@ static void test_kernel_build(void **state) {
     fx_assert_status(ctx, clxent_buffer_write(ctx, buf, 0, sizeof x, x),
                      CLXENT_STATUS_OK);
     cl_mem mem = clxent_buffer_mem(buf);
-    fx_assert_status(ctx, clx_cl_arg(ctx, again, 0, sizeof mem, &mem),
-                     CLXENT_STATUS_OK);
-    fx_assert_status(ctx, clx_cl_arg(ctx, again, 7, sizeof mem, &mem),
-                     CLXENT_STATUS_OPENCL_ERROR);
+    clx_args args = clx_args_begin(ctx, again);
+    clx_arg_mem(&args, mem);
+    fx_assert_status(ctx, args.st, CLXENT_STATUS_OK);
+    args.index = 7;
+    clx_arg_mem(&args, mem);
+    fx_assert_status(ctx, args.st, CLXENT_STATUS_OPENCL_ERROR);
     assert_contains(clxent_context_message(ctx), "twice");
     clx_op op;
     memset(&op, 0, sizeof op);
     op.function = "test_kernel_build";
-    size_t global = 4;
-    fx_assert_status(ctx, clx_cl_launch(ctx, &op, again, 1, &global, NULL, 1,
-                                        1),
+    fx_assert_status(ctx, clx_cl_launch(ctx, &op, again, 4, 0, 1, 1),
                      CLXENT_STATUS_OK);
     uint64_t ns = 0;
     fx_assert_status(ctx, clxent_context_last_time_ns(ctx, &ns),
@@ -946,23 +952,26 @@ static void test_kernel_build(void **state) {
     clxent_buffer_release(buf);
 
     /* A missing file names its path. */
-    fx_assert_status(ctx, clx_cl_kernel(ctx, "absent.cl", "", "k", &k),
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "absent.cl", "", "k", &k, NULL),
                      CLXENT_STATUS_IO_ERROR);
     assert_contains(clxent_context_message(ctx), dir);
     assert_contains(clxent_context_message(ctx), "absent.cl");
 
     /* Options that would break full-precision math are refused. */
     setenv("CLXENT_BUILD_OPTIONS", "-cl-fast-relaxed-math", 1);
-    fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=3.0f",
-                                        "twice", &k),
+    clxent_context *fast = fx_device_context();
+    assert_non_null(fast);
+    fx_assert_status(fast, clx_cl_kernel(fast, "good.cl", "-DEXTRA=3.0f",
+                                         "twice", &k, NULL),
                      CLXENT_STATUS_INVALID_ARGUMENT);
-    assert_contains(clxent_context_message(ctx), "-cl-fast-relaxed-math");
+    assert_contains(clxent_context_message(fast), "-cl-fast-relaxed-math");
+    clxent_context_destroy(fast);
 
     /* Without an included file the folder is incomplete. */
     remove_text(dir, "common.h");
     unsetenv("CLXENT_BUILD_OPTIONS");
     fx_assert_status(ctx, clx_cl_kernel(ctx, "good.cl", "-DEXTRA=4.0f",
-                                        "twice", &k),
+                                        "twice", &k, NULL),
                      CLXENT_STATUS_IO_ERROR);
     assert_contains(clxent_context_message(ctx), "common.h");
 
@@ -976,7 +985,7 @@ static void test_kernel_build(void **state) {
     }
     write_text(dir, "deep.cl", "#include \"n0.h\"\n"
                                "__kernel void deep(__global float *x) {}\n");
-    fx_assert_status(ctx, clx_cl_kernel(ctx, "deep.cl", "", "deep", &k),
+    fx_assert_status(ctx, clx_cl_kernel(ctx, "deep.cl", "", "deep", &k, NULL),
                      CLXENT_STATUS_BUILD_FAILED);
     assert_contains(clxent_context_message(ctx), "levels of #include");
     for (int i = 0; i < 8; ++i) {

@@ -39,18 +39,22 @@ static void test_gcache(void **state) {
             hx_name(&c, name, sizeof name);
             strncat(name, tag, sizeof name - strlen(name) - 1);
             tune_reset();
-            clx_ops_tune.gcache = 2;
+            tune_rows_only();
+            tune_knob(TK_gcache, 2);
             hx_out want = dev_run(&c, &d, HX_ROUTE_FUSED);
             hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
             tune_reset();
-            clx_ops_tune.gcache_block = blocks[b];
-            clx_ops_tune.vec = k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 0;
+            tune_rows_only();
+            tune_knob(TK_gcache_block, blocks[b]);
+            tune_knob(TK_vec, k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 0);
+            hx_expect(OPS_CE_FUSED, "(cached ");
             for (int route = 0; route < 2; ++route) {
                 hx_out got = dev_run(&c, &d, route);
                 hx_compare_out(&c, &got, &ref, name);
                 hx_compare_out(&c, &got, &want, name);
                 hx_out_free(&got);
             }
+            hx_expect_none();
             hx_out_free(&want);
             hx_out_free(&ref);
             hx_free(&d);
@@ -62,7 +66,7 @@ static void test_gcache(void **state) {
     hx_data d = hx_make(&c);
     d.x[c.C - 3] = 30.0f; /* the maximum in the last block */
     hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
-    clx_ops_tune.split_chunks = 1; /* one row would be split otherwise */
+    tune_knob(TK_split_chunks, 1); /* one row would be split otherwise */
     hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED_IN_PLACE);
     hx_compare_out(&c, &got, &ref, "gcache 1x(2^20+17)");
     hx_out_free(&got);
@@ -85,7 +89,7 @@ static void test_gcache(void **state) {
     hx_free(&d);
     c = hx_base_case(5, 3000, CLXENT_F32, 6200);
     options_k(&c, 5);
-    clx_ops_tune.gcache_block = 64;
+    tune_knob(TK_gcache_block, 64);
     d = hx_make(&c);
     assert_repeatable(&c, &d, HX_ROUTE_FUSED);
     hx_free(&d);
@@ -103,17 +107,32 @@ static const size_t lanes_cols[] = {1,  3,  10, 16, 17,  31,
 static const size_t lanes_rows[] = {1, 15, 17, 100};
 static const unsigned lanes_vecs[] = {16, 4, 8};
 
-/* The knobs of grid case k, its tag into tag: the lanes kernels (batch 0:
- * VEC 16, 4 and 8 in turn) or the batch kernels forced on (VEC 16). */
-static void cpu_knobs(int batch, unsigned k, char *tag, size_t size) {
+/* The knobs of grid case k over C columns, its tag into tag: the lanes
+ * kernels (batch 0: VEC 16, 4 and 8 in turn, the batch kernels' range
+ * closed) or the batch kernels forced on (VEC 16); the runs must show
+ * the kernels forced. */
+static void cpu_knobs(int batch, unsigned k, size_t C, char *tag,
+                      size_t size) {
     tune_reset();
+    hx_expect_none();
     if (batch) {
-        clx_ops_tune.batch = 1;
-        clx_ops_tune.vec = 16;
+        tune_knob(TK_batch, 1);
+        tune_knob(TK_vec, 16);
         snprintf(tag, size, " batch");
+        hx_expect(OPS_CE_FUSED, "(batch");
+        hx_expect(OPS_CE_FORWARD, "(batch");
+        hx_expect(OPS_LOG_SOFTMAX, "(batch");
+        hx_expect(OPS_SOFTMAX, "(batch");
     } else {
-        clx_ops_tune.vec = lanes_vecs[k % 3];
+        tune_knob(TK_batch, 2);
+        tune_knob(TK_vec, lanes_vecs[k % 3]);
         snprintf(tag, size, " lanes VEC=%u", lanes_vecs[k % 3]);
+        hx_expect(OPS_CE_FUSED, "(lanes ");
+        hx_expect(OPS_CE_FORWARD, "(lanes ");
+        hx_expect(OPS_ROW_MAX, "(lanes ");
+        hx_expect(OPS_ROW_EXPSUM, "(lanes ");
+        hx_expect(OPS_LOG_SOFTMAX, "(lanes ");
+        hx_expect(OPS_SOFTMAX, C <= 96 ? "(lanes " : NULL);
     }
 }
 
@@ -154,7 +173,7 @@ static void test_lanes_xent(void **state) {
         for (size_t j = 0; j < sizeof lanes_rows / sizeof *lanes_rows;
              ++j, ++k) {
             char tag[32];
-            cpu_knobs(0, k, tag, sizeof tag);
+            cpu_knobs(0, k, lanes_cols[i], tag, sizeof tag);
             index_case(dev, lanes_rows[j], lanes_cols[i], k, 5000 + k,
                        k == 21, tag);
         }
@@ -208,7 +227,7 @@ static void test_lanes_primitives(void **state) {
             for (int special = 0; special < 2; ++special) {
                 if (special && lanes_rows[j] < 7) continue;
                 char tag[32];
-                cpu_knobs(0, k, tag, sizeof tag);
+                cpu_knobs(0, k, lanes_cols[i], tag, sizeof tag);
                 prims_case(dev, lanes_rows[j], lanes_cols[i], k, 5200 + k,
                            special, tag);
             }
@@ -244,15 +263,19 @@ static void test_softmax_cached(void **state) {
             float *ref[4], *want[4], *got[4], *again[4];
             lanes_prims(fx_host(), d.x, R, C, c.dt, out_dt, NULL, ref);
             tune_reset();
-            clx_ops_tune.gcache = 2;
+            tune_rows_only();
+            tune_knob(TK_gcache, 2);
             lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], want);
             tune_reset();
-            clx_ops_tune.gcache = 1;
-            clx_ops_tune.split_chunks = 1;
-            clx_ops_tune.gcache_block = blocks[b];
-            clx_ops_tune.vec = k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16;
+            tune_rows_only();
+            tune_knob(TK_gcache, 1);
+            tune_knob(TK_split_chunks, 1);
+            tune_knob(TK_gcache_block, blocks[b]);
+            tune_knob(TK_vec, k % 3 == 0 ? 4 : k % 3 == 1 ? 8 : 16);
+            hx_expect(OPS_SOFTMAX, "(cached ");
             lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], got);
             lanes_prims(dev, d.x, R, C, c.dt, out_dt, ref[0], again);
+            hx_expect_none();
             hx_compare(got[3], ref[3], R * C, 1e-6, 0.0, out_dt, "softmax",
                        name);
             hx_compare(got[3], want[3], R * C, 1e-6, 0.0, out_dt, "softmax",
@@ -268,7 +291,7 @@ static void test_softmax_cached(void **state) {
      * need most of PoCL's 1 MiB of local memory (800 KB) */
     for (int o = 0; o < 3; ++o) {
         tune_reset();
-        clx_ops_tune.split_chunks = 1;
+        tune_knob(TK_split_chunks, 1);
         size_t C = o < 2 ? (1u << 20) + 17 : 200003;
         hx_case c = hx_base_case(1, C, CLXENT_F32, 8100 + o);
         hx_data d = hx_make(&c);
@@ -310,7 +333,7 @@ static void test_batch_xent(void **state) {
         for (size_t j = 0; j < sizeof batch_rows / sizeof *batch_rows;
              ++j, ++k) {
             char tag[32];
-            cpu_knobs(1, k, tag, sizeof tag);
+            cpu_knobs(1, k, batch_cols[i], tag, sizeof tag);
             index_case(dev, batch_rows[j], batch_cols[i], k, 9000 + k,
                        k == 29 || k == 31, tag);
         }
@@ -333,7 +356,7 @@ static void test_batch_primitives(void **state) {
             for (int special = 0; special < 2; ++special) {
                 if (special && batch_rows[j] < 7) continue;
                 char tag[32];
-                cpu_knobs(1, k, tag, sizeof tag);
+                cpu_knobs(1, k, batch_cols[i], tag, sizeof tag);
                 prims_case(dev, batch_rows[j], batch_cols[i], k, 9200 + k,
                            special, tag);
             }

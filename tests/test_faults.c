@@ -10,7 +10,7 @@
  * the sanitizer build (tools/ci_hardening.sh). Also: allocations beyond
  * the device's limits give OUT_OF_MEMORY. */
 #include "fixtures.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -66,11 +66,13 @@ static void test_split_forced(void **state) {
             strncat(name, tag, sizeof name - strlen(name) - 1);
             hx_data d = hx_make(&c);
             tune_reset();
-            clx_ops_tune.vec = vec;
-            clx_ops_tune.split_chunks = 1;
+            tune_knob(TK_vec, vec);
+            tune_knob(TK_split_chunks, 1);
             hx_out whole = dev_run(&c, &d, HX_ROUTE_FUSED);
             hx_out ref = hx_run(fx_host(), &c, &d, HX_ROUTE_FUSED);
-            clx_ops_tune.split_chunks = chunks[p];
+            tune_knob(TK_split_chunks, chunks[p]);
+            hx_expect(OPS_CE_FUSED, "(split ");
+            hx_expect(OPS_CE_FORWARD, "(split ");
             for (int route = 0; route < 3; ++route) {
                 hx_out got = dev_run(&c, &d, route);
                 hx_compare_out(&c, &got, &whole, name);
@@ -89,8 +91,8 @@ static void test_split_forced(void **state) {
         float *res[2][4];
         for (int b = 0; b < 2; ++b) {
             tune_reset();
-            clx_ops_tune.vec = i % 2 ? 1 : 0; /* GPU and CPU mappings */
-            clx_ops_tune.split_chunks = b ? chunks[i] : 1;
+            tune_knob(TK_vec, i % 2 ? 1 : 0); /* GPU and CPU mappings */
+            tune_knob(TK_split_chunks, b ? chunks[i] : 1);
             clxent_matrix x = hx_mat(dev, d.x, c.R, c.C, 3, c.C + 1, c.dt);
             clxent_matrix y = hx_mat(dev, NULL, c.R, c.C, 0, c.C, c.dt);
             clxent_vector v = hx_vec(dev, NULL, NULL, c.R, 1, CLXENT_F32);
@@ -143,7 +145,7 @@ static void test_two_level(void **state) {
     for (size_t i = 0; i < sizeof rows / sizeof *rows; ++i)
         for (size_t j = 0; j < sizeof cols / sizeof *cols; ++j, ++k) {
             tune_reset();
-            clx_ops_tune.reduce_groups = groups[k % 3];
+            tune_knob(TK_reduce_groups, groups[k % 3]);
             hx_case c = hx_base_case(rows[i], cols[j],
                                   (clxent_dtype)(CLXENT_F32 + k % 3),
                                   1500 + k);
@@ -156,7 +158,7 @@ static void test_two_level(void **state) {
     /* every row ignored, mean: NaN (and 0 with the policy) */
     for (int pol = 0; pol < 2; ++pol) {
         tune_reset();
-        clx_ops_tune.reduce_groups = 5;
+        tune_knob(TK_reduce_groups, 5);
         hx_case c = hx_base_case(500, 10, CLXENT_F32, 1600 + (uint64_t)pol);
         c.ignore = 1;
         c.all_ignored_zero = pol;
@@ -173,7 +175,7 @@ static void test_two_level(void **state) {
     /* bad targets in several groups: the first one is reported */
     for (int deferred = 0; deferred < 2; ++deferred) {
         tune_reset();
-        clx_ops_tune.reduce_groups = 4;
+        tune_knob(TK_reduce_groups, 4);
         size_t R = 3000, C = 10;
         int64_t *y = calloc(R, sizeof *y);
         assert_non_null(y);
@@ -225,8 +227,11 @@ static void test_gpu_cache(void **state) {
             if (cols[i] * rows[j] > 75000) continue;
             for (int dt = 0; dt < 3; ++dt, ++k) {
                 tune_reset();
-                clx_ops_tune.gpu_cache = 1;
-                if (k % 2) clx_ops_tune.vec = 1; /* the GPU build */
+                tune_rows_only(); /* else short rows take the lanes */
+                tune_knob(TK_gpu_cache, 1);
+                if (k % 2) tune_knob(TK_vec, 1); /* the GPU build */
+                /* rows past 64 values x 1024 items take the rows path */
+                hx_expect(OPS_CE_FUSED, cols[i] <= 32000 ? "(regs " : NULL);
                 hx_case c = hx_base_case(rows[j], cols[i],
                                       (clxent_dtype)(CLXENT_F32 + dt),
                                       1700 + k);
@@ -247,9 +252,9 @@ static void test_gpu_cache(void **state) {
         d.x[2 * c.C + c.C / 2] = NAN;
         if (!c.probs) d.y[0] = 1; /* a finite target in row 0 */
         tune_reset();
-        clx_ops_tune.gpu_cache = 2;
+        tune_knob(TK_gpu_cache, 2);
         hx_out want = dev_run(&c, &d, HX_ROUTE_FUSED);
-        clx_ops_tune.gpu_cache = 1;
+        tune_knob(TK_gpu_cache, 1);
         for (int route = 0; route < 2; ++route) {
             hx_out got = dev_run(&c, &d, route);
             char name[256];
@@ -263,7 +268,7 @@ static void test_gpu_cache(void **state) {
     }
     /* bitwise repeatable */
     tune_reset();
-    clx_ops_tune.gpu_cache = 1;
+    tune_knob(TK_gpu_cache, 1);
     hx_case c = hx_base_case(3, 9000, CLXENT_F32, 1900);
     options_k(&c, 11);
     hx_data d = hx_make(&c);
@@ -340,17 +345,17 @@ static void test_sync_guard(void **state) {
             tune_reset();
             guard_case(dev, 9, 1000, t, r, "default");
             guard_case(dev, 40, 10, t, r, "lanes");
-            clx_ops_tune.gpu_cache = 1;
+            tune_knob(TK_gpu_cache, 1);
             guard_case(dev, 5, 3000, t, r, "gpu_cache");
             tune_reset();
-            clx_ops_tune.split_chunks = 3;
+            tune_knob(TK_split_chunks, 3);
             guard_case(dev, 3, 700, t, r, "split");
             tune_reset();
-            clx_ops_tune.vec = 1;
+            tune_knob(TK_vec, 1);
             guard_case(dev, 7, 500, t, r, "VEC=1");
             tune_reset();
-            clx_ops_tune.gcache = 2;
-            clx_ops_tune.reduce_groups = 3;
+            tune_knob(TK_gcache, 2);
+            tune_knob(TK_reduce_groups, 3);
             guard_case(dev, 70, 300, t, r, "rows, two-level");
         }
     tune_reset();
@@ -368,9 +373,13 @@ static void test_mappings(void **state) {
     for (size_t v = 0; v < sizeof vecs / sizeof *vecs; ++v)
         for (size_t t = 0; t < sizeof ts / sizeof *ts; ++t, ++k) {
             tune_reset();
-            clx_ops_tune.vec = vecs[v];
-            clx_ops_tune.items_per_row = ts[t];
-            clx_ops_tune.split_chunks = 1;
+            tune_knob(TK_vec, vecs[v]);
+            tune_knob(TK_items_per_row, ts[t]);
+            tune_knob(TK_split_chunks, 1);
+            static char items[16];
+            snprintf(items, sizeof items, " T=%u)", ts[t]);
+            hx_expect(OPS_CE_FUSED, items);
+            hx_expect(OPS_CE_FORWARD, items);
             size_t C = k % 3 == 0 ? 5 : k % 3 == 1 ? 77 : 1500;
             hx_case c = hx_base_case(9, C, CLXENT_F32, 1200 + k);
             options_k(&c, k);
@@ -388,7 +397,7 @@ static void test_repeatable(void **state) {
     if (!dev) return;
     for (int variant = 0; variant < 4; ++variant) {
         tune_reset();
-        if (variant == 3) clx_ops_tune.split_chunks = 6;
+        if (variant == 3) tune_knob(TK_split_chunks, 6);
         size_t R = variant == 0 ? 333 : variant == 1 ? 2 : 3;
         size_t C = variant == 0 ? 1000 : variant == 1 ? 70001 : 9000;
         hx_case c = hx_base_case(R, C, CLXENT_F32, 3000 + (uint64_t)variant);
@@ -412,9 +421,9 @@ static void test_accuracy_2pow20(void **state) {
     for (int variant = 0; variant < 4; ++variant) {
         tune_reset();
         if (variant >= 2) {
-            clx_ops_tune.vec = 1;
-            clx_ops_tune.items_per_row = 1;
-            clx_ops_tune.split_chunks = 1;
+            tune_knob(TK_vec, 1);
+            tune_knob(TK_items_per_row, 1);
+            tune_knob(TK_split_chunks, 1);
         }
         hx_case c = hx_base_case(2, (size_t)1 << 20, CLXENT_F32,
                               77 + (uint64_t)variant);

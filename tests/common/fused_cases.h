@@ -6,9 +6,89 @@
 
 #include "ops_harness.h"
 
-#include "opencl_ops.h"
+/* The strategy knobs these tests turn, on the device context's tuning
+ * parameters (clxent_context_set_param): 0 is "as resolved" for each;
+ * gcache and gpu_cache 1 force the cached and register rows on, 2 off;
+ * batch 1 opens the batch kernels' C range to every C, 2 closes it. */
+typedef enum tune_knob_id {
+    TK_vec, TK_split_chunks, TK_items_per_row, TK_group_size,
+    TK_reduce_groups, TK_gpu_cache, TK_gcache, TK_gcache_block, TK_batch
+} tune_knob_id;
 
-static inline void tune_reset(void) { memset(&clx_ops_tune, 0, sizeof clx_ops_tune); }
+/* Sets a parameter of the device context; fails the test if refused. */
+static inline void tune_param(const char *name, long long value) {
+    clxent_context *dev = fx_device();
+    fx_assert_status(dev, clxent_context_set_param(dev, name, value),
+                     CLXENT_STATUS_OK);
+}
+
+/* The device context's parameter as resolved at creation. */
+static inline long long tune_resolved(const char *name) {
+    static char names[64][32];
+    static long long values[64];
+    static int count = -1;
+    clxent_context *dev = fx_device();
+    if (count < 0) { /* once, before any test changed one */
+        fx_assert_status(dev, clxent_context_reset_params(dev),
+                         CLXENT_STATUS_OK);
+        const char *n;
+        for (count = 0; count < 64 && (n = clxent_param_name(count, NULL));
+             ++count) {
+            snprintf(names[count], sizeof names[count], "%s", n);
+            fx_assert_status(dev,
+                             clxent_context_get_param(dev, n, &values[count]),
+                             CLXENT_STATUS_OK);
+        }
+    }
+    for (int i = 0; i < count; ++i)
+        if (strcmp(names[i], name) == 0) return values[i];
+    fail_msg("no tuning parameter %s", name);
+    return 0;
+}
+
+/* Every parameter back to what the context resolved, and no strategy
+ * expected. */
+static inline void tune_reset(void) {
+    hx_expect_none();
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    (void)tune_resolved("vec");
+    fx_assert_status(dev, clxent_context_reset_params(dev), CLXENT_STATUS_OK);
+}
+
+/* Closes the lanes and batch kernels' ranges: every C takes the row
+ * kernels (cached, rows, split), as a test of those needs. */
+static inline void tune_rows_only(void) {
+    tune_param("lanes_cmax", 0);
+    tune_param("batch_cmax", 0);
+}
+
+static inline void tune_knob(tune_knob_id knob, long long v) {
+    static const char *const direct[] = {"vec", "split_chunks",
+                                         "items_per_row", "group_size",
+                                         "reduce_groups"};
+    if (knob <= TK_reduce_groups) {
+        tune_param(direct[knob], v || knob != TK_vec ? v
+                                                     : tune_resolved("vec"));
+    } else if (knob == TK_gpu_cache) {
+        tune_param("regs", v == 1 ? 2 : v == 2 ? 0 : tune_resolved("regs"));
+    } else if (knob == TK_gcache) {
+        tune_param("cached_rows", v == 1   ? 2
+                                  : v == 2 ? 0
+                                           : tune_resolved("cached_rows"));
+    } else if (knob == TK_gcache_block) {
+        tune_param("cached_block", v ? v : tune_resolved("cached_block"));
+    } else {
+        static const char *const cmins[] = {"batch_cmin", "batch_softmax_cmin",
+                                            "batch_bf16_cmin",
+                                            "batch_f16_cmin"};
+        for (int i = 0; i < 4; ++i)
+            tune_param(cmins[i], v == 1 ? 0 : tune_resolved(cmins[i]));
+        tune_param("batch_cmax", v == 1   ? 1 << 30
+                                 : v == 2 ? 0
+                                          : tune_resolved("batch_cmax"));
+    }
+}
 
 /* Options by number: smoothing, weights, ignore, z-loss, probabilities,
  * reductions, per-row G, in a fixed rotation. */
@@ -98,17 +178,21 @@ static inline void lanes_prims(clxent_context *ctx, const float *x, size_t R,
     clxent_vector vmax = hx_vec(ctx, NULL, NULL, R, 1, CLXENT_F32);
     fx_assert_status(ctx, clxent_row_max(ctx, &xm, &vmax, NULL),
                      CLXENT_STATUS_OK);
+    hx_check_ran(ctx, OPS_ROW_MAX);
     res[0] = hx_vec_read(ctx, &vmax);
     clxent_vector vin = hx_vec(ctx, mx ? mx : res[0], NULL, R, 2, CLXENT_F32);
     clxent_vector vsum = hx_vec(ctx, NULL, NULL, R, 3, CLXENT_F32);
     fx_assert_status(ctx, clxent_row_expsum(ctx, &xm, &vin, &vsum, NULL),
                      CLXENT_STATUS_OK);
+    hx_check_ran(ctx, OPS_ROW_EXPSUM);
     res[1] = hx_vec_read(ctx, &vsum);
     fx_assert_status(ctx, clxent_log_softmax(ctx, &xm, &y, NULL),
                      CLXENT_STATUS_OK);
+    hx_check_ran(ctx, OPS_LOG_SOFTMAX);
     res[2] = hx_mat_read(ctx, &y);
     fx_assert_status(ctx, clxent_softmax(ctx, &xm, &y, NULL),
                      CLXENT_STATUS_OK);
+    hx_check_ran(ctx, OPS_SOFTMAX);
     res[3] = hx_mat_read(ctx, &y);
     clxent_buffer_release(xm.buffer);
     clxent_buffer_release(y.buffer);

@@ -189,6 +189,25 @@ static const struct {
     [HX_ROUTE_FWD_BWD_IN_PLACE] = {{OPS_CE_FORWARD, OPS_CE_BACKWARD}, 1},
 };
 
+static const char *expected[OPS_COUNT];
+
+void hx_expect(ops_id op, const char *trace_part) { expected[op] = trace_part; }
+
+void hx_expect_none(void) {
+    for (int i = 0; i < OPS_COUNT; ++i) expected[i] = NULL;
+}
+
+void hx_check_ran(clxent_context *ctx, ops_id op) {
+    clxent_device_info info;
+    if (!expected[op] || clxent_context_info(ctx, &info) != CLXENT_STATUS_OK ||
+        info.backend == CLXENT_BACKEND_HOST)
+        return;
+    const char *trace = clxent_context_last_trace(ctx);
+    if (!strstr(trace, expected[op]))
+        fail_msg("%s did not run the forced strategy \"%s\": %s",
+                 ops_table[op].name, expected[op], trace);
+}
+
 hx_out hx_run(clxent_context *ctx, const hx_case *c, const hx_data *d,
               int route) {
     hx_out o = {NULL, NULL, NULL};
@@ -207,6 +226,7 @@ hx_out hx_run(clxent_context *ctx, const hx_case *c, const hx_data *d,
         const ops_desc *op = &ops_table[routes[route].ops[k]];
         opt.in_place = in_place && (op->io & OPS_GRAD);
         fx_assert_status(ctx, op->enqueue(ctx, &args), CLXENT_STATUS_OK);
+        hx_check_ran(ctx, op->id);
     }
     fx_assert_status(ctx, clxent_finish(ctx), CLXENT_STATUS_OK);
     o.loss = hx_vec_read(ctx, &loss);

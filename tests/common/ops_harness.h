@@ -6,6 +6,7 @@
 #define CLXENT_TEST_OPS_HARNESS_H
 
 #include "fixtures.h"
+#include "ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -78,6 +79,16 @@ typedef struct hx_in {
 
 hx_in hx_upload(clxent_context *ctx, const hx_case *c, const hx_data *d);
 void hx_in_release(hx_in *in);
+
+/* The strategy a test forces, per operation: each device run of that
+ * operation (hx_run, lanes_prims) must show `trace_part` in its trace
+ * (clxent_context_last_trace, e.g. "(batch "), so a silent fallback to
+ * another kernel fails the test. NULL: no expectation; hx_expect_none
+ * clears them all. */
+void hx_expect(ops_id op, const char *trace_part);
+void hx_expect_none(void);
+/* Asserts the expectation of op after a run on ctx (none on the host). */
+void hx_check_ran(clxent_context *ctx, ops_id op);
 
 /* The routes of a cross-entropy case (hx_run). */
 #define HX_ROUTE_FUSED 0

@@ -20,6 +20,7 @@ typedef struct bench_result {
     double roofline;     /* gbps / copy_gbps */
     double host_ms;      /* host backend, < 0 when skipped */
     size_t extra_bytes;  /* library scratch held for the op */
+    char kernels[256];   /* --explain: what ran, from the trace */
 } bench_result;
 
 /* The buffers of one shape on one context: logits x, int32 targets y, a

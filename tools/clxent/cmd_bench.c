@@ -23,7 +23,7 @@ static void help(void) {
     printf(
         "]\n"
         "                    [--dtype f32|f16|bf16] [--repeat K] [--json] "
-        "[--svg FILE]\n                    [--no-host]\n\n"
+        "[--svg FILE]\n                    [--no-host] [--explain]\n\n"
         "Times each op on random logits in [-4, 4) (never 0) and valid "
         "targets: one\nwarm-up, then K repeats (default 10) of device time "
         "from profiling events\n(wall clock where the backend has none). "
@@ -33,14 +33,16 @@ static void help(void) {
         "read + write; row_max: logits + result; nll: targets +\ngathered "
         "values), the fraction of the copy bandwidth (clxent_copy over the "
         "same\nbytes, read + write), and the host backend's time on shapes up "
-        "to 50M elements\n(--no-host skips it).\nDefault shapes: 65536x10,4096x1000,1024x32000,"
+        "to 50M elements\n(--no-host skips it). --explain adds the kernels each op "
+        "ran and their\nparameters (as CLXENT_TRACE prints them) and the "
+        "context's tuning source.\nDefault shapes: 65536x10,4096x1000,1024x32000,"
         "256x128256,8x1048576.\n");
 }
 
 typedef struct bench_args {
     const char *device, *svg;
     size_t rows[MAX_SHAPES], cols[MAX_SHAPES], nshapes, repeat;
-    int ops[OPS_BENCH_COUNT], json, no_host; /* by bench rank */
+    int ops[OPS_BENCH_COUNT], json, no_host, explain; /* by bench rank */
     clxent_dtype dtype;
 } bench_args;
 
@@ -77,6 +79,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         if (cli_is_help(argv[i])) { help(); return -1; }
         if (strcmp(argv[i], "--json") == 0) { a->json = 1; continue; }
         if (strcmp(argv[i], "--no-host") == 0) { a->no_host = 1; continue; }
+        if (strcmp(argv[i], "--explain") == 0) { a->explain = 1; continue; }
         if ((r = cli_option(cmd, argc, argv, &i, "--device", &v))) {
             if (r != 1) return r;
             a->device = v;
@@ -155,6 +158,15 @@ static clxent_status host_time(bench_run *run, const ops_desc *op,
     return CLXENT_STATUS_OK;
 }
 
+/* What the last operation ran: the trace between "-> " and " [tuning". */
+static void explain(const clxent_context *ctx, char *kernels) {
+    const char *t = clxent_context_last_trace(ctx);
+    const char *from = strstr(t, "-> "), *to = strstr(t, " [tuning");
+    size_t n = from && to && to > from ? (size_t)(to - from - 3) : 0;
+    snprintf(kernels, 256, "%.*s", (int)(n < 255 ? n : 255),
+             from ? from + 3 : "");
+}
+
 static int bench_shape(bench_run *run, size_t rows, size_t cols) {
     const bench_args *a = run->a;
     size_t elem = clxent_dtype_size(a->dtype);
@@ -197,6 +209,7 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
                             &r->min_ms, &run->wall);
         if (st == CLXENT_STATUS_OK)
             st = clxent_context_memory(run->dev, &r->extra_bytes);
+        if (st == CLXENT_STATUS_OK) explain(run->dev, r->kernels);
         if (st != CLXENT_STATUS_OK) {
             rc = cli_fail_status(cmd, run->dev, st, op->bench_name);
             break;
@@ -230,9 +243,14 @@ static void print_json(const bench_run *run, const clxent_device_info *info,
                        double copy_gbps) {
     printf("{\"device\": ");
     cli_device_json(stdout, info);
-    printf(",\n \"timing\": \"%s\", \"repeat\": %zu, \"copy_gbps\": %.6g,\n"
-           " \"results\": [", run->wall ? "wall" : "device", run->a->repeat,
-           copy_gbps);
+    printf(",\n \"timing\": \"%s\", \"repeat\": %zu, \"copy_gbps\": %.6g,\n",
+           run->wall ? "wall" : "device", run->a->repeat, copy_gbps);
+    if (run->a->explain) {
+        printf(" \"tuning\": ");
+        cli_json_string(stdout, clxent_context_tuning(run->dev));
+        printf(",\n");
+    }
+    printf(" \"results\": [");
     for (size_t i = 0; i < run->count; i++) {
         const bench_result *r = &run->results[i];
         printf("%s\n  {\"op\": \"%s\", \"rows\": %zu, \"cols\": %zu, "
@@ -244,8 +262,13 @@ static void print_json(const bench_run *run, const clxent_device_info *info,
                clxent_dtype_name(r->dtype), r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline,
                r->extra_bytes);
-        if (r->host_ms < 0) printf("null}");
-        else printf("%.6g}", r->host_ms);
+        if (r->host_ms < 0) printf("null");
+        else printf("%.6g", r->host_ms);
+        if (run->a->explain) {
+            printf(", \"kernels\": ");
+            cli_json_string(stdout, r->kernels);
+        }
+        printf("}");
     }
     printf("\n]}\n");
 }
@@ -268,10 +291,12 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
             snprintf(extra, sizeof extra, "%zuB", r->extra_bytes);
         else
             snprintf(extra, sizeof extra, "%zuK", r->extra_bytes / 1024);
-        printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s\n",
+        printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s",
                r->op->bench_name, shape, r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, 100 * r->roofline,
                extra, host);
+        if (run->a->explain) printf("  %s", r->kernels);
+        printf("\n");
     }
     printf("GB/s counts the minimum bytes moved; roof = GB/s over clxent_copy "
            "of the same bytes.\nextra: device memory the library held for "
@@ -279,6 +304,9 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
            "trim; O(rows), never O(rows x cols)).%s\n",
            run->host_skipped ? "\nhost ms skipped (--no-host, or over 50M "
                                "elements)." : "");
+    if (run->a->explain)
+        printf("kernels: what each op ran, with the strategy row and its "
+               "parameters;\ntuning: %s\n", clxent_context_tuning(run->dev));
 }
 
 int clxent_cmd_bench(int argc, char **argv) {

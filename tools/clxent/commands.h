@@ -15,6 +15,7 @@ int clxent_cmd_demo(int argc, char **argv);
 int clxent_cmd_run(int argc, char **argv);
 int clxent_cmd_check(int argc, char **argv);
 int clxent_cmd_bench(int argc, char **argv);
+int clxent_cmd_tune(int argc, char **argv);
 
 #define CLI_OK 0
 #define CLI_RUNTIME 1

@@ -17,6 +17,7 @@ static const command commands[] = {
     {"run", clxent_cmd_run, "cross-entropy loss and gradient on .npy files"},
     {"check", clxent_cmd_check, "compare a device against the host reference"},
     {"bench", clxent_cmd_bench, "measure throughput against copy bandwidth"},
+    {"tune", clxent_cmd_tune, "measure the kernel choices, write a tuning file"},
 };
 
 static void usage(FILE *f) {

@@ -175,7 +175,7 @@ static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
     a.den = lc->den;
     a.den_scr = lc->den_scr;
     /* any valid row: probabilities have R; indices: the check's count */
-    a.any = lc->w.tgt == CLX_TGT_PROBS || lc->w.R == 0 ? (lc->w.R > 0) : -1;
+    a.any_valid = lc->w.tgt == CLX_TGT_PROBS || lc->w.R == 0 ? (lc->w.R > 0) : -1;
     a.normalizer = op->opt.normalizer > 0.0f;
     a.zero_policy = op->opt.all_ignored_zero != 0;
     a.scr = lc->scr;

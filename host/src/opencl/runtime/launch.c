@@ -150,7 +150,8 @@ clxent_status clx_cl_launch(clxent_context *ctx, const clx_op *op,
     cl_event ev = NULL;
     size_t g = global, l = local;
     cl_int err = CLX_CL(clEnqueueNDRangeKernel(s->queue, kernel, 1, NULL, &g,
-                                               &l, num_wait, wait,
+                                               local ? &l : NULL, num_wait,
+                                               wait,
                                                first || last ? &ev : NULL));
     if (err != CL_SUCCESS)
         return clx_fail(ctx, clx_status_from_cl(err), op->function,

@@ -186,7 +186,7 @@ void clx_cl_op_begin(clx_opencl_state *s);
  * to its trace. `first` applies the operation's wait list, `last`
  * produces its out-event; both record the events used by
  * clxent_context_last_time_ns. Each operation sets exactly one first (the
- * first) and one last. */
+ * first) and one last. local 0 leaves the group size to the driver. */
 clxent_status clx_cl_launch(clxent_context *ctx, const clx_op *op,
                             cl_kernel kernel, size_t global, size_t local,
                             int first, int last);

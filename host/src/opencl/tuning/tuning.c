@@ -163,7 +163,7 @@ int clx_tuning_parse(const char *text, const char *path, clx_tuning_entry *e,
     if (!have_version)
         return fail(err, err_size,
                     "%s:%u: empty: no version line \"clxent-tuning %d\"", path,
-                    line_no, CLX_TUNING_VERSION);
+                    line_no ? line_no : 1, CLX_TUNING_VERSION);
     if (!e->name[0]) {
         const char *base = strrchr(path, '/');
         copy_field(e->name, sizeof e->name, base ? base + 1 : path);
