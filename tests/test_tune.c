@@ -1,0 +1,233 @@
+/* `clxent tune` on the test device: it finishes within its budget, a
+ * configuration that computes wrong results is reported and never chosen
+ * (a copy of the kernels with a planted error in the lanes kernel), and
+ * its tuning file, loaded back through CLXENT_TUNING_FILE, makes the
+ * library run what tune measured as its choice. */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv, dup, clock_gettime */
+#include "commands.h"
+#include "fixtures.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static const char *path(const char *name) {
+    static char buf[8][192];
+    static int next;
+    char *p = buf[next++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+    return p;
+}
+
+/* The whole text of a file (malloc'd). */
+static char *slurp(const char *file) {
+    FILE *f = fopen(file, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    assert_non_null(text);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void spit(const char *file, const char *text) {
+    FILE *f = fopen(file, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+}
+
+/* Runs a command with stdout and stderr into out and err. */
+static int capture(int (*fn)(int, char **), const char *const *args,
+                   const char *out, const char *err) {
+    char *argv[40];
+    int argc = 0;
+    while (args[argc]) {
+        argv[argc] = (char *)args[argc];
+        argc++;
+    }
+    argv[argc] = NULL;
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    int rc = fn(argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    close(fo);
+    close(fe);
+    return rc;
+}
+#define CAPTURE(out, err, fn, ...)                                             \
+    capture(fn, (const char *const[]){__VA_ARGS__, NULL}, out, err)
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A copy of the kernels folder whose lanes kernel computes a gradient 1%
+ * off (its loss stays right). */
+static void plant_kernels(const char *to) {
+    static const char *const files[] = {
+        "batch.h",   "common.h",  "contract.h", "copy.cl",     "expcache.h",
+        "lanes.h",   "nll.cl",    "rowstate.h", "softmax.cl",  "xent.cl",
+        "xent.h",    "xent_batch.cl", "xent_cpu.cl", "xent_lanes.h"};
+    assert_int_equal(mkdir(to, 0700), 0);
+    for (size_t i = 0; i < sizeof files / sizeof *files; ++i) {
+        char from[512], dest[512];
+        snprintf(from, sizeof from, "%s/kernels/%s", CLXENT_SOURCE_DIR,
+                 files[i]);
+        snprintf(dest, sizeof dest, "%s/%s", to, files[i]);
+        char *text = slurp(from);
+        if (strcmp(files[i], "xent_cpu.cl") == 0) {
+            char *at = strstr(text, "vf inv = 1.0f / S;");
+            assert_non_null(at);
+            assert_null(strstr(at + 1, "vf inv = 1.0f / S;"));
+            memcpy(at, "vf inv = 1.01f/ S;", 18);
+        }
+        spit(dest, text);
+        free(text);
+    }
+}
+
+/* The kernels tune printed for an op and shape in its table: the text
+ * after the speedup, or after "-> " when they changed. */
+static void tuned_kernels(const char *out, const char *op, const char *shape,
+                          char *kernels, size_t size) {
+    char key[64];
+    snprintf(key, sizeof key, "\n%-11s %-13s", op, shape);
+    const char *line = strstr(out, key);
+    if (!line) fail_msg("tune printed no row \"%s\":\n%s", key + 1, out);
+    line += 1;
+    const char *end = strchr(line, '\n');
+    const char *x = strstr(line, "x  ");
+    assert_true(x && x < end);
+    const char *from = x + 3;
+    const char *arrow = strstr(from, " -> ");
+    if (arrow && arrow < end) from = arrow + 4;
+    snprintf(kernels, size, "%.*s", (int)(end - from), from);
+}
+
+static void test_tune(void **state) {
+    (void)state;
+    const char *spec = fx_device_spec();
+    if (!spec) return;
+    snprintf(dir, sizeof dir, "/tmp/clxent_tune_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char kdir[128];
+    snprintf(kdir, sizeof kdir, "%s/kernels", dir);
+    plant_kernels(kdir);
+    setenv("CLXENT_KERNEL_DIR", kdir, 1);
+    unsetenv("CLXENT_TUNING_FILE");
+
+    double start = now_s();
+    int rc = CAPTURE(path("tune.out"), path("tune.err"), clxent_cmd_tune,
+                     "tune", "--device", spec, "--ops", "fused", "--shapes",
+                     "4096x100", "--elements", "65536", "--repeat", "3",
+                     "--budget", "40", "--name", "test", "--out",
+                     path("t.tuning"));
+    double took = now_s() - start;
+    char *out = slurp(path("tune.out")), *err = slurp(path("tune.err"));
+    if (rc != CLI_OK) fail_msg("tune exited %d:\n%s\n%s", rc, out, err);
+    /* within the budget (one measurement may run over) */
+    if (took > 40 + 10) fail_msg("tune took %.1f s on a budget of 40", took);
+    char *file = slurp(path("t.tuning"));
+    assert_non_null(strstr(file, "clxent-tuning 1\nname test\n"));
+    long long vec = 16;
+    clxent_context *dev = fx_device();
+    clxent_context_get_param(dev, "vec", &vec);
+    if (vec > 1) {
+        /* the lanes kernels' planted error is found and they are never
+         * chosen: every measured C takes the batch kernels */
+        assert_non_null(strstr(err, "differs from the host reference"));
+        const char *p = strstr(file, "\nparam batch_cmin ");
+        assert_non_null(p);
+        long long cmin = atoll(p + strlen("\nparam batch_cmin "));
+        if (cmin >= 40)
+            fail_msg("batch_cmin %lld leaves lanes kernels in use:\n%s\n%s",
+                     cmin, out, err);
+    }
+
+    /* loaded back, the file gives the kernels tune reported */
+    char want[256];
+    tuned_kernels(out, "fused", "4096x100", want, sizeof want);
+    setenv("CLXENT_TUNING_FILE", path("t.tuning"), 1);
+    rc = CAPTURE(path("bench.out"), path("bench.err"), clxent_cmd_bench,
+                 "bench", "--device", spec, "--ops", "fused", "--shapes",
+                 "4096x100", "--repeat", "1", "--no-host", "--explain",
+                 "--json");
+    unsetenv("CLXENT_TUNING_FILE");
+    unsetenv("CLXENT_KERNEL_DIR");
+    assert_int_equal(rc, CLI_OK);
+    char *bench = slurp(path("bench.out"));
+    char quoted[300];
+    snprintf(quoted, sizeof quoted, "\"kernels\": \"%s\"", want);
+    if (!strstr(bench, quoted))
+        fail_msg("bench with the tuning file ran other kernels than tune "
+                 "chose (%s):\n%s", want, bench);
+    assert_non_null(strstr(bench, path("t.tuning")));
+    free(out);
+    free(err);
+    free(file);
+    free(bench);
+    char cleanup[256];
+    snprintf(cleanup, sizeof cleanup, "rm -rf %s", dir);
+    assert_int_equal(system(cleanup), 0);
+}
+
+/* A budget too small for any step still ends in time with a file. */
+static void test_tune_budget(void **state) {
+    (void)state;
+    const char *spec = fx_device_spec();
+    if (!spec) return;
+    snprintf(dir, sizeof dir, "/tmp/clxent_tune_XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    double start = now_s();
+    int rc = CAPTURE(path("o"), path("e"), clxent_cmd_tune, "tune",
+                     "--device", spec, "--ops", "fused", "--shapes", "64x1000",
+                     "--elements", "65536", "--repeat", "2", "--budget", "1",
+                     "--out", path("b.tuning"));
+    char *out = slurp(path("o"));
+    if (rc != CLI_OK) fail_msg("tune exited %d: %s", rc, out);
+    assert_true(now_s() - start < 1 + 10);
+    assert_non_null(strstr(out, "over the budget"));
+    free(out);
+    assert_int_equal(access(path("b.tuning"), R_OK), 0);
+    assert_int_equal(CAPTURE(path("o"), path("e"), clxent_cmd_tune, "tune",
+                             "--device", "host"),
+                     CLI_RUNTIME);
+    assert_int_equal(CAPTURE(path("o"), path("e"), clxent_cmd_tune, "tune",
+                             "--ops", "nosuch"),
+                     CLI_USAGE);
+    char cleanup[256];
+    snprintf(cleanup, sizeof cleanup, "rm -rf %s", dir);
+    assert_int_equal(system(cleanup), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tune_budget),
+        cmocka_unit_test(test_tune),
+    };
+    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
+}
