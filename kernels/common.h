@@ -139,11 +139,8 @@ inline void vstore_u16_any(vus_ v, global ushort *p) {
  * The tails (the first n < VEC lanes) convert as one vector in an aligned
  * private buffer: PoCL's scalar vload_half/vstore_half_rte are software
  * conversions, large enough to stop the guarded loads and stores around
- * them from inlining (a call per vector: f16 backward 1024x32000 took
- * 10.5 ms against 8.3). Moving the unaligned halves through that buffer
- * too was slower (65536x100 forward 3.3 -> 4.1 ms), and so was storing
- * them through vstore_u16_any (1024x32000 backward 8.3 -> 9.1 ms: the
- * larger store no longer inlines as well). */
+ * them from inlining (a call per vector). The alternatives measured
+ * slower (docs/tuning.md, "16-bit storage on CPUs"). */
 #define HALF_ALIGN_MASK (VEC >= 8 ? 15 : 2 * VEC - 1)
 #define HALF_BUF(b) ushort __attribute__((aligned(32))) b[VEC]
 inline vf half_bits_to_f32(vus_ u) {
@@ -199,8 +196,8 @@ inline vus_ f32v_to_bf16(vf f) {
 }
 /* The first n < VEC lanes of v at p in 16-bit storage (f16, bf16):
  * converted as one vector into an aligned private buffer, then stored as
- * n 16-bit integers (the lanes kernels' row ends: 65536x10 fused f16
- * 1.26 -> 0.75 ms, bf16 0.93 -> 0.88). */
+ * n 16-bit integers (the lanes kernels' row ends: one conversion instead
+ * of n software ones; docs/tuning.md). */
 /* (The buffer is ushort, written and read as halves by the builtins: no
  * half object exists without cl_khr_fp16, and the builtins are specified
  * by address. PoCL's library accesses it as "omnipotent char", so the

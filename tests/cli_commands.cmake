@@ -59,3 +59,13 @@ clxent_cli_test(cli_bench_json 0
 clxent_cli_test(cli_run_usage 2 ERR_REGEX "--help" ARGS run --bogus)
 clxent_cli_test(cli_run_missing_file 1 ERR_REGEX "missing\\.npy"
                 ARGS run --logits missing.npy --targets missing.npy)
+# CLXENT_TRACE=1: a line per operation on stderr, naming the kernels, the
+# strategy row and the tuning source; bench --explain the same per op.
+clxent_cli_test(cli_trace_demo 0
+                ERR_REGEX "clxent: cross_entropy 3x3 f32 -> xent_[a-z_0-9+]+ .[a-z_0-9]+ VEC=[0-9]+ KT=[0-9]+ [^)]*. .tuning: [a-z]"
+                ARGS demo)
+set_tests_properties(cli_trace_demo PROPERTIES ENVIRONMENT "CLXENT_TRACE=1")
+clxent_cli_test(cli_bench_explain 0
+                REGEX "\"tuning\": \"[^\"]+\".*\"kernels\": \"xent_check\\+[a-z_0-9+]+ \\("
+                ARGS bench --shapes 64x1000 --repeat 1 --ops fused --explain --json)
+clxent_cli_test(cli_tune_usage 2 ERR_REGEX "--budget" ARGS tune --budget 0)

@@ -253,11 +253,22 @@ static void test_context_files(void **state) {
     long long vec = 0;
     fx_assert_status(ctx, clxent_context_get_param(ctx, "vec", &vec),
                      CLXENT_STATUS_OK);
+    /* PoCL: the driver's database entry first, a device's on top */
+    clxent_device_info info;
+    fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
+    if (strstr(info.platform, "Portable Computing Language")) {
+        long long disk = 1;
+        assert_contains(clxent_context_tuning(ctx), "db:pocl");
+        fx_assert_status(ctx, clxent_context_get_param(ctx, "disk_cache",
+                                                       &disk),
+                         CLXENT_STATUS_OK);
+        assert_int_equal(disk, 0);
+    }
     clxent_context_destroy(ctx);
 
     /* a file that closes the lanes kernels changes the kernel the trace
      * shows (the CPU mapping: the lanes kernels are its default here) */
-    char *path = write_file("clxent-tuning 1\nparam lanes_cmax 0\n"
+    char *path = write_file("clxent-tuning 1\nparam lanes_xent_cmax 0\n"
                             "param batch_cmax 0\n");
     ctx = with_file(path, &st);
     fx_assert_status(ctx, st, CLXENT_STATUS_OK);

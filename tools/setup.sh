@@ -2,6 +2,7 @@
 # One-step set-up for a fresh Debian/Ubuntu machine, idempotent:
 #   bash tools/setup.sh demo   install what is missing, build, run `clxent demo`
 #   bash tools/setup.sh test   install what is missing, build, run every test
+#                              on PoCL and on Intel's OpenCL CPU runtime
 #   bash tools/setup.sh deps   only install what is missing
 # Installs through apt when run as root; otherwise prints the apt line.
 # Environment: BUILD_DIR (default build), CLXENT_SETUP_EXTRA (more packages).
@@ -43,8 +44,19 @@ case "$mode" in
     "$build/clxent" demo ;;
   test)
     # The device tests are the point: no OpenCL device is a failure here.
+    # They run on two drivers: PoCL, and Intel's OpenCL CPU runtime (a
+    # vendor driver, from PyPI into $build/intel-opencl; registered beside
+    # PoCL through OCL_ICD_VENDORS). Each run names its device: with both
+    # registered, "the first device" may be either.
     export CLXENT_REQUIRE_DEVICE=1
-    ctest --test-dir "$build" --output-on-failure --timeout 1500 ;;
+    export "$(bash tools/intel_opencl.sh "$build/intel-opencl")"
+    for driver in pocl intel; do
+      echo "setup: the tests on $driver"
+      start=$(date +%s)
+      CLXENT_DEVICE=$driver CLXENT_TEST_DEVICE=$driver \
+        ctest --test-dir "$build" --output-on-failure --timeout 1500
+      echo "setup: the tests on $driver passed in $(( $(date +%s) - start ))s"
+    done ;;
   build) ;;
   *) echo "usage: bash tools/setup.sh [demo|test|build|deps]" >&2; exit 2 ;;
 esac

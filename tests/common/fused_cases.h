@@ -59,7 +59,10 @@ static inline void tune_reset(void) {
 /* Closes the lanes and batch kernels' ranges: every C takes the row
  * kernels (cached, rows, split), as a test of those needs. */
 static inline void tune_rows_only(void) {
-    tune_param("lanes_cmax", 0);
+    static const char *const lanes[] = {"lanes_cmax", "lanes_log_softmax_cmax",
+                                        "lanes_softmax_cmax",
+                                        "lanes_xent_cmax", "lanes_bwd_cmax"};
+    for (int i = 0; i < 5; ++i) tune_param(lanes[i], 0);
     tune_param("batch_cmax", 0);
 }
 

@@ -88,7 +88,7 @@ static int parse_args(int argc, char **argv, tune_args *a) {
     a->out = "clxent-tuning.txt";
     a->budget = 300;
     a->elements = 1u << 21;
-    a->repeat = 7;
+    a->repeat = 5;
     a->match = 0x1f;
     a->ops = ~0u;
     for (int i = 1; i < argc; i++) {

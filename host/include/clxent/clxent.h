@@ -158,8 +158,12 @@ typedef struct clxent_context clxent_context;
  * profiling enabled. Like sqlite3_open: unless memory runs out, *ctx is
  * set even on failure, to a context that only answers
  * clxent_context_message and clxent_context_destroy; the caller destroys
- * it either way. Statuses: OK, NULL_POINTER, DEVICE_NOT_FOUND,
- * INVALID_ARGUMENT, OUT_OF_MEMORY, OPENCL_ERROR. */
+ * it either way. An OpenCL context resolves its tuning parameters here
+ * (see "Tuning" below): a CLXENT_TUNING_FILE that does not parse, or an
+ * experiment variable out of range, is INVALID_ARGUMENT naming the file
+ * and line or the variable; an unreadable file is IO_ERROR. Statuses: OK,
+ * NULL_POINTER, DEVICE_NOT_FOUND, INVALID_ARGUMENT, IO_ERROR,
+ * OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context **ctx);
 
 /* Creates a context on the caller's queue, which is retained and released
@@ -168,8 +172,9 @@ CLXENT_API clxent_status clxent_context_create(const char *spec, clxent_context 
  * must be in-order: the steps inside one call depend on in-order
  * execution, so a queue with CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE gives
  * UNSUPPORTED (create an in-order queue on the same cl_context for
- * clxent). Same failure contract as clxent_context_create. Statuses: OK,
- * NULL_POINTER, UNSUPPORTED, OUT_OF_MEMORY, OPENCL_ERROR. */
+ * clxent). Same failure contract as clxent_context_create (tuning
+ * included). Statuses: OK, NULL_POINTER, UNSUPPORTED, INVALID_ARGUMENT,
+ * IO_ERROR, OUT_OF_MEMORY, OPENCL_ERROR. */
 CLXENT_API clxent_status clxent_context_create_from_queue(cl_command_queue queue,
                                                clxent_context **ctx);
 

@@ -45,9 +45,11 @@ static void trace(clxent_context *ctx, const clx_op *op, clxent_status st) {
     else
         snprintf(dtype, sizeof dtype, "%s", clxent_dtype_name(op->x.dtype));
     snprintf(ctx->last_trace, sizeof ctx->last_trace,
-             "clxent: %s %zux%zu %s -> %s [tuning: %s]%s%s",
+             "clxent: %s %zux%zu %s -> %s [tuning: %s]%s%s%s%s%s",
              op->function + strlen("clxent_"), op->x.rows, op->x.cols, dtype,
-             ctx->last_kernels, ctx->tuning, st ? " failed: " : "",
+             ctx->last_kernels, ctx->tuning,
+             ctx->last_programs[0] ? " [programs: " : "", ctx->last_programs,
+             ctx->last_programs[0] ? "]" : "", st ? " failed: " : "",
              st ? clxent_status_name(st) : "");
     if (ctx->trace) fprintf(stderr, "%s\n", ctx->last_trace);
 }
@@ -58,7 +60,7 @@ static clxent_status dispatch(clxent_context *ctx, const extents *e,
         clx_check_overlaps(ctx, op->function, e->out, e->n_out, e->in,
                            e->n_in);
     if (st) return st;
-    ctx->last_kernels[0] = '\0';
+    ctx->last_kernels[0] = ctx->last_programs[0] = '\0';
     st = ctx->backend->run(ctx, op);
     trace(ctx, op, st);
     return st;

@@ -27,21 +27,6 @@ static void copy_text(char *dst, size_t size, const char *src) {
     snprintf(dst, size, "%s", src ? src : "");
 }
 
-static void append_text(char *dst, size_t size, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void append_text(char *dst, size_t size, const char *format, ...) {
-    if (!dst || size == 0) return;
-    size_t used = strlen(dst);
-    if (used + 1 >= size) return;
-    va_list ap;
-    va_start(ap, format);
-    vsnprintf(dst + used, size - used, format, ap);
-    va_end(ap);
-}
-
 static int equals_nocase(const char *a, const char *b) {
     for (; *a && *b; ++a, ++b)
         if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
@@ -49,23 +34,9 @@ static int equals_nocase(const char *a, const char *b) {
     return *a == *b;
 }
 
-static int contains_nocase(const char *haystack, const char *needle) {
-    size_t n = strlen(needle);
-    if (n == 0) return 1;
-    for (; *haystack; ++haystack) {
-        size_t i = 0;
-        while (i < n && haystack[i] &&
-               tolower((unsigned char)haystack[i]) ==
-                   tolower((unsigned char)needle[i]))
-            ++i;
-        if (i == n) return 1;
-    }
-    return 0;
-}
-
 static void record_error(clxent_device_info *info, const char *property,
                          cl_int err) {
-    append_text(info->errors, sizeof info->errors, "%s%s: %s (%d)",
+    clx_appendf(info->errors, sizeof info->errors, "%s%s: %s (%d)",
                 info->errors[0] ? "; " : "", property,
                 clx_cl_error_name(err), (int)err);
 }
@@ -392,21 +363,21 @@ const char *clx_spec_parse(const char *spec, int *platform, int *device,
 /* Names and vendors both count: PoCL's platform is "Portable Computing
  * Language" and only its vendor, "The pocl project", says pocl. */
 static int name_matches(const found_device *f, const char *needle) {
-    return contains_nocase(f->info.platform, needle) ||
-           contains_nocase(f->info.name, needle) ||
-           contains_nocase(f->platform_vendor, needle) ||
-           contains_nocase(f->info.vendor, needle);
+    return clx_contains_nocase(f->info.platform, needle) ||
+           clx_contains_nocase(f->info.name, needle) ||
+           clx_contains_nocase(f->platform_vendor, needle) ||
+           clx_contains_nocase(f->info.vendor, needle);
 }
 
 /* "0:0 cpu NAME (PLATFORM), host" */
 static void append_choices(char *message, size_t size,
                            const found_device *list, size_t n) {
-    append_text(message, size, "; choices: ");
+    clx_appendf(message, size, "; choices: ");
     for (size_t i = 0; i < n; ++i)
-        append_text(message, size, "%s %s %s (%s), ", list[i].info.spec,
+        clx_appendf(message, size, "%s %s %s (%s), ", list[i].info.spec,
                     list[i].info.type, list[i].info.name,
                     list[i].info.platform);
-    append_text(message, size, "host");
+    clx_appendf(message, size, "host");
 }
 
 /* Trimmed copy of spec for substring search (NULL when out of memory). */

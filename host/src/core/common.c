@@ -2,7 +2,9 @@
  * recording, the fault-injection seam, size arithmetic, f16/bf16. */
 #include "core/internal.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -286,4 +288,30 @@ int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index) {
     int64_t v;
     memcpy(&v, p + 8 * index, 8);
     return v;
+}
+
+/* ---- text ---- */
+
+void clx_appendf(char *dst, size_t size, const char *format, ...) {
+    if (!dst || size == 0) return;
+    size_t used = strlen(dst);
+    if (used + 1 >= size) return;
+    va_list ap;
+    va_start(ap, format);
+    vsnprintf(dst + used, size - used, format, ap);
+    va_end(ap);
+}
+
+int clx_contains_nocase(const char *haystack, const char *needle) {
+    size_t n = strlen(needle);
+    if (n == 0) return 1;
+    for (; haystack && *haystack; ++haystack) {
+        size_t i = 0;
+        while (i < n && haystack[i] &&
+               tolower((unsigned char)haystack[i]) ==
+                   tolower((unsigned char)needle[i]))
+            ++i;
+        if (i == n) return 1;
+    }
+    return 0;
 }

@@ -131,7 +131,9 @@ struct clxent_context {
     /* "kernel+kernel (parameters)" of the last operation, by the
      * backend; the whole trace line, by the entry points. */
     char last_kernels[CLX_TRACE_CAPACITY];
-    char last_trace[2 * CLX_TRACE_CAPACITY + 256];
+    /* the programs the last operation built, and how (the trace) */
+    char last_programs[CLX_TRACE_CAPACITY];
+    char last_trace[3 * CLX_TRACE_CAPACITY + 256];
     char message[CLX_MESSAGE_CAPACITY];
 };
 
@@ -196,6 +198,16 @@ void clx_store_float(void *base, clxent_dtype dtype, size_t index, float v);
 void clx_store_double(void *base, clxent_dtype dtype, size_t index,
                       double v);
 int64_t clx_load_index(const void *base, clxent_dtype dtype, size_t index);
+
+/* Appends formatted text to the NUL-terminated dst of `size` bytes,
+ * truncating. */
+void clx_appendf(char *dst, size_t size, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Whether needle occurs in haystack, ignoring ASCII case ("" always). */
+int clx_contains_nocase(const char *haystack, const char *needle);
 
 
 #endif /* CLXENT_INTERNAL_H */

@@ -28,6 +28,35 @@ static clx_device_key device_key(const clx_opencl_state *s) {
     return k;
 }
 
+/* The disk cache's folder: CLXENT_CACHE_DIR, else $XDG_CACHE_HOME/clxent,
+ * else $HOME/.cache/clxent; none with CLXENT_CACHE=0 or no home. */
+static clxent_status cache_folder(clxent_context *ctx, const char *function) {
+    clx_opencl_state *s = ctx->cl;
+    const char *off = getenv("CLXENT_CACHE");
+    if (off && strcmp(off, "0") == 0) return CLXENT_STATUS_OK;
+    const char *dir = getenv("CLXENT_CACHE_DIR");
+    const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    const char *suffix = "";
+    if (!dir || !*dir) {
+        if (base && *base) {
+            dir = base;
+            suffix = "/clxent";
+        } else if (home && *home) {
+            dir = home;
+            suffix = "/.cache/clxent";
+        } else {
+            return CLXENT_STATUS_OK;
+        }
+    }
+    size_t n = strlen(dir) + strlen(suffix) + 1;
+    s->cache_dir = malloc(n);
+    if (!s->cache_dir)
+        return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
+                        "out of host memory");
+    snprintf(s->cache_dir, n, "%s%s", dir, suffix);
+    return CLXENT_STATUS_OK;
+}
+
 /* The environment the context keeps from its creation on: the tuning,
  * the kernel folder, extra build options, the trace. */
 static clxent_status configure(clxent_context *ctx, const char *function) {
@@ -51,7 +80,7 @@ static clxent_status configure(clxent_context *ctx, const char *function) {
                         "out of host memory");
     const char *trace = getenv("CLXENT_TRACE");
     ctx->trace = trace && *trace && strcmp(trace, "0") != 0;
-    return CLXENT_STATUS_OK;
+    return cache_folder(ctx, function);
 }
 
 clxent_status clx_opencl_create(clxent_context *ctx, cl_platform_id platform,
@@ -104,6 +133,8 @@ static clxent_status opencl_run(clxent_context *ctx, const clx_op *op) {
     if (n > 0 && (size_t)n < sizeof ctx->last_kernels)
         snprintf(ctx->last_kernels + n, sizeof ctx->last_kernels - (size_t)n,
                  " (%.200s)", s->op_plan[0] ? s->op_plan : "no rows");
+    snprintf(ctx->last_programs, sizeof ctx->last_programs, "%s",
+             s->op_programs);
     return st;
 }
 
@@ -166,7 +197,12 @@ static clxent_status opencl_save_tuning(clxent_context *ctx,
     FILE *f = fopen(tmp, "w");
     int bad = !f;
     clx_device_key k = device_key(s);
-    if (f) bad = clx_tuning_write(f, name, &k, note, &s->params) != 0;
+    clx_params base;
+    char source[256], err[512];
+    if (f && clx_tuning_baseline(&k, &base, source, sizeof source, err,
+                                 sizeof err) != CLXENT_STATUS_OK)
+        clx_params_defaults(&base, k.gpu); /* the database parsed at creation */
+    if (f) bad = clx_tuning_write(f, name, &k, note, &s->params, &base) != 0;
     if (f && fclose(f) != 0) bad = 1;
     if (!bad && rename(tmp, path) != 0) bad = 1;
     clxent_status st = CLXENT_STATUS_OK;

@@ -199,6 +199,14 @@ clxent_status clx_loss_reduce(loss_ctx *lc) {
     return reduce_loss_n(lc, CLX_SCR_LOSS, lc->w.R);
 }
 
+clxent_status clx_loss_launch_reduce(loss_ctx *lc, cl_kernel k,
+                                     size_t global, size_t local) {
+    int reduce = clx_loss_wants_reduce(lc->op);
+    clxent_status st = clx_loss_launch(lc, k, global, local, !reduce);
+    if (st != CLXENT_STATUS_OK) return st;
+    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+}
+
 /* Floats the check and the loss reduction need after the per-row losses
  * (they share the split path's partial area: in-order queue, never live
  * at the same time). */

@@ -46,6 +46,10 @@ clxent_status clx_loss_check_targets(loss_ctx *lc);
 clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st);
 /* The scalar loss from the per-row losses (reduction sum or mean). */
 clxent_status clx_loss_reduce(loss_ctx *lc);
+/* Enqueues the operation's row kernel k, then the reduction if it has
+ * one (the row kernel is then not its last). */
+clxent_status clx_loss_launch_reduce(loss_ctx *lc, cl_kernel k,
+                                     size_t global, size_t local);
 /* Whether the operation ends with clx_loss_reduce. */
 int clx_loss_wants_reduce(const clx_op *op);
 

@@ -31,10 +31,7 @@ static clxent_status run_nll(loss_ctx *lc) {
         .guard = lc->guard};
         clx_set_a_nll_fwd(&a, &v);
         if (a.st != CLXENT_STATUS_OK) return a.st;
-        int reduce = clx_loss_wants_reduce(op);
-        st = clx_loss_launch(lc, p.k[0], p.global, p.L, !reduce);
-        if (st != CLXENT_STATUS_OK) return st;
-        return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+        return clx_loss_launch_reduce(lc, p.k[0], p.global, p.L);
     }
     clx_a_nll_bwd v = {
         .g = op->mat_out.buffer->mem,

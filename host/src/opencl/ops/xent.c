@@ -33,10 +33,7 @@ static clxent_status run_vec_rows(loss_ctx *lc, const clx_plan *p, int grad) {
         clx_set_a_vec_fwd(&a, &v);
     }
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    int reduce = clx_loss_wants_reduce(lc->op);
-    st = clx_loss_launch(lc, p->k[0], p->global, p->L, !reduce);
-    if (st != CLXENT_STATUS_OK) return st;
-    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+    return clx_loss_launch_reduce(lc, p->k[0], p->global, p->L);
 }
 
 /* Fused, a group per row with the row in registers. */
@@ -50,10 +47,7 @@ static clxent_status run_regs(loss_ctx *lc, const clx_plan *p) {
     clx_args a = clx_args_begin(lc->ctx, p->k[0]);
     clx_set_a_regs_fused(&a, &v);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    int reduce = clx_loss_wants_reduce(lc->op);
-    st = clx_loss_launch(lc, p->k[0], p->global, p->L, !reduce);
-    if (st != CLXENT_STATUS_OK) return st;
-    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+    return clx_loss_launch_reduce(lc, p->k[0], p->global, p->L);
 }
 
 /* Pass 1 of the split path: each of the P chunks of a row writes its
@@ -98,11 +92,9 @@ static clxent_status run_split(loss_ctx *lc, const clx_plan *p, int grad) {
     clx_args a = clx_args_begin(lc->ctx, p->k[1]);
     clx_set_a_xent_split_out(&a, &v);
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    int reduce = clx_loss_wants_reduce(lc->op);
-    st = clx_loss_launch(lc, p->k[1], (grad ? lc->w.R * g->P : lc->w.R) * g->L,
-                         g->L, !reduce);
-    if (st != CLXENT_STATUS_OK) return st;
-    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+    return clx_loss_launch_reduce(lc, p->k[1],
+                                  (grad ? lc->w.R * g->P : lc->w.R) * g->L,
+                                  g->L);
 }
 
 /* Fused, an item per row with one exp per element: cached in the f32
@@ -128,10 +120,7 @@ static clxent_status run_cached(loss_ctx *lc, const clx_plan *p) {
         clx_set_a_rowsg_fused(&a, &v);
     }
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    int reduce = clx_loss_wants_reduce(lc->op);
-    st = clx_loss_launch(lc, p->k[0], p->global, p->L, !reduce);
-    if (st != CLXENT_STATUS_OK) return st;
-    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+    return clx_loss_launch_reduce(lc, p->k[0], p->global, p->L);
 }
 
 /* Forward or fused, T items per row, L/T rows per group. */
@@ -155,10 +144,7 @@ static clxent_status run_rows(loss_ctx *lc, const clx_plan *p, int grad) {
         clx_set_a_rows_fwd(&a, &v);
     }
     if (a.st != CLXENT_STATUS_OK) return a.st;
-    int reduce = clx_loss_wants_reduce(lc->op);
-    st = clx_loss_launch(lc, p->k[0], g->groups * g->L, g->L, !reduce);
-    if (st != CLXENT_STATUS_OK) return st;
-    return reduce ? clx_loss_reduce(lc) : CLXENT_STATUS_OK;
+    return clx_loss_launch_reduce(lc, p->k[0], g->groups * g->L, g->L);
 }
 
 /* Backward from the saved lse: the lanes kernel, or xent_bwd (rows of

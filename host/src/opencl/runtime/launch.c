@@ -132,6 +132,7 @@ static void trace_kernel(clx_opencl_state *s, cl_kernel kernel) {
 void clx_cl_op_begin(clx_opencl_state *s) {
     s->op_kernels[0] = '\0';
     s->op_plan[0] = '\0';
+    s->op_programs[0] = '\0';
 }
 
 clxent_status clx_cl_launch(clxent_context *ctx, const clx_op *op,

@@ -74,6 +74,47 @@ static clxent_status build_failure(clxent_context *ctx, cl_program program,
     return st;
 }
 
+/* The program of a disk cache entry, built for the device; NULL where
+ * there is none or the driver refuses it (then it is built from source
+ * and the entry replaced). */
+static cl_program from_disk(clx_opencl_state *s, const char *identity,
+                            const char *options) {
+    unsigned char *binary = NULL;
+    size_t size = 0;
+    if (!clx_disk_cache_load(s->cache_dir, identity, &binary, &size))
+        return NULL;
+    cl_int err = CL_SUCCESS, status = CL_SUCCESS;
+    const unsigned char *binaries[] = {binary};
+    cl_program program = CLX_CL_CREATE(
+        &err, clCreateProgramWithBinary(s->context, 1, &s->device, &size,
+                                        binaries, &status, &err));
+    free(binary);
+    if (program && err == CL_SUCCESS && status == CL_SUCCESS)
+        err = CLX_CL(clBuildProgram(program, 1, &s->device, options, NULL,
+                                    NULL));
+    if (!program || err != CL_SUCCESS || status != CL_SUCCESS) {
+        CLX_RELEASE(clReleaseProgram, program);
+        return NULL;
+    }
+    return program;
+}
+
+/* Stores a program built from source in the disk cache (best effort). */
+static void to_disk(const clx_opencl_state *s, const char *identity,
+                    cl_program program) {
+    size_t size = 0;
+    cl_int err = CLX_CL(clGetProgramInfo(program, CL_PROGRAM_BINARY_SIZES,
+                                         sizeof size, &size, NULL));
+    unsigned char *binary = err == CL_SUCCESS && size ? malloc(size) : NULL;
+    if (!binary) return;
+    unsigned char *binaries[] = {binary};
+    err = CLX_CL(clGetProgramInfo(program, CL_PROGRAM_BINARIES,
+                                  sizeof binaries, binaries, NULL));
+    if (err == CL_SUCCESS)
+        clx_disk_cache_store(s->cache_dir, identity, binary, size);
+    free(binary);
+}
+
 /* Builds (file, options) and appends it to the cache. */
 static clxent_status build_program(clxent_context *ctx, const char *file,
                                    const char *options,
@@ -106,21 +147,39 @@ static clxent_status build_program(clxent_context *ctx, const char *file,
     char *source = NULL;
     clxent_status st = clx_cl_program_source(ctx, file, &source);
     if (st != CLXENT_STATUS_OK) return st;
+    /* the disk cache first: a binary built before with this identity */
+    char *identity = s->cache_dir && CLX_P(&s->params, disk_cache)
+                         ? clx_disk_cache_identity(s, full, source)
+                         : NULL;
+    cl_program program = identity ? from_disk(s, identity, full) : NULL;
+    int cached = program != NULL;
     cl_int err = CL_SUCCESS;
-    const char *sources[] = {source};
-    cl_program program = CLX_CL_CREATE(
-        &err, clCreateProgramWithSource(s->context, 1, sources, NULL, &err));
+    if (!program) {
+        const char *sources[] = {source};
+        program = CLX_CL_CREATE(&err, clCreateProgramWithSource(
+                                          s->context, 1, sources, NULL, &err));
+    }
     free(source);
-    if (!program || err != CL_SUCCESS)
+    if (!program || err != CL_SUCCESS) {
+        free(identity);
         return clx_fail(ctx, clx_status_from_cl(err), "clx_cl_kernel",
                         "clCreateProgramWithSource (kernels/%s): %s (%d)",
                         file, clx_cl_error_name(err), (int)err);
-    err = CLX_CL(clBuildProgram(program, 1, &s->device, full, NULL, NULL));
-    if (err != CL_SUCCESS) {
-        st = build_failure(ctx, program, file, full, err);
-        CLX_RELEASE(clReleaseProgram, program);
-        return st;
     }
+    if (!cached) {
+        err = CLX_CL(clBuildProgram(program, 1, &s->device, full, NULL, NULL));
+        if (err != CL_SUCCESS) {
+            free(identity);
+            st = build_failure(ctx, program, file, full, err);
+            CLX_RELEASE(clReleaseProgram, program);
+            return st;
+        }
+        if (identity) to_disk(s, identity, program);
+    }
+    free(identity);
+    clx_appendf(s->op_programs, sizeof s->op_programs, "%s%s %s",
+                s->op_programs[0] ? ", " : "", file,
+                cached ? "from the disk cache" : "compiled");
     clx_program_entry *e = &s->programs[s->program_count];
     memset(e, 0, sizeof *e);
     e->file = dup_text(file);

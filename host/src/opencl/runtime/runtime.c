@@ -28,6 +28,7 @@ static void free_state(clx_opencl_state *s) {
     CLX_RELEASE(clReleaseContext, s->context);
     free(s->kernel_dir);
     free(s->build_options);
+    free(s->cache_dir);
     free(s);
 }
 

@@ -61,9 +61,11 @@ typedef struct clx_opencl_state {
      * as created, `params` with clxent_context_set_param on top. */
     clx_params resolved, params;
     clx_derived d;
-    /* CLXENT_KERNEL_DIR and CLXENT_BUILD_OPTIONS, read at creation */
+    /* CLXENT_KERNEL_DIR and CLXENT_BUILD_OPTIONS, read at creation, and
+     * the disk cache's folder (NULL: no disk cache) */
     char *kernel_dir;
     char *build_options;
+    char *cache_dir;
 
     clx_program_entry *programs;
     size_t program_count, program_capacity;
@@ -89,6 +91,9 @@ typedef struct clx_opencl_state {
      * "a+b+c", and the strategy and geometry the table chose. */
     char op_kernels[CLX_TRACE_CAPACITY];
     char op_plan[CLX_TRACE_CAPACITY];
+    /* the programs it built: "xent.cl compiled, nll.cl from the disk
+     * cache" */
+    char op_programs[CLX_TRACE_CAPACITY];
 } clx_opencl_state;
 
 /* A teardown call that the fault seam fails is made once more: the seam
@@ -149,6 +154,21 @@ clxent_status clx_cl_program_source(clxent_context *ctx, const char *file,
 clxent_status clx_cl_kernel(clxent_context *ctx, const char *file,
                             const char *options, const char *name,
                             cl_kernel *kernel, size_t *max_group);
+/* ---- disk_cache.c: compiled programs on disk ---- */
+
+/* The identity of a program build (malloc'd; NULL out of memory): what
+ * the entry's name is hashed from and what its content must repeat. */
+char *clx_disk_cache_identity(const clx_opencl_state *s, const char *options,
+                              const char *source);
+/* The binary stored under identity in dir: 1 with *binary (malloc'd) and
+ * *size, or 0 when there is none or it is damaged. */
+int clx_disk_cache_load(const char *dir, const char *identity,
+                        unsigned char **binary, size_t *size);
+/* Stores a binary under identity in dir, atomically; failures are
+ * silent (the cache is an optimisation). */
+void clx_disk_cache_store(const char *dir, const char *identity,
+                          const unsigned char *binary, size_t size);
+
 /* The cached name of a kernel ("?" if unknown). */
 const char *clx_cl_kernel_name(const clx_opencl_state *s, cl_kernel kernel);
 /* Frees the program cache. */

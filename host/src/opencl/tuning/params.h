@@ -59,12 +59,16 @@ typedef enum clx_param_kind {
     X(local_margin, CLX_PK_INT, 0, 1 << 20, 16384, 16384,                      \
       "bytes of local memory left to the implementation")                      \
     X(lanes_cmax, CLX_PK_INT, 0, 128, 120, 120,                                \
-      "lanes kernels (a row per SIMD lane) for forward, fused and the row "    \
-      "statistics up to this C")                                               \
+      "lanes kernel (a row per SIMD lane) of row_max and row_expsum up to "    \
+      "this C")                                                                \
+    X(lanes_log_softmax_cmax, CLX_PK_INT, 0, 128, 120, 120,                    \
+      "lanes kernel of log_softmax up to this C")                              \
     X(lanes_softmax_cmax, CLX_PK_INT, 0, 128, 96, 96,                          \
-      "lanes kernel for softmax up to this C")                                 \
+      "lanes kernel of softmax up to this C")                                  \
+    X(lanes_xent_cmax, CLX_PK_INT, 0, 128, 120, 120,                           \
+      "lanes kernels of cross-entropy forward and fused up to this C")         \
     X(lanes_bwd_cmax, CLX_PK_INT, 0, 128, 32, 32,                              \
-      "lanes kernel for backward up to this C (rows of partial vectors)")      \
+      "lanes kernel of backward up to this C (rows of partial vectors)")       \
     X(batch_cmin, CLX_PK_INT, 0, 1 << 30, 64, 64,                              \
       "batch kernels (16 rows per item) for forward and f32 fused past this "  \
       "C")                                                                     \
@@ -90,7 +94,10 @@ typedef enum clx_param_kind {
     X(reduce_slots, CLX_PK_INT, 1, 1 << 20, 256, 32,                           \
       "vector slots per item that pay for a second reduction level")           \
     X(reduce_groups, CLX_PK_INT, 0, 4096, 0, 0,                                \
-      "forced group count of the target check and loss reduction (0: auto)")
+      "forced group count of the target check and loss reduction (0: auto)")  \
+    X(disk_cache, CLX_PK_INT, 0, 1, 1, 1,                                      \
+      "keep compiled programs in the disk cache (0 where the driver keeps "    \
+      "its own)")
 
 typedef enum clx_param_id {
 #define CLX_PARAM_ENUM_(name, kind, lo, hi, cpu, gpu, text) CLX_P_##name,

@@ -1,6 +1,8 @@
 /* Tuning files: parse, match, write; and the resolution of a context's
  * parameters (tuning.h). Pure C: no OpenCL call, no context. */
-#include "tuning.h"
+#include "opencl/tuning/tuning.h"
+
+#include "core/internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -171,32 +173,18 @@ int clx_tuning_parse(const char *text, const char *path, clx_tuning_entry *e,
     return 0;
 }
 
-/* Case-insensitive: needle within hay. */
-static int contains(const char *hay, const char *needle) {
-    if (!hay) return 0;
-    size_t n = strlen(needle);
-    for (const char *h = hay; *h; ++h) {
-        size_t i = 0;
-        while (i < n && h[i] &&
-               tolower((unsigned char)h[i]) == tolower((unsigned char)needle[i]))
-            ++i;
-        if (i == n) return 1;
-    }
-    return n == 0;
-}
-
 int clx_tuning_match(const clx_tuning_entry *e, const clx_device_key *k) {
     int score = 0;
     if (e->platform[0]) {
-        if (!contains(k->platform, e->platform)) return -1;
+        if (!clx_contains_nocase(k->platform, e->platform)) return -1;
         ++score;
     }
     if (e->vendor[0]) {
-        if (!contains(k->vendor, e->vendor)) return -1;
+        if (!clx_contains_nocase(k->vendor, e->vendor)) return -1;
         ++score;
     }
     if (e->device[0]) {
-        if (!contains(k->name, e->device)) return -1;
+        if (!clx_contains_nocase(k->name, e->device)) return -1;
         ++score;
     }
     if (e->driver[0]) {
@@ -212,7 +200,8 @@ int clx_tuning_match(const clx_tuning_entry *e, const clx_device_key *k) {
 }
 
 int clx_tuning_write(FILE *f, const char *name, const clx_device_key *k,
-                     const char *note, const clx_params *p) {
+                     const char *note, const clx_params *p,
+                     const clx_params *baseline) {
     fprintf(f, "# clxent tuning file (docs/tuning.md)\nclxent-tuning %d\n",
             CLX_TUNING_VERSION);
     if (name && *name) fprintf(f, "name %s\n", name);
@@ -223,8 +212,9 @@ int clx_tuning_write(FILE *f, const char *name, const clx_device_key *k,
     fprintf(f, "match.class %s\n", k->gpu ? "gpu" : "cpu");
     if (note && *note) fprintf(f, "note %s\n", note);
     for (int i = 0; i < CLX_PARAM_COUNT; ++i)
-        fprintf(f, "param %s %lld\n", clx_param_infos[i].name,
-                (long long)p->v[i]);
+        if (p->v[i] != baseline->v[i])
+            fprintf(f, "param %s %lld\n", clx_param_infos[i].name,
+                    (long long)p->v[i]);
     return ferror(f) ? -1 : 0;
 }
 
@@ -233,20 +223,6 @@ int clx_tuning_write(FILE *f, const char *name, const clx_device_key *k,
 static void apply(clx_params *p, const clx_tuning_entry *e) {
     for (int i = 0; i < CLX_PARAM_COUNT; ++i)
         if (e->set[i]) p->v[i] = e->value[i];
-}
-
-static void append(char *s, size_t size, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-static void append(char *s, size_t size, const char *format, ...) {
-    size_t n = strlen(s);
-    if (n + 1 >= size) return;
-    va_list ap;
-    va_start(ap, format);
-    vsnprintf(s + n, size - n, format, ap);
-    va_end(ap);
 }
 
 /* Reads a whole tuning file (at most 1 MiB). */
@@ -284,26 +260,36 @@ static clxent_status read_text(const char *path, char **text, char *err,
     return CLXENT_STATUS_OK;
 }
 
-/* The best database entry for k: its index, or -1. */
-static clxent_status pick_db(const clx_device_key *k, clx_tuning_entry *best,
-                             int *found, char *err, size_t err_size) {
-    int best_score = 0;
-    *found = 0;
-    for (size_t i = 0; i < clx_tuning_db_count; ++i) {
-        clx_tuning_entry e;
-        char path[160];
-        snprintf(path, sizeof path, "host/tuning/%s (embedded)",
-                 clx_tuning_db[i].name);
-        if (clx_tuning_parse(clx_tuning_db[i].text, path, &e, err, err_size))
-            return CLXENT_STATUS_INVALID_ARGUMENT;
-        int score = clx_tuning_match(&e, k);
-        if (score > best_score) {
-            best_score = score;
-            *best = e;
-            *found = 1;
+/* Applies every database entry that matches k, the least specific first
+ * (a driver's entry, then a device's), to p; source gets "db:a+b". */
+static clxent_status apply_db(const clx_device_key *k, clx_params *p,
+                              char *source, size_t source_size, char *err,
+                              size_t err_size) {
+    for (int score = 1; score <= 5; ++score)
+        for (size_t i = 0; i < clx_tuning_db_count; ++i) {
+            clx_tuning_entry e;
+            char path[160];
+            snprintf(path, sizeof path, "host/tuning/%s (embedded)",
+                     clx_tuning_db[i].name);
+            if (clx_tuning_parse(clx_tuning_db[i].text, path, &e, err,
+                                 err_size))
+                return CLXENT_STATUS_INVALID_ARGUMENT;
+            if (clx_tuning_match(&e, k) != score) continue;
+            apply(p, &e);
+            if (strncmp(source, "db:", 3) != 0)
+                snprintf(source, source_size, "db:%s", e.name);
+            else
+                clx_appendf(source, source_size, "+%s", e.name);
         }
-    }
     return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_tuning_baseline(const clx_device_key *k, clx_params *out,
+                                  char *source, size_t source_size,
+                                  char *err, size_t err_size) {
+    clx_params_defaults(out, k->gpu);
+    snprintf(source, source_size, "defaults (%s)", k->gpu ? "gpu" : "cpu");
+    return apply_db(k, out, source, source_size, err, err_size);
 }
 
 /* The experiment variables, applied last (README, "Environment"). */
@@ -359,7 +345,7 @@ static clxent_status apply_env(clx_params *p, clx_env_fn env, char *source,
         } else {
             CLX_P(p, batch_cmax) = 0;
         }
-        append(source, source_size, " +%s=%s", direct[i].var, text);
+        clx_appendf(source, source_size, " +%s=%s", direct[i].var, text);
     }
     return CLXENT_STATUS_OK;
 }
@@ -368,16 +354,10 @@ clxent_status clx_tuning_resolve(const clx_device_key *k, clx_env_fn env,
                                  clx_params *out, char *source,
                                  size_t source_size, char *err,
                                  size_t err_size) {
-    clx_params_defaults(out, k->gpu);
-    snprintf(source, source_size, "defaults (%s)", k->gpu ? "gpu" : "cpu");
-    clx_tuning_entry e;
-    int found = 0;
-    clxent_status st = pick_db(k, &e, &found, err, err_size);
+    clxent_status st =
+        clx_tuning_baseline(k, out, source, source_size, err, err_size);
     if (st != CLXENT_STATUS_OK) return st;
-    if (found) {
-        apply(out, &e);
-        snprintf(source, source_size, "db:%s", e.name);
-    }
+    clx_tuning_entry e;
     const char *path = env("CLXENT_TUNING_FILE");
     if (path && *path) {
         char *text = NULL;
@@ -388,7 +368,7 @@ clxent_status clx_tuning_resolve(const clx_device_key *k, clx_env_fn env,
         if (bad) return CLXENT_STATUS_INVALID_ARGUMENT;
         if (clx_tuning_match(&e, k) < 0) {
             /* a file for another device: said in the source, not applied */
-            append(source, source_size,
+            clx_appendf(source, source_size,
                    " (CLXENT_TUNING_FILE %s is for another device: not "
                    "applied)",
                    path);

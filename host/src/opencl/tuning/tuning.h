@@ -47,9 +47,12 @@ int clx_tuning_parse(const char *text, const char *path, clx_tuning_entry *e,
 /* How specifically e matches the device: -1 not at all, else the number of
  * match keys it has (all of which match). */
 int clx_tuning_match(const clx_tuning_entry *e, const clx_device_key *k);
-/* Writes p as a tuning file for the device k (every parameter). */
+/* Writes p as a tuning file for the device k: the parameters that differ
+ * from baseline (what the device resolves without a file), so the file
+ * read back over the database gives p. */
 int clx_tuning_write(FILE *f, const char *name, const clx_device_key *k,
-                     const char *note, const clx_params *p);
+                     const char *note, const clx_params *p,
+                     const clx_params *baseline);
 
 /* The embedded database (the .tuning files of host/tuning, generated at
  * build time). */
@@ -63,12 +66,16 @@ extern const size_t clx_tuning_db_count;
 /* Environment lookups go through this, so tests can give their own. */
 typedef const char *(*clx_env_fn)(const char *name);
 
-/* Resolves the parameters of device k: class defaults, the best matching
- * database entry, the tuning file named by CLXENT_TUNING_FILE, then the
- * experiment variables (CLXENT_VEC, CLXENT_KT, ...). source gets what
- * applied ("db:NAME", the file's path, "+CLXENT_VEC"). On an error (a
- * corrupt database entry or tuning file, a bad variable): the status and
- * the reason in err. */
+/* The class defaults of device k with every matching database entry on
+ * top, the least specific first (a driver's, then a device's). */
+clxent_status clx_tuning_baseline(const clx_device_key *k, clx_params *out,
+                                  char *source, size_t source_size,
+                                  char *err, size_t err_size);
+/* Resolves the parameters of device k: the baseline, the tuning file
+ * named by CLXENT_TUNING_FILE, then the experiment variables (CLXENT_VEC,
+ * CLXENT_KT, ...). source gets what applied ("db:NAME+NAME", the file's
+ * path, "+CLXENT_VEC=16"). On an error (a corrupt database entry or
+ * tuning file, a bad variable): the status and the reason in err. */
 clxent_status clx_tuning_resolve(const clx_device_key *k, clx_env_fn env,
                                  clx_params *out, char *source,
                                  size_t source_size, char *err,
