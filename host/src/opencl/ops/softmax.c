@@ -32,7 +32,7 @@ static clxent_status launch_one(clxent_context *ctx, const clx_op *op,
     size_t global = p->global, L = p->L;
     if (p->runner == CLX_RUN_VEC_ROWS && p->cstride) {
         clx_a_sm_batchl v = {.sm = sm,
-                             .cache = p->L * p->cstride,
+                             .cache = p->cache,
                              .cstride = p->cstride};
         clx_set_a_sm_batchl(&a, &v);
     } else if (p->runner == CLX_RUN_VEC_ROWS) {
@@ -41,7 +41,7 @@ static clxent_status launch_one(clxent_context *ctx, const clx_op *op,
     } else if (p->runner == CLX_RUN_CACHED && p->cstride) {
         clx_a_sm_cached_l v = {.sm = sm,
                                .bl = clx_cached_block(ctx->cl, op->x.cols),
-                               .cache = p->L * p->cstride,
+                               .cache = p->cache,
                                .cstride = p->cstride};
         clx_set_a_sm_cached_l(&a, &v);
     } else if (p->runner == CLX_RUN_CACHED) {

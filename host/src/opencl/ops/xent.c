@@ -19,7 +19,7 @@ static clxent_status run_vec_rows(loss_ctx *lc, const clx_plan *p, int grad) {
         v.xent = clx_loss_xent(lc);
         v.out = clx_loss_out(lc);
         v.grad = clx_loss_grad(lc, 1);
-        v.cache = p->L * p->cstride;
+        v.cache = p->cache;
         v.cstride = p->cstride;
         clx_set_a_batchl_fused(&a, &v);
     } else if (grad) {
@@ -109,7 +109,7 @@ static clxent_status run_cached(loss_ctx *lc, const clx_plan *p) {
                                .out = clx_loss_out(lc),
                                .grad = clx_loss_grad(lc, 1),
                                .bl = bl,
-                               .cache = p->L * p->cstride,
+                               .cache = p->cache,
                                .cstride = p->cstride};
         clx_set_a_rowsl_fused(&a, &v);
     } else {

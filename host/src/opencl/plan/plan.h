@@ -110,6 +110,7 @@ typedef struct clx_plan {
     clx_geom g;       /* ROWS, SPLIT, CACHED, REGS, ELEMS */
     size_t L, global; /* VEC_ROWS, CACHED, REGS */
     size_t cstride;   /* local floats per cached row (0: none) */
+    size_t cache;     /* local floats of a group's caches (its L items') */
     unsigned ck;      /* REGS: values per item */
 } clx_plan;
 

@@ -383,6 +383,7 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         plan->L = clx_vec_rows_group(s, w->R, plan->kmax[0], item,
                                      &plan->global);
         plan->cstride = cached ? clx_cache_stride(s, w->C) : 0;
+        plan->cache = plan->L * item; /* 16 rows per item */
         break;
     }
     case CLX_RUN_REGS: {
@@ -401,6 +402,7 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
                                      plan->cstride);
         plan->g.groups = (w->R + plan->g.L - 1) / plan->g.L;
         plan->L = plan->g.L;
+        plan->cache = plan->L * plan->cstride; /* a row per item */
         plan->global = plan->g.groups * plan->g.L;
         break;
     }
