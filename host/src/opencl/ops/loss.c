@@ -109,6 +109,21 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
     return CLXENT_STATUS_OK;
 }
 
+/* CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST when an event of the
+ * call's wait list ended with an error, else CL_SUCCESS. */
+static cl_int failed_wait_event(const clxent_events *events) {
+    if (!events) return CL_SUCCESS;
+    for (cl_uint i = 0; i < events->num_wait; ++i) {
+        cl_int status = CL_COMPLETE;
+        cl_int err = CLX_CL(clGetEventInfo(
+            events->wait_list[i], CL_EVENT_COMMAND_EXECUTION_STATUS,
+            sizeof status, &status, NULL));
+        if (err != CL_SUCCESS) return err;
+        if (status < 0) return CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST;
+    }
+    return CL_SUCCESS;
+}
+
 /* The end of an operation with a synchronous check: waits for the verdict
  * (its kernels are queued behind it by now) and turns a bad target into
  * TARGET_OUT_OF_RANGE (the guarded kernels wrote nothing). On any failure
@@ -125,6 +140,17 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
         err = CLX_CL(clWaitForEvents(1, &lc->verdict));
     }
     CLX_RELEASE(clReleaseEvent, lc->verdict);
+    /* A failed event of the wait list: some drivers (Intel's CPU runtime)
+     * still complete the read, of a verdict the check never wrote. */
+    if (err == CL_SUCCESS) {
+        what = "an event of the wait list";
+        err = failed_wait_event(op->events);
+    }
+    if (err == CL_SUCCESS &&
+        (s->sync_verdict[0] < -1 || s->sync_verdict[0] >= (cl_long)lc->w.R)) {
+        what = "the verdict's row";
+        err = CL_INVALID_VALUE; /* not what the check writes: not ours */
+    }
     if (st == CLXENT_STATUS_OK && err != CL_SUCCESS)
         /* The verdict waits for the wait list too: the caller must learn
          * that, and which mode does not wait. */
