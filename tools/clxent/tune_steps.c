@@ -50,6 +50,11 @@ static const tune_step steps[] = {
      {0}, {256, 512, 1024, 2048, 4096, ENDV}, "block of the cached rows"},
     {"small_group", STEP_VALUES, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD),
      0, {0}, {16, 32, 64, 128, ENDV}, "group of the lanes and batch kernels"},
+    {"reduce_slots", STEP_VALUES, 1, OPB(OPS_NLL) | OPB(OPS_CE_FORWARD), 0,
+     {0}, {32, 64, 128, 512, 1024, ENDV},
+     "when the target check and reduction take a second level"},
+    {"reduce_group", STEP_VALUES, 1, OPB(OPS_NLL) | OPB(OPS_CE_FORWARD), 0,
+     {0}, {16, 32, 128, 256, ENDV}, "group of the check and reduction"},
     {"row_group", STEP_VALUES, 0, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD) |
      OPB(OPS_SOFTMAX), 0, {0}, {64, 128, 256, 512, 1024, ENDV},
      "group of the rows kernels"},
