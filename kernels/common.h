@@ -11,6 +11,8 @@
  *   VEC       elements per vector load: 1 (GPUs: lid-strided, coalesced) or
  *             4/8/16 (CPUs: explicit SIMD inside a work-item)
  *   KT        vector loads per tile (one max and one rescale per tile)
+ *   XF        1: the logit transforms (kernel arguments xa, xcap) apply
+ *             to every logit loaded; 0: none (the arguments are ignored)
  * Everything else (shapes, strides, offsets, items per row) is a runtime
  * kernel argument. Offsets are ulong: rows*stride may exceed 2^31. */
 #ifndef CLXENT_KERNELS_COMMON_H
@@ -32,6 +34,9 @@
 #endif
 #ifndef KT
 #define KT 4
+#endif
+#ifndef XF
+#define XF 0
 #endif
 #ifndef NB
 #define NB 16 /* tiles per block of the CPU two-sweep stats (acc_range) */
@@ -229,6 +234,9 @@ inline void vstore_bf16_tail(vf v, global ushort *p, uint n) {
 #define VSTY(p, i, v) CAT(VST_, Y_T)(p, i, v)
 #define VLDF(p, i) VLD_0(p, i)
 
+/* Column-index vector of a tile at pos (for the target column). */
+inline vi col_ids(uint pos) { return (vi)(int)pos + IOTA; }
+
 /* Loads VEC elements at pos of a row whose valid part ends at ce; lanes
  * past the end read `fill` (vector loads need only element alignment). */
 #define DEF_GUARDED_LOAD(NAME, TYPE, VLD, LD1, T)                              \
@@ -270,6 +278,46 @@ DEF_GUARDED_LOAD(gload_f, float, VLD_0, LD1_0, 0)
 DEF_GUARDED_STORE(gstore_x, XS, VSTX, ST1X, X_T)
 DEF_GUARDED_STORE(gstore_y, YS, VSTY, ST1Y, Y_T)
 DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0, 0)
+
+/* ---- the logit transforms (docs/semantics.md) ----
+ * x' = xa*x, then with xcap > 0, x' = xcap*tanh(x'/xcap); the derivative
+ * dx'/dx from x' alone: xa*(1 - (x'/xcap)^2), or xa. XLD/XGLD load x
+ * transformed; a guarded load's filler is not transformed (a -inf filler
+ * stays -inf, where tanh would make it -xcap). */
+inline vf xf_v(vf v, float xa, float xcap) {
+    v *= xa;
+    if (xcap > 0.0f) v = xcap * tanh(v / xcap);
+    return v;
+}
+inline float xf_s(float v, float xa, float xcap) {
+    v *= xa;
+    if (xcap > 0.0f) v = xcap * tanh(v / xcap);
+    return v;
+}
+inline vf xf_dv(vf xp, float xa, float xcap) {
+    if (xcap > 0.0f) {
+        vf th = xp / xcap;
+        return xa * (1.0f - th * th);
+    }
+    return (vf)xa;
+}
+inline vf gload_xt(const global XS *p, uint pos, uint ce, float fill,
+                   float xa, float xcap) {
+    vf v = xf_v(gload_x(p, pos, ce, 0.0f), xa, xcap);
+    if (pos + VEC <= ce) return v;
+    return select((vf)fill, v, col_ids(pos) < (vi)(int)ce);
+}
+#if XF
+#define XLD(p, i) xf_v(VLDX(p, i), xa, xcap)
+#define XGLD(p, pos, ce, fill) gload_xt(p, pos, ce, fill, xa, xcap)
+#define XLD1(p, i) xf_s(LD1X(p, i), xa, xcap)
+#define XDERIV(xp) xf_dv(xp, xa, xcap)
+#else
+#define XLD(p, i) VLDX(p, i)
+#define XGLD(p, pos, ce, fill) gload_x(p, pos, ce, fill)
+#define XLD1(p, i) LD1X(p, i)
+#define XDERIV(xp) ((vf)1.0f)
+#endif
 
 /* ---- the synchronous target check's verdict ----
  * xent_check (nll.cl) writes the first bad row, or -1, at long index
@@ -369,8 +417,6 @@ inline void hsum2(vf hi, vf lo, float *h, float *l) {
 #endif
 }
 
-/* Column-index vector of a tile at pos (for the target column). */
-inline vi col_ids(uint pos) { return (vi)(int)pos + IOTA; }
 
 /* Work mapping shared by the row kernels: a group of L items serves L/T
  * units, T consecutive items per unit. A unit is chunk k of row r when a

@@ -23,6 +23,7 @@
 #define CLX_SM_EXPSUM 1
 #define CLX_SM_LOG_SOFTMAX 2
 #define CLX_SM_SOFTMAX 3
+#define CLX_SM_COPY 4 /* nd_sm only */
 /* How xent_check reports (argument `mode`): the synchronous check's
  * verdict in scratch, or the deferred check's in the status buffer, the
  * first one of a batch of calls (overwrite) or a later one (an earlier
@@ -38,6 +39,11 @@
 #define CLX_LANES_CMAX_LIMIT 128
 /* Rows per work-item of the batch kernels (batch.h). */
 #define CLX_BATCH_ROWS 16
+/* The N-d cached kernel (nd_cached_fused) holds a row's classes in a
+ * private array of at most this many vectors. */
+#define CLX_ND_CMAX_LIMIT 256
+/* Classes per block of the N-d kernels' online statistics. */
+#define CLX_ND_BLOCK 8
 
 /* ---- memory layouts ---- */
 
@@ -84,7 +90,8 @@
     p_(CX, t) s_() p_(ULONG, t_off) s_() p_(ULONG, t_ld) s_() p_(CF, w) s_()           \
     p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(FLOAT, eps) s_() p_(FLOAT, zeta) s_() \
     p_(FLOAT, G) s_() p_(FLOAT, den) s_() p_(INT, den_scr) s_() p_(CF, scr) s_()       \
-    p_(CF, gr) s_() p_(ULONG, gr_off) s_() p_(INT, has_gr) s_() p_(INT, guard)
+    p_(CF, gr) s_() p_(ULONG, gr_off) s_() p_(INT, has_gr) s_() p_(INT, guard) s_()   \
+    p_(FLOAT, xa) s_() p_(FLOAT, xcap)
 /* Where per-row losses and the lse go. */
 #define CLX_G_out(p_, s_)                                                        \
     p_(GF, loss) s_() p_(ULONG, loss_off) s_() p_(GF, lse) s_() p_(ULONG, lse_off)    \
@@ -96,7 +103,23 @@
     p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(UINT, R) s_()         \
     p_(UINT, C) s_() p_(CF, mx) s_() p_(ULONG, mx_off) s_() p_(GF, vo) s_()            \
     p_(ULONG, vo_off) s_() p_(GY, yo) s_() p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_()  \
-    p_(INT, what)
+    p_(INT, what) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap)
+/* The N-d kernels' (nd.cl) logits, targets and options: element (o, c, i)
+ * of x at x_off + o*x_so + c*x_sc + i*x_si (probabilities t alike);
+ * per-row arrays (y, gr, loss, lse) compact, row r = o*I + i at off + r. */
+#define CLX_G_nd(p_, s_)                                                         \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_so) s_() p_(ULONG, x_sc) s_()     \
+    p_(ULONG, x_si) s_() p_(UINT, O) s_() p_(UINT, C) s_() p_(UINT, I) s_()            \
+    p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_() p_(CX, t) s_()            \
+    p_(ULONG, t_off) s_() p_(ULONG, t_so) s_() p_(ULONG, t_sc) s_()                    \
+    p_(ULONG, t_si) s_() p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_()      \
+    p_(FLOAT, eps) s_() p_(FLOAT, zeta) s_() p_(FLOAT, G) s_() p_(FLOAT, den) s_()     \
+    p_(INT, den_scr) s_() p_(CF, scr) s_() p_(CF, gr) s_() p_(ULONG, gr_off) s_()      \
+    p_(INT, has_gr) s_() p_(INT, guard) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap)
+/* The N-d gradient (or output) tensor. */
+#define CLX_G_ndgrad(p_, s_)                                                     \
+    p_(GX, gm) s_() p_(ULONG, g_off) s_() p_(ULONG, g_so) s_() p_(ULONG, g_sc) s_()    \
+    p_(ULONG, g_si)
 
 /* Every kernel: X(name, file, the shape of its argument list). */
 #define CLX_KERNEL_LIST(X)                                                     \
@@ -131,7 +154,15 @@
     X(loss_reduce, "nll.cl", loss_reduce)                                      \
     X(nll_fwd, "nll.cl", nll_fwd)                                              \
     X(nll_bwd, "nll.cl", nll_bwd)                                              \
-    X(copy_rows, "copy.cl", copy_rows)
+    X(copy_rows, "copy.cl", copy_rows)                                         \
+    X(stage_rows, "copy.cl", stage_rows)                                       \
+    X(z_rows, "nll.cl", z_rows)                                                \
+    X(nd_fused, "nd.cl", nd_fused)                                             \
+    X(nd_cached_fused, "nd.cl", nd_fused)                                      \
+    X(nd_fwd, "nd.cl", nd_fwd)                                                 \
+    X(nd_bwd, "nd.cl", nd_bwd)                                                 \
+    X(nd_sm, "nd.cl", nd_sm)                                                   \
+    X(nd_nll_bwd, "nd.cl", nd_nll_bwd)
 
 /* The argument lists, by shape: CLX_A_<shape>. */
 #define CLX_SHAPE_LIST(X)                                                      \
@@ -159,7 +190,14 @@
     X(loss_reduce)                                                             \
     X(nll_fwd)                                                                 \
     X(nll_bwd)                                                                 \
-    X(copy_rows)
+    X(copy_rows)                                                               \
+    X(stage_rows)                                                              \
+    X(z_rows)                                                                  \
+    X(nd_fused)                                                                \
+    X(nd_fwd)                                                                  \
+    X(nd_bwd)                                                                  \
+    X(nd_sm)                                                                   \
+    X(nd_nll_bwd)
 
 #define CLX_A_rows_fused(g_, p_, s_)                                              \
     g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, T) s_() p_(LST, red)
@@ -214,9 +252,11 @@
     p_(INT, den_scr) s_() p_(INT, any_valid) s_() p_(INT, normalizer) s_()    \
     p_(INT, zero_policy) s_() p_(CF, scr) s_() p_(GF, part) s_()                     \
     p_(ULONG, part_off) s_() p_(INT, guard) s_() p_(LF, red)
+/* nll_fwd: element (r, c) at x_off + (r/I)*x_so + c*x_sc + (r%I)*x_si (a
+ * matrix: x_so its row stride, x_sc 1, I 1). */
 #define CLX_A_nll_fwd(g_, p_, s_)                                                 \
-    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(UINT, R) s_()         \
-    p_(UINT, C) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_()          \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_so) s_() p_(ULONG, x_sc) s_()     \
+    p_(ULONG, x_si) s_() p_(UINT, I) s_() p_(UINT, R) s_() p_(UINT, C) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_()          \
     p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(GF, loss) s_()         \
     p_(ULONG, loss_off) s_() p_(CF, scr) s_() p_(INT, guard)
 #define CLX_A_nll_bwd(g_, p_, s_)                                                 \
@@ -230,6 +270,37 @@
     p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_ld) s_() p_(GY, y) s_()           \
     p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_() p_(UINT, R) s_() p_(UINT, C) s_()       \
     p_(UINT, T) s_() p_(UINT, P) s_() p_(UINT, CH)
+/* Per-row arrays between strided and compact (words 32-bit words per
+ * element: 1 for f32/i32, 2 for i64): element (o, i) at
+ * (off + o*so + i*si)*words on each side. */
+#define CLX_A_stage_rows(g_, p_, s_)                                              \
+    p_(CU, src) s_() p_(ULONG, s_off) s_() p_(ULONG, s_so) s_() p_(ULONG, s_si) s_()   \
+    p_(GU, dst) s_() p_(ULONG, d_off) s_() p_(ULONG, d_so) s_() p_(ULONG, d_si) s_()   \
+    p_(UINT, O) s_() p_(UINT, I) s_() p_(UINT, words)
+/* The z-loss part per row, zeta*lse^2 (0 for ignored rows), from the lse. */
+#define CLX_A_z_rows(g_, p_, s_)                                                  \
+    p_(CF, lse) s_() p_(ULONG, lse_off) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_()    \
+    p_(LONG, ii) s_() p_(INT, has_y) s_() p_(UINT, R) s_() p_(FLOAT, zeta) s_()        \
+    p_(GF, out) s_() p_(ULONG, out_off) s_() p_(CF, scr) s_() p_(INT, guard)
+#define CLX_A_nd_fused(g_, p_, s_) g_(nd) s_() g_(out) s_() g_(ndgrad)
+#define CLX_A_nd_fwd(g_, p_, s_) g_(nd) s_() g_(out)
+#define CLX_A_nd_bwd(g_, p_, s_)                                                  \
+    g_(nd) s_() p_(CF, lse_in) s_() p_(ULONG, lse_in_off) s_() g_(ndgrad)
+/* The row primitives and the copy over N-d tensors (what: CLX_SM_* or
+ * CLX_SM_COPY): input x, given max mx, per-row output vo, tensor yo. */
+#define CLX_A_nd_sm(g_, p_, s_)                                                   \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_so) s_() p_(ULONG, x_sc) s_()     \
+    p_(ULONG, x_si) s_() p_(UINT, O) s_() p_(UINT, C) s_() p_(UINT, I) s_()            \
+    p_(CF, mx) s_() p_(ULONG, mx_off) s_() p_(GF, vo) s_() p_(ULONG, vo_off) s_()      \
+    p_(GY, yo) s_() p_(ULONG, y_off) s_() p_(ULONG, y_so) s_() p_(ULONG, y_sc) s_()    \
+    p_(ULONG, y_si) s_() p_(INT, what) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap)
+#define CLX_A_nd_nll_bwd(g_, p_, s_)                                              \
+    p_(GX, g) s_() p_(ULONG, g_off) s_() p_(ULONG, g_so) s_() p_(ULONG, g_sc) s_()     \
+    p_(ULONG, g_si) s_() p_(UINT, O) s_() p_(UINT, C) s_() p_(UINT, I) s_()            \
+    p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(LONG, ii) s_() p_(CF, w) s_()            \
+    p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(FLOAT, G) s_() p_(FLOAT, den) s_()    \
+    p_(INT, den_scr) s_() p_(CF, scr) s_() p_(CF, gr) s_() p_(ULONG, gr_off) s_()      \
+    p_(INT, has_gr) s_() p_(INT, guard)
 
 /* ---- the kernels' side ---- */
 #if defined(__OPENCL_C_VERSION__) || defined(__OPENCL_VERSION__)
@@ -240,6 +311,8 @@
 #define CLX_KT_CF const global float *
 #define CLX_KT_GF global float *
 #define CLX_KT_GL global long *
+#define CLX_KT_CU const global uint *
+#define CLX_KT_GU global uint *
 #define CLX_KT_ULONG ulong
 #define CLX_KT_UINT uint
 #define CLX_KT_INT int

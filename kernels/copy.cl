@@ -54,3 +54,15 @@ kernel void copy_rows(CLX_PARAMS(copy_rows)) {
     }
 #endif
 }
+
+/* A per-row array between a strided and a compact layout (the host
+ * stages strided targets, lse, grad_rows and losses of the N-d calls
+ * through it): words 32-bit words per element, copied as bits. */
+kernel void stage_rows(CLX_PARAMS(stage_rows)) {
+    ulong r = get_global_id(0);
+    if (r >= (ulong)O * I) return;
+    ulong o = r / I, i = r % I;
+    ulong sa = (s_off + o * s_so + i * s_si) * words;
+    ulong da = (d_off + o * d_so + i * d_si) * words;
+    for (uint k = 0; k < words; ++k) dst[da + k] = src[sa + k];
+}

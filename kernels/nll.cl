@@ -280,7 +280,8 @@ kernel void nll_fwd(CLX_PARAMS(nll_fwd)) {
             l = NAN;
         else
             l = -((has_w ? w[w_off + yv] : 1.0f) *
-                  LD1X(x, x_off + r * x_ld + (ulong)yv));
+                  LD1X(x, x_off + (r / I) * x_so + (ulong)yv * x_sc +
+                              (r % I) * x_si));
     }
     loss[loss_off + r] = l;
 }
@@ -310,4 +311,20 @@ kernel void nll_bwd(CLX_PARAMS(nll_bwd)) {
             vf d = select((vf)0.0f, (vf)gv, col_ids(pos) == (vi)ycol);
             gstore_x(gp, pos, u.ce, d);
         }
+}
+
+/* The z-loss part of each row, zeta*lse^2 from the lse the loss kernel
+ * wrote; 0 for an ignored row (has_y: class indices), NaN for a bad one
+ * as its loss. Into the output (reduction none) or scratch for
+ * loss_reduce. */
+kernel void z_rows(CLX_PARAMS(z_rows)) {
+    ulong r = get_global_id(0);
+    if (r >= R || sync_bad(scr, guard)) return;
+    float v = lse[lse_off + r];
+    float z = zeta * v * v;
+    if (has_y) {
+        long yv = (long)y[y_off + r];
+        if (yv == ii) z = 0.0f;
+    }
+    out[out_off + r] = z;
 }

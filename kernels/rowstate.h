@@ -115,10 +115,12 @@ inline void acc_add(acc_t *q, vf v, vf a, vi act, const int partial,
 
 /* Accumulates the columns [cb, ce) of one row that this item owns: tiles
  * of KT vectors, item `lane` of T taking vector j*T + lane of each tile
- * (coalesced for VEC == 1). xr/tr/w point at column 0 of the row. */
+ * (coalesced for VEC == 1). xr/tr/w point at column 0 of the row. The
+ * logits are transformed by xa, xcap in XF builds (common.h). */
 inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
                       const global float *w, int has_w, float ome, float epc,
-                      uint cb, uint ce, uint lane, uint T, const int am) {
+                      uint cb, uint ce, uint lane, uint T, float xa,
+                      float xcap, const int am) {
     const uint span = T * KT * VEC;
     uint c0 = cb;
     vi all = (vi)(-1);
@@ -151,8 +153,8 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
                 uint pos = c0 + (b * T + lane) * VEC;
                 if (pos >= be) break;
                 tv = nanmaxv(tv, pos + VEC <= be
-                                     ? VLDX(xr, pos)
-                                     : gload_x(xr, pos, be, -INFINITY));
+                                     ? XLD(xr, pos)
+                                     : XGLD(xr, pos, be, -INFINITY));
             }
             acc_raise(q, hmax(tv), am);
             if (q->m == -INFINITY) continue;
@@ -161,8 +163,8 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
                 vf e[KT];
                 for (int j = 0; j < KT; ++j) {
                     uint pos = c0 + ((t0 + j) * T + lane) * VEC;
-                    vf v = pos + VEC <= be ? VLDX(xr, pos)
-                                           : gload_x(xr, pos, be, -INFINITY);
+                    vf v = pos + VEC <= be ? XLD(xr, pos)
+                                           : XGLD(xr, pos, be, -INFINITY);
                     e[j] = exp(v - q->m);
                 }
                 for (int w2 = KT / 2; w2 >= 1; w2 /= 2)
@@ -177,7 +179,7 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
         vf v[KT], a[KT];
         for (int j = 0; j < KT; ++j) {
             uint pos = c0 + (j * T + lane) * VEC;
-            v[j] = AM_READS_X(am) ? VLDX(xr, pos) : (vf)0.0f;
+            v[j] = AM_READS_X(am) ? XLD(xr, pos) : (vf)0.0f;
             a[j] = AM_HAS_A(am) ? tile_a(am, w, has_w, tr, pos, ce, ome, epc)
                                 : (vf)0.0f;
         }
@@ -207,7 +209,7 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
         for (int j = 0; j < KT; ++j) {
             uint pos = c0 + (j * T + lane) * VEC;
             act[j] = ((vi)(int)pos + IOTA) < (vi)(int)ce;
-            v[j] = AM_READS_X(am) ? gload_x(xr, pos, ce, -INFINITY)
+            v[j] = AM_READS_X(am) ? XGLD(xr, pos, ce, -INFINITY)
                                   : (vf)0.0f;
             a[j] = AM_HAS_A(am) ? select((vf)0.0f,
                                          tile_a(am, w, has_w, tr, pos, ce,

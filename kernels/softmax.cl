@@ -17,24 +17,26 @@
 
 /* This item's share of columns [cb, ce) of row r. */
 inline st_t sm_acc(const global XS *xr, float m0, uint cb, uint ce,
-                   uint lane, uint T, int live, const int am) {
+                   uint lane, uint T, int live, float xa, float xcap,
+                   const int am) {
     acc_t q;
     acc_init(&q, m0);
     if (live)
         acc_range(&q, xr, xr, (const global float *)0, 0, 1.0f, 0.0f, cb, ce,
-                  lane, T, am);
+                  lane, T, xa, xcap, am);
     return acc_final(&q);
 }
 
 /* out = (x - m) - lS, or its exp. */
 inline void sm_write(global YS *yr, const global XS *xr, uint cb, uint ce,
-                     uint lane, uint T, float m, float lS, int log_form) {
+                     uint lane, uint T, float m, float lS, int log_form,
+                     float xa, float xcap) {
     const uint span = T * KT * VEC;
     for (uint c0 = cb; c0 < ce; c0 += span)
         for (int j = 0; j < KT; ++j) {
             uint pos = c0 + (j * T + lane) * VEC;
             if (pos >= ce) break;
-            vf lp = (gload_x(xr, pos, ce, 0.0f) - m) - lS;
+            vf lp = (XGLD(xr, pos, ce, 0.0f) - m) - lS;
             gstore_y(yr, pos, ce, log_form ? lp : exp(lp));
         }
 }
@@ -42,15 +44,16 @@ inline void sm_write(global YS *yr, const global XS *xr, uint cb, uint ce,
 /* The state of a unit, merged over its T items (all items call it). */
 inline st_t sm_unit_state(const global XS *xr, float m0, uint cb, uint ce,
                           uint lane, uint T, int live, int what,
-                          local st_t *red, const int reduce) {
+                          float xa, float xcap, local st_t *red,
+                          const int reduce) {
     int am = what == CLX_SM_MAX ? AM_MAX : what == CLX_SM_EXPSUM ? AM_FIXED : AM_STATS;
     st_t st;
     if (what == CLX_SM_MAX)
-        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_MAX);
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, xa, xcap, AM_MAX);
     else if (what == CLX_SM_EXPSUM)
-        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_FIXED);
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, xa, xcap, AM_FIXED);
     else
-        st = sm_acc(xr, m0, cb, ce, lane, T, live, AM_STATS);
+        st = sm_acc(xr, m0, cb, ce, lane, T, live, xa, xcap, AM_STATS);
     return reduce ? seg_reduce(red, st, get_local_id(0), lane, T, am) : st;
 }
 
@@ -63,7 +66,7 @@ inline void sm_finish(SM_PARAMS, st_t st, ulong r, uint cb, uint ce,
         if (owner) vo[vo_off + r] = fin(st.sh, st.sl);
     } else {
         sm_write(yo + y_off + r * y_ld, x + x_off + r * x_ld, cb, ce, lane, T,
-                 st.m, log(st_sum(st)), what == CLX_SM_LOG_SOFTMAX);
+                 st.m, log(st_sum(st)), what == CLX_SM_LOG_SOFTMAX, xa, xcap);
     }
 }
 
@@ -74,21 +77,21 @@ inline void sm_rows_body(SM_PARAMS, uint T, local st_t *red,
     ulong r = active ? u.row : 0;
     float m0 = what == CLX_SM_EXPSUM ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, 0, C, u.lane, T,
-                            active, what, red, reduce);
+                            active, what, xa, xcap, red, reduce);
     if (!active) return;
     sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
-              what, st, r, 0, C, u.lane, T, u.lane == 0);
+              what, xa, xcap, st, r, 0, C, u.lane, T, u.lane == 0);
 }
 
 kernel void sm_rows(CLX_PARAMS(sm_rows)) {
     sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
-                 y_ld, what, T, red, 1);
+                 y_ld, what, xa, xcap, T, red, 1);
 }
 
 /* One item per row (T must be 1): no barrier. */
 kernel void sm_rows1(CLX_PARAMS(sm_rows)) {
     sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
-                 y_ld, what, 1, red, 0);
+                 y_ld, what, xa, xcap, 1, red, 0);
 }
 
 /* Split rows, pass 1: state of chunk k of row r into
@@ -100,7 +103,7 @@ kernel void sm_part(CLX_PARAMS(sm_part)) {
     ulong r = active ? u.row : 0;
     float m0 = what == CLX_SM_EXPSUM ? mx[mx_off + r] : -INFINITY;
     st_t st = sm_unit_state(x + x_off + r * x_ld, m0, u.cb, u.ce, u.lane, L,
-                            active, what, red, 1);
+                            active, what, xa, xcap, red, 1);
     if (!active || u.lane != 0) return;
     global float *o = part + part_off + (r * P + u.chunk) * CLX_PART_FLOATS;
     store_part(o, st);
@@ -126,7 +129,7 @@ kernel void sm_split_out(CLX_PARAMS(sm_split_out)) {
     st = seg_reduce(red, st, lid, lid, L, am);
     if (!active) return;
     sm_finish(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off, y_ld,
-              what, st, r, u.cb, u.ce, u.lane, L, lid == 0 && u.chunk == 0);
+              what, xa, xcap, st, r, u.cb, u.ce, u.lane, L, lid == 0 && u.chunk == 0);
 }
 
 /* Small C on CPUs (VEC > 1): VEC rows per item, a row per vector lane

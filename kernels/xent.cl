@@ -26,7 +26,7 @@ inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
     /* x_y before any barrier: in place, the gradient overwrites it. */
     float xy = 0.0f;
     if (TGT != CLX_TGT_PROBS && live && u.lane == 0)
-        xy = LD1X(x + x_off + r * x_ld, ri.ycol);
+        xy = XLD1(x + x_off + r * x_ld, ri.ycol);
     /* ignored rows still get their lse when it is asked for */
     st_t st = row_acc(XENT_ARGS, r, 0, C, u.lane, T,
                       live || (active && has_lse), smooth);
@@ -83,7 +83,7 @@ kernel void xent_part(CLX_PARAMS(xent_part)) {
         if (live)
             acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld,
                       w + w_off, has_w, 1.0f - eps, eps / (float)C, u.cb,
-                      u.ce, u.lane, L, AM_AONLY);
+                      u.ce, u.lane, L, xa, xcap, AM_AONLY);
         st = acc_final(&q);
     } else {
         /* every row: an ignored row still has an lse */
@@ -96,7 +96,7 @@ kernel void xent_part(CLX_PARAMS(xent_part)) {
     store_part(o, st);
     float xy = 0.0f;
     if (TGT != CLX_TGT_PROBS && live && u.chunk == 0)
-        xy = LD1X(x + x_off + r * x_ld, ri.ycol);
+        xy = XLD1(x + x_off + r * x_ld, ri.ycol);
     o[7] = xy;
 }
 
@@ -153,8 +153,8 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     acc_init(&q, 0.0f);
     if (live && !use_part)
         acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld, w + w_off,
-                  has_w, 1.0f - eps, eps / (float)C, 0, C, u.lane, T,
-                  AM_AONLY);
+                  has_w, 1.0f - eps, eps / (float)C, 0, C, u.lane, T, xa,
+                  xcap, AM_AONLY);
     st_t st = acc_final(&q);
     if (use_part) {
         st = st_empty(0.0f);
@@ -176,7 +176,7 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
                t + t_off + r * t_ld, w + w_off, has_w, u.cb, u.ce, u.lane, T,
                !live, lse_v, 0.0f, g, k1, (1.0f - eps) * ri.wy, ri.ycol,
-               1.0f - eps, eps / (float)C, eps > 0.0f);
+               1.0f - eps, eps / (float)C, eps > 0.0f, xa, xcap);
 }
 
 #define XENT_BWD_PARAMS CLX_PARAMS(xent_bwd)

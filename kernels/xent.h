@@ -84,14 +84,16 @@ inline float row_loss(st_t st, float xy, rowinfo ri, float eps, float zeta,
 /* Writes the gradient of columns [cb, ce) of one row, this item's share.
  * p = exp((x - m) - lS); d = p*k1 - [c == y]*tw - (eps/C)*w_c (index) or
  * p*k1 - w_c*((1-eps)*t_c + eps/C) (probabilities); the row's store gets
- * g*d, formed in f32 before rounding. zero: only zeros, x is not read.
+ * g*d, formed in f32 before rounding (XF: times dx'/dx, the chain rule).
+ * zero: only zeros, x is not read.
  * g_row may be x_row (in place): each element is read before it is
  * written, by the same item. */
 inline void grad_range(global XS *g_row, const global XS *xr,
                        const global XS *tr, const global float *w, int has_w,
                        uint cb, uint ce, uint lane, uint T, int zero, float m,
                        float lS, float g, float k1, float tw, int ycol,
-                       float ome, float epc, int smooth) {
+                       float ome, float epc, int smooth, float xa,
+                       float xcap) {
     const uint span = T * KT * VEC;
     for (uint c0 = cb; c0 < ce; c0 += span) {
         for (int j = 0; j < KT; ++j) {
@@ -99,7 +101,7 @@ inline void grad_range(global XS *g_row, const global XS *xr,
             if (pos >= ce) break;
             vf out = (vf)0.0f;
             if (!zero) {
-                vf v = gload_x(xr, pos, ce, 0.0f);
+                vf v = XGLD(xr, pos, ce, 0.0f);
                 vf p = exp((v - m) - lS);
                 vf d = p * k1;
 #if TGT == CLX_TGT_PROBS
@@ -111,6 +113,7 @@ inline void grad_range(global XS *g_row, const global XS *xr,
                     d -= epc * (has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f);
 #endif
                 out = g * d;
+                if (XF) out *= XDERIV(v); /* the chain rule */
             }
             gstore_x(g_row, pos, ce, out);
         }
@@ -154,7 +157,7 @@ inline void row_finish(XENT_PARAMS, global float *loss, ulong loss_off,
     grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
                t + t_off + r * t_ld, w + w_off, has_w, cb, ce, lane, T, !live,
                st.m, log(st_sum(st)), g, k1, (1.0f - eps) * ri.wy, ri.ycol,
-               1.0f - eps, eps / (float)C, eps > 0.0f);
+               1.0f - eps, eps / (float)C, eps > 0.0f, xa, xcap);
 }
 
 /* The state of this item's share of columns [cb, ce) of row r. */
@@ -168,10 +171,10 @@ inline st_t row_acc(XENT_PARAMS, ulong r, uint cb, uint ce, uint lane,
         float ome = 1.0f - eps, epc = eps / (float)C;
         if (smooth)
             acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
-                      AM_B);
+                      xa, xcap, AM_B);
         else
             acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
-                      AM_STATS);
+                      xa, xcap, AM_STATS);
     }
     return acc_final(&q);
 }

@@ -526,6 +526,157 @@ CLXENT_API clxent_status clxent_copy(clxent_context *ctx, const clxent_matrix *s
                           const clxent_events *events);
 
 /* ------------------------------------------------------------------ */
+/* Tensors with the class axis anywhere (docs/semantics.md, "Layouts"):
+ * PyTorch's (N, C, d1..dk) inputs, unbatched (C) inputs, softmax over any
+ * dim, without a transpose. The matrix calls above are the case inner 1. */
+
+#define CLXENT_MAX_INNER_DIMS 7
+
+/* A tensor seen as outer x classes x inner: element (o, c, i) lies at
+ * offset + o*outer_stride + c*class_stride + i*inner_stride elements. A
+ * row is one (o, i) position; its classes lie class_stride apart.
+ * PyTorch's contiguous (N, C, d1..dk): outer N, classes C, inner
+ * d1*...*dk, strides C*inner, inner and 1 (clxent_tensor_of). A row-major
+ * matrix: inner 1, class stride 1, outer stride its row stride
+ * (clxent_tensor_from_matrix). Per-row arrays (targets, losses, lse,
+ * grad_rows, row statistics) are tensors with classes 1, whose class
+ * stride is not used. Outputs may not overlap themselves (each element at
+ * its own address); inputs may (a stride of 0 repeats an element).
+ * inner_dims, when inner_rank > 0, are the dimensions d1..dk whose product
+ * is inner: messages then name a position as PyTorch indexes it,
+ * (n, d1, d2), besides the flat row. */
+typedef struct clxent_tensor {
+    clxent_buffer *buffer;
+    size_t offset; /* elements */
+    size_t outer, classes, inner;
+    size_t outer_stride, class_stride, inner_stride; /* elements */
+    clxent_dtype dtype;
+    unsigned inner_rank;
+    size_t inner_dims[CLXENT_MAX_INNER_DIMS];
+} clxent_tensor;
+
+/* A contiguous outer x classes x inner tensor at the start of buffer. */
+static inline clxent_tensor clxent_tensor_of(clxent_buffer *buffer,
+                                             size_t outer, size_t classes,
+                                             size_t inner,
+                                             clxent_dtype dtype) {
+    clxent_tensor t = {buffer, 0,        outer, classes, inner,
+                       classes * inner, inner, 1,     dtype, 0, {0}};
+    return t;
+}
+/* A contiguous per-row array (outer x inner, classes 1). */
+static inline clxent_tensor clxent_rows_of(clxent_buffer *buffer,
+                                           size_t outer, size_t inner,
+                                           clxent_dtype dtype) {
+    return clxent_tensor_of(buffer, outer, 1, inner, dtype);
+}
+/* The tensor of a matrix (inner 1) and of a vector (a row per element). */
+static inline clxent_tensor clxent_tensor_from_matrix(const clxent_matrix *m) {
+    clxent_tensor t = {m->buffer, m->offset, m->rows, m->cols, 1,
+                       m->stride, 1,         1,       m->dtype, 0, {0}};
+    return t;
+}
+static inline clxent_tensor clxent_tensor_from_vector(const clxent_vector *v) {
+    clxent_tensor t = {v->buffer, v->offset, v->length, 1, 1,
+                       1,         1,         1,         v->dtype, 0, {0}};
+    return t;
+}
+
+/* Targets of a tensor: exactly one of indices (outer x inner, int32/int64)
+ * and probs (the logits' shape and dtype) has a buffer. */
+typedef struct clxent_tensor_targets {
+    clxent_tensor indices;
+    clxent_tensor probs;
+} clxent_tensor_targets;
+
+/* The options of the tensor calls. It grows at its end: size tells the
+ * library which fields the caller's clxent.h had, so a program built
+ * against an older header keeps working (the fields it did not know take
+ * their defaults). Always start from CLXENT_OPTIONS_INIT or
+ * clxent_options_init. */
+typedef struct clxent_options {
+    size_t size;              /* sizeof(clxent_options) as compiled */
+    clxent_loss_options loss; /* as for the matrix calls */
+    /* Logit transforms, applied to every logit before everything else in
+     * the same pass (the transformed logits are never stored), the
+     * gradient by the chain rule: first x' = logit_scale * x (default 1),
+     * then with softcap > 0, x' = softcap * tanh(x' / softcap) (Gemma 2;
+     * 0 = off). A lse saved for backward is the lse of x'. */
+    float softcap;
+    float logit_scale;
+} clxent_options;
+
+#define CLXENT_OPTIONS_INIT                                                    \
+    {sizeof(clxent_options), CLXENT_LOSS_OPTIONS_INIT, 0.0f, 1.0f}
+
+/* Sets *options to CLXENT_OPTIONS_INIT. */
+CLXENT_API void clxent_options_init(clxent_options *options);
+
+/* The tensor forms of the operations above: the same arguments, as
+ * tensors, with the same statuses and rules; per-row outputs (max, sum,
+ * loss for reduction none, lse) are outer x inner; reduced losses 1 x 1.
+ * A bad class index reports its flat row, (o, i), and, with inner_dims,
+ * (n, d1, ..). options may be NULL (the defaults). */
+CLXENT_API clxent_status clxent_row_max_nd(clxent_context *ctx,
+                                           const clxent_tensor *x,
+                                           const clxent_tensor *max_out,
+                                           const clxent_events *events);
+CLXENT_API clxent_status clxent_row_expsum_nd(clxent_context *ctx,
+                                              const clxent_tensor *x,
+                                              const clxent_tensor *row_max,
+                                              const clxent_tensor *sum_out,
+                                              const clxent_events *events);
+/* log_softmax and softmax over the class axis (any dim of a PyTorch
+ * tensor: outer the dims before it, inner those after), after the logit
+ * transforms of options. */
+CLXENT_API clxent_status clxent_log_softmax_nd(clxent_context *ctx,
+                                               const clxent_tensor *x,
+                                               const clxent_options *options,
+                                               const clxent_tensor *out,
+                                               const clxent_events *events);
+CLXENT_API clxent_status clxent_softmax_nd(clxent_context *ctx,
+                                           const clxent_tensor *x,
+                                           const clxent_options *options,
+                                           const clxent_tensor *out,
+                                           const clxent_events *events);
+CLXENT_API clxent_status clxent_nll_loss_nd(
+    clxent_context *ctx, const clxent_tensor *logp,
+    const clxent_tensor *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *loss,
+    const clxent_events *events);
+CLXENT_API clxent_status clxent_nll_loss_backward_nd(
+    clxent_context *ctx, const clxent_tensor *logp,
+    const clxent_tensor *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *grad_rows,
+    const clxent_tensor *grad, const clxent_events *events);
+/* z_loss_out (optional): the z-loss part of the loss, zeta * lse^2 per
+ * valid row (reduction none: outer x inner), else reduced as the loss is
+ * (1 x 1), for logging; the loss itself includes it. */
+CLXENT_API clxent_status clxent_cross_entropy_forward_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *loss,
+    const clxent_tensor *lse, const clxent_tensor *z_loss_out,
+    const clxent_events *events);
+CLXENT_API clxent_status clxent_cross_entropy_backward_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *lse,
+    const clxent_tensor *grad_rows, const clxent_tensor *grad,
+    const clxent_events *events);
+CLXENT_API clxent_status clxent_cross_entropy_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *grad_rows,
+    const clxent_tensor *loss, const clxent_tensor *lse,
+    const clxent_tensor *z_loss_out, const clxent_tensor *grad,
+    const clxent_events *events);
+CLXENT_API clxent_status clxent_copy_nd(clxent_context *ctx,
+                                        const clxent_tensor *src,
+                                        const clxent_tensor *dst,
+                                        const clxent_events *events);
+
+/* ------------------------------------------------------------------ */
 /* Storage conversions on the host, each way (f32 to 16 bits rounds to
  * nearest even; NaN stays NaN). Pure functions, no context. */
 CLXENT_API uint16_t clxent_f32_to_bf16(float value);

@@ -5,6 +5,7 @@
 
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Kernels index rows and columns with 32-bit integers; element offsets
@@ -140,6 +141,174 @@ clxent_status clx_check_same_shape(clxent_context *ctx, const char *fn,
         return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
                         "%s: shape %zu x %zu differs from %s %zu x %zu", name,
                         m->rows, m->cols, like_name, like->rows, like->cols);
+    return CLXENT_STATUS_OK;
+}
+
+/* ---- tensors ---- */
+
+static int dtype_allowed(clxent_dtype d, clx_dtype_class allowed) {
+    return allowed == CLX_DTYPE_FLOAT   ? clx_is_float_dtype(d)
+           : allowed == CLX_DTYPE_INDEX ? (d == CLXENT_I32 || d == CLXENT_I64)
+                                        : d == CLXENT_F32;
+}
+
+static const char *allowed_names(clx_dtype_class allowed) {
+    return allowed == CLX_DTYPE_FLOAT   ? "f32, f16 or bf16"
+           : allowed == CLX_DTYPE_INDEX ? "i32 or i64"
+                                        : "f32";
+}
+
+/* Whether no two elements of t share an address: along the dimensions of
+ * more than one element, sorted by stride, each stride passes the span of
+ * the ones below it. */
+static int distinct_elements(const clxent_tensor *t) {
+    size_t n[3] = {t->outer, t->classes, t->inner};
+    size_t s[3] = {t->outer_stride, t->class_stride, t->inner_stride};
+    for (int a = 0; a < 3; ++a) /* sort by stride: three elements */
+        for (int b = a + 1; b < 3; ++b)
+            if (s[b] < s[a]) {
+                size_t tn = n[a], ts = s[a];
+                n[a] = n[b];
+                s[a] = s[b];
+                n[b] = tn;
+                s[b] = ts;
+            }
+    size_t span = 0; /* the highest offset of the dimensions so far */
+    for (int k = 0; k < 3; ++k) {
+        if (n[k] <= 1) continue;
+        if (s[k] <= span) return 0;
+        span += (n[k] - 1) * s[k]; /* no overflow: checked before */
+    }
+    return 1;
+}
+
+clxent_status clx_check_tensor(clxent_context *ctx, const char *fn,
+                               const char *name, const clxent_tensor *t,
+                               clx_dtype_class allowed, int output,
+                               clx_extent *extent) {
+    if (!t)
+        return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, fn,
+                        "%s: tensor descriptor is NULL", name);
+    clxent_status st = check_buffer(ctx, fn, name, t->buffer);
+    if (st) return st;
+    if (!dtype_allowed(t->dtype, allowed))
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_DTYPE, fn,
+                        "%s: dtype %s (%d) is not allowed here (%s)", name,
+                        clxent_dtype_name(t->dtype), (int)t->dtype,
+                        allowed_names(allowed));
+    if (t->classes == 0)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: classes is 0 (at least one is needed)", name);
+    size_t rows;
+    if (t->outer > CLX_MAX_DIM || t->classes > CLX_MAX_DIM ||
+        t->inner > CLX_MAX_DIM || !clx_mul_size(t->outer, t->inner, &rows) ||
+        rows > CLX_MAX_DIM)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: %zu x %zu x %zu exceeds the limit of %zu rows "
+                        "(outer x inner) and %zu classes",
+                        name, t->outer, t->classes, t->inner, CLX_MAX_DIM,
+                        CLX_MAX_DIM);
+    if (t->inner_rank > CLXENT_MAX_INNER_DIMS)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: inner_rank %u is more than %d", name,
+                        t->inner_rank, CLXENT_MAX_INNER_DIMS);
+    if (t->inner_rank) {
+        size_t p = 1;
+        for (unsigned k = 0; k < t->inner_rank; ++k)
+            if (!clx_mul_size(p, t->inner_dims[k], &p)) p = 0;
+        if (p != t->inner)
+            return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                            "%s: inner_dims multiply to %zu, not inner %zu",
+                            name, p, t->inner);
+    }
+    /* the highest element: offset + sum (n - 1) * stride */
+    size_t span = 0, part;
+    size_t n[3] = {t->outer, t->classes, t->inner};
+    size_t s[3] = {t->outer_stride, t->class_stride, t->inner_stride};
+    int empty = t->outer == 0 || t->inner == 0;
+    for (int k = 0; k < 3 && !empty; ++k)
+        if (!clx_mul_size(n[k] - 1, s[k], &part) ||
+            !clx_add_size(span, part, &span))
+            return clx_fail(ctx, CLXENT_STATUS_SIZE_OVERFLOW, fn,
+                            "%s: the strides (%zu, %zu, %zu) over %zu x %zu "
+                            "x %zu overflow size_t",
+                            name, t->outer_stride, t->class_stride,
+                            t->inner_stride, t->outer, t->classes, t->inner);
+    if (output && !empty && !distinct_elements(t))
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: strides (%zu, %zu, %zu) over %zu x %zu x %zu "
+                        "give two elements one address (an output must not "
+                        "overlap itself)",
+                        name, t->outer_stride, t->class_stride,
+                        t->inner_stride, t->outer, t->classes, t->inner);
+    clx_extent e = {t->buffer, 0, 0, name};
+    st = check_extent(ctx, fn, name, t->buffer, t->offset,
+                      empty ? 0 : span + 1, t->dtype, &e.begin, &e.end);
+    if (st) return st;
+    if (extent) *extent = e;
+    return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_check_rows(clxent_context *ctx, const char *fn,
+                             const char *name, const clxent_tensor *t,
+                             size_t outer, size_t inner,
+                             clx_dtype_class allowed, int output,
+                             clx_extent *extent) {
+    clxent_status st =
+        clx_check_tensor(ctx, fn, name, t, allowed, output, extent);
+    if (st) return st;
+    if (t->classes != 1 || t->outer != outer || t->inner != inner)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: %zu x %zu x %zu, expected a row array %zu x 1 "
+                        "x %zu",
+                        name, t->outer, t->classes, t->inner, outer, inner);
+    return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_check_same_tensor_shape(clxent_context *ctx,
+                                          const char *fn, const char *name,
+                                          const clxent_tensor *t,
+                                          const clxent_tensor *like,
+                                          const char *like_name) {
+    if (t->outer != like->outer || t->classes != like->classes ||
+        t->inner != like->inner)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
+                        "%s: shape %zu x %zu x %zu differs from %s %zu x "
+                        "%zu x %zu",
+                        name, t->outer, t->classes, t->inner, like_name,
+                        like->outer, like->classes, like->inner);
+    return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_check_all_options(clxent_context *ctx, const char *fn,
+                                    const clxent_options *in,
+                                    clx_options *out) {
+    clxent_options d;
+    clxent_options_init(&d);
+    if (in) {
+        if (in->size < offsetof(clxent_options, loss) +
+                           sizeof(clxent_loss_options))
+            return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
+                            "options->size: %zu is too small (start from "
+                            "CLXENT_OPTIONS_INIT or clxent_options_init)",
+                            in->size);
+        /* the fields the caller's header had; later ones keep defaults */
+        memcpy(&d, in, in->size < sizeof d ? in->size : sizeof d);
+        d.size = sizeof d;
+    }
+    clxent_status st = clx_check_options(ctx, fn, &d.loss, &out->loss);
+    if (st) return st;
+    if (!isfinite(d.softcap) || d.softcap < 0.0f)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
+                        "options->softcap: %g is not a finite value >= 0 "
+                        "(0: off)",
+                        (double)d.softcap);
+    if (!isfinite(d.logit_scale) || d.logit_scale <= 0.0f)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
+                        "options->logit_scale: %g is not a finite value > 0",
+                        (double)d.logit_scale);
+    out->softcap = d.softcap;
+    out->logit_scale = d.logit_scale;
     return CLXENT_STATUS_OK;
 }
 

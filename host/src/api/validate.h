@@ -35,6 +35,29 @@ clxent_status clx_check_same_shape(clxent_context *ctx, const char *fn,
                                    const char *name, const clxent_matrix *m,
                                    const clxent_matrix *like,
                                    const char *like_name);
+/* A tensor: descriptor, buffer ownership, dtype, classes > 0, limits,
+ * inner_dims, overflow of its strides, the buffer's real size, and for an
+ * output, no two elements at one address. */
+clxent_status clx_check_tensor(clxent_context *ctx, const char *fn,
+                               const char *name, const clxent_tensor *t,
+                               clx_dtype_class allowed, int output,
+                               clx_extent *extent);
+/* A per-row array: a tensor of classes 1 with the given outer x inner. */
+clxent_status clx_check_rows(clxent_context *ctx, const char *fn,
+                             const char *name, const clxent_tensor *t,
+                             size_t outer, size_t inner,
+                             clx_dtype_class allowed, int output,
+                             clx_extent *extent);
+clxent_status clx_check_same_tensor_shape(clxent_context *ctx,
+                                          const char *fn, const char *name,
+                                          const clxent_tensor *t,
+                                          const clxent_tensor *like,
+                                          const char *like_name);
+/* The tensor calls' options (NULL: the defaults), reading only the
+ * fields the caller's header had (options->size). */
+clxent_status clx_check_all_options(clxent_context *ctx, const char *fn,
+                                    const clxent_options *in,
+                                    clx_options *out);
 /* NULL options give the defaults. */
 clxent_status clx_check_options(clxent_context *ctx, const char *fn,
                                 const clxent_loss_options *in,

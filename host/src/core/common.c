@@ -315,3 +315,23 @@ int clx_contains_nocase(const char *haystack, const char *needle) {
     }
     return 0;
 }
+
+void clx_position(const clxent_tensor *x, size_t r, char *buf, size_t size) {
+    buf[0] = '\0';
+    if (x->inner <= 1 && x->inner_rank == 0) return;
+    size_t o = r / x->inner, i = r % x->inner;
+    if (x->inner_rank == 0) {
+        snprintf(buf, size, " at (%zu, %zu)", o, i);
+        return;
+    }
+    size_t idx[CLXENT_MAX_INNER_DIMS];
+    for (unsigned k = x->inner_rank; k-- > 0;) {
+        size_t d = x->inner_dims[k] ? x->inner_dims[k] : 1;
+        idx[k] = i % d;
+        i /= d;
+    }
+    clx_appendf(buf, size, " at (%zu", o);
+    for (unsigned k = 0; k < x->inner_rank; ++k)
+        clx_appendf(buf, size, ", %zu", idx[k]);
+    clx_appendf(buf, size, ")");
+}

@@ -14,9 +14,12 @@
 #define CLX_MESSAGE_CAPACITY 16384 /* build logs can be long */
 
 /* ---------------------------------------------------------------- */
-/* Operations: api/api.c validates the public arguments once and fills a
- * clx_op; backends run it without re-validating. A descriptor whose
- * buffer is NULL is absent. */
+/* Operations: the entry points (api/) validate the public arguments once
+ * and fill a clx_op; backends run it without re-validating. Every array
+ * is a tensor (outer x classes x inner, clxent.h): the matrix calls give
+ * inner 1, per-row arrays have classes 1, and a row is one (o, i)
+ * position, R = outer * inner of them. A descriptor whose buffer is NULL
+ * is absent. */
 
 typedef enum clx_op_kind {
     CLX_OP_ROW_MAX,      /* x -> vec_out (max) */
@@ -26,35 +29,53 @@ typedef enum clx_op_kind {
     CLX_OP_NLL_FORWARD,  /* x (logp), indices, weights -> vec_out (loss) */
     CLX_OP_NLL_BACKWARD, /* x (logp, shape only), indices, weights,
                             grad_rows -> mat_out (grad) */
-    CLX_OP_CE_FORWARD,   /* x, targets, weights -> vec_out (loss), lse_out */
+    CLX_OP_CE_FORWARD,   /* x, targets, weights -> vec_out (loss), lse_out,
+                            z_out */
     CLX_OP_CE_BACKWARD,  /* x, targets, weights, vec_in (lse), grad_rows
                             -> mat_out (grad) */
     CLX_OP_CE_FUSED,     /* x, targets, weights, grad_rows -> vec_out
-                            (loss), lse_out, mat_out (grad) */
+                            (loss), lse_out, z_out, mat_out (grad) */
     CLX_OP_COPY          /* x -> mat_out, dtype conversion */
 } clx_op_kind;
+
+/* Every option an operation takes (the loss options, the transforms). */
+typedef struct clx_options {
+    clxent_loss_options loss;
+    float softcap;     /* 0: off */
+    float logit_scale; /* 1: off */
+} clx_options;
 
 typedef struct clx_op {
     clx_op_kind kind;
     const char *function; /* public name, for messages */
-    clxent_matrix x;      /* logits, or logp for NLL */
-    clxent_vector indices;
-    clxent_matrix probs;
+    clxent_tensor x;      /* logits, or logp for NLL */
+    clxent_tensor indices;
+    clxent_tensor probs;
     clxent_vector weights;
-    clxent_vector grad_rows;
-    clxent_vector vec_in;
-    clxent_vector vec_out;
-    clxent_vector lse_out;
-    clxent_matrix mat_out;
-    clxent_loss_options opt;
+    clxent_tensor grad_rows;
+    clxent_tensor vec_in;
+    clxent_tensor vec_out; /* row statistics, or the loss (1 x 1 reduced) */
+    clxent_tensor lse_out;
+    clxent_tensor z_out;   /* the z-loss part (1 x 1 reduced) */
+    clxent_tensor mat_out;
+    clx_options opt;
     const clxent_events *events; /* may be NULL */
 } clx_op;
+
+/* Rows of an operation, and the address of element (r, c) of a tensor
+ * (r a row of x's outer x inner, c a class; 0 for per-row arrays). */
+static inline size_t clx_rows(const clx_op *op) {
+    return op->x.outer * op->x.inner;
+}
+static inline size_t clx_at(const clxent_tensor *t, size_t r, size_t c) {
+    size_t o = t->inner ? r / t->inner : 0, i = t->inner ? r % t->inner : 0;
+    return t->offset + o * t->outer_stride + c * t->class_stride +
+           i * t->inner_stride;
+}
 
 /* ---------------------------------------------------------------- */
 /* Backends: the one interface between the entry points (api/) and the
  * host reference (reference/) and OpenCL (opencl/) backends. */
-
-struct clx_backend_ops;
 
 struct clx_backend_ops;
 
@@ -206,6 +227,9 @@ void clx_appendf(char *dst, size_t size, const char *format, ...)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* " at (n, d1, d2)": the position of row r of x as PyTorch indexes it
+ * (with x's inner_dims), " at (o, i)" without them; "" for inner 1. */
+void clx_position(const clxent_tensor *x, size_t r, char *buf, size_t size);
 /* Whether needle occurs in haystack, ignoring ASCII case ("" always). */
 int clx_contains_nocase(const char *haystack, const char *needle);
 

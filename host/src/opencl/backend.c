@@ -105,7 +105,7 @@ static void opencl_destroy(clxent_context *ctx) {
     ctx->queue = NULL;
 }
 
-static clxent_status dispatch(clxent_context *ctx, const clx_op *op) {
+static clxent_status run_op(clxent_context *ctx, const clx_op *op) {
     switch (op->kind) {
     case CLX_OP_ROW_MAX:
     case CLX_OP_ROW_EXPSUM:
@@ -121,6 +121,11 @@ static clxent_status dispatch(clxent_context *ctx, const clx_op *op) {
     return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, op->function,
                     "operation %d is unknown to the OpenCL backend",
                     (int)op->kind);
+}
+
+/* Strided per-row arrays go through staging memory (ops/stage.c). */
+static clxent_status dispatch(clxent_context *ctx, const clx_op *op) {
+    return clx_op_staged(ctx, op, run_op);
 }
 
 static clxent_status opencl_run(clxent_context *ctx, const clx_op *op) {

@@ -1,30 +1,51 @@
 /* The reference backend's bottom layer: element access on host memory
- * (offset, stride, dtype), the row statistics in double, and scratch. */
+ * (tensor addressing, dtype), the logit transforms, the row statistics in
+ * double, and scratch. */
 #include "reference/reference.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-double clx_host_mat_get(const clxent_matrix *m, size_t r, size_t c) {
-    return clx_load_float(m->buffer->host, m->dtype,
-                          m->offset + r * m->stride + c);
+double clx_host_get(const clxent_tensor *t, size_t r, size_t c) {
+    return clx_load_float(t->buffer->host, t->dtype, clx_at(t, r, c));
 }
 
-void clx_host_mat_set(const clxent_matrix *m, size_t r, size_t c, double v) {
-    clx_store_double(m->buffer->host, m->dtype,
-                     m->offset + r * m->stride + c, v);
+void clx_host_set(const clxent_tensor *t, size_t r, size_t c, double v) {
+    clx_store_double(t->buffer->host, t->dtype, clx_at(t, r, c), v);
 }
 
 double clx_host_vec_get(const clxent_vector *v, size_t i) {
     return clx_load_float(v->buffer->host, v->dtype, v->offset + i);
 }
 
-void clx_host_vec_set(const clxent_vector *v, size_t i, double value) {
-    clx_store_float(v->buffer->host, v->dtype, v->offset + i, (float)value);
+int64_t clx_host_index(const clxent_tensor *t, size_t r) {
+    return clx_load_index(t->buffer->host, t->dtype, clx_at(t, r, 0));
 }
 
-void clx_host_load_row(const clxent_matrix *x, size_t r, double *row) {
-    for (size_t c = 0; c < x->cols; ++c) row[c] = clx_host_mat_get(x, r, c);
+/* x' = cap * tanh(a * x / cap) (cap > 0), else a * x; *d gets dx'/dx. */
+double clx_host_transform(const clx_options *o, double x, double *d) {
+    double a = o->logit_scale, u = a * x;
+    if (o->softcap > 0.0f) {
+        double cap = o->softcap, th = tanh(u / cap);
+        if (d) *d = a * (1.0 - th * th);
+        return cap * th;
+    }
+    if (d) *d = a;
+    return u;
+}
+
+void clx_host_load_row(const clxent_tensor *x, size_t r, double *row,
+                       const clx_options *xf, double *dxf) {
+    int plain = !xf || (xf->softcap == 0.0f && xf->logit_scale == 1.0f);
+    for (size_t c = 0; c < x->classes; ++c) {
+        double v = clx_host_get(x, r, c);
+        if (plain) {
+            row[c] = v;
+            if (dxf) dxf[c] = 1.0;
+        } else {
+            row[c] = clx_host_transform(xf, v, dxf ? &dxf[c] : NULL);
+        }
+    }
 }
 
 /* NaN-propagating like torch.max: any NaN makes the maximum NaN. */
@@ -61,4 +82,3 @@ double *clx_host_scratch(clxent_context *ctx, const clx_op *op, size_t count,
                            "host scratch of %zu doubles", count);
     return p;
 }
-

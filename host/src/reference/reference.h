@@ -7,13 +7,19 @@
 
 #include "core/internal.h"
 
-/* Element access honouring offset, stride and dtype. */
-double clx_host_mat_get(const clxent_matrix *m, size_t r, size_t c);
-void clx_host_mat_set(const clxent_matrix *m, size_t r, size_t c, double v);
+/* Element (r, c) of a tensor (r a row, (o, i) flattened; c 0 for per-row
+ * arrays), honouring offset, strides and dtype; stores round once. */
+double clx_host_get(const clxent_tensor *t, size_t r, size_t c);
+void clx_host_set(const clxent_tensor *t, size_t r, size_t c, double v);
 double clx_host_vec_get(const clxent_vector *v, size_t i);
-void clx_host_vec_set(const clxent_vector *v, size_t i, double value);
-/* Row r of x into row[0..cols). */
-void clx_host_load_row(const clxent_matrix *x, size_t r, double *row);
+int64_t clx_host_index(const clxent_tensor *t, size_t r);
+/* The logit transforms of o (docs/semantics.md): x' of x, and in *d (if
+ * not NULL) the derivative dx'/dx. */
+double clx_host_transform(const clx_options *o, double x, double *d);
+/* Row r of x into row[0..classes), transformed by xf (NULL: as stored);
+ * dxf (if not NULL) gets each element's derivative. */
+void clx_host_load_row(const clxent_tensor *x, size_t r, double *row,
+                       const clx_options *xf, double *dxf);
 
 /* Row statistics: log p[c] = (x[c] - max) - log_sum, lse = max + log_sum. */
 typedef struct clx_host_stats {

@@ -2,17 +2,20 @@
 #include "opencl/ops/loss.h"
 
 clxent_status clx_op_copy(clxent_context *ctx, const clx_op *op) {
-    size_t R = op->x.rows, C = op->x.cols;
+    size_t R = clx_rows(op), C = op->x.classes;
     if (R == 0 || C == 0) return clx_cl_empty_op(ctx, op);
+    /* the N-d layout: nd_sm's copy */
+    if (!clx_op_is_2d(op)) return clx_op_softmax_family(ctx, op);
+    size_t x_ld = clx_ld(&op->x), y_ld = clx_ld(&op->mat_out);
     /* Contiguous on both sides: a few long rows instead of many short
      * ones (up to 2^16 columns, R' * C' = R * C). */
-    if (op->x.stride == C && op->mat_out.stride == C) {
+    if (x_ld == C && y_ld == C) {
         while (R % 2 == 0 && C * 2 <= 65536) {
             R /= 2;
             C *= 2;
         }
     }
-    int reshaped = R != op->x.rows;
+    int reshaped = R != clx_rows(op);
     clx_work w = {0};
     w.family = CLX_FAM_COPY;
     w.R = R;
@@ -24,10 +27,10 @@ clxent_status clx_op_copy(clxent_context *ctx, const clx_op *op) {
     if (st != CLXENT_STATUS_OK) return st;
     clx_a_copy_rows v = {.x = op->x.buffer->mem,
                          .x_off = op->x.offset,
-                         .x_ld = reshaped ? C : op->x.stride,
+                         .x_ld = reshaped ? C : x_ld,
                          .y = op->mat_out.buffer->mem,
                          .y_off = op->mat_out.offset,
-                         .y_ld = reshaped ? C : op->mat_out.stride,
+                         .y_ld = reshaped ? C : y_ld,
                          .R = R,
                          .C = C,
                          .T = p.g.T,

@@ -49,13 +49,13 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
             L = clx_reduce_group(s, kmax2);
     }
     if (st != CLXENT_STATUS_OK) return st;
-    int deferred = op->opt.target_check == CLXENT_CHECK_DEFERRED;
+    int deferred = op->opt.loss.target_check == CLXENT_CHECK_DEFERRED;
     clx_a_xent_check a = {0};
     a.y = op->indices.buffer->mem;
     a.y_off = op->indices.offset;
     a.R = lc->w.R;
     a.C = lc->w.C;
-    a.ii = op->opt.ignore_index;
+    a.ii = op->opt.loss.ignore_index;
     a.w = op->weights.buffer ? op->weights.buffer->mem : lc->scr;
     a.w_off = op->weights.buffer ? op->weights.offset : 0;
     a.has_w = op->weights.buffer != NULL;
@@ -163,14 +163,17 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
                       "options.target_check = CLXENT_CHECK_DEFERRED does "
                       "not wait",
                       what, clx_cl_error_name(err), (int)err);
-    else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0)
+    else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0) {
+        char pos[160];
+        clx_position(&op->x, (size_t)s->sync_verdict[0], pos, sizeof pos);
         st = clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
                       op->function,
-                      "targets[%lld] = %lld is outside [0, %zu) and is not "
-                      "ignore_index (%lld)",
-                      (long long)s->sync_verdict[0],
+                      "targets[%lld]%s = %lld is outside [0, %zu) and is "
+                      "not ignore_index (%lld)",
+                      (long long)s->sync_verdict[0], pos,
                       (long long)s->sync_verdict[1], lc->w.C,
-                      (long long)op->opt.ignore_index);
+                      (long long)op->opt.loss.ignore_index);
+    }
     cl_event *out = op->events ? op->events->out_event : NULL;
     if (st != CLXENT_STATUS_OK && out && *out != lc->out_before) {
         CLX_RELEASE(clReleaseEvent, *out);
@@ -182,7 +185,8 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
 /* Step 3: the scalar loss from the n values at float index v_off of
  * scratch (per-row losses, or pairs of partial sums): one group, or
  * two levels (groups' partial pairs, then one group over them). */
-static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
+static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n,
+                                   const clxent_tensor *out) {
     clxent_context *ctx = lc->ctx;
     const clx_op *op = lc->op;
     cl_kernel k;
@@ -195,15 +199,15 @@ static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
     size_t part = clx_scr_part_index(lc->w.R);
     clx_a_loss_reduce a = {0};
     a.v = lc->scr;
-    a.out = op->vec_out.buffer->mem;
-    a.out_off = op->vec_out.offset;
-    a.mean = op->opt.reduction == CLXENT_REDUCTION_MEAN;
+    a.out = out->buffer->mem;
+    a.out_off = out->offset;
+    a.mean = op->opt.loss.reduction == CLXENT_REDUCTION_MEAN;
     a.den = lc->den;
     a.den_scr = lc->den_scr;
     /* any valid row: probabilities have R; indices: the check's count */
     a.any_valid = lc->w.tgt == CLX_TGT_PROBS || lc->w.R == 0 ? (lc->w.R > 0) : -1;
-    a.normalizer = op->opt.normalizer > 0.0f;
-    a.zero_policy = op->opt.all_ignored_zero != 0;
+    a.normalizer = op->opt.loss.normalizer > 0.0f;
+    a.zero_policy = op->opt.loss.all_ignored_zero != 0;
     a.scr = lc->scr;
     a.part = lc->scr;
     a.part_off = part;
@@ -222,7 +226,11 @@ static clxent_status reduce_loss_n(loss_ctx *lc, size_t v_off, size_t n) {
 }
 
 clxent_status clx_loss_reduce(loss_ctx *lc) {
-    return reduce_loss_n(lc, CLX_SCR_LOSS, lc->w.R);
+    return reduce_loss_n(lc, CLX_SCR_LOSS, lc->w.R, &lc->op->vec_out);
+}
+
+clxent_status clx_loss_reduce_to(loss_ctx *lc, const clxent_tensor *out) {
+    return reduce_loss_n(lc, CLX_SCR_LOSS, lc->w.R, out);
 }
 
 clxent_status clx_loss_launch_reduce(loss_ctx *lc, cl_kernel k,
@@ -264,20 +272,24 @@ static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
     lc->s = ctx->cl;
     int probs = op->probs.buffer != NULL;
     lc->w.family = family;
-    lc->w.R = op->x.rows;
-    lc->w.C = op->x.cols;
+    lc->w.R = clx_rows(op);
+    lc->w.C = op->x.classes;
     lc->w.x = lc->w.y = op->x.dtype;
+    lc->w.O = op->x.outer;
+    lc->w.I = op->x.inner;
+    lc->w.nd = !clx_op_is_2d(op);
+    lc->w.xf = clx_op_transforms(op);
     lc->w.tgt = probs                              ? CLX_TGT_PROBS
                 : op->indices.dtype == CLXENT_I64 ? CLX_TGT_I64
                                                   : CLX_TGT_I32;
-    lc->w.smooth = op->opt.label_smoothing > 0.0f;
+    lc->w.smooth = op->opt.loss.label_smoothing > 0.0f;
     clx_build_options(lc->s, lc->opts, sizeof lc->opts, op->x.dtype,
                       op->x.dtype, lc->w.tgt);
     lc->den = 1.0f;
     lc->den_scr = 0;
-    if (op->opt.reduction == CLXENT_REDUCTION_MEAN) {
-        if (op->opt.normalizer > 0.0f)
-            lc->den = op->opt.normalizer;
+    if (op->opt.loss.reduction == CLXENT_REDUCTION_MEAN) {
+        if (op->opt.loss.normalizer > 0.0f)
+            lc->den = op->opt.loss.normalizer;
         else if (probs)
             lc->den = (float)lc->w.R;
         else
@@ -292,9 +304,17 @@ int clx_loss_open(loss_ctx *lc, clxent_context *ctx, const clx_op *op,
     *st = loss_begin(lc, ctx, op, family);
     if (*st != CLXENT_STATUS_OK) return 1;
     if (lc->w.R > 0) return 0;
-    /* Nothing to read; sum/mean still produce their scalar. */
-    *st = clx_loss_wants_reduce(op) ? clx_loss_reduce(lc)
-                                    : clx_cl_empty_op(ctx, op);
+    /* Nothing to read; sum/mean still produce their scalar (and the
+     * z-loss part's). */
+    if (!clx_loss_wants_reduce(op)) {
+        *st = clx_cl_empty_op(ctx, op);
+        return 1;
+    }
+    int z = op->z_out.buffer != NULL, hold = lc->s->seq_hold;
+    lc->s->seq_hold = hold || z;
+    *st = clx_loss_reduce(lc);
+    lc->s->seq_hold = hold;
+    if (*st == CLXENT_STATUS_OK && z) *st = clx_loss_reduce_to(lc, &op->z_out);
     return 1;
 }
 
@@ -304,21 +324,21 @@ clx_g_xent clx_loss_xent(const loss_ctx *lc) {
     clx_g_xent g;
     g.x = op->x.buffer->mem;
     g.x_off = op->x.offset;
-    g.x_ld = op->x.stride;
+    g.x_ld = clx_ld(&op->x);
     g.R = lc->w.R;
     g.C = lc->w.C;
     g.y = op->indices.buffer ? op->indices.buffer->mem : scr;
     g.y_off = op->indices.buffer ? op->indices.offset : 0;
-    g.ii = op->opt.ignore_index;
+    g.ii = op->opt.loss.ignore_index;
     g.t = op->probs.buffer ? op->probs.buffer->mem : scr;
     g.t_off = op->probs.buffer ? op->probs.offset : 0;
-    g.t_ld = op->probs.buffer ? op->probs.stride : 0;
+    g.t_ld = op->probs.buffer ? clx_ld(&op->probs) : 0;
     g.w = op->weights.buffer ? op->weights.buffer->mem : scr;
     g.w_off = op->weights.buffer ? op->weights.offset : 0;
     g.has_w = op->weights.buffer != NULL;
-    g.eps = op->opt.label_smoothing;
-    g.zeta = op->opt.z_loss;
-    g.G = op->opt.grad_scale;
+    g.eps = op->opt.loss.label_smoothing;
+    g.zeta = op->opt.loss.z_loss;
+    g.G = op->opt.loss.grad_scale;
     g.den = lc->den;
     g.den_scr = lc->den_scr;
     g.scr = scr;
@@ -326,6 +346,57 @@ clx_g_xent clx_loss_xent(const loss_ctx *lc) {
     g.gr_off = op->grad_rows.buffer ? op->grad_rows.offset : 0;
     g.has_gr = op->grad_rows.buffer != NULL;
     g.guard = lc->guard;
+    g.xa = op->opt.logit_scale;
+    g.xcap = op->opt.softcap;
+    return g;
+}
+
+clx_g_nd clx_loss_nd(const loss_ctx *lc) {
+    clx_g_xent x = clx_loss_xent(lc);
+    const clx_op *op = lc->op;
+    clx_g_nd g;
+    g.x = x.x;
+    g.x_off = x.x_off;
+    g.x_so = op->x.outer_stride;
+    g.x_sc = op->x.class_stride;
+    g.x_si = op->x.inner_stride;
+    g.O = op->x.outer;
+    g.C = x.C;
+    g.I = op->x.inner;
+    g.y = x.y;
+    g.y_off = x.y_off;
+    g.ii = x.ii;
+    g.t = x.t;
+    g.t_off = x.t_off;
+    g.t_so = op->probs.buffer ? op->probs.outer_stride : 0;
+    g.t_sc = op->probs.buffer ? op->probs.class_stride : 0;
+    g.t_si = op->probs.buffer ? op->probs.inner_stride : 0;
+    g.w = x.w;
+    g.w_off = x.w_off;
+    g.has_w = x.has_w;
+    g.eps = x.eps;
+    g.zeta = x.zeta;
+    g.G = x.G;
+    g.den = x.den;
+    g.den_scr = x.den_scr;
+    g.scr = x.scr;
+    g.gr = x.gr;
+    g.gr_off = x.gr_off;
+    g.has_gr = x.has_gr;
+    g.guard = x.guard;
+    g.xa = x.xa;
+    g.xcap = x.xcap;
+    return g;
+}
+
+clx_g_ndgrad clx_loss_ndgrad(const loss_ctx *lc, int present) {
+    const clxent_tensor *t = &lc->op->mat_out;
+    clx_g_ndgrad g;
+    g.gm = present ? t->buffer->mem : lc->scr;
+    g.g_off = present ? t->offset : 0;
+    g.g_so = present ? t->outer_stride : 0;
+    g.g_sc = present ? t->class_stride : 0;
+    g.g_si = present ? t->inner_stride : 0;
     return g;
 }
 
@@ -334,7 +405,7 @@ clx_g_grad clx_loss_grad(const loss_ctx *lc, int present) {
     clx_g_grad g;
     g.gm = present ? op->mat_out.buffer->mem : lc->scr;
     g.g_off = present ? op->mat_out.offset : 0;
-    g.g_ld = present ? op->mat_out.stride : 0;
+    g.g_ld = present ? clx_ld(&op->mat_out) : 0;
     return g;
 }
 
@@ -342,7 +413,7 @@ clx_g_grad clx_loss_grad(const loss_ctx *lc, int present) {
 clx_g_out clx_loss_out(const loss_ctx *lc) {
     const clx_op *op = lc->op;
     int direct =
-        op->opt.reduction == CLXENT_REDUCTION_NONE && op->vec_out.buffer;
+        op->opt.loss.reduction == CLXENT_REDUCTION_NONE && op->vec_out.buffer;
     clx_g_out g;
     g.loss = direct ? op->vec_out.buffer->mem : lc->scr;
     g.loss_off = direct ? op->vec_out.offset : CLX_SCR_LOSS;
@@ -354,7 +425,7 @@ clx_g_out clx_loss_out(const loss_ctx *lc) {
 
 int clx_loss_wants_reduce(const clx_op *op) {
     return op->kind != CLX_OP_CE_BACKWARD && op->kind != CLX_OP_NLL_BACKWARD &&
-           op->opt.reduction != CLXENT_REDUCTION_NONE && op->vec_out.buffer;
+           op->opt.loss.reduction != CLXENT_REDUCTION_NONE && op->vec_out.buffer;
 }
 
 clxent_status clx_op_finish_checks(clxent_context *ctx) {

@@ -44,8 +44,10 @@ clxent_status clx_loss_check_targets(loss_ctx *lc);
 /* The end of every loss operation: waits for a synchronous check's
  * verdict; st is the status so far. */
 clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st);
-/* The scalar loss from the per-row losses (reduction sum or mean). */
+/* The scalar loss from the per-row losses (reduction sum or mean), into
+ * the op's loss or (_to) another 1 x 1 output. */
 clxent_status clx_loss_reduce(loss_ctx *lc);
+clxent_status clx_loss_reduce_to(loss_ctx *lc, const clxent_tensor *out);
 /* Enqueues the operation's row kernel k, then the reduction if it has
  * one (the row kernel is then not its last). */
 clxent_status clx_loss_launch_reduce(loss_ctx *lc, cl_kernel k,
@@ -58,6 +60,28 @@ clx_g_xent clx_loss_xent(const loss_ctx *lc);
 clx_g_out clx_loss_out(const loss_ctx *lc);
 /* The gradient matrix, or scratch as a placeholder (present 0). */
 clx_g_grad clx_loss_grad(const loss_ctx *lc, int present);
+/* The same for the N-d kernels (nd.cl). */
+clx_g_nd clx_loss_nd(const loss_ctx *lc);
+clx_g_ndgrad clx_loss_ndgrad(const loss_ctx *lc, int present);
+
+/* ---- layouts (stage.c) ---- */
+
+/* Whether t's rows are uniformly *ld apart with contiguous classes: the
+ * 2-D kernels' layout (a matrix, or a tensor whose class stride is 1). */
+int clx_view_2d(const clxent_tensor *t, size_t *ld);
+/* The row stride of a tensor clx_view_2d accepts. */
+size_t clx_ld(const clxent_tensor *t);
+/* Whether every tensor of op with classes (x, probs, the output) has the
+ * 2-D layout; else the N-d kernels run it. */
+int clx_op_is_2d(const clx_op *op);
+/* Whether op applies logit transforms. */
+int clx_op_transforms(const clx_op *op);
+/* Runs op through fn with every per-row array compact (row r = o*I + i
+ * at offset + r, as the kernels index them): strided ones are copied
+ * into staging memory before (inputs) and out of it after (outputs). */
+clxent_status clx_op_staged(clxent_context *ctx, const clx_op *op,
+                            clxent_status (*fn)(clxent_context *,
+                                                const clx_op *));
 
 /* The operations (dispatched by opencl/backend.c). */
 clxent_status clx_op_cross_entropy(clxent_context *ctx, const clx_op *op);

@@ -191,10 +191,72 @@ static clxent_status run_backward(loss_ctx *lc, const clx_plan *p) {
     return clx_loss_launch(lc, k, div_up(units, g->L / g->T) * g->L, g->L, 1);
 }
 
+/* The N-d kernels (nd.cl): an item per VEC inner positions. */
+static clxent_status run_nd(loss_ctx *lc, const clx_plan *p) {
+    const clx_op *op = lc->op;
+    clxent_status st = clx_loss_check_targets(lc);
+    if (st != CLXENT_STATUS_OK) return st;
+    clx_args a = clx_args_begin(lc->ctx, p->k[0]);
+    if (lc->w.family == CLX_FAM_CE_BACKWARD) {
+        clx_a_nd_bwd v = {.nd = clx_loss_nd(lc),
+                          .lse_in = op->vec_in.buffer->mem,
+                          .lse_in_off = op->vec_in.offset,
+                          .ndgrad = clx_loss_ndgrad(lc, 1)};
+        clx_set_a_nd_bwd(&a, &v);
+        if (a.st != CLXENT_STATUS_OK) return a.st;
+        return clx_loss_launch(lc, p->k[0], p->global, p->L, 1);
+    }
+    if (lc->w.family == CLX_FAM_CE_FUSED) {
+        clx_a_nd_fused v = {.nd = clx_loss_nd(lc),
+                            .out = clx_loss_out(lc),
+                            .ndgrad = clx_loss_ndgrad(lc, 1)};
+        clx_set_a_nd_fused(&a, &v);
+    } else {
+        clx_a_nd_fwd v = {.nd = clx_loss_nd(lc), .out = clx_loss_out(lc)};
+        clx_set_a_nd_fwd(&a, &v);
+    }
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    return clx_loss_launch_reduce(lc, p->k[0], p->global, p->L);
+}
+
+/* The z-loss part, zeta*lse^2 per valid row from the lse the loss kernel
+ * wrote (staged when the caller asked for none): into z_out, or reduced
+ * into it as the loss was. */
+static clxent_status run_z(loss_ctx *lc) {
+    const clx_op *op = lc->op;
+    cl_kernel k;
+    size_t kmax;
+    clxent_status st =
+        clx_cl_kernel(lc->ctx, "nll.cl", lc->opts, "z_rows", &k, &kmax);
+    if (st != CLXENT_STATUS_OK) return st;
+    int none = op->opt.loss.reduction == CLXENT_REDUCTION_NONE;
+    clx_a_z_rows v = {
+        .lse = op->lse_out.buffer->mem,
+        .lse_off = op->lse_out.offset,
+        .y = op->indices.buffer ? op->indices.buffer->mem : lc->scr,
+        .y_off = op->indices.buffer ? op->indices.offset : 0,
+        .ii = op->opt.loss.ignore_index,
+        .has_y = op->indices.buffer != NULL,
+        .R = lc->w.R,
+        .zeta = op->opt.loss.z_loss,
+        .out = none ? op->z_out.buffer->mem : lc->scr,
+        .out_off = none ? op->z_out.offset : CLX_SCR_LOSS,
+        .scr = lc->scr,
+        .guard = lc->guard};
+    clx_args a = clx_args_begin(lc->ctx, k);
+    clx_set_a_z_rows(&a, &v);
+    if (a.st != CLXENT_STATUS_OK) return a.st;
+    size_t L = kmax < 64 ? kmax : 64;
+    st = clx_loss_launch(lc, k, (lc->w.R + L - 1) / L * L, L, none);
+    if (st != CLXENT_STATUS_OK || none) return st;
+    return clx_loss_reduce_to(lc, &op->z_out);
+}
+
 static clxent_status run(loss_ctx *lc) {
     clx_plan p;
     clxent_status st = clx_plan_choose(lc->ctx, &lc->w, &p);
     if (st != CLXENT_STATUS_OK) return st;
+    if (p.runner == CLX_RUN_ND) return run_nd(lc, &p);
     if (lc->w.family == CLX_FAM_CE_BACKWARD) return run_backward(lc, &p);
     int grad = lc->w.family == CLX_FAM_CE_FUSED;
     switch (p.runner) {
@@ -204,7 +266,8 @@ static clxent_status run(loss_ctx *lc) {
     case CLX_RUN_CACHED: return run_cached(lc, &p);
     case CLX_RUN_ROWS: return run_rows(lc, &p, grad);
     case CLX_RUN_ELEMS:
-    case CLX_RUN_ITEMS: break;
+    case CLX_RUN_ITEMS:
+    case CLX_RUN_ND: break;
     }
     return clx_fail(lc->ctx, CLXENT_STATUS_UNSUPPORTED, lc->op->function,
                     "strategy %s does not run cross-entropy", p.name);
@@ -219,5 +282,12 @@ clxent_status clx_op_cross_entropy(clxent_context *ctx, const clx_op *op) {
     loss_ctx lc;
     clxent_status st;
     if (clx_loss_open(&lc, ctx, op, family, &st)) return st;
-    return clx_loss_finish_check(&lc, run(&lc));
+    if (!op->z_out.buffer) return clx_loss_finish_check(&lc, run(&lc));
+    /* the z-loss step's last kernel is the operation's last */
+    int hold = ctx->cl->seq_hold;
+    ctx->cl->seq_hold = 1;
+    st = run(&lc);
+    ctx->cl->seq_hold = hold;
+    if (st == CLXENT_STATUS_OK) st = run_z(&lc);
+    return clx_loss_finish_check(&lc, st);
 }

@@ -92,7 +92,8 @@ typedef enum clx_runner {
     CLX_RUN_CACHED,   /* an item per row, one exp per element */
     CLX_RUN_ROWS,     /* T items per row, L/T rows per group */
     CLX_RUN_ELEMS,    /* element-wise, P chunks per row */
-    CLX_RUN_ITEMS     /* an item per row, no reduction (nll_fwd) */
+    CLX_RUN_ITEMS,    /* an item per row, no reduction (nll_fwd) */
+    CLX_RUN_ND        /* N-d: an item per VEC inner positions (nd.cl) */
 } clx_runner;
 
 typedef struct clx_strategy clx_strategy; /* a row of the table */
@@ -118,6 +119,9 @@ typedef struct clx_plan {
 typedef struct clx_work {
     clx_family family;
     size_t R, C;
+    size_t O, I;        /* outer, inner: R = O * I */
+    int nd;             /* the N-d layout (classes strided) */
+    int xf;             /* logit transforms */
     clxent_dtype x;     /* input storage */
     clxent_dtype y;     /* storage the row writes: gradient or output */
     int tgt;            /* CLX_TGT_* (row primitives and copy: 0) */

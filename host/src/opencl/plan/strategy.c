@@ -47,6 +47,9 @@
 #define N_REGS_FIT 0x200u    /* a row fits a group's registers */
 #define N_PARTIAL_VEC 0x400u /* rows end in a partial vector */
 #define N_BOUNDS 0x800u      /* (in `forced`: the C range) */
+#define N_PLAIN 0x1000u      /* no logit transforms (the kernel has none) */
+#define N_ND 0x2000u         /* the N-d layout (class stride > 1) only */
+#define N_ANY_LAYOUT 0x4000u /* either layout (else the 2-D one only) */
 
 #define NONE (-1)
 #define P_(name) CLX_P_##name
@@ -71,27 +74,48 @@ struct clx_strategy {
 #define F_BWD CLX_FAM_CE_BACKWARD
 
 static const clx_strategy table[] = {
+    /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
+     * An item per VEC consecutive inner positions, a row per lane
+     * (nd.cl); the 2-D rows below serve tensors whose class stride is 1
+     * (a matrix, or channels-last). */
+    {"nd_cached", F_FUSED, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
+     {P_(nd_cached_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
+     {"nd_cached_fused"},
+     "N-d, few classes on CPUs: a row's classes held in private vectors, "
+     "one exp per element"},
+    {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
+     {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
+     "N-d: lane-wise online statistics, the gradient recomputed (kernel by "
+     "family: nd_fwd, nd_fused, nd_bwd)"},
+    {"nd", F_STATS | CLX_FAM_COPY, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
+     {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_sm"},
+     "N-d row primitives and copy: lane-wise, the outputs in a second "
+     "pass"},
+    {"nd", CLX_FAM_NLL_BACKWARD, MAP_ANY, DT_ANY, TG_INDEX, {NONE, NONE},
+     {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_nll_bwd"},
+     "N-d NLL gradient: whole inner vectors per class"},
+
     /* ---- row primitives: max, exp-sum, log_softmax, softmax ---- */
     {"batch_cached", CLX_FAM_SOFTMAX, MAP_SIMD16, DT_16, TG_ANY,
      {P_(batch_softmax_cmin), NONE}, {P_(batch_cmax), NONE}, NONE,
-     N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"sm_batchl"},
+     N_PLAIN | N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"sm_batchl"},
      "softmax into 16-bit, a few hundred columns: 16 rows per item finished "
      "together, their exps kept in local memory, not computed twice"},
     {"batch", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD16, DT_ANY,
      TG_ANY, {P_(batch_softmax_cmin), NONE}, {P_(batch_cmax), NONE}, NONE,
-     N_NATURAL, 0, CLX_RUN_VEC_ROWS, {"sm_batch"},
+     N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS, {"sm_batch"},
      "a few hundred columns: 16 rows per item, their horizontal reductions "
      "and logs done for 16 rows at once"},
     {"lanes", CLX_FAM_ROWSTAT, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
-     {P_(lanes_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(lanes_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"sm_lanes"},
      "short rows: a row per SIMD lane, no horizontal reduction per row"},
     {"lanes", CLX_FAM_LOG_SOFTMAX, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
-     {P_(lanes_log_softmax_cmax), NONE}, NONE, N_NATURAL, 0,
+     {P_(lanes_log_softmax_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0,
      CLX_RUN_VEC_ROWS, {"sm_lanes"},
      "short rows: a row per SIMD lane, the logs shared by VEC rows"},
     {"lanes", CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
-     {P_(lanes_softmax_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(lanes_softmax_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"sm_lanes"},
      "short rows; softmax needs no log and caches its exps on the row "
      "path, so it keeps the lanes for fewer columns"},
@@ -102,12 +126,12 @@ static const clx_strategy table[] = {
      "fixed order"},
     {"cached", CLX_FAM_SOFTMAX, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
      {NONE, NONE}, P_(cached_rows),
-     N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM, N_ONE_ITEM, CLX_RUN_CACHED,
+     N_PLAIN | N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM, N_ONE_ITEM, CLX_RUN_CACHED,
      {"sm_cached_g"},
      "an item per row: one exp per element, kept in the output"},
     {"cached", CLX_FAM_SOFTMAX, MAP_SIMD, DT_16, TG_ANY, {NONE, NONE},
      {NONE, NONE}, P_(cached_rows),
-     N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM | N_ROW_CACHE, N_ONE_ITEM,
+     N_PLAIN | N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM | N_ROW_CACHE, N_ONE_ITEM,
      CLX_RUN_CACHED, {"sm_cached_l"},
      "an item per row: one exp per element, kept in local memory"},
     {"rows1", F_STATS, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE}, {NONE, NONE},
@@ -120,31 +144,31 @@ static const clx_strategy table[] = {
     /* ---- cross-entropy forward and fused ---- */
     {"batch_cached", F_FUSED, MAP_SIMD16, DT_BF16, TG_INDEX,
      {P_(batch_cmin), P_(batch_bf16_cmin)}, {P_(batch_cmax), NONE}, NONE,
-     N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"xent_batchl_fused"},
+     N_PLAIN | N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"xent_batchl_fused"},
      "fused bf16, a few hundred columns: 16 rows per item, the exps in "
      "local memory; below batch_bf16_cmin the lanes kernels win"},
     {"batch_cached", F_FUSED, MAP_SIMD16, DT_F16, TG_INDEX,
      {P_(batch_cmin), P_(batch_f16_cmin)}, {P_(batch_cmax), NONE}, NONE,
-     N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"xent_batchl_fused"},
+     N_PLAIN | N_NATURAL | N_BATCH_CACHE, 0, CLX_RUN_VEC_ROWS, {"xent_batchl_fused"},
      "fused f16, as bf16; f16 rows there mostly start unaligned and keep "
      "the lanes kernels longer"},
     {"batch", F_FUSED, MAP_SIMD16, DT_F32, TG_INDEX, {P_(batch_cmin), NONE},
-     {P_(batch_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(batch_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"xent_batch_fused"},
      "a few hundred columns: 16 rows per item, the exps cached in the f32 "
      "gradient, reductions and logs for 16 rows at once"},
     {"batch", F_FWD, MAP_SIMD16, DT_ANY, TG_INDEX, {P_(batch_cmin), NONE},
-     {P_(batch_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(batch_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"xent_batch_fwd"}, "a few hundred columns: 16 rows per item"},
     {"lanes", F_FUSED, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
-     {P_(lanes_xent_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(lanes_xent_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"xent_lanes_fused"},
      "short rows: a row per SIMD lane, logs and losses shared by VEC rows"},
     {"lanes", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
-     {P_(lanes_xent_cmax), NONE}, NONE, N_NATURAL, 0, CLX_RUN_VEC_ROWS,
+     {P_(lanes_xent_cmax), NONE}, NONE, N_PLAIN | N_NATURAL, 0, CLX_RUN_VEC_ROWS,
      {"xent_lanes_fwd"}, "short rows: a row per SIMD lane"},
     {"regs", F_FUSED, MAP_ANY, DT_ANY, TG_ANY, {P_(regs_cmin), NONE},
-     {NONE, NONE}, P_(regs), N_GEOM_ROWS | N_WHOLE | N_REGS_FIT,
+     {NONE, NONE}, P_(regs), N_PLAIN | N_GEOM_ROWS | N_WHOLE | N_REGS_FIT,
      N_BOUNDS | N_WHOLE, CLX_RUN_REGS, {"xent_regs_fused"},
      "GPUs, long rows: a group per row held in registers, the logits read "
      "once"},
@@ -154,12 +178,12 @@ static const clx_strategy table[] = {
      "rows too few to fill the device: chunks' partial states, merged in "
      "fixed order"},
     {"cached", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE}, {NONE, NONE},
-     P_(cached_rows), N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM,
+     P_(cached_rows), N_PLAIN | N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM,
      N_ONE_ITEM, CLX_RUN_CACHED, {"xent_rowsg_fused"},
      "an item per row: one exp per element, cached in the f32 gradient"},
     {"cached", F_FUSED, MAP_SIMD, DT_16, TG_ANY, {NONE, NONE}, {NONE, NONE},
      P_(cached_rows),
-     N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM | N_ROW_CACHE, N_ONE_ITEM,
+     N_PLAIN | N_GEOM_ROWS | N_WHOLE | N_NO_T | N_ONE_ITEM | N_ROW_CACHE, N_ONE_ITEM,
      CLX_RUN_CACHED, {"xent_rowsl_fused"},
      "an item per row: one exp per element, cached in local memory"},
     {"rows1", F_FUSED, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE}, {NONE, NONE},
@@ -177,7 +201,7 @@ static const clx_strategy table[] = {
 
     /* ---- cross-entropy backward from the saved lse ---- */
     {"lanes", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
-     {P_(lanes_bwd_cmax), NONE}, NONE, N_NATURAL | N_PARTIAL_VEC,
+     {P_(lanes_bwd_cmax), NONE}, NONE, N_PLAIN | N_NATURAL | N_PARTIAL_VEC,
      0, CLX_RUN_VEC_ROWS, {"xent_lanes_bwd"},
      "short rows ending in partial vectors (whole vectors are as fast "
      "element-wise)"},
@@ -197,7 +221,7 @@ static const clx_strategy table[] = {
 
     /* ---- NLL over log-probabilities, and the copy ---- */
     {"items", CLX_FAM_NLL_FORWARD, MAP_ANY, DT_ANY, TG_INDEX, {NONE, NONE},
-     {NONE, NONE}, NONE, 0, 0, CLX_RUN_ITEMS, {"nll_fwd"},
+     {NONE, NONE}, NONE, N_ANY_LAYOUT, 0, CLX_RUN_ITEMS, {"nll_fwd"},
      "one element per row to read: an item per row"},
     {"elems", CLX_FAM_NLL_BACKWARD, MAP_ANY, DT_ANY, TG_INDEX, {NONE, NONE},
      {NONE, NONE}, NONE, N_GEOM_ELEMS, 0, CLX_RUN_ELEMS, {"nll_bwd"},
@@ -246,6 +270,11 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
         snprintf(buf + n, size - n, " -DSMOOTH=%d", w->smooth);
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
+    else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE)
+        snprintf(buf + n, size - n, " -DNDC=%u",
+                 (unsigned)s->params.v[row->cmax[0]]);
+    n = strlen(buf);
+    if (w->xf) snprintf(buf + n, size - n, " -DXF=1");
 }
 
 /* Values per item of the register rows, and whether a row of C fits. */
@@ -327,6 +356,9 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
     if ((row->mapping == MAP_SIMD && s->d.vec < 2) ||
         (row->mapping == MAP_SIMD16 && s->d.vec != 16))
         return 0;
+    if (!(row->needs & N_ANY_LAYOUT) && !(row->needs & N_ND) != !w->nd)
+        return 0;
+    if ((row->needs & N_PLAIN) && w->xf) return 0;
     int64_t mode = row->mode == NONE ? 1 : p->v[row->mode];
     if (mode == 0) return 0;
     unsigned waived = mode == 2 ? row->forced : 0;
@@ -371,8 +403,13 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
     }
     row_options(s, w, row, plan->ck, plan->opts, sizeof plan->opts);
     for (int i = 0; i < 2 && row->kernels[i]; ++i) {
-        *st = clx_cl_kernel(ctx, kernel_file(row->kernels[i]), plan->opts,
-                            row->kernels[i], &plan->k[i], &plan->kmax[i]);
+        const char *name = row->kernels[i];
+        if (row->runner == CLX_RUN_ND && strcmp(name, "nd_fwd") == 0)
+            name = w->family == CLX_FAM_CE_FUSED      ? "nd_fused"
+                   : w->family == CLX_FAM_CE_BACKWARD ? "nd_bwd"
+                                                      : "nd_fwd";
+        *st = clx_cl_kernel(ctx, kernel_file(name), plan->opts, name,
+                            &plan->k[i], &plan->kmax[i]);
         if (*st != CLXENT_STATUS_OK) return 1;
     }
     plan->g = c->rows;
@@ -413,6 +450,13 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         plan->L = plan->kmax[0] < 64 ? plan->kmax[0] : 64;
         plan->global = (w->R + plan->L - 1) / plan->L * plan->L;
         break;
+    case CLX_RUN_ND: {
+        /* an item per VEC inner positions of one outer index */
+        size_t units = w->O * ((w->I + s->d.vec - 1) / s->d.vec);
+        plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,
+                                     &plan->global);
+        break;
+    }
     case CLX_RUN_SPLIT:
     case CLX_RUN_ROWS: break;
     }
@@ -439,8 +483,9 @@ clxent_status clx_plan_choose(clxent_context *ctx, const clx_work *w,
         }
     }
     return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, "clx_plan_choose",
-                    "no strategy for operation family %d, %zux%zu",
-                    (int)w->family, w->R, w->C);
+                    "no strategy for operation family %d, %zux%zu%s%s",
+                    (int)w->family, w->R, w->C, w->nd ? " (N-d)" : "",
+                    w->xf ? " (transforms)" : "");
 }
 
 void clx_plan_describe(const clx_opencl_state *s, const clx_plan *plan,
@@ -451,6 +496,7 @@ void clx_plan_describe(const clx_opencl_state *s, const clx_plan *plan,
     switch (plan->runner) {
     case CLX_RUN_VEC_ROWS:
     case CLX_RUN_ITEMS:
+    case CLX_RUN_ND:
         snprintf(buf + n, size - n, " L=%zu", plan->L);
         break;
     case CLX_RUN_REGS:

@@ -17,6 +17,8 @@
 #define CLX_HT_CF cl_mem
 #define CLX_HT_GF cl_mem
 #define CLX_HT_GL cl_mem
+#define CLX_HT_CU cl_mem
+#define CLX_HT_GU cl_mem
 #define CLX_HT_ULONG size_t
 #define CLX_HT_UINT size_t
 #define CLX_HT_INT int
@@ -33,6 +35,8 @@
 #define CLX_HS_CF(a, v) clx_arg_mem(a, v)
 #define CLX_HS_GF(a, v) clx_arg_mem(a, v)
 #define CLX_HS_GL(a, v) clx_arg_mem(a, v)
+#define CLX_HS_CU(a, v) clx_arg_mem(a, v)
+#define CLX_HS_GU(a, v) clx_arg_mem(a, v)
 #define CLX_HS_ULONG(a, v) clx_arg_ulong(a, v)
 #define CLX_HS_UINT(a, v) clx_arg_uint(a, v)
 #define CLX_HS_INT(a, v) clx_arg_int(a, v)
@@ -60,6 +64,8 @@ CLX_HDEFINE_GROUP(xent)
 CLX_HDEFINE_GROUP(out)
 CLX_HDEFINE_GROUP(grad)
 CLX_HDEFINE_GROUP(sm)
+CLX_HDEFINE_GROUP(nd)
+CLX_HDEFINE_GROUP(ndgrad)
 
 /* Shapes: a group is a member of that name. */
 #define CLX_HGFIELD(group) clx_g_##group group;

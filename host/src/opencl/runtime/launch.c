@@ -8,36 +8,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-clxent_status clx_cl_scratch(clxent_context *ctx, size_t bytes,
-                             cl_mem *scratch) {
+/* Grow-only, rounded up to 4 KiB so small growth does not reallocate
+ * every call. Releasing the old buffer is safe with work in flight:
+ * OpenCL frees it when its commands complete. */
+static clxent_status grow(clxent_context *ctx, const char *what,
+                          size_t bytes, cl_mem *held, size_t *held_bytes,
+                          cl_mem *out) {
     clx_opencl_state *s = ctx->cl;
     if (bytes == 0) bytes = 1;
-    if (s->scratch && s->scratch_bytes >= bytes) {
-        *scratch = s->scratch;
+    if (*held && *held_bytes >= bytes) {
+        *out = *held;
         return CLXENT_STATUS_OK;
     }
-    /* Grow-only, rounded up to 4 KiB so small growth does not reallocate
-     * every call. Releasing the old buffer is safe with work in flight:
-     * OpenCL frees it when its commands complete. */
     size_t want = bytes;
     if (want <= SIZE_MAX - 4095) want = (want + 4095) & ~(size_t)4095;
     if (want > s->max_alloc_bytes && bytes <= s->max_alloc_bytes)
         want = bytes;
-    CLX_RELEASE(clReleaseMemObject, s->scratch);
-    s->scratch_bytes = 0;
+    CLX_RELEASE(clReleaseMemObject, *held);
+    *held_bytes = 0;
     cl_int err = CL_SUCCESS;
     cl_mem mem = CLX_CL_CREATE(
         &err, clCreateBuffer(s->context, CL_MEM_READ_WRITE, want, NULL, &err));
     if (!mem || err != CL_SUCCESS) {
-        *scratch = NULL;
+        *out = NULL;
         return clx_fail(ctx, clx_status_from_cl(err), "clx_cl_scratch",
-                        "clCreateBuffer (%zu bytes of scratch): %s (%d)", want,
-                        clx_cl_error_name(err), (int)err);
+                        "clCreateBuffer (%zu bytes of %s): %s (%d)", want,
+                        what, clx_cl_error_name(err), (int)err);
     }
-    s->scratch = mem;
-    s->scratch_bytes = want;
-    *scratch = mem;
+    *held = mem;
+    *held_bytes = want;
+    *out = mem;
     return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_cl_scratch(clxent_context *ctx, size_t bytes,
+                             cl_mem *scratch) {
+    clx_opencl_state *s = ctx->cl;
+    return grow(ctx, "scratch", bytes, &s->scratch, &s->scratch_bytes,
+                scratch);
+}
+
+clxent_status clx_cl_stage(clxent_context *ctx, size_t bytes,
+                           cl_mem *stage) {
+    clx_opencl_state *s = ctx->cl;
+    clxent_status st =
+        grow(ctx, "staging", bytes, &s->stage, &s->stage_bytes, stage);
+    s->stage_buffer.mem = s->stage;
+    s->stage_buffer.bytes = s->stage_bytes;
+    return st;
 }
 
 static clxent_status cl_arg(clxent_context *ctx, cl_kernel kernel, cl_uint i,
@@ -130,6 +148,7 @@ static void trace_kernel(clx_opencl_state *s, cl_kernel kernel) {
 }
 
 void clx_cl_op_begin(clx_opencl_state *s) {
+    s->seq_begun = s->seq_hold = 0;
     s->op_kernels[0] = '\0';
     s->op_plan[0] = '\0';
     s->op_programs[0] = '\0';
@@ -141,6 +160,9 @@ clxent_status clx_cl_launch(clxent_context *ctx, const clx_op *op,
     clx_opencl_state *s = ctx->cl;
     cl_uint num_wait = 0;
     const cl_event *wait = NULL;
+    first = first && !s->seq_begun;
+    last = last && !s->seq_hold;
+    s->seq_begun = 1;
     if (first) {
         forget_op_events(s);
         if (op->events && op->events->num_wait) {

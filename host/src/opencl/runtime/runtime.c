@@ -23,6 +23,7 @@ static void free_state(clx_opencl_state *s) {
     CLX_RELEASE(clReleaseEvent, s->op_last_event);
     clx_cl_programs_free(s);
     CLX_RELEASE(clReleaseMemObject, s->scratch);
+    CLX_RELEASE(clReleaseMemObject, s->stage);
     CLX_RELEASE(clReleaseMemObject, s->status);
     CLX_RELEASE(clReleaseCommandQueue, s->queue);
     CLX_RELEASE(clReleaseContext, s->context);
@@ -295,7 +296,7 @@ clxent_status clx_cl_finish(clxent_context *ctx) {
 
 size_t clx_cl_memory(const clxent_context *ctx) {
     const clx_opencl_state *s = ctx->cl;
-    return s->scratch_bytes +
+    return s->scratch_bytes + s->stage_bytes +
            (s->status ? CLX_STATUS_LONGS * sizeof(cl_long) : 0);
 }
 
@@ -307,6 +308,8 @@ clxent_status clx_cl_trim(clxent_context *ctx) {
                         "clFinish: %s (%d)", clx_cl_error_name(err), (int)err);
     CLX_RELEASE(clReleaseMemObject, s->scratch);
     s->scratch_bytes = 0;
+    CLX_RELEASE(clReleaseMemObject, s->stage);
+    s->stage_bytes = 0;
     return CLXENT_STATUS_OK;
 }
 

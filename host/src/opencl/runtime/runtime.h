@@ -73,6 +73,11 @@ typedef struct clx_opencl_state {
     /* Scratch memory, O(rows), grown on demand and reused. */
     cl_mem scratch;
     size_t scratch_bytes;
+    /* Staging memory, O(rows): the compact copies of strided per-row
+     * arrays (ops/stage.c), and the buffer that names it in an op. */
+    cl_mem stage;
+    size_t stage_bytes;
+    clxent_buffer stage_buffer;
     /* The deferred target check's status buffer (CLX_STATUS_LONGS). */
     cl_mem status;
 
@@ -80,6 +85,11 @@ typedef struct clx_opencl_state {
      * last kernel it enqueued (retained; NULL when none). */
     cl_event op_first_event;
     cl_event op_last_event;
+    /* Sequencing of an operation's launches across its parts (staging,
+     * the z-loss step): once one is enqueued (seq_begun) no other takes
+     * the wait list; while seq_hold is set none is the last (the
+     * out-event comes from a later part). Reset by clx_cl_op_begin. */
+    int seq_begun, seq_hold;
     /* A deferred target check is pending until clxent_finish. */
     int deferred_check_pending;
     /* Where a synchronous check's verdict is read to (first bad row or
@@ -176,6 +186,8 @@ void clx_cl_programs_free(clx_opencl_state *s);
 
 /* ---- launch.c: scratch, arguments, launches ---- */
 
+/* Returns the staging buffer, at least bytes (as clx_cl_scratch). */
+clxent_status clx_cl_stage(clxent_context *ctx, size_t bytes, cl_mem *stage);
 /* Returns a scratch buffer of at least bytes (contents undefined; reused
  * across calls on the same in-order queue). */
 clxent_status clx_cl_scratch(clxent_context *ctx, size_t bytes,
