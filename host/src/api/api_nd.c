@@ -9,12 +9,6 @@
     clx_extents e;                                                             \
     clxent_status st = clx_begin(ctx, __func__, events, &op, kind, &e)
 
-void clxent_options_init(clxent_options *options) {
-    if (!options) return;
-    clxent_options d = CLXENT_OPTIONS_INIT;
-    *options = d;
-}
-
 /* An optional per-row output of x's outer x inner. */
 static clxent_status take_rows_out(clxent_context *ctx, clx_op *op,
                                    clx_extents *e, const char *name,

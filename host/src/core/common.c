@@ -61,6 +61,13 @@ void clxent_loss_options_init(clxent_loss_options *options) {
     }
 }
 
+void clxent_options_init(clxent_options *options) {
+    if (options) {
+        clxent_options d = CLXENT_OPTIONS_INIT;
+        *options = d;
+    }
+}
+
 /* ---- errors ---- */
 
 clxent_status clx_fail(clxent_context *ctx, clxent_status status,
