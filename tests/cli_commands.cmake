@@ -56,6 +56,15 @@ clxent_cli_test(cli_check_quick 0 REGEX "cases, 0 failed" TIMEOUT 600
 clxent_cli_test(cli_bench_json 0
                 REGEX "\"copy_gbps\": [0-9].*\"roofline_fraction\""
                 ARGS bench --shapes 64x1000 --repeat 2 --json)
+# An N-d shape: PyTorch's (N, C, d1, d2) through the tensor calls.
+clxent_cli_test(cli_bench_nd_json 0
+                REGEX "\"op\": \"fused\", \"shape\": \"2x5x3x4\", \"rows\": 24, \"cols\": 5,.*\"gelem_per_s\": [0-9]"
+                ARGS bench --shapes 2x5x3x4 --ops fused --repeat 1 --json)
+clxent_cli_test(cli_bench_nd_explain 0
+                REGEX "\"shape\": \"2x5x3x4\".*\"kernels\": \"xent_check\\+[a-z_0-9+]+ \\("
+                ARGS bench --shapes 2x5x3x4 --repeat 1 --ops fused --explain --json)
+clxent_cli_test(cli_bench_nd_bad_shape 2 ERR_REGEX "NxCxD1"
+                ARGS bench --shapes 2x5x0x4 --ops fused --repeat 1)
 clxent_cli_test(cli_run_usage 2 ERR_REGEX "--help" ARGS run --bogus)
 clxent_cli_test(cli_run_missing_file 1 ERR_REGEX "missing\\.npy"
                 ARGS run --logits missing.npy --targets missing.npy)

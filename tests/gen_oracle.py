@@ -29,6 +29,19 @@ column order (lines starting with '#' are comments):
   grad_rows 1: grad_rows.npy (float32, R), the per-row upstream gradient of
             reduction none (multiplies grad_scale)
 
+The tensor cases (ops ce_nd, nll_nd, softmax_nd: the clxent_*_nd calls)
+add key=value columns: shape=NxCxD1.. (PyTorch's shape of x), dim=K (the
+class axis; 1 for (N, C, d..), 0 for an unbatched (C) input), and, when
+set, softcap= and logit_scale=. rows is outer*inner (the product of the
+dims before and after dim), cols the classes. Their arrays are stored as
+PyTorch's contiguous tensor viewed as (outer, C, inner), per-position
+arrays as (outer, inner), since the project's .npy reader stops at 4-d;
+ce_nd also has expect_zloss (the z-loss part alone, zeta*lse^2 per valid
+position, reduced like the loss: what z_loss_out returns). With the
+transforms, PyTorch sees x' = softcap*tanh(logit_scale*x/softcap) (or
+logit_scale*x without a cap), built from torch ops so autograd chains the
+gradient back to x, and expect_lse is the lse of x'.
+
 tests/oracle/<name>/ holds
   x.npy          float32 (R, C): logits (log-probabilities for nll). Values
                  are already rounded to `dtype`, so converting them to f16 or
@@ -66,14 +79,14 @@ import os
 import shutil
 import sys
 
-import numpy as np
-
 try:
+    import numpy as np
     import torch
     import torch.nn.functional as F
 except ImportError:  # pragma: no cover
-    sys.exit("gen_oracle.py needs PyTorch: run it with /usr/bin/python3 "
-             "(Debian's python3-torch)")
+    sys.exit("gen_oracle.py needs PyTorch and numpy: run it with "
+             "/usr/bin/python3 after\n"
+             "    apt-get install python3-torch python3-numpy")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "oracle")
@@ -124,7 +137,7 @@ class Case:
     def manifest_line(self):
         return " ".join([
             self.name, self.op, self.dtype,
-            self.target if self.op != "softmax" else "none",
+            self.target if not self.op.startswith("softmax") else "none",
             str(self.rows), str(self.cols), self.reduction,
             str(self.ignore_index), fmt(self.eps), fmt(self.z), fmt(self.G),
             fmt(self.D), str(self.aiz), str(int(self.weights)),
@@ -337,6 +350,8 @@ def agree(name, what, a, b):
 # ---------------------------------------------------------------------------
 
 def generate(c, write):
+    if isinstance(c, NdCase):
+        return generate_nd(c, write)
     x, y, probs, w, g = make_inputs(c)
     assert x.shape == (c.rows, c.cols)
     files = {}
@@ -384,6 +399,346 @@ def generate(c, write):
         save(os.path.join(d, "grad_rows.npy"), g)
     for k, v in files.items():
         save_f64(os.path.join(d, k + ".npy"), v)
+
+
+# ---------------------------------------------------------------------------
+# N-d tensors (SEMANTICS.md, "Layouts: the class axis anywhere") and the
+# logit transforms ("Logit transforms"). PyTorch computes on the tensor in
+# its own shape; the fixtures hold its (outer, C, inner) view, the memory
+# order of the contiguous tensor (the project's .npy reader stops at 4-d).
+
+class NdCase(Case):
+    """A case on a tensor of torch shape `shape` with the classes on axis
+    `dim`: rows = outer*inner rows of cols = shape[dim] classes. cap and
+    ls are the softcap and logit_scale options."""
+
+    def __init__(self, name, shape, dim=1, cap=0.0, ls=1.0, **kw):
+        shape = tuple(shape)
+        outer = int(np.prod(shape[:dim], dtype=np.int64))
+        inner = int(np.prod(shape[dim + 1:], dtype=np.int64))
+        Case.__init__(self, name, rows=outer * inner, cols=shape[dim], **kw)
+        self.shape, self.dim, self.outer, self.inner = shape, dim, outer, inner
+        self.cap, self.ls = f32(cap), f32(ls)
+
+    def manifest_line(self):
+        extra = ["shape=" + "x".join(str(n) for n in self.shape),
+                 "dim=%d" % self.dim]
+        if self.cap != 0:
+            extra.append("softcap=" + fmt(self.cap))
+        if self.ls != 1:
+            extra.append("logit_scale=" + fmt(self.ls))
+        return Case.manifest_line(self) + " " + " ".join(extra)
+
+    def target_shape(self):
+        return self.shape[:self.dim] + self.shape[self.dim + 1:]
+
+
+def transform(c, x):
+    """x' of SEMANTICS.md's logit transforms: scale first, then the cap
+    (torch ops, so autograd gives the chain rule)."""
+    if c.ls != 1:
+        x = c.ls * x
+    if c.cap != 0:
+        x = c.cap * torch.tanh(x / c.cap)
+    return x
+
+
+def transform_slope(c, x):
+    """dx'/dx in float64 numpy, for the formula check."""
+    a = x.astype(np.float64) * c.ls
+    if c.cap == 0:
+        return np.full_like(a, c.ls)
+    return c.ls * (1 - np.tanh(a / c.cap) ** 2)
+
+
+def as_rows(c, a):
+    """(R, C) row-major view of a tensor of c.shape (row = o*inner + i)."""
+    return np.moveaxis(np.asarray(a), c.dim, -1).reshape(c.rows, c.cols)
+
+
+def from_rows(c, a):
+    """(outer, C, inner) from an (R, C) row-major array."""
+    return np.asarray(a).reshape(c.outer, c.inner, c.cols).transpose(0, 2, 1)
+
+
+def make_inputs_nd(c):
+    rng = np.random.default_rng(c.seed)
+    S, C, ts = c.shape, c.cols, c.target_shape()
+    x = (rng.standard_normal(S) * c.scale).astype(np.float32)
+    if c.op == "nll_nd":
+        x = F.log_softmax(torch.from_numpy(x).double(), c.dim).float().numpy()
+    y = probs = None
+    if c.op in ("ce_nd", "nll_nd") and c.target in ("i32", "i64"):
+        if c.y is not None:
+            y = np.array(c.y, dtype=np.int64).reshape(ts)
+        else:
+            y = np.asarray(rng.integers(0, C, size=ts), dtype=np.int64)
+            if c.ignore_frac > 0:
+                y = np.where(rng.random(ts) < c.ignore_frac, c.ignore_index, y)
+    elif c.op == "ce_nd" and c.target == "probs":
+        if c.onehot:
+            probs = np.moveaxis(np.eye(C, dtype=np.float32)[
+                rng.integers(0, C, size=ts)], -1, c.dim)
+        else:
+            probs = F.softmax(torch.from_numpy(rng.standard_normal(S)),
+                              c.dim).float().numpy()
+    w = (rng.random(C) * 1.5 + 0.25).astype(np.float32) if c.weights else None
+    g = (rng.standard_normal(ts) * 2.0).astype(np.float32) if c.grad_rows \
+        else None
+    x = round_storage(x, c.dtype)
+    if probs is not None:
+        probs = round_storage(probs, c.dtype)
+    return x, y, probs, w, g
+
+
+def torch_ce_nd(c, x, y, probs, w, g):
+    """F.cross_entropy on the N-d tensor (after the transforms), z-loss and
+    normalizer built from torch ops as in torch_ce; also the z-loss part
+    alone, reduced like the loss (z_loss_out)."""
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    xp = transform(c, xt)
+    wt = torch.tensor(w, dtype=torch.float64) if w is not None else None
+    lse = torch.logsumexp(xp, c.dim)
+    if y is not None:
+        yt = torch.tensor(y, dtype=torch.int64)
+        valid = yt != c.ignore_index
+        args = dict(weight=wt, ignore_index=c.ignore_index,
+                    label_smoothing=c.eps)
+        target = yt
+        yv = yt.reshape(-1)[valid.reshape(-1)]
+        denom = float(valid.sum()) if wt is None else float(wt[yv].sum())
+    else:
+        valid = torch.ones(c.target_shape(), dtype=torch.bool)
+        args = dict(weight=wt, label_smoothing=c.eps)
+        target = torch.tensor(probs, dtype=torch.float64)
+        denom = float(c.rows)
+    zterm = torch.where(valid, c.z * lse * lse, torch.zeros_like(lse))
+    if c.reduction == "mean" and c.D == 0:
+        loss = F.cross_entropy(xp, target, reduction="mean", **args)
+        if c.z != 0:
+            loss = loss + zterm.sum() / denom
+        with np.errstate(all="ignore"):
+            zl = np.float64(zterm.sum().item()) / np.float64(denom)
+    else:
+        red = "none" if c.reduction == "none" else "sum"
+        loss = F.cross_entropy(xp, target, reduction=red, **args)
+        zl = zterm if red == "none" else zterm.sum()
+        if c.z != 0:
+            loss = loss + zl
+        zl = zl.detach().numpy().copy()
+        if c.reduction == "mean":
+            loss, zl = loss / c.D, zl / c.D
+    upstream = torch.full(loss.shape, c.G, dtype=torch.float64)
+    if g is not None:
+        upstream = upstream * torch.tensor(g, dtype=torch.float64)
+    loss.backward(upstream)
+    return (loss.detach().numpy().copy(), lse.detach().numpy().copy(),
+            xt.grad.numpy().copy(), valid.numpy().reshape(-1),
+            np.asarray(zl, dtype=np.float64))
+
+
+def torch_nll_nd(c, x, y, w, g):
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(w, dtype=torch.float64) if w is not None else None
+    yt = torch.tensor(y, dtype=torch.int64)
+    red = "sum" if c.reduction == "mean" and c.D != 0 else c.reduction
+    loss = F.nll_loss(xt, yt, weight=wt, ignore_index=c.ignore_index,
+                      reduction=red)
+    if red != c.reduction:
+        loss = loss / c.D
+    upstream = torch.full(loss.shape, c.G, dtype=torch.float64)
+    if g is not None:
+        upstream = upstream * torch.tensor(g, dtype=torch.float64)
+    loss.backward(upstream)
+    return (loss.detach().numpy().copy(), xt.grad.numpy().copy(),
+            (yt != c.ignore_index).numpy().reshape(-1))
+
+
+def generate_nd(c, write):
+    x, y, probs, w, g = make_inputs_nd(c)
+    assert x.shape == c.shape
+    per_row = (c.outer, c.inner)
+    yr = y.reshape(-1) if y is not None else None
+    gr = g.reshape(-1) if g is not None else None
+    files = {}
+    if c.op == "ce_nd":
+        loss, lse, grad, valid, zl = torch_ce_nd(c, x, y, probs, w, g)
+        grad = as_rows(c, grad).copy()
+        loss, grad = apply_deviations(c, loss, grad, valid)
+        # The formulas on the (R, C) rows of x', chained through x'(x).
+        xp = transform(c, torch.tensor(x, dtype=torch.float64)).numpy()
+        pr = as_rows(c, probs) if probs is not None else None
+        fl, flse, fgrad = formula_ce(c, as_rows(c, xp), yr, pr, w, gr)
+        fgrad = fgrad * as_rows(c, transform_slope(c, x))
+        with np.errstate(all="ignore"):
+            fz = np.where(valid, c.z * flse * flse, 0.0)
+            if c.reduction != "none":
+                fz = fz.sum()
+            if c.reduction == "mean":
+                if c.D != 0:
+                    den = c.D
+                elif y is None:
+                    den = float(c.rows)
+                else:
+                    wv = np.ones(c.cols) if w is None else w.astype(np.float64)
+                    den = wv[np.where(valid, yr, 0)][valid].sum()
+                fz = fz / np.float64(den)
+        agree(c.name, "loss", loss.reshape(-1), np.reshape(fl, -1))
+        agree(c.name, "lse", lse.reshape(-1), flse)
+        agree(c.name, "grad", grad, fgrad)
+        agree(c.name, "z_loss", zl.reshape(-1), np.reshape(fz, -1))
+        nl = per_row if c.reduction == "none" else ()
+        files.update(expect_loss=loss.reshape(nl), expect_lse=lse.reshape(
+            per_row), expect_grad=from_rows(c, grad),
+            expect_zloss=zl.reshape(nl))
+    elif c.op == "nll_nd":
+        loss, grad, valid = torch_nll_nd(c, x, y, w, g)
+        grad = as_rows(c, grad).copy()
+        loss, grad = apply_deviations(c, loss, grad, valid)
+        fl, fgrad = formula_nll(c, as_rows(c, x), yr, w, gr)
+        agree(c.name, "loss", loss.reshape(-1), np.reshape(fl, -1))
+        agree(c.name, "grad", grad, fgrad)
+        nl = per_row if c.reduction == "none" else ()
+        files.update(expect_loss=loss.reshape(nl),
+                     expect_grad=from_rows(c, grad))
+    else:
+        xt = torch.tensor(x, dtype=torch.float64)
+        mx = xt.max(c.dim).values
+        xp = transform(c, xt)
+        files.update(
+            expect_max=mx.numpy().reshape(per_row),
+            expect_expsum=torch.exp(xt - mx.unsqueeze(c.dim)).sum(
+                c.dim).numpy().reshape(per_row),
+            expect_logsoftmax=F.log_softmax(xp, c.dim).numpy().reshape(
+                c.outer, c.cols, c.inner),
+            expect_softmax=F.softmax(xp, c.dim).numpy().reshape(
+                c.outer, c.cols, c.inner))
+    if not write:
+        return
+    d = os.path.join(OUT, c.name)
+    os.makedirs(d)
+    save(os.path.join(d, "x.npy"), x.reshape(c.outer, c.cols, c.inner))
+    if y is not None:
+        save(os.path.join(d, "targets.npy"), y.reshape(per_row).astype(
+            np.int32 if c.target == "i32" else np.int64))
+    if probs is not None:
+        save(os.path.join(d, "targets.npy"),
+             probs.reshape(c.outer, c.cols, c.inner))
+    if w is not None:
+        save(os.path.join(d, "weights.npy"), w)
+    if g is not None:
+        save(os.path.join(d, "grad_rows.npy"), g.reshape(per_row))
+    for k, v in files.items():
+        save_f64(os.path.join(d, k + ".npy"), v)
+
+
+def nd_cases():
+    out = []
+    dtypes = ("f32", "f16", "bf16")
+    shapes = ((2, 5, 3), (2, 6, 3, 2), (2, 4, 2, 3, 2))
+    # The 2-D grid again on (N, C, d1), (N, C, d1, d2) and
+    # (N, C, d1, d2, d3): every reduction x every subset of the options;
+    # dtype and shape rotate so that each pair of them occurs.
+    k = 0
+    for red in ("none", "sum", "mean"):
+        for mask in range(16):
+            wts, sm, ign, zl = (bool(mask & 1), bool(mask & 2),
+                                bool(mask & 4), bool(mask & 8))
+            dt, sh = dtypes[k % 3], shapes[(k // 3) % 3]
+            tg = "i32" if k % 2 else "i64"
+            name = "nd%d_%s_%s%s%s%s_%s_%s" % (
+                len(sh), red, "w" if wts else "-", "s" if sm else "-",
+                "i" if ign else "-", "z" if zl else "-", dt, tg)
+            out.append(NdCase(
+                name, sh, op="ce_nd", dtype=dt, target=tg, reduction=red,
+                weights=wts, eps=0.2 if sm else 0.0,
+                ignore_index=(-100 if k % 4 < 2 else 3) if ign else -100,
+                ignore_frac=0.35 if ign else 0.0, z=1e-2 if zl else 0.0,
+                G=(1.0, 0.5, 3.0, -1.25)[k % 4],
+                grad_rows=(red == "none" and k % 2 == 0), seed=3000 + k))
+            k += 1
+        for mask in range(8):
+            wts, sm, zl = bool(mask & 1), bool(mask & 2), bool(mask & 4)
+            dt, sh = dtypes[k % 3], shapes[(k // 3) % 3]
+            name = "nd%d_%s_%s%s%s_%s_probs" % (
+                len(sh), red, "w" if wts else "-", "s" if sm else "-",
+                "z" if zl else "-", dt)
+            out.append(NdCase(
+                name, sh, op="ce_nd", dtype=dt, target="probs",
+                reduction=red, weights=wts, eps=0.15 if sm else 0.0,
+                z=2e-2 if zl else 0.0, G=(1.0, 0.5, 3.0, -1.25)[k % 4],
+                grad_rows=(red == "none" and k % 2 == 1),
+                onehot=(mask == 0), seed=3000 + k))
+            k += 1
+    # A normalizer, and (N, C) through the tensor calls.
+    out.append(NdCase("nd3_normalizer_wsz", (3, 5, 4), op="ce_nd", D=7.5,
+                      weights=True, eps=0.1, z=1e-2, ignore_frac=0.3,
+                      seed=3100))
+    out.append(NdCase("nd2_matrix_wsiz_f16", (6, 9), op="ce_nd", dtype="f16",
+                      weights=True, eps=0.1, z=1e-2, ignore_frac=0.3,
+                      ignore_index=2, seed=3101))
+    # Unbatched: input (C), 0-d target; loss and lse 0-d.
+    for i, red in enumerate(("none", "sum", "mean")):
+        out.append(NdCase("unbatched_%s" % red, (7,), dim=0, op="ce_nd",
+                          reduction=red, weights=(i != 1), eps=0.1,
+                          z=1e-2 * i, grad_rows=(red == "none"),
+                          G=(1.0, -2.0, 0.5)[i], dtype=dtypes[i],
+                          seed=3110 + i))
+    out.append(NdCase("unbatched_ignored_sum", (5,), dim=0, op="ce_nd",
+                      reduction="sum", y=[-100], seed=3113))
+    out.append(NdCase("unbatched_probs_none_bf16", (6,), dim=0, op="ce_nd",
+                      target="probs", reduction="none", dtype="bf16",
+                      weights=True, z=1e-2, seed=3114))
+    out.append(NdCase("unbatched_nll_mean_i32", (6,), dim=0, op="nll_nd",
+                      target="i32", weights=True, seed=3115))
+    out.append(NdCase("unbatched_softcap", (9,), dim=0, op="ce_nd",
+                      cap=2.0, ls=1.5, z=1e-2, seed=3116))
+    # NLL over N-d log-probabilities.
+    for i, red in enumerate(("none", "sum", "mean")):
+        for j, sh in enumerate(shapes):
+            out.append(NdCase(
+                "nll_nd%d_%s_%s" % (len(sh), red, dtypes[(i + j) % 3]), sh,
+                op="nll_nd", dtype=dtypes[(i + j) % 3], reduction=red,
+                weights=(i + j) % 2 == 0, ignore_frac=0.3,
+                ignore_index=-100 if j != 1 else 1,
+                target="i32" if j == 2 else "i64",
+                G=(1.0, -2.0, 0.75)[i], grad_rows=(red == "none" and j != 0),
+                D=6.0 if (red == "mean" and j == 2) else 0.0,
+                seed=3120 + 3 * i + j))
+    # softcap and logit_scale: each alone and both, on indices and
+    # probabilities, every dtype; a scale large enough to saturate the cap.
+    tf = (("cap", 5.0, 1.0), ("scale", 0.0, 0.5), ("both", 3.0, 2.0))
+    for i, (what, cap, ls) in enumerate(tf):
+        for j, dt in enumerate(dtypes):
+            sh = shapes[(i + j) % 3]
+            out.append(NdCase(
+                "tf_%s_%s_nd%d" % (what, dt, len(sh)), sh, op="ce_nd",
+                dtype=dt, cap=cap, ls=ls, reduction=("mean", "none",
+                                                     "sum")[j],
+                weights=j != 1, eps=0.1 if i != 1 else 0.0,
+                z=1e-2 if j != 0 else 0.0, ignore_frac=0.25,
+                grad_rows=(j == 1), seed=3140 + 3 * i + j))
+        out.append(NdCase("tf_%s_probs" % what, (3, 6, 4), op="ce_nd",
+                          target="probs", cap=cap, ls=ls, z=1e-2,
+                          weights=True, eps=0.1, seed=3150 + i))
+    out.append(NdCase("tf_cap_saturated", (2, 8, 3), op="ce_nd", cap=4.0,
+                      ls=10.0, reduction="none", scale=5.0, seed=3153))
+    out.append(NdCase("tf_matrix_both_bf16", (5, 11), op="ce_nd",
+                      dtype="bf16", cap=6.0, ls=0.75, z=1e-2, seed=3154))
+    # log_softmax, softmax and the row statistics over each dim of a 4-d
+    # tensor (outer = the dims before, inner = those after).
+    for d in range(4):
+        for j, dt in enumerate(dtypes):
+            out.append(NdCase("softmax_nd4_dim%d_%s" % (d, dt), (2, 3, 4, 5),
+                              dim=d, op="softmax_nd", dtype=dt,
+                              seed=3160 + 3 * d + j))
+    out.append(NdCase("softmax_nd4_dim1_softcap", (2, 3, 4, 5), dim=1,
+                      op="softmax_nd", cap=2.5, ls=1.25, seed=3180))
+    out.append(NdCase("softmax_nd4_dim3_scale_f16", (2, 3, 4, 5), dim=3,
+                      op="softmax_nd", dtype="f16", ls=0.25, seed=3181))
+    out.append(NdCase("softmax_nd5_dim2_cap_bf16", (2, 2, 6, 2, 3), dim=2,
+                      op="softmax_nd", dtype="bf16", cap=3.0, seed=3182))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -609,7 +964,7 @@ def main():
                     help="compute and self-check only; write nothing")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    all_cases = cases()
+    all_cases = cases() + nd_cases()
     names = [c.name for c in all_cases]
     assert len(names) == len(set(names)), "duplicate case names"
     if not args.check:

@@ -12,7 +12,8 @@
 
 typedef struct bench_result {
     const ops_desc *op;
-    size_t rows, cols;
+    size_t rows, cols;   /* rows: N*d1*..*dk for an N-d shape; cols: C */
+    char shape[64];      /* as given: "4096x1000", "16x21x128x128" */
     clxent_dtype dtype;
     double median_ms, min_ms;
     double gelem_per_s, gbps;
@@ -24,16 +25,28 @@ typedef struct bench_result {
 } bench_result;
 
 /* The buffers of one shape on one context: logits x, int32 targets y, a
- * scalar loss, lse and a row vector (rows f32), and out (rows x cols). */
+ * scalar loss, lse and a row vector (rows f32), and out (rows x cols).
+ * nd: PyTorch's (N, C, d1..dk) with the classes on axis 1, run through
+ * the _nd calls as outer N x cols C x inner d1*..*dk (rows = N*inner, the
+ * targets (N, d1..dk)); otherwise a rows x cols matrix and the matrix
+ * calls. */
 typedef struct bench_bufs {
     clxent_buffer *x, *y, *loss, *lse, *out, *vec;
     size_t rows, cols;
+    int nd;
+    size_t outer, inner;
     clxent_dtype dtype;
 } bench_bufs;
 
 clxent_status bench_bufs_make(clxent_context *ctx, const void *x,
                               const int32_t *y, size_t rows, size_t cols,
                               clxent_dtype dtype, bench_bufs *b);
+/* The same for an N-d shape: x holds outer x cols x inner values in
+ * PyTorch's order, y outer x inner class indices. */
+clxent_status bench_bufs_make_nd(clxent_context *ctx, const void *x,
+                                 const int32_t *y, size_t outer, size_t cols,
+                                 size_t inner, clxent_dtype dtype,
+                                 bench_bufs *b);
 void bench_bufs_release(bench_bufs *b);
 
 /* Enqueues op (copy for the roofline) with mean reduction, no weights and

@@ -5,7 +5,9 @@
 #include "bench.h"
 #include "commands.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,7 +18,7 @@ static const char *cmd = "bench";
 #define HOST_LIMIT 50000000.0 /* elements; beyond, the host is too slow */
 
 static void help(void) {
-    printf("Usage: clxent bench [--device SPEC] [--shapes NxC[,NxC...]]\n"
+    printf("Usage: clxent bench [--device SPEC] [--shapes SHAPE[,SHAPE...]]\n"
            "                    [--ops ");
     for (int rank = 0; rank < OPS_BENCH_COUNT; rank++)
         printf("%s%s", rank ? "," : "", ops_bench(rank)->bench_name);
@@ -35,13 +37,26 @@ static void help(void) {
         "same\nbytes, read + write), and the host backend's time on shapes up "
         "to 50M elements\n(--no-host skips it). --explain adds the kernels each op "
         "ran and their\nparameters (as CLXENT_TRACE prints them) and the "
-        "context's tuning source.\nDefault shapes: 65536x10,4096x1000,1024x32000,"
-        "256x128256,8x1048576.\n");
+        "context's tuning source.\nA SHAPE is RxC (rows x classes, the matrix "
+        "calls) or PyTorch's NxCxD1[xD2..]\n(classes on axis 1, targets "
+        "N x D1.., up to 7 D's), run through the _nd calls\nas outer N, C "
+        "classes, inner D1*D2*..; elements and bytes count N*C*D1*.. values\n"
+        "as for RxC with R = N*D1*...\nDefault shapes: 65536x10,4096x1000,"
+        "1024x32000,256x128256,8x1048576.\n");
 }
+
+/* One --shapes entry: RxC (nd 0), or N x C x D1.. (nd 1: outer N, inner
+ * the product of the D's). */
+typedef struct bench_shape_arg {
+    size_t outer, cols, inner;
+    int nd;
+    char text[64];
+} bench_shape_arg;
 
 typedef struct bench_args {
     const char *device, *svg;
-    size_t rows[MAX_SHAPES], cols[MAX_SHAPES], nshapes, repeat;
+    bench_shape_arg shapes[MAX_SHAPES];
+    size_t nshapes, repeat;
     int ops[OPS_BENCH_COUNT], json, no_host, explain; /* by bench rank */
     clxent_dtype dtype;
 } bench_args;
@@ -63,13 +78,68 @@ static int parse_ops(const char *text, int *ops) {
     return any ? 0 : cli_usage_error(cmd, "--ops: no op given");
 }
 
+/* --shapes: a comma-separated list of 2 to 2 + CLXENT_MAX_INNER_DIMS
+ * positive sizes joined by 'x'. */
+static int parse_shapes(const char *text, bench_args *a) {
+    a->nshapes = 0;
+    const char *p = text;
+    for (;;) {
+        size_t dims[2 + CLXENT_MAX_INNER_DIMS], n = 0;
+        const char *start = p;
+        for (;;) {
+            char *end = NULL;
+            if (*p < '0' || *p > '9' || n == sizeof dims / sizeof *dims)
+                goto bad;
+            errno = 0;
+            unsigned long long d = strtoull(p, &end, 10);
+            if (errno || d == 0 || d > SIZE_MAX) goto bad;
+            dims[n++] = (size_t)d;
+            p = end;
+            if (*p != 'x' && *p != 'X') break;
+            ++p;
+        }
+        if (n < 2) goto bad;
+        if (a->nshapes == MAX_SHAPES)
+            return cli_usage_error(cmd, "--shapes: at most %d shapes",
+                                   MAX_SHAPES);
+        bench_shape_arg *s = &a->shapes[a->nshapes++];
+        s->outer = dims[0];
+        s->cols = dims[1];
+        s->inner = 1;
+        s->nd = n > 2;
+        for (size_t k = 2; k < n; k++) {
+            if (s->inner > SIZE_MAX / dims[k]) goto bad;
+            s->inner *= dims[k];
+        }
+        if (s->outer > SIZE_MAX / s->inner ||
+            s->outer * s->inner > SIZE_MAX / s->cols)
+            goto bad;
+        snprintf(s->text, sizeof s->text, "%.*s", (int)(p - start), start);
+        if (*p == '\0') return 0;
+        if (*p != ',') goto bad;
+        ++p;
+    }
+bad:
+    return cli_usage_error(cmd, "--shapes: '%s' is not a list like "
+                           "64x1000,16x21x128x128 (positive sizes, RxC or "
+                           "NxCxD1[xD2..])", text);
+}
+
+static void set_shape(bench_shape_arg *s, size_t rows, size_t cols) {
+    memset(s, 0, sizeof *s);
+    s->outer = rows;
+    s->cols = cols;
+    s->inner = 1;
+    snprintf(s->text, sizeof s->text, "%zux%zu", rows, cols);
+}
+
 static int parse_args(int argc, char **argv, bench_args *a) {
     memset(a, 0, sizeof *a);
     static const size_t dr[] = {65536, 4096, 1024, 256, 8},
                         dc[] = {10, 1000, 32000, 128256, 1048576};
     a->nshapes = 5;
-    memcpy(a->rows, dr, sizeof dr);
-    memcpy(a->cols, dc, sizeof dc);
+    for (size_t s = 0; s < a->nshapes; s++)
+        set_shape(&a->shapes[s], dr[s], dc[s]);
     a->repeat = 10;
     a->dtype = CLXENT_F32;
     for (int i = 0; i < OPS_BENCH_COUNT; i++) a->ops[i] = 1;
@@ -87,10 +157,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             if (r != 1) return r;
             a->svg = v;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--shapes", &v))) {
-            if (r != 1 || (r = cli_parse_shapes(cmd, "--shapes", v, a->rows,
-                                                a->cols, MAX_SHAPES,
-                                                &a->nshapes)))
-                return r;
+            if (r != 1 || (r = parse_shapes(v, a))) return r;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--ops", &v))) {
             if (r != 1 || (r = parse_ops(v, a->ops))) return r;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--dtype", &v))) {
@@ -136,10 +203,10 @@ typedef struct bench_run {
     int wall, progress, host_skipped;
 } bench_run;
 
-static void progress(bench_run *run, const char *what, size_t r, size_t c) {
+static void progress(bench_run *run, const char *what, const char *shape) {
     if (!run->progress) return;
-    fprintf(stderr, "\r\033[Kclxent bench: [%zu/%zu] %s %zux%zu", ++run->step,
-            run->steps, what, r, c);
+    fprintf(stderr, "\r\033[Kclxent bench: [%zu/%zu] %s %s", ++run->step,
+            run->steps, what, shape);
     fflush(stderr);
 }
 
@@ -167,8 +234,20 @@ static void explain(const clxent_context *ctx, char *kernels) {
              from ? from + 3 : "");
 }
 
-static int bench_shape(bench_run *run, size_t rows, size_t cols) {
+/* The buffers of shape sh on ctx: the matrix or the tensor form. */
+static clxent_status bufs_for(clxent_context *ctx, const bench_shape_arg *sh,
+                              const void *x, const int32_t *y,
+                              clxent_dtype dtype, bench_bufs *b) {
+    return sh->nd ? bench_bufs_make_nd(ctx, x, y, sh->outer, sh->cols,
+                                       sh->inner, dtype, b)
+                  : bench_bufs_make(ctx, x, y, sh->outer, sh->cols, dtype, b);
+}
+
+static int bench_shape(bench_run *run, const bench_shape_arg *sh) {
     const bench_args *a = run->a;
+    /* An N-d shape has N*D1*.. rows of C classes: the same elements,
+     * bytes and random inputs as that matrix, in PyTorch's order. */
+    size_t rows = sh->outer * sh->inner, cols = sh->cols;
     size_t elem = clxent_dtype_size(a->dtype);
     cli_rng rng = cli_rng_seed(rows * 1000003u + cols);
     void *x;
@@ -176,13 +255,12 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
     int rc = make_inputs(rows, cols, a->dtype, &rng, &x, &y);
     bench_bufs b;
     clxent_status st = rc ? CLXENT_STATUS_OK
-                          : bench_bufs_make(run->dev, x, y, rows, cols,
-                                            a->dtype, &b);
+                          : bufs_for(run->dev, sh, x, y, a->dtype, &b);
     if (!rc && st != CLXENT_STATUS_OK)
         rc = cli_fail_status(cmd, run->dev, st, "allocating device buffers");
     double copy_med = 0, copy_min = 0;
     if (!rc) {
-        progress(run, "copy", rows, cols);
+        progress(run, "copy", sh->text);
         st = bench_time(run->dev, &ops_table[OPS_COPY], &b, a->repeat,
                         &copy_med, &copy_min, &run->wall);
         if (st != CLXENT_STATUS_OK) rc = cli_fail_status(cmd, run->dev, st, "copy");
@@ -198,9 +276,10 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
         r->op = op;
         r->rows = rows;
         r->cols = cols;
+        snprintf(r->shape, sizeof r->shape, "%s", sh->text);
         r->dtype = a->dtype;
         r->host_ms = -1;
-        progress(run, op->bench_name, rows, cols);
+        progress(run, op->bench_name, sh->text);
         /* Trim first so the scratch the library holds afterwards is this
          * op's own need, not a larger earlier shape's. */
         st = clxent_context_trim(run->dev);
@@ -223,8 +302,8 @@ static int bench_shape(bench_run *run, size_t rows, size_t cols) {
     int host = !a->no_host && (double)rows * cols <= HOST_LIMIT;
     if (!rc && !host) run->host_skipped = 1;
     if (!rc && host) {
-        progress(run, "host backend", rows, cols);
-        st = bench_bufs_make(run->host, x, y, rows, cols, a->dtype, &b);
+        progress(run, "host backend", sh->text);
+        st = bufs_for(run->host, sh, x, y, a->dtype, &b);
         size_t repeat = (double)rows * cols < 4e6 ? 2 : 1;
         for (size_t i = first; st == CLXENT_STATUS_OK && i < run->count; i++)
             st = host_time(run, run->results[i].op, &b, repeat,
@@ -253,12 +332,13 @@ static void print_json(const bench_run *run, const clxent_device_info *info,
     printf(" \"results\": [");
     for (size_t i = 0; i < run->count; i++) {
         const bench_result *r = &run->results[i];
-        printf("%s\n  {\"op\": \"%s\", \"rows\": %zu, \"cols\": %zu, "
+        printf("%s\n  {\"op\": \"%s\", \"shape\": \"%s\", \"rows\": %zu, "
+               "\"cols\": %zu, "
                "\"dtype\": \"%s\", \"median_ms\": %.6g, \"min_ms\": %.6g, "
                "\"gelem_per_s\": %.6g, \"gbps\": %.6g, \"copy_gbps\": %.6g, "
                "\"roofline_fraction\": %.4f, \"extra_bytes\": %zu, "
                "\"host_ms\": ",
-               i ? "," : "", r->op->bench_name, r->rows, r->cols,
+               i ? "," : "", r->op->bench_name, r->shape, r->rows, r->cols,
                clxent_dtype_name(r->dtype), r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, r->roofline,
                r->extra_bytes);
@@ -283,8 +363,7 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
            "extra", "host ms");
     for (size_t i = 0; i < run->count; i++) {
         const bench_result *r = &run->results[i];
-        char shape[48], host[24] = "skipped";
-        snprintf(shape, sizeof shape, "%zux%zu", r->rows, r->cols);
+        char host[24] = "skipped";
         char extra[24];
         if (r->host_ms >= 0) snprintf(host, sizeof host, "%.2f", r->host_ms);
         if (r->extra_bytes < 10240)
@@ -292,7 +371,7 @@ static void print_table(const bench_run *run, const clxent_device_info *info) {
         else
             snprintf(extra, sizeof extra, "%zuK", r->extra_bytes / 1024);
         printf("%-12s %-13s %9.3f %9.3f %8.3f %8.2f %8.2f %5.0f%% %6s %9s",
-               r->op->bench_name, shape, r->median_ms, r->min_ms,
+               r->op->bench_name, r->shape, r->median_ms, r->min_ms,
                r->gelem_per_s, r->gbps, r->copy_gbps, 100 * r->roofline,
                extra, host);
         if (run->a->explain) printf("  %s", r->kernels);
@@ -326,7 +405,7 @@ int clxent_cmd_bench(int argc, char **argv) {
         (rc = cli_open_context(cmd, "host", &run.host)))
         goto out;
     for (size_t s = 0; !rc && s < a.nshapes; s++)
-        rc = bench_shape(&run, a.rows[s], a.cols[s]);
+        rc = bench_shape(&run, &a.shapes[s]);
     if (run.progress) fprintf(stderr, "\r\033[K");
     if (rc) goto out;
     clxent_device_info info;

@@ -50,6 +50,25 @@ typedef struct ops_args {
     const clxent_events *events;
 } ops_args;
 
+/* The same arguments as tensors, for the _nd calls (clxent.h's tensor
+ * API): x, targets, per-row arrays and outputs of PyTorch's (N, C, d..)
+ * layouts. z_loss_out: the z-loss part of the loss, where the operation
+ * has one (forward and fused); NULL or no buffer: not asked for. */
+typedef struct ops_nd_args {
+    const clxent_tensor *x;
+    const clxent_tensor_targets *targets; /* OPS_TARGETS */
+    const clxent_tensor *indices;         /* OPS_INDICES */
+    const clxent_vector *weights;
+    const clxent_options *options;
+    const clxent_tensor *grad_rows;
+    const clxent_tensor *vec_in;
+    const clxent_tensor *loss;
+    const clxent_tensor *vec_out;
+    const clxent_tensor *z_loss_out;
+    const clxent_tensor *out;
+    const clxent_events *events;
+} ops_nd_args;
+
 typedef struct ops_desc {
     ops_id id;
     const char *function;   /* the public call: "clxent_row_max" */
@@ -67,6 +86,8 @@ typedef struct ops_desc {
      * (NLL reads one element a row). */
     struct { unsigned matrices, row_words, row_elems; } moved;
     clxent_status (*enqueue)(clxent_context *ctx, const ops_args *args);
+    /* The tensor form of the same call (the clxent_*_nd function). */
+    clxent_status (*enqueue_nd)(clxent_context *ctx, const ops_nd_args *args);
 } ops_desc;
 
 extern const ops_desc ops_table[OPS_COUNT];
