@@ -178,7 +178,7 @@ static int before_after(tune_run *run, int after) {
             row->op = op;
             row->rows = a->rows[s];
             row->cols = a->cols[s];
-            tune_point p = {op, a->dtype, row->rows, row->cols};
+            tune_point p = {op, a->dtype, row->rows, row->cols, 0};
             clxent_context_reset_params(run->dev);
             rc = tune_measure(run, &p, &row->before_ms, NULL,
                               row->kernels_before);

@@ -27,6 +27,8 @@ typedef struct tune_point {
     const ops_desc *op;
     clxent_dtype dtype;
     size_t rows, cols;
+    size_t inner; /* 0: a rows x cols matrix; else PyTorch's (rows/inner,
+                   * cols, inner) through the _nd calls */
 } tune_point;
 
 /* A line of the before/after table. */

@@ -39,59 +39,64 @@ typedef struct tune_step {
     size_t cols[10];    /* thresholds: the C values measured (0 ends) */
     long long values[8]; /* values: the candidates (-1 ends) */
     const char *why;
+    size_t inner; /* > 0: a threshold measured on N-d shapes (outer, C,
+                   * inner), the rows of the N-d kernels */
 } tune_step;
 
 #define ENDV -1
 static const tune_step steps[] = {
     /* kernel parameters first: the thresholds compare tuned kernels */
     {"kt", STEP_VALUES, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD) |
-     OPB(OPS_SOFTMAX), 0, {0}, {1, 2, 4, 8, ENDV}, "vector loads per tile"},
+     OPB(OPS_SOFTMAX), 0, {0}, {1, 2, 4, 8, ENDV}, "vector loads per tile", 0},
     {"cached_block", STEP_VALUES, 1, OPB(OPS_CE_FUSED) | OPB(OPS_SOFTMAX), 0,
-     {0}, {256, 512, 1024, 2048, 4096, ENDV}, "block of the cached rows"},
+     {0}, {256, 512, 1024, 2048, 4096, ENDV}, "block of the cached rows", 0},
     {"small_group", STEP_VALUES, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD),
-     0, {0}, {16, 32, 64, 128, ENDV}, "group of the lanes and batch kernels"},
+     0, {0}, {16, 32, 64, 128, ENDV}, "group of the lanes and batch kernels", 0},
     {"reduce_slots", STEP_VALUES, 1, OPB(OPS_NLL) | OPB(OPS_CE_FORWARD), 0,
      {0}, {32, 64, 128, 512, 1024, ENDV},
-     "when the target check and reduction take a second level"},
+     "when the target check and reduction take a second level", 0},
     {"reduce_group", STEP_VALUES, 1, OPB(OPS_NLL) | OPB(OPS_CE_FORWARD), 0,
-     {0}, {16, 32, 128, 256, ENDV}, "group of the check and reduction"},
+     {0}, {16, 32, 128, 256, ENDV}, "group of the check and reduction", 0},
     {"row_group", STEP_VALUES, 0, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD) |
      OPB(OPS_SOFTMAX), 0, {0}, {64, 128, 256, 512, 1024, ENDV},
-     "group of the rows kernels"},
+     "group of the rows kernels", 0},
     {"kt", STEP_VALUES, 0, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD) |
-     OPB(OPS_SOFTMAX), 0, {0}, {2, 4, 8, 16, ENDV}, "loads in flight"},
+     OPB(OPS_SOFTMAX), 0, {0}, {2, 4, 8, 16, ENDV}, "loads in flight", 0},
     /* thresholds of the CPU mapping: the lanes rows first, since they
      * are what the batch rows fall back to below their range */
     {"lanes_cmax", STEP_CMAX, 1, OPB(OPS_ROW_MAX), 0,
-     {48, 64, 80, 96, 112, 120, 128}, {ENDV}, "lanes below, rows above"},
+     {48, 64, 80, 96, 112, 120, 128}, {ENDV}, "lanes below, rows above", 0},
     {"lanes_log_softmax_cmax", STEP_CMAX, 1, OPB(OPS_LOG_SOFTMAX), 0,
-     {48, 64, 80, 96, 112, 120, 128}, {ENDV}, "lanes below, rows above"},
+     {48, 64, 80, 96, 112, 120, 128}, {ENDV}, "lanes below, rows above", 0},
     {"lanes_softmax_cmax", STEP_CMAX, 1, OPB(OPS_SOFTMAX), 0,
      {32, 48, 64, 80, 96, 112, 128}, {ENDV},
-     "softmax: lanes below, cached above"},
+     "softmax: lanes below, cached above", 0},
     {"lanes_xent_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD),
      CLXENT_F16, {48, 64, 80, 96, 112, 120, 128}, {ENDV},
-     "f16 (its batch range starts last): lanes below, rows above"},
+     "f16 (its batch range starts last): lanes below, rows above", 0},
     {"lanes_bwd_cmax", STEP_CMAX, 1, OPB(OPS_CE_BACKWARD), 0,
      {9, 17, 24, 31, 40, 50, 63}, {ENDV},
-     "backward: lanes below, element-wise above"},
+     "backward: lanes below, element-wise above", 0},
     {"batch_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD),
      CLXENT_F32, {40, 48, 56, 64, 72, 80, 96, 112}, {ENDV},
-     "lanes below, batch above (f32)"},
+     "lanes below, batch above (f32)", 0},
     {"batch_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED) | OPB(OPS_CE_FORWARD),
      CLXENT_F32, {512, 768, 1024, 1536, 2048, 3072}, {ENDV},
-     "batch below, row kernels above"},
+     "batch below, row kernels above", 0},
     {"batch_softmax_cmin", STEP_CMIN, 1,
      OPB(OPS_LOG_SOFTMAX) | OPB(OPS_SOFTMAX), 0,
-     {64, 80, 96, 112, 128, 160}, {ENDV}, "lanes below, batch above"},
+     {64, 80, 96, 112, 128, 160}, {ENDV}, "lanes below, batch above", 0},
     {"batch_bf16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_BF16,
-     {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused bf16: lanes, batch"},
+     {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused bf16: lanes, batch", 0},
     {"batch_f16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_F16,
-     {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused f16: lanes, batch"},
+     {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused f16: lanes, batch", 0},
+    {"nd_cached_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), 0,
+     {16, 32, 48, 64, 96, 128, 192, 256}, {ENDV},
+     "N-d fused: classes held in registers below, two passes above", 64},
     /* thresholds of the GPU mapping */
     {"regs_cmin", STEP_CMIN, 0, OPB(OPS_CE_FUSED), 0,
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
-     "rows below, register-held rows above"},
+     "rows below, register-held rows above", 0},
 };
 #define STEP_COUNT (sizeof steps / sizeof *steps)
 
@@ -164,9 +169,20 @@ static clxent_status run_once(clxent_context *ctx, const tune_point *p,
     return st;
 }
 
+/* The point's buffers: a matrix, or PyTorch's (N, C, inner) (the same
+ * values, read in the other layout). */
+static clxent_status make_bufs(clxent_context *ctx, const tune_point *p,
+                               const void *x, const int32_t *y,
+                               bench_bufs *b) {
+    if (p->inner)
+        return bench_bufs_make_nd(ctx, x, y, p->rows / p->inner, p->cols,
+                                  p->inner, p->dtype, b);
+    return bench_bufs_make(ctx, x, y, p->rows, p->cols, p->dtype, b);
+}
+
 static int same_point(const tune_point *a, const tune_point *b) {
     return a->op == b->op && a->dtype == b->dtype && a->rows == b->rows &&
-           a->cols == b->cols;
+           a->cols == b->cols && a->inner == b->inner;
 }
 
 static int host_ref(tune_run *run, const tune_point *p, const void *x,
@@ -180,8 +196,7 @@ static int host_ref(tune_run *run, const tune_point *p, const void *x,
     if (!r) return cli_fail(cmd, "out of memory");
     r->p = *p;
     bench_bufs b;
-    clxent_status st = bench_bufs_make(run->host, x, y, p->rows, p->cols,
-                                       p->dtype, &b);
+    clxent_status st = make_bufs(run->host, p, x, y, &b);
     if (st == CLXENT_STATUS_OK) {
         st = run_once(run->host, p, &b, r);
         bench_bufs_release(&b);
@@ -228,7 +243,7 @@ int tune_measure(tune_run *run, const tune_point *p, double *ms,
     bench_bufs b;
     clxent_status st = CLXENT_STATUS_OK;
     if (!rc) {
-        st = bench_bufs_make(run->dev, x, y, p->rows, p->cols, p->dtype, &b);
+        st = make_bufs(run->dev, p, x, y, &b);
         if (st != CLXENT_STATUS_OK)
             rc = cli_fail_status(cmd, run->dev, st, "device buffers");
     }
@@ -319,11 +334,13 @@ static size_t step_points(const tune_run *run, const tune_step *s,
         if (s->kind == STEP_VALUES) {
             for (size_t i = 0; i < run->a->nshapes && n < cap; i++)
                 pts[n++] = (tune_point){&ops_table[id], dt, run->a->rows[i],
-                                        run->a->cols[i]};
+                                        run->a->cols[i], 0};
         } else {
             for (size_t i = 0; i < 10 && s->cols[i] && n < cap; i++) {
                 size_t C = s->cols[i], R = run->a->elements / C;
-                pts[n++] = (tune_point){&ops_table[id], dt, R ? R : 1, C};
+                size_t unit = s->inner ? s->inner : 1; /* whole outers */
+                R = R < unit ? unit : R / unit * unit;
+                pts[n++] = (tune_point){&ops_table[id], dt, R, C, s->inner};
             }
         }
     }
@@ -372,7 +389,10 @@ static int info_index(const char *param) {
 static void threshold_range(const tune_step *s, long long *lo,
                             long long *hi) {
     *lo = 0;
-    *hi = strncmp(s->param, "lanes", 5) == 0 ? 128 : 1 << 30;
+    /* the kernels that hold a row in registers have a build limit */
+    *hi = strncmp(s->param, "lanes", 5) == 0       ? 128
+          : strncmp(s->param, "nd_cached", 9) == 0 ? 256
+                                                   : 1 << 30;
 }
 
 static int run_threshold(tune_run *run, const tune_step *s, tune_point *pts,
