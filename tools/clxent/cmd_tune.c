@@ -36,7 +36,7 @@ static void help(void) {
            "before/after table\n(default 65536x10,65536x100,16384x256,"
            "4096x1000,1024x32000,256x128256).\n--elements: rows x C of a "
            "threshold step's shapes (default 2097152).\n--budget: seconds "
-           "(default 300); steps that do not fit are skipped and said.\n"
+           "(default 300, may be fractional); steps that do not fit are skipped\nand said.\n"
            "--match: the keys that select the device in the file "
            "(platform, vendor,\ndevice, driver, class; default all).\n");
 }
@@ -120,11 +120,13 @@ static int parse_args(int argc, char **argv, tune_args *a) {
             if (r != 1 || (r = cli_parse_dtype(cmd, "--dtype", v, &a->dtype)))
                 return r;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--budget", &v))) {
+            float budget = 0;
             if (r != 1 ||
-                (r = cli_parse_size(cmd, "--budget", v, &a->budget)))
+                (r = cli_parse_float(cmd, "--budget", v, &budget)))
                 return r;
-            if (a->budget < 1)
-                return cli_usage_error(cmd, "--budget must be at least 1");
+            if (!(budget > 0))
+                return cli_usage_error(cmd, "--budget must be positive");
+            a->budget = budget;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--elements", &v))) {
             if (r != 1 ||
                 (r = cli_parse_size(cmd, "--elements", v, &a->elements)))
@@ -229,7 +231,7 @@ int clxent_cmd_tune(int argc, char **argv) {
                            "OpenCL device with --device");
         goto out;
     }
-    fprintf(stderr, "clxent tune: %s (%s, %s), budget %zus, tuning so far: "
+    fprintf(stderr, "clxent tune: %s (%s, %s), budget %gs, tuning so far: "
                     "%s\n",
             info.spec, info.name, info.platform, a.budget,
             clxent_context_tuning(run.dev));
@@ -239,7 +241,7 @@ int clxent_cmd_tune(int argc, char **argv) {
     if (rc) goto out;
     char note[512];
     snprintf(note, sizeof note,
-             "clxent tune --device %s --budget %zu --elements %zu --dtype %s "
+             "clxent tune --device %s --budget %g --elements %zu --dtype %s "
              "(%zu of %zu steps, %.0f s)",
              info.spec, a.budget, a.elements, clxent_dtype_name(a.dtype),
              run.steps_done, run.steps_total,
@@ -252,7 +254,7 @@ int clxent_cmd_tune(int argc, char **argv) {
         goto out;
     }
     printf("clxent tune: %s (%s), %s, %zu of %zu steps in %.0f s (budget "
-           "%zu s)\n",
+           "%g s)\n",
            info.spec, info.name, clxent_dtype_name(a.dtype), run.steps_done,
            run.steps_total, (bench_now_ms() - run.start_ms) / 1e3, a.budget);
     for (size_t i = 0; i < run.changes; i++) printf("  %s\n", run.change[i]);

@@ -19,7 +19,8 @@ typedef struct tune_args {
     unsigned ops;   /* 1 << ops_id of the operations tuned */
     unsigned match; /* bits: platform, vendor, device, driver, class */
     clxent_dtype dtype;
-    size_t budget, elements, repeat;
+    double budget; /* seconds */
+    size_t elements, repeat;
 } tune_args;
 
 /* One measurement: an operation on a shape in a storage type. */

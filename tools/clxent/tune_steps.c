@@ -309,7 +309,7 @@ static double elapsed_s(const tune_run *run) {
  * after table will take. */
 static int fits(const tune_run *run, double seconds) {
     return elapsed_s(run) + seconds + run->table_ms / 1e3 <=
-           (double)run->a->budget;
+           run->a->budget;
 }
 
 static void note(tune_run *run, const char *format, ...)
