@@ -53,6 +53,9 @@ log "bench fused f32: CK=64 (512 items x 64)"
 CLXENT_GPU_CACHE_CK=64 timeout 60 $b bench --device gpu --ops fused --shapes 4096x4096,1024x32000 --repeat 20 --no-host
 log "bench fused bf16"
 timeout 60 $b bench --device gpu --ops fused --dtype bf16 --shapes 4096x4096,1024x32000,256x128256 --repeat 20 --no-host
+log "bench N-d (classes on axis 1): fused, forward, backward, softmax f32, and their 2-D equivalents"
+nd=16x21x128x128,8x150x64x64,4x32000x16,262144x21,32768x150,64x32000
+timeout 60 $b bench --device gpu --ops fused,forward,backward,softmax --shapes $nd --repeat 20 --no-host
 log "bench all ops, default shapes (json + svg)"
 timeout 120 $b bench --device gpu --repeat 20 --json --svg "$out/bench_gpu.svg" > "$out/bench_gpu.json" 2> "$out/bench_gpu.err"
 echo "exit $?"; python3 -c "
@@ -61,4 +64,6 @@ print('copy_gbps', round(d['copy_gbps']))
 for r in d['results']: print(f\"{r['op']:12s} {r['rows']}x{r['cols']:<8d} {r['median_ms']:.4f} ms {r['gbps']:.0f} GB/s roof {r['roofline_fraction']:.2f} extra {r['extra_bytes']}\")"
 log "PyTorch CUDA side by side"
 timeout 120 python3 tools/bench_vs_torch.py --clxent $b --device gpu --repeat 20 2>&1 | tail -12
+timeout 120 python3 tools/bench_vs_torch.py --clxent $b --device gpu --repeat 20 \
+  --shapes 16x21x128x128,8x150x64x64,4x32000x16 2>&1 | tail -6
 log "done"
