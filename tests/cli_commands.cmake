@@ -78,3 +78,39 @@ clxent_cli_test(cli_bench_explain 0
                 REGEX "\"tuning\": \"[^\"]+\".*\"kernels\": \"xent_check\\+[a-z_0-9+]+ \\("
                 ARGS bench --shapes 64x1000 --repeat 1 --ops fused --explain --json)
 clxent_cli_test(cli_tune_usage 2 ERR_REGEX "--budget" ARGS tune --budget 0)
+# The new interface's usage errors, found before any file is read.
+clxent_cli_test(cli_run_bad_op 2 ERR_REGEX "--op: 'mse' is not"
+                ARGS run --op mse --input x.npy)
+clxent_cli_test(cli_run_softmax_grad_out 2
+                ERR_REGEX "--grad-out does not apply to --op softmax"
+                ARGS run --op softmax --input x.npy --grad-out g.npy)
+clxent_cli_test(cli_run_nll_lse_out 2
+                ERR_REGEX "--lse-out does not apply to --op nll_loss"
+                ARGS run --op nll_loss --input x.npy --targets y.npy --lse-out s.npy)
+clxent_cli_test(cli_run_nll_softcap 2
+                ERR_REGEX "--softcap does not apply to --op nll_loss"
+                ARGS run --op nll_loss --input x.npy --targets y.npy --softcap 5)
+clxent_cli_test(cli_run_dim_for_loss 2
+                ERR_REGEX "--dim does not apply to --op cross_entropy"
+                ARGS run --input x.npy --targets y.npy --dim 1)
+clxent_cli_test(cli_run_negative_softcap 2 ERR_REGEX "--softcap must be >= 0"
+                ARGS run --input x.npy --targets y.npy --softcap -1)
+clxent_cli_test(cli_run_no_input 2 ERR_REGEX "--input is required"
+                ARGS run --op softmax --dim 0)
+
+# `clxent run` against PyTorch float64 on every op, shape, option and
+# dtype (tools/check_run_vs_torch.py); it needs Debian's /usr/bin/python3
+# with python3-torch and python3-numpy and exits 77, a skip, without them.
+if(EXISTS /usr/bin/python3)
+  set(CLXENT_TORCH_PYTHON /usr/bin/python3)
+else()
+  find_program(CLXENT_TORCH_PYTHON python3)
+endif()
+if(CLXENT_TORCH_PYTHON)
+  add_test(NAME cli_run_vs_torch
+           COMMAND ${CLXENT_TORCH_PYTHON}
+                   ${PROJECT_SOURCE_DIR}/tools/check_run_vs_torch.py
+                   --clxent $<TARGET_FILE:clxent_cli> --cases 30)
+  set_tests_properties(cli_run_vs_torch PROPERTIES SKIP_RETURN_CODE 77
+                       TIMEOUT 900)
+endif()

@@ -1,6 +1,8 @@
 /* The clxent subcommands called as functions: `run` on .npy files on the
- * host and on the device (against a float64 reference and each other),
- * usage errors (exit 2), bad files (exit 1), devices, demo and check. */
+ * host and on the device (against a float64 reference and each other; an
+ * N-d input against its transposed matrix), usage errors (exit 2), bad
+ * files and shapes (exit 1, with the message they give), devices, demo
+ * and check. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include "fixtures.h"
 #include "commands.h"
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #define N 6
@@ -18,9 +21,9 @@
 static char dir[64];
 
 static const char *path(const char *name) {
-    static char buf[8][192];
+    static char buf[32][192]; /* a call names up to 32 files */
     static int next;
-    char *p = buf[next++ % 8];
+    char *p = buf[next++ % 32];
     snprintf(p, sizeof buf[0], "%s/%s", dir, name);
     return p;
 }
@@ -38,8 +41,75 @@ static int call(int (*fn)(int, char **), const char *const *args) {
 }
 #define CALL(fn, ...) call(fn, (const char *const[]){__VA_ARGS__, NULL})
 
+/* Runs fn with stderr going into err (NUL-terminated). */
+static int call_err(char *err, size_t size, int (*fn)(int, char **),
+                    const char *const *args) {
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    dup2(fileno(tmp), 2);
+    int rc = call(fn, args);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(err, 1, size - 1, tmp);
+    err[n] = '\0';
+    fclose(tmp);
+    return rc;
+}
+
 static float logits[N * C];
 static int32_t targets[N];
+
+/* An (ND, NC, NK) input, its (ND*NK, NC) transpose, and their targets:
+ * row (n, k) of the first is row n*NK + k of the second. */
+#define ND 2
+#define NC 5
+#define NK 3
+static float x3[ND * NC * NK];
+static int64_t y3[ND * NK];
+
+static int write_nd_files(void) {
+    fx_rng rng = fx_rng_seed(11);
+    fx_fill_uniform(&rng, x3, ND * NC * NK, -3, 3);
+    float x2[ND * NK * NC];
+    double x3d[ND * NC * NK];
+    int64_t bad[ND * NK];
+    for (int n = 0; n < ND; n++)
+        for (int k = 0; k < NK; k++) {
+            y3[n * NK + k] = (int64_t)(fx_next(&rng) % NC);
+            for (int c = 0; c < NC; c++)
+                x2[(n * NK + k) * NC + c] = x3[(n * NC + c) * NK + k];
+        }
+    y3[1] = -100;
+    for (int i = 0; i < ND * NK; i++) bad[i] = y3[i];
+    for (int i = 0; i < ND * NC * NK; i++) x3d[i] = x3[i];
+    bad[1 * NK + 2] = NC; /* at (1, 2) */
+    size_t s3[3] = {ND, NC, NK}, sy3[2] = {ND, NK}, s2[2] = {ND * NK, NC},
+           sy2[1] = {ND * NK};
+    char err[256];
+    int rc = npy_write(path("x3.npy"), NPY_F32, 3, s3, x3, err, sizeof err) |
+             npy_write(path("x3d.npy"), NPY_F64, 3, s3, x3d, err, sizeof err) |
+             npy_write(path("y3.npy"), NPY_I64, 2, sy3, y3, err, sizeof err) |
+             npy_write(path("y3bad.npy"), NPY_I64, 2, sy3, bad, err, sizeof err) |
+             npy_write(path("x2.npy"), NPY_F32, 2, s2, x2, err, sizeof err) |
+             npy_write(path("y2.npy"), NPY_I64, 1, sy2, y3, err, sizeof err) |
+             npy_write(path("x0.npy"), NPY_F32, 0, NULL, x3, err, sizeof err);
+    /* npy_write stops at 8 dimensions: the 9-d file by hand. */
+    FILE *f = fopen(path("x9.npy"), "wb");
+    if (!f) return -1;
+    const char *h = "{'descr': '<f4', 'fortran_order': False, "
+                    "'shape': (1, 1, 1, 1, 1, 1, 1, 1, 2), }";
+    unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                              (unsigned char)strlen(h), 0};
+    fwrite(head, 1, 10, f);
+    fwrite(h, 1, strlen(h), f);
+    fwrite(x3, 4, 2, f);
+    fclose(f);
+    return rc;
+}
 
 static int setup(void **state) {
     (void)state;
@@ -67,6 +137,7 @@ static int setup(void **state) {
              npy_write(path("yfloat.npy"), NPY_F32, 1, sy, logits, err, sizeof err) |
              npy_write(path("yshape.npy"), NPY_I32, 2, sbad, targets, err, sizeof err) |
              npy_write(path("w_short.npy"), NPY_F32, 1, sy, weights, err, sizeof err);
+    rc |= write_nd_files();
     FILE *f = fopen(path("junk.npy"), "wb");
     if (!f) return -1;
     fputs("\x93NUMPY\x01\x00\xff\x00{'descr'", f);
@@ -79,7 +150,10 @@ static int teardown(void **state) {
     const char *names[] = {"x.npy", "y.npy", "p.npy", "w.npy", "ybad.npy",
                            "yfloat.npy", "yshape.npy", "w_short.npy",
                            "junk.npy", "loss.npy", "grad.npy", "lse.npy",
-                           "plot.svg"};
+                           "plot.svg", "x3.npy", "y3.npy", "x2.npy", "y2.npy",
+                           "x3d.npy", "y3bad.npy", "x9.npy", "x0.npy",
+                           "out.npy", "loss2.npy", "grad2.npy", "lse2.npy",
+                           "out2.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path(names[i]));
     rmdir(dir);
@@ -248,6 +322,110 @@ static void test_bad_files(void **state) {
                                        "--targets", path("y.npy")));
 }
 
+/* An (N, C, d) input and its transposed (N*d, C) matrix give the same
+ * losses, lse and gradients (transposed back), for cross_entropy and
+ * nll_loss, and the same softmax over their class axes. */
+static void run_nd_on(const char *spec) {
+    const char *x3p = path("x3.npy"), *x2p = path("x2.npy");
+    for (int op = 0; op < 3; op++) {
+        const char *name = op == 0 ? "cross_entropy" : op == 1 ? "nll_loss"
+                                                               : "softmax";
+        int rc3, rc2;
+        if (op < 2) {
+            const char *lse3 = op == 0 ? "--lse-out" : "--grad-scale";
+            const char *lse3v = op == 0 ? path("lse.npy") : "1";
+            const char *lse2v = op == 0 ? path("lse2.npy") : "1";
+            rc3 = CALL(clxent_cmd_run, "run", "--device", spec, "--op", name,
+                       "--input", x3p, "--targets", path("y3.npy"),
+                       "--reduction", "none", "--loss-out", path("loss.npy"),
+                       "--grad-out", path("grad.npy"), lse3, lse3v);
+            rc2 = CALL(clxent_cmd_run, "run", "--device", spec, "--op", name,
+                       "--input", x2p, "--targets", path("y2.npy"),
+                       "--reduction", "none", "--loss-out", path("loss2.npy"),
+                       "--grad-out", path("grad2.npy"), lse3, lse2v);
+        } else {
+            rc3 = CALL(clxent_cmd_run, "run", "--device", spec, "--op", name,
+                       "--input", x3p, "--dim", "1", "--out", path("out.npy"));
+            rc2 = CALL(clxent_cmd_run, "run", "--device", spec, "--op", name,
+                       "--input", x2p, "--out", path("out2.npy"));
+        }
+        assert_int_equal(rc3, CLI_OK);
+        assert_int_equal(rc2, CLI_OK);
+        const size_t rows = ND * NK, all = ND * NC * NK;
+        float *g3 = load(op < 2 ? "grad.npy" : "out.npy", all);
+        float *g2 = load(op < 2 ? "grad2.npy" : "out2.npy", all);
+        double want[ND * NC * NK];
+        for (int n = 0; n < ND; n++)
+            for (int c = 0; c < NC; c++)
+                for (int k = 0; k < NK; k++)
+                    want[(n * NC + c) * NK + k] = g2[(n * NK + k) * NC + c];
+        fx_assert_close(g3, want, all, 1e-6, 1e-6, name);
+        free(g3);
+        free(g2);
+        for (int k = 0; k < (op == 0 ? 2 : op == 1 ? 1 : 0); k++) {
+            float *a = load(k ? "lse.npy" : "loss.npy", rows);
+            float *b = load(k ? "lse2.npy" : "loss2.npy", rows);
+            for (size_t i = 0; i < rows; i++) want[i] = b[i];
+            fx_assert_close(a, want, rows, 1e-6, 1e-6, k ? "lse" : "loss");
+            free(a);
+            free(b);
+        }
+    }
+}
+
+static void test_run_nd_host(void **state) {
+    (void)state;
+    run_nd_on("host");
+}
+
+static void test_run_nd_device(void **state) {
+    (void)state;
+    const char *spec = fx_device_spec();
+    if (!spec) return;
+    run_nd_on(spec);
+}
+
+/* Bad N-d input: exit 1 and a message that says what is wrong. */
+static void test_run_nd_errors(void **state) {
+    (void)state;
+    const char *h = "host", *x3p = path("x3.npy");
+    char err[2048];
+    const char *y3 = path("y3.npy");
+    struct { const char *want; int rc; const char *args[12]; } cases[] = {
+        {"(1, 2) = 5 is outside [0, 5)", CLI_RUNTIME,
+         {"--input", x3p, "--targets", path("y3bad.npy")}},
+        {"more than 8 dimensions", CLI_RUNTIME,
+         {"--op", "softmax", "--input", path("x9.npy")}},
+        {"0-d input has no class axis", CLI_RUNTIME,
+         {"--input", path("x0.npy"), "--targets", y3}},
+        {"--dim 3 is out of range for the 3-d input", CLI_RUNTIME,
+         {"--op", "log_softmax", "--dim", "3", "--input", x3p}},
+        {"class indices of shape (2, 3) expected", CLI_RUNTIME,
+         {"--input", x3p, "--targets", path("y2.npy")}},
+        {"one weight per class, (5,) expected", CLI_RUNTIME,
+         {"--input", x3p, "--targets", y3, "--weights", path("w.npy")}},
+        {"x3d.npy is float64; converted to f32", CLI_OK,
+         {"--op", "nll_loss", "--input", path("x3d.npy"), "--targets", y3}},
+        {"--grad-out does not apply to --op log_softmax", CLI_USAGE,
+         {"--op", "log_softmax", "--input", x3p, "--grad-out", "g.npy"}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *argv[16] = {"run", "--device", h};
+        memcpy(argv + 3, cases[k].args, sizeof cases[k].args);
+        int rc = call_err(err, sizeof err, clxent_cmd_run, argv);
+        if (rc != cases[k].rc || !strstr(err, cases[k].want))
+            fail_msg("case %zu: exit %d, expected %d with '%s' in: %s", k, rc,
+                     cases[k].rc, cases[k].want, err);
+    }
+    /* A 0-d input is one class for softmax: 1. */
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_run, "run", "--device", h, "--op",
+                                  "softmax", "--input", path("x0.npy"),
+                                  "--out", path("out.npy")));
+    float *one = load("out.npy", 1);
+    assert_true(one[0] == 1.0f);
+    free(one);
+}
+
 /* The device's own range check reports an out-of-range target. */
 static void test_bad_target_device(void **state) {
     (void)state;
@@ -284,6 +462,9 @@ int main(void) {
         cmocka_unit_test(test_run_host),
         cmocka_unit_test(test_run_device),
         cmocka_unit_test(test_run_options_device_vs_host),
+        cmocka_unit_test(test_run_nd_host),
+        cmocka_unit_test(test_run_nd_device),
+        cmocka_unit_test(test_run_nd_errors),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_target_device),

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         return 0;
     }
-    if (a.ndim < 0 || a.ndim > 4) abort();
+    if (a.ndim < 0 || a.ndim > NPY_MAX_DIMS) abort();
     size_t count = 1;
     for (int i = 0; i < a.ndim; ++i) count *= a.shape[i];
     if (count != a.count) {
@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 count);
         abort();
     }
-    size_t es = a.dtype == NPY_F16 ? 2 : a.dtype == NPY_I64 ? 8 : 4;
-    if (a.dtype < NPY_F32 || a.dtype > NPY_I64) abort();
+    size_t es = npy_dtype_size(a.dtype);
+    if (es == 0) abort();
     if (a.count && !a.data) abort();
     /* The data must have come from the input: header + count * es bytes. */
     if (a.count * es > size) abort();

@@ -27,13 +27,24 @@ static int fail(char *error, size_t size, const char *name, const char *fmt,
     return -1;
 }
 
-static size_t dtype_size(npy_dtype dtype) {
+size_t npy_dtype_size(npy_dtype dtype) {
     switch (dtype) {
     case NPY_F32: case NPY_I32: return 4;
     case NPY_F16: return 2;
-    case NPY_I64: return 8;
+    case NPY_I64: case NPY_F64: return 8;
     }
     return 0;
+}
+
+const char *npy_dtype_name(npy_dtype dtype) {
+    switch (dtype) {
+    case NPY_F32: return "float32";
+    case NPY_F16: return "float16";
+    case NPY_I32: return "int32";
+    case NPY_I64: return "int64";
+    case NPY_F64: return "float64";
+    }
+    return "unknown";
 }
 
 static const char *dtype_descr(npy_dtype dtype) {
@@ -42,6 +53,7 @@ static const char *dtype_descr(npy_dtype dtype) {
     case NPY_F16: return "<f2";
     case NPY_I32: return "<i4";
     case NPY_I64: return "<i8";
+    case NPY_F64: return "<f8";
     }
     return NULL;
 }
@@ -92,7 +104,7 @@ static int parse_word(cursor *c, const char *word) {
     return 1;
 }
 
-/* "(N, M, ...)" with up to 4 non-negative entries and an optional
+/* "(N, M, ...)" with up to NPY_MAX_DIMS non-negative entries and an optional
  * trailing comma; "()" is a scalar. Entries that overflow size_t fail. */
 static int parse_shape(cursor *c, npy_array *a, const char **why) {
     *why = "shape is not a tuple of non-negative integers";
@@ -112,8 +124,8 @@ static int parse_shape(cursor *c, npy_array *a, const char **why) {
             v = v * 10 + d;
         }
         if (c->p < c->end && (*c->p == 'L' || *c->p == 'l')) c->p++;
-        if (a->ndim == 4) {
-            *why = "more than 4 dimensions";
+        if (a->ndim == NPY_MAX_DIMS) {
+            *why = "more than 8 dimensions (clxent takes at most 8)";
             return 0;
         }
         a->shape[a->ndim++] = v;
@@ -123,29 +135,28 @@ static int parse_shape(cursor *c, npy_array *a, const char **why) {
     }
 }
 
+/* The dtype, and in a->converted whether its bytes need swapping. */
 static int parse_descr(const char *d, npy_array *a, char *error, size_t es,
                        const char *name) {
     char order = d[0];
-    if (order == '>')
-        return fail(error, es, name,
-                    "big-endian data ('%s') is not supported; convert with "
-                    "arr.astype(arr.dtype.newbyteorder('<'))", d);
     if (order == '|')
         return fail(error, es, name,
                     "byte order '|' is ambiguous for dtype '%s'", d);
-    if (order == '=' && !host_is_little_endian())
-        return fail(error, es, name, "native byte order is big-endian");
-    if (order != '<' && order != '=')
+    if (order != '<' && order != '>' && order != '=')
         return fail(error, es, name, "unsupported dtype '%s'", d);
     const char *t = d + 1;
     if (strcmp(t, "f4") == 0) a->dtype = NPY_F32;
     else if (strcmp(t, "f2") == 0) a->dtype = NPY_F16;
+    else if (strcmp(t, "f8") == 0) a->dtype = NPY_F64;
     else if (strcmp(t, "i4") == 0) a->dtype = NPY_I32;
     else if (strcmp(t, "i8") == 0) a->dtype = NPY_I64;
     else
         return fail(error, es, name,
-                    "unsupported dtype '%s' (float32, float16, int32 or "
-                    "int64 expected)", d);
+                    "unsupported dtype '%s' (float32, float16, float64, "
+                    "int32 or int64 expected)", d);
+    if ((order == '<' && !host_is_little_endian()) ||
+        (order == '>' && host_is_little_endian()))
+        a->converted |= NPY_SWAPPED;
     return 0;
 }
 
@@ -171,9 +182,8 @@ static int parse_header(cursor *c, npy_array *a, const char *name,
             if (have_order++)
                 return fail(error, es, name, "duplicate key 'fortran_order'");
             if (parse_word(c, "True"))
-                return fail(error, es, name, "fortran_order True is not "
-                            "supported; save with np.ascontiguousarray");
-            if (!parse_word(c, "False"))
+                a->converted |= NPY_TRANSPOSED;
+            else if (!parse_word(c, "False"))
                 return fail(error, es, name, "fortran_order is not a bool");
         } else if (strcmp(key, "shape") == 0) {
             const char *why;
@@ -197,6 +207,34 @@ static int parse_header(cursor *c, npy_array *a, const char *name,
     if (c->p != c->end)
         return fail(error, es, name, "unexpected text after header dict");
     return 0;
+}
+
+/* Reverses the bytes of each of count elements of elem bytes. */
+static void swap_bytes(unsigned char *data, size_t count, size_t elem) {
+    for (size_t i = 0; i < count; i++, data += elem)
+        for (size_t k = 0; k < elem / 2; k++) {
+            unsigned char t = data[k];
+            data[k] = data[elem - 1 - k];
+            data[elem - 1 - k] = t;
+        }
+}
+
+/* Copies Fortran-order data (first index fastest) into C order (last
+ * index fastest), walking the C order and stepping the Fortran offset. */
+static void from_fortran(unsigned char *dst, const unsigned char *src,
+                         const npy_array *a, size_t elem) {
+    size_t idx[NPY_MAX_DIMS] = {0}, fstride[NPY_MAX_DIMS], off = 0;
+    for (int k = 0; k < a->ndim; k++)
+        fstride[k] = k ? fstride[k - 1] * a->shape[k - 1] : 1;
+    for (size_t i = 0; i < a->count; i++) {
+        memcpy(dst + i * elem, src + off * elem, elem);
+        for (int k = a->ndim - 1; k >= 0; k--) {
+            off += fstride[k];
+            if (++idx[k] < a->shape[k]) break;
+            off -= idx[k] * fstride[k];
+            idx[k] = 0;
+        }
+    }
 }
 
 int npy_parse(const unsigned char *bytes, size_t size, const char *name,
@@ -233,7 +271,7 @@ int npy_parse(const unsigned char *bytes, size_t size, const char *name,
             return fail(error, es, name, "shape product overflows");
         count *= out->shape[i];
     }
-    size_t elem = dtype_size(out->dtype);
+    size_t elem = npy_dtype_size(out->dtype);
     if (count > SIZE_MAX / elem)
         return fail(error, es, name, "data size overflows");
     size_t data_bytes = count * elem;
@@ -246,7 +284,11 @@ int npy_parse(const unsigned char *bytes, size_t size, const char *name,
     out->count = count;
     out->data = malloc(data_bytes ? data_bytes : 1);
     if (!out->data) return fail(error, es, name, "out of memory");
-    if (data_bytes) memcpy(out->data, bytes + data_at, data_bytes);
+    if (out->converted & NPY_TRANSPOSED)
+        from_fortran(out->data, bytes + data_at, out, elem);
+    else if (data_bytes)
+        memcpy(out->data, bytes + data_at, data_bytes);
+    if (out->converted & NPY_SWAPPED) swap_bytes(out->data, count, elem);
     return 0;
 }
 
@@ -289,9 +331,9 @@ int npy_write(const char *path, npy_dtype dtype, int ndim,
     const char *descr = dtype_descr(dtype);
     if (!path) return fail(error, es, "(npy)", "no path");
     if (!descr) return fail(error, es, path, "unknown dtype");
-    if (ndim < 0 || ndim > 4 || (ndim && !shape))
+    if (ndim < 0 || ndim > NPY_MAX_DIMS || (ndim && !shape))
         return fail(error, es, path, "bad shape");
-    char dims[128] = "";
+    char dims[NPY_MAX_DIMS * 24 + 8] = "";
     size_t count = 1, used = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] && count > SIZE_MAX / shape[i])
@@ -300,10 +342,10 @@ int npy_write(const char *path, npy_dtype dtype, int ndim,
         used += (size_t)snprintf(dims + used, sizeof dims - used, "%zu%s",
                                  shape[i], ndim == 1 ? "," : (i + 1 < ndim ? ", " : ""));
     }
-    size_t elem = dtype_size(dtype);
+    size_t elem = npy_dtype_size(dtype);
     if (count > SIZE_MAX / elem) return fail(error, es, path, "too large");
     if (count && !data) return fail(error, es, path, "no data");
-    char header[256];
+    char header[sizeof dims + 128];
     int n = snprintf(header, sizeof header,
                      "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
                      descr, dims);
