@@ -26,10 +26,14 @@ enum {
     X_CLAST_PAD, /* channels-last with padded inner and outer strides */
     X_PERM,      /* (d, C, N) memory order: outer stride 1 */
     X_COUT,      /* (C, N, d) memory order: the class axis outermost */
-    X_KINDS
+    X_KINDS,
+    /* inputs only: the inner stride 0 (every position reads one row) */
+    X_BCAST_CL = X_KINDS, /* class stride 1 */
+    X_BCAST_ND            /* class stride 2 */
 };
-static const char *x_kind_name[X_KINDS] = {"contig", "padded", "clast",
-                                           "clast-pad", "perm", "cout"};
+static const char *x_kind_name[X_KINDS + 2] = {
+    "contig", "padded", "clast", "clast-pad", "perm", "cout", "bcast-cl",
+    "bcast-nd"};
 
 static lay x_layout(int k, size_t O, size_t C, size_t I) {
     lay L = {0, C * I, I, 1};
@@ -39,19 +43,23 @@ static lay x_layout(int k, size_t O, size_t C, size_t I) {
     case X_CLAST_PAD: L = (lay){1, I * (C + 3) + 2, 1, C + 3}; break;
     case X_PERM: L = (lay){5, 1, O, O * C}; break;
     case X_COUT: L = (lay){4, I, O * I, 1}; break;
+    case X_BCAST_CL: L = (lay){2, C, 1, 0}; break;
+    case X_BCAST_ND: L = (lay){1, 2 * C + 1, 2, 0}; break;
     }
     return L;
 }
 
 /* Per-row arrays (targets, loss, lse, z-loss, grad_rows, row statistics):
  * classes 1, their class stride unused (0 or 7 here). */
-enum { R_COMPACT, R_STRIDED, R_TRANS, R_KINDS };
-static const char *r_kind_name[R_KINDS] = {"compact", "strided", "trans"};
+enum { R_COMPACT, R_STRIDED, R_TRANS, R_KINDS, R_BCAST = R_KINDS };
+static const char *r_kind_name[R_KINDS + 1] = {"compact", "strided", "trans",
+                                               "bcast"};
 
 static lay r_layout(int k, size_t O, size_t I) {
     switch (k) {
     case R_STRIDED: return (lay){1, 2 * I + 3, 0, 2};
     case R_TRANS: return (lay){2, 1, 7, O};
+    case R_BCAST: return (lay){1, 1, 0, 0}; /* inputs: one per outer */
     }
     return (lay){0, I, 7, 1};
 }
@@ -169,7 +177,8 @@ typedef struct nd_case {
     clxent_dtype odt; /* log_softmax, softmax, copy out; NLL's logp */
     clxent_dtype idt; /* class indices */
     int xl, ol, rl;   /* layouts: logits, outputs, per-row arrays */
-    int probs, weights, ignore, grad_rows, zout, in_place;
+    int yl;           /* per-row inputs' layout, -1: rl and its shifts */
+    int probs, weights, ignore, grad_rows, zout, in_place, deferred;
     int64_t ii;
     float eps, zeta, cap, scale, G, D;
     clxent_reduction red;
@@ -235,15 +244,17 @@ static void nd_free(nd_data *d) {
 
 static void nd_name(const nd_case *c, char *buf, size_t size) {
     snprintf(buf, size,
-             "(%zu, %zu, %zu) %s->%s x:%s out:%s rows:%s %s%s%s%s%s%s red=%d "
+             "(%zu, %zu, %zu) %s->%s x:%s out:%s rows:%s in-rows:%s %s%s%s%s%s%s%s "
+             "red=%d "
              "ii=%lld eps=%g z=%g cap=%g scale=%g G=%g D=%g seed=%llu",
              c->O, c->C, c->I, clxent_dtype_name(c->dt),
              clxent_dtype_name(c->odt), x_kind_name[c->xl],
              x_kind_name[c->ol], r_kind_name[c->rl],
-             c->probs ? "probs" : clxent_dtype_name(c->idt),
+             c->yl >= 0 ? r_kind_name[c->yl] : "shifted", c->probs ? "probs" : clxent_dtype_name(c->idt),
              c->weights ? " w" : "", c->ignore ? " ign" : "",
              c->grad_rows ? " gr" : "", c->zout ? " zout" : "",
-             c->in_place ? " inplace" : "", (int)c->red, (long long)c->ii,
+             c->in_place ? " inplace" : "",
+             c->deferred ? " deferred" : "", (int)c->red, (long long)c->ii,
              (double)c->eps, (double)c->zeta, (double)c->cap,
              (double)c->scale, (double)c->G, (double)c->D,
              (unsigned long long)c->seed);
@@ -281,6 +292,8 @@ static clxent_options case_options(const nd_case *c) {
     o.loss.normalizer = c->D;
     o.softcap = c->cap;
     o.logit_scale = c->scale;
+    o.loss.target_check = c->deferred ? CLXENT_CHECK_DEFERRED
+                                      : CLXENT_CHECK_SYNC;
     return o;
 }
 
@@ -316,8 +329,8 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
     OK(ctx, clxent_row_max_nd(ctx, &x, &vmax, NULL));
     r.v[O_MAX] = t_read(ctx, &vmax, o_name[O_MAX], name);
     clxent_tensor vin =
-        rows_make(ctx, in->v[O_MAX], NULL, O, I, (c->rl + 1) % R_KINDS,
-                  CLXENT_F32);
+        rows_make(ctx, in->v[O_MAX], NULL, O, I,
+                  c->yl >= 0 ? c->yl : (c->rl + 1) % R_KINDS, CLXENT_F32);
     clxent_tensor vsum = rows_make(ctx, NULL, NULL, O, I, c->rl, CLXENT_F32);
     OK(ctx, clxent_row_expsum_nd(ctx, &x, &vin, &vsum, NULL));
     r.v[O_SUM] = t_read(ctx, &vsum, o_name[O_SUM], name);
@@ -341,10 +354,13 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
     /* NLL over the host's log-probabilities */
     clxent_vector w = c->weights ? hx_vec(ctx, d->w, NULL, C, 2, CLXENT_F32)
                                  : hx_no_vec();
-    clxent_tensor y = rows_make(ctx, NULL, d->y, O, I, c->rl, c->idt);
+    clxent_tensor y = rows_make(ctx, NULL, d->y, O, I,
+                                c->yl >= 0 ? c->yl : c->rl, c->idt);
     clxent_tensor gr = c->grad_rows && c->red == CLXENT_REDUCTION_NONE
                            ? rows_make(ctx, d->gr, NULL, O, I,
-                                       (c->rl + 2) % R_KINDS, CLXENT_F32)
+                                       c->yl >= 0 ? c->yl
+                                                  : (c->rl + 2) % R_KINDS,
+                                       CLXENT_F32)
                            : no_tensor();
     {
         clxent_options no;
@@ -353,6 +369,7 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
         no.loss.ignore_index = c->ii;
         no.loss.grad_scale = c->G;
         no.loss.normalizer = c->D;
+        no.loss.target_check = opt.loss.target_check;
         clxent_tensor lp = t_make(ctx, in->v[O_LSM], NULL, O, C, I,
                                   x_layout(c->xl, O, C, I), c->odt);
         clxent_tensor loss = loss_make(ctx, c);
@@ -374,7 +391,10 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
     tg.probs = no_tensor();
     if (c->probs)
         tg.probs = t_make(ctx, d->t, NULL, O, C, I,
-                          x_layout((c->xl + 1) % X_KINDS, O, C, I), c->dt);
+                          x_layout(c->xl >= X_KINDS ? c->xl
+                                                    : (c->xl + 1) % X_KINDS,
+                                   O, C, I),
+                          c->dt);
     else
         tg.indices = y;
     {
@@ -393,8 +413,9 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
         t_free(&z);
     }
     {
-        clxent_tensor lse = rows_make(ctx, in->v[O_FLSE], NULL, O, I, c->rl,
-                                      CLXENT_F32);
+        clxent_tensor lse =
+            rows_make(ctx, in->v[O_FLSE], NULL, O, I,
+                      c->yl >= 0 ? c->yl : c->rl, CLXENT_F32);
         clxent_tensor g = t_make(ctx, NULL, NULL, O, C, I, ol, c->dt);
         OK(ctx, clxent_cross_entropy_backward_nd(ctx, &x, &tg, &w, &opt, &lse,
                                                  &gr, &g, NULL));
@@ -547,6 +568,8 @@ static void combo(size_t k, nd_case *c) {
     c->G = k % 6 == 4 ? 0.5f : 1.0f;
     c->D = c->red == CLXENT_REDUCTION_MEAN && k % 7 == 3 ? 3.5f : 0.0f;
     c->in_place = k % 4 == 0;
+    c->deferred = k % 4 == 2;
+    c->yl = -1;
     c->xr = c->cap > 0.0f ? 12.0f : 6.0f;
 }
 
@@ -597,6 +620,7 @@ static void test_options_one_by_one(void **state) {
         c.ol = (v + 1) % X_KINDS;
         c.rl = v % R_KINDS;
         c.ii = -100;
+        c.yl = -1;
         c.G = 1.0f;
         c.scale = 1.0f;
         c.xr = 6.0f;
@@ -616,6 +640,89 @@ static void test_options_one_by_one(void **state) {
         case 11: c.idt = CLXENT_I64; c.in_place = 1; break;
         }
         run_case(dev, &c);
+    }
+}
+
+/* Inputs that repeat elements (stride 0, allowed for inputs): logits
+ * and probabilities the same at every inner position, one target, lse,
+ * row max and grad_rows per outer index. */
+static void test_broadcast_inputs(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const shape sh[] = {{1, 6, 5}, {3, 6, 5}, {2, 200, 3}, {2, 40, 19}};
+    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
+        for (int v = 0; v < 2; ++v) {
+            nd_case c;
+            memset(&c, 0, sizeof c);
+            c.O = sh[s].O;
+            c.C = sh[s].C;
+            c.I = sh[s].I;
+            combo(2 * s + (size_t)v, &c);
+            c.xl = v ? X_BCAST_ND : X_BCAST_CL;
+            c.yl = R_BCAST;
+            c.in_place = 0; /* the logits repeat: no gradient over them */
+            c.seed = 5000 + 2 * s + (size_t)v;
+            run_case(dev, &c);
+        }
+}
+
+/* NaN, +inf and masked (-inf) logits, and an ignored NaN row, in a
+ * strided layout: row by row as the reference; the ignored row gives an
+ * exact 0 loss and gradient. */
+static void test_ieee(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    for (int v = 0; v < 4; ++v) {
+        nd_case c;
+        memset(&c, 0, sizeof c);
+        c.O = 2;
+        c.C = v < 2 ? 9 : 150;
+        c.I = 5;
+        c.dt = c.odt = (clxent_dtype)(CLXENT_F32 + v % 3);
+        c.idt = CLXENT_I32;
+        c.xl = v % 2 ? X_PADDED : X_CLAST_PAD;
+        c.ol = X_CONTIG;
+        c.rl = R_STRIDED;
+        c.yl = -1;
+        c.ii = -100;
+        c.G = 1.0f;
+        c.scale = 1.0f;
+        c.xr = 6.0f;
+        c.eps = v % 2 ? 0.1f : 0.0f;
+        c.zeta = 1e-3f;
+        c.zout = 1;
+        c.cap = v == 3 ? 8.0f : 0.0f;
+        c.red = CLXENT_REDUCTION_NONE;
+        c.seed = 6000 + (uint64_t)v;
+        char name[384];
+        nd_name(&c, name, sizeof name);
+        nd_data d = nd_make(&c);
+        size_t C = c.C, I = c.I;
+#define X_(o, j, i) d.x[((o) * C + (j)) * I + (i)]
+        X_(0, 3, 1) = NAN;           /* a NaN row */
+        X_(1, 2, 2) = NAN;           /* a NaN row, ignored */
+        d.y[1 * I + 2] = -100;
+        for (size_t j = 0; j < C; j += 3) X_(0, j, 3) = -INFINITY;
+        d.y[0 * I + 3] = 1;          /* masked classes, target unmasked */
+        X_(1, 4, 4) = INFINITY;      /* +inf: a NaN row */
+        for (size_t j = 1; j < C; ++j) X_(1, j, 0) = -INFINITY;
+        d.y[1 * I + 0] = 0;          /* one finite class */
+#undef X_
+        nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+        nd_res got = run_all(dev, &c, &d, &ref, name);
+        compare_case(&c, &got, &ref, name);
+        for (size_t j = 0; j < C; ++j)
+            if (got.v[O_UG][(1 * C + j) * I + 2] != 0.0f)
+                fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0", name,
+                         j, (double)got.v[O_UG][(1 * C + j) * I + 2]);
+        if (got.v[O_UL][1 * I + 2] != 0.0f)
+            fail_msg("%s: ignored NaN row: loss %g, want 0", name,
+                     (double)got.v[O_UL][1 * I + 2]);
+        res_free(&ref);
+        res_free(&got);
+        nd_free(&d);
     }
 }
 
@@ -893,6 +1000,8 @@ int main(void) {
         cmocka_unit_test(test_matrix_vs_nd_host),
         cmocka_unit_test(test_matrix_vs_nd_device),
         cmocka_unit_test(test_options_one_by_one),
+        cmocka_unit_test(test_broadcast_inputs),
+        cmocka_unit_test(test_ieee),
         cmocka_unit_test(test_grid),
     };
     return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
