@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The N-d kernels (kernels/nd.cl: nd_fused, nd_cached_fused, nd_fwd,
+# nd_bwd, nd_sm, nd_nll_bwd) and the staging kernels they need (stage_rows,
+# z_rows) under Oclgrind: test_nd's quick grid (CLXENT_ND_QUICK=1, small
+# shapes) on Oclgrind's simulator, with the device's own mapping and every
+# check, then the CPU mapping (VEC 16: the vector loads, nd_cached_fused)
+# without --uninitialized (Oclgrind flags the halves of an initialised
+# float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
+# shapes only, which never reach these kernels. -cl-opt-disable as in
+# ci_hardening.sh (Debian's Oclgrind aborts on `freeze`).
+# Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the test_nd binary's build)
+set -euo pipefail
+build=${1:?usage: oclgrind_nd.sh BUILD_DIR}
+bin=$build/tests/test_nd
+jobs=${JOBS:-$(nproc)}
+run() {
+  local log=$1 vec=$2
+  shift 2
+  rm -f "$log.diag"
+  set +e
+  CLXENT_ND_QUICK=1 CLXENT_REQUIRE_DEVICE=1 CLXENT_TEST_DEVICE=oclgrind \
+    CLXENT_VEC=$vec oclgrind --data-races --check-api "$@" \
+    --num-threads "$jobs" --build-options "-cl-opt-disable" \
+    --log "$log.diag" "$bin" >"$log" 2>&1
+  local rc=$?
+  set -e
+  grep -v "warnings generated" "$log" | tail -40
+  [ -s "$log.diag" ] && head -100 "$log.diag"
+  if [ "$rc" != 0 ]; then
+    echo "oclgrind_nd: test_nd under Oclgrind (CLXENT_VEC=$vec) exited $rc" >&2
+    return 1
+  fi
+  if ! grep -qi "grid on.*oclgrind" "$log"; then
+    echo "oclgrind_nd: the grid did not run on the Oclgrind device" >&2
+    return 1
+  fi
+  if [ -s "$log.diag" ] ||
+     grep -Eq "OCLGRIND|[Dd]ata race|Uninitiali[sz]ed value|Invalid (read|write)" "$log"; then
+    echo "oclgrind_nd: Oclgrind reported problems (above)" >&2
+    return 1
+  fi
+}
+status=0
+run "$build/oclgrind-nd" "" --uninitialized || status=1
+run "$build/oclgrind-nd-vec16" 16 || status=1
+exit $status
