@@ -258,10 +258,14 @@ inline vf nd_k1(const nd_tg *tg, vf A, vf lse, float eps, float zeta,
 inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
                     const nd_tg *tg, vf m, vf lS, vf k1) {
     ulong xb = x_off + it->o * x_so + it->i0 * x_si;
+#if TGT == CLX_TGT_PROBS
     ulong tb = t_off + it->o * t_so + it->i0 * t_si;
+    float ome = 1.0f - eps;
+#else
+    vf tw = (1.0f - eps) * tg->wy;
+#endif
     ulong gb = g_off + it->o * g_so + it->i0 * g_si;
-    float ome = 1.0f - eps, epc = eps / (float)C;
-    vf tw = ome * tg->wy;
+    float epc = eps / (float)C;
     vi dead = tg->state != (vi)0;
     for (uint c = 0; c < C; ++c) {
         vf v = ND_LDX(x, xb + c * x_sc, x_si, it->nl);

@@ -97,6 +97,18 @@ kernel_lint() {
       }
     done; done; done; done
   done
+  # the logit transforms (XF) and nd_cached_fused's private rows (NDC)
+  for f in kernels/*.cl; do
+    for v in 1 16; do for t in 0 1 2; do
+      out=$(clang -x cl -cl-std=CL1.2 -Xclang -finclude-default-header \
+        -fsyntax-only -Wall -Werror -Ikernels -DVEC=$v -DX_T=$t \
+        -DY_T=$(( (t + 1) % 3 )) -DTGT=0 -DXF=1 -DNDC=16 "$f" 2>&1) || {
+        echo "$out"
+        echo "hardening: $f does not compile cleanly (VEC=$v X_T=$t XF=1 NDC=16)" >&2
+        exit 1
+      }
+    done; done
+  done
   echo "kernel lint: every kernels/*.cl compiles without warnings"
 }
 
@@ -105,7 +117,7 @@ stage_oclgrind() {
   kernel_lint
   cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON \
     >/dev/null
-  cmake --build build-hard -j"$jobs" --target clxent_cli
+  cmake --build build-hard -j"$jobs" --target clxent_cli test_nd
   # The device's own mapping (Oclgrind is taken for a GPU: one element
   # per work-item) with every check, then the CPU mapping (16-wide vectors,
   # the lanes kernels, and with CLXENT_GCACHE=1 the fused kernels that
@@ -124,6 +136,9 @@ stage_oclgrind() {
   # tree and in turn).
   CLXENT_SPLIT_CHUNKS=3 CLXENT_WORK_GROUP_SIZE=2 \
     oclgrind_pass build-hard/oclgrind-split "" --uninitialized
+  # The N-d kernels and the staging of strided per-row arrays, which the
+  # check's 2-D shapes never reach: test_nd's quick grid, both mappings.
+  JOBS=$jobs bash tests/oclgrind_nd.sh build-hard
   end oclgrind
 }
 

@@ -540,11 +540,13 @@ CLXENT_API clxent_status clxent_copy(clxent_context *ctx, const clxent_matrix *s
  * matrix: inner 1, class stride 1, outer stride its row stride
  * (clxent_tensor_from_matrix). Per-row arrays (targets, losses, lse,
  * grad_rows, row statistics) are tensors with classes 1, whose class
- * stride is not used. Outputs may not overlap themselves (each element at
- * its own address); inputs may (a stride of 0 repeats an element).
- * inner_dims, when inner_rank > 0, are the dimensions d1..dk whose product
- * is inner: messages then name a position as PyTorch indexes it,
- * (n, d1, d2), besides the flat row. */
+ * stride is not used. An output's strides must nest (sorted by stride,
+ * each exceeds the span of the smaller ones over their extents), so no
+ * two of its elements share an address; inputs may overlap (a stride of 0
+ * repeats an element). inner_dims, when inner_rank > 0, are the dimensions
+ * d1..dk whose product is inner: messages then name a position as PyTorch
+ * indexes it, (n, d1, d2), besides the flat row (the class indices'
+ * inner_dims when they have them, else the logits'). */
 typedef struct clxent_tensor {
     clxent_buffer *buffer;
     size_t offset; /* elements */

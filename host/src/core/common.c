@@ -342,3 +342,17 @@ void clx_position(const clxent_tensor *x, size_t r, char *buf, size_t size) {
         clx_appendf(buf, size, ", %zu", idx[k]);
     clx_appendf(buf, size, ")");
 }
+
+const clxent_tensor *clx_position_tensor(const clx_op *op) {
+    return op->indices.buffer && op->indices.inner_rank ? &op->indices
+                                                        : &op->x;
+}
+
+int clx_same_position_shape(const clxent_tensor *a, const clxent_tensor *b) {
+    if (a->outer != b->outer || a->inner != b->inner ||
+        a->inner_rank != b->inner_rank)
+        return 0;
+    for (unsigned k = 0; k < a->inner_rank; ++k)
+        if (a->inner_dims[k] != b->inner_dims[k]) return 0;
+    return 1;
+}

@@ -230,6 +230,11 @@ void clx_appendf(char *dst, size_t size, const char *format, ...)
 /* " at (n, d1, d2)": the position of row r of x as PyTorch indexes it
  * (with x's inner_dims), " at (o, i)" without them; "" for inner 1. */
 void clx_position(const clxent_tensor *x, size_t r, char *buf, size_t size);
+/* The tensor whose inner_dims name op's positions: the class indices' when
+ * they carry them, else the logits'. */
+const clxent_tensor *clx_position_tensor(const clx_op *op);
+/* Whether a and b name positions alike (outer, inner and inner_dims). */
+int clx_same_position_shape(const clxent_tensor *a, const clxent_tensor *b);
 /* Whether needle occurs in haystack, ignoring ASCII case ("" always). */
 int clx_contains_nocase(const char *haystack, const char *needle);
 

@@ -39,7 +39,7 @@ static clxent_status check_targets(clxent_context *ctx, const clx_op *op,
         int64_t y = target(p, r);
         if (y == op->opt.loss.ignore_index) continue;
         char pos[160];
-        clx_position(&op->x, r, pos, sizeof pos);
+        clx_position(clx_position_tensor(op), r, pos, sizeof pos);
         if (y < 0 || (uint64_t)y >= (uint64_t)p->cols)
             return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
                             op->function,

@@ -93,6 +93,13 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
         if (st != CLXENT_STATUS_OK) return st;
     }
     if (deferred) {
+        const clxent_tensor *where = clx_position_tensor(op);
+        if (!s->deferred_check_pending) {
+            s->deferred_where = *where;
+            s->deferred_where_ok = 1;
+        } else if (!clx_same_position_shape(&s->deferred_where, where)) {
+            s->deferred_where_ok = 0;
+        }
         s->deferred_check_pending = 1;
         return CLXENT_STATUS_OK;
     }
@@ -165,7 +172,8 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
                       what, clx_cl_error_name(err), (int)err);
     else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0) {
         char pos[160];
-        clx_position(&op->x, (size_t)s->sync_verdict[0], pos, sizeof pos);
+        clx_position(clx_position_tensor(op), (size_t)s->sync_verdict[0], pos,
+                     sizeof pos);
         st = clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
                       op->function,
                       "targets[%lld]%s = %lld is outside [0, %zu) and is "
@@ -439,12 +447,16 @@ clxent_status clx_op_finish_checks(clxent_context *ctx) {
         return clx_fail(ctx, clx_status_from_cl(err), "clxent_finish",
                         "clEnqueueReadBuffer (target check status): %s (%d)",
                         clx_cl_error_name(err), (int)err);
+    char pos[160] = "";
+    if (v[CLX_VERDICT_ROW] >= 0 && s->deferred_where_ok)
+        clx_position(&s->deferred_where, (size_t)v[CLX_VERDICT_ROW], pos,
+                     sizeof pos);
     if (v[CLX_VERDICT_ROW] >= 0)
         return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
                         "clxent_finish",
-                        "targets[%lld] = %lld is outside [0, %lld) and is not "
-                        "ignore_index (%lld) (found by a deferred check)",
-                        (long long)v[CLX_VERDICT_ROW],
+                        "targets[%lld]%s = %lld is outside [0, %lld) and is "
+                        "not ignore_index (%lld) (found by a deferred check)",
+                        (long long)v[CLX_VERDICT_ROW], pos,
                         (long long)v[CLX_VERDICT_VALUE],
                         (long long)v[CLX_VERDICT_C],
                         (long long)v[CLX_VERDICT_II]);

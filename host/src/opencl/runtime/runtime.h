@@ -90,8 +90,13 @@ typedef struct clx_opencl_state {
      * the wait list; while seq_hold is set none is the last (the
      * out-event comes from a later part). Reset by clx_cl_op_begin. */
     int seq_begun, seq_hold;
-    /* A deferred target check is pending until clxent_finish. */
+    /* A deferred target check is pending until clxent_finish; where its
+     * bad row lies (the tensor whose inner_dims name the position), valid
+     * while every pending check had that shape (the verdict does not say
+     * which operation found it). */
     int deferred_check_pending;
+    clxent_tensor deferred_where;
+    int deferred_where_ok;
     /* Where a synchronous check's verdict is read to (first bad row or
      * -1, its value): here rather than on the stack, because a read that
      * a failed wait left in flight may still land. */
