@@ -41,7 +41,10 @@
 #define CLX_BATCH_ROWS 16
 /* The N-d cached kernel (nd_cached_fused) holds a row's classes in a
  * private array of at most this many vectors. */
-#define CLX_ND_CMAX_LIMIT 256
+#define CLX_ND_CMAX_LIMIT 1024
+/* The N-d chunked kernel (nd_chunked_fused) reads a row in at most this
+ * many chunks (their maxima and sums are private vectors). */
+#define CLX_ND_CHUNKS 64
 /* Classes per block of the N-d kernels' online statistics. */
 #define CLX_ND_BLOCK 8
 
@@ -159,6 +162,7 @@
     X(z_rows, "nll.cl", z_rows)                                                \
     X(nd_fused, "nd.cl", nd_fused)                                             \
     X(nd_cached_fused, "nd.cl", nd_fused)                                      \
+    X(nd_chunked_fused, "nd.cl", nd_fused)                                     \
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \
     X(nd_bwd, "nd.cl", nd_bwd)                                                 \
     X(nd_sm, "nd.cl", nd_sm)                                                   \

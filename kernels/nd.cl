@@ -11,12 +11,16 @@
  *   nd_fused, nd_fwd, nd_bwd: cross-entropy (XF: the logit transforms)
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
+ *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
  *   nd_sm:           max, exp-sum, log_softmax, softmax and the copy
  *   nd_nll_bwd:      NLL's gradient */
 #include "xent.h"
 
 #ifndef NDC
 #define NDC 0 /* nd_cached_fused's private vectors (0: not built) */
+#endif
+#ifndef NDK
+#define NDK 0 /* 1: nd_chunked_fused is built */
 #endif
 #define ND_B CLX_ND_BLOCK
 
@@ -124,6 +128,20 @@ inline nd_tg nd_targets(const global IDX *y, ulong y_off, long ii, uint C,
     return tg;
 }
 
+/* The lanes' target-class logits (transformed): one scalar load per lane
+ * instead of a select per element; 0 where the row has no target. */
+inline vf nd_pick(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
+                  uint C, uint nl, vi ycol, float xa, float xcap) {
+    float b[VEC];
+    for (uint e = 0; e < VEC; ++e) {
+        int c = ((const int *)&ycol)[e];
+        b[e] = e < nl && c >= 0 && (uint)c < C
+                   ? XLD1(x, xb + (ulong)c * x_sc + e * x_si)
+                   : 0.0f;
+    }
+    return VLOADP(b);
+}
+
 /* ---- lane-wise online statistics ---- */
 
 typedef struct nd_st {
@@ -168,9 +186,10 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             v[j] = (vf)(-INFINITY);
             if (j < n) {
                 v[j] = ND_LDX(x, xb + (c0 + j) * x_sc, x_si, nl);
-                bm = nanmaxv(bm, v[j]);
-                if (TGT != CLX_TGT_PROBS && am != AM_MAX && am != AM_FIXED)
-                    q.xy = select(q.xy, v[j], ycol == (vi)(int)(c0 + j));
+                /* for the plain sums a NaN needs no max of its own: its
+                 * exp makes S NaN (kept below where the max is -inf) */
+                bm = am == AM_STATS || am == AM_FIXED ? fmax(bm, v[j])
+                                                     : nanmaxv(bm, v[j]);
             }
         }
         if (am == AM_MAX) {
@@ -184,12 +203,17 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             vf e[ND_B];
             for (uint j = 0; j < ND_B; ++j)
                 e[j] = j < n ? exp(v[j] - q.m) : (vf)0.0f;
+            /* a lane with only -inf so far: its -inf count 0 (exp(NaN)
+             * above), its NaNs stay NaN */
+            if (am == AM_STATS && any_v(none))
+                for (uint j = 0; j < n; ++j)
+                    e[j] = select(e[j], (vf)0.0f, v[j] == (vf)(-INFINITY));
             for (uint h = ND_B / 2; h >= 1; h /= 2)
                 for (uint j = 0; j < h; ++j) e[j] += e[j + h];
             if (am == AM_FIXED) { /* exp(x - m) > 1 possible: may overflow */
                 KAHAN_INF(vf, q.s, q.sc, e[0]);
             } else {
-                KAHAN(vf, q.s, q.sc, select(e[0], (vf)0.0f, none));
+                KAHAN(vf, q.s, q.sc, e[0]);
             }
             continue;
         }
@@ -307,6 +331,8 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
     else
         q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
                      ome, epc, C, it.nl, tg.ycol, m0, xa, xcap, AM_STATS);
+    if (TGT != CLX_TGT_PROBS)
+        q.xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, xa, xcap);
     vf lS = log(nd_sum(&q));
     vf lsev = q.m + lS;
     vf A = q.a - q.ac;
@@ -397,7 +423,9 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
     nd_stf(loss, loss_off + it.r0, 1, it.nl, l);
     if (has_lse) nd_stf(lse, lse_off + it.r0, 1, it.nl, lsev);
     vf k1 = nd_k1(&tg, A, lsev, eps, zeta, C) / S;
+#if TGT != CLX_TGT_PROBS
     vf tw = ome * tg.wy;
+#endif
     vi dead = tg.state != (vi)0;
     for (uint c = 0; c < C; ++c) {
         vf d = xv[c] * k1;
@@ -410,6 +438,96 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
 #endif
         nd_stx(gm, gb + c * g_sc, g_si, it.nl,
                select(tg.g * d, (vf)0.0f, dead));
+    }
+#endif
+}
+
+/* Fused for long rows on CPUs (C past nd_cached_cmax, f32 gradient,
+ * class indices, no smoothing, no transforms): the row in CLX_ND_CHUNKS
+ * chunks, each read twice while it is in the cache (its max, then its exps
+ * relative to that max, stored in the gradient and summed); the chunks'
+ * sums combined; then the gradient scaled in place by the chunk's factor.
+ * One exp per element, where nd_fused computes two. */
+kernel void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
+#if NDK && !XF && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
+    nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
+                          scr, gr, gr_off, has_gr, &it);
+    ulong xb = x_off + it.o * x_so + it.i0 * x_si;
+    ulong gb = g_off + it.o * g_so + it.i0 * g_si;
+    /* the chunk length: C in at most CLX_ND_CHUNKS chunks */
+    uint K = (C + CLX_ND_CHUNKS - 1) / CLX_ND_CHUNKS;
+    vf mk[CLX_ND_CHUNKS], sk[CLX_ND_CHUNKS];
+    vf M = (vf)(-INFINITY);
+    uint nk = 0;
+    for (uint c0 = 0; c0 < C; c0 += K, ++nk) {
+        uint ce = min(C, c0 + K);
+        vf m = (vf)(-INFINITY);
+        for (uint c = c0; c < ce; ++c)
+            m = fmax(m, nd_ldx(x, xb + c * x_sc, x_si, it.nl));
+        vi none = m == (vf)(-INFINITY);
+        int fix = any_v(none);
+        vf s = (vf)0.0f, sc = (vf)0.0f;
+        for (uint c = c0; c < ce; c += ND_B) {
+            uint n = min((uint)ND_B, ce - c);
+            vf e[ND_B];
+            for (uint j = 0; j < ND_B; ++j) {
+                e[j] = (vf)0.0f;
+                if (j < n) {
+                    vf v = nd_ldx(x, xb + (c + j) * x_sc, x_si, it.nl);
+                    e[j] = exp(v - m);
+                    /* only -inf: those count 0, NaNs stay NaN */
+                    if (fix) e[j] = select(e[j], (vf)0.0f, v == (vf)(-INFINITY));
+                    nd_stx(gm, gb + (c + j) * g_sc, g_si, it.nl, e[j]);
+                }
+            }
+            for (uint h = ND_B / 2; h >= 1; h /= 2)
+                for (uint j = 0; j < h; ++j) e[j] += e[j + h];
+            KAHAN(vf, s, sc, e[0]);
+        }
+        mk[nk] = m;
+        sk[nk] = s - sc;
+        M = fmax(M, m);
+    }
+    vf S = (vf)0.0f, Sc = (vf)0.0f;
+    for (uint k = 0; k < nk; ++k)
+        KAHAN(vf, S, Sc,
+              sk[k] * select(exp(mk[k] - M), (vf)0.0f,
+                             mk[k] == (vf)(-INFINITY)));
+    S = select(S - Sc, (vf)NAN, M == (vf)(-INFINITY));
+    vf lS = log(S);
+    vf lsev = M + lS;
+    vf xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, 1.0f, 0.0f);
+    vf A = (vf)0.0f;
+    vf l = nd_loss(&tg, M, lS, xy, A, (vf)0.0f, eps, zeta, C);
+    nd_stf(loss, loss_off + it.r0, 1, it.nl, l);
+    if (has_lse) nd_stf(lse, lse_off + it.r0, 1, it.nl, lsev);
+    vf kn = nd_k1(&tg, A, lsev, eps, zeta, C), k1 = kn / S;
+    vi dead = tg.state != (vi)0;
+    const global XS *gx = (const global XS *)gm;
+    for (uint c0 = 0, k = 0; c0 < C; c0 += K, ++k) {
+        uint ce = min(C, c0 + K);
+        vf f = tg.g * (k1 * exp(mk[k] - M));
+        for (uint c = c0; c < ce; ++c) {
+            vf e = nd_ldx(gx, gb + c * g_sc, g_si, it.nl);
+            /* ignored and bad rows: exactly 0, even for NaN logits */
+            nd_stx(gm, gb + c * g_sc, g_si, it.nl,
+                   select(e * f, (vf)0.0f, dead));
+        }
+    }
+    /* the target class of each live lane, from its logit (the exp in the
+     * gradient was just scaled): g*(p*k1 - w_y) */
+    for (uint e = 0; e < it.nl; ++e) {
+        int c = ((const int *)&tg.ycol)[e];
+        if (((const int *)&tg.state)[e] != 0 || c < 0 || (uint)c >= C)
+            continue;
+        float xyv = ((const float *)&xy)[e];
+        float p = exp((xyv - ((const float *)&M)[e]) - ((const float *)&lS)[e]);
+        float d = p * ((const float *)&kn)[e] -
+                  (1.0f - eps) * ((const float *)&tg.wy)[e];
+        ST1X(gm, gb + (ulong)c * g_sc + e * g_si,
+             ((const float *)&tg.g)[e] * d);
     }
 #endif
 }

@@ -646,6 +646,65 @@ static void test_options_one_by_one(void **state) {
     }
 }
 
+/* Long rows in f32 with class indices (the CPU's chunked fused kernel)
+ * against the host with a tolerance relative to each gradient value: the
+ * grid's absolute bound (1.2e-6) is larger than a whole gradient of 1e-5
+ * there, and would not see a wrong chunk factor. */
+static void rel_compare(const float *got, const float *want, size_t n,
+                        const char *what, const char *name) {
+    double top = 0;
+    for (size_t i = 0; i < n; ++i) top = fmax(top, fabs(want[i]));
+    for (size_t i = 0; i < n; ++i)
+        if (!(fabs(got[i] - want[i]) <=
+              8e-6 * fabs(want[i]) + 1e-7 * top / (double)n))
+            fail_msg("%s: %s[%zu] = %.9g, reference %.9g (relative %.3g)",
+                     name, what, i, got[i], want[i],
+                     fabs(got[i] - want[i]) / fmax(fabs(want[i]), 1e-30));
+}
+
+static void test_long_rows(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev || quick()) return;
+    static const shape sh[] = {{1, 40000, 2}, {2, 3000, 17}, {1, 1025, 16},
+                               {3, 5000, 1}};
+    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
+        for (int v = 0; v < 3; ++v) {
+            nd_case c;
+            memset(&c, 0, sizeof c);
+            c.O = sh[s].O;
+            c.C = sh[s].C;
+            c.I = sh[s].I;
+            c.dt = c.odt = CLXENT_F32;
+            c.idt = v == 1 ? CLXENT_I64 : CLXENT_I32;
+            c.xl = v == 2 ? 1 : X_CONTIG;
+            c.ol = X_CONTIG;
+            c.rl = R_COMPACT;
+            c.yl = -1;
+            c.ii = -100;
+            c.weights = v == 1;
+            c.ignore = v == 2;
+            c.zeta = v == 2 ? 1e-3f : 0.0f;
+            c.red = v == 0 ? CLXENT_REDUCTION_SUM : CLXENT_REDUCTION_NONE;
+            c.G = 1.0f;
+            c.scale = 1.0f;
+            c.xr = 6.0f;
+            c.seed = 7000 + 3 * s + (uint64_t)v;
+            char name[384];
+            nd_name(&c, name, sizeof name);
+            nd_data d = nd_make(&c);
+            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+            nd_res got = run_all(dev, &c, &d, &ref, name);
+            compare_case(&c, &got, &ref, name);
+            size_t N = n_elems(&c);
+            rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
+            rel_compare(got.v[O_BG], ref.v[O_BG], N, o_name[O_BG], name);
+            res_free(&ref);
+            res_free(&got);
+            nd_free(&d);
+        }
+}
+
 /* Inputs that repeat elements (stride 0, allowed for inputs): logits
  * and probabilities the same at every inner position, one target, lse,
  * row max and grad_rows per outer index. */
@@ -1038,6 +1097,7 @@ static void test_interleaved_output_device(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_bad_label_host),
         cmocka_unit_test(test_interleaved_output_host),
         cmocka_unit_test(test_interleaved_output_device),

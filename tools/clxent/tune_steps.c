@@ -91,7 +91,7 @@ static const tune_step steps[] = {
     {"batch_f16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_F16,
      {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused f16: lanes, batch", 0},
     {"nd_cached_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), 0,
-     {16, 32, 48, 64, 96, 128, 192, 256}, {ENDV},
+     {32, 64, 128, 256, 384, 512, 768, 1024}, {ENDV},
      "N-d fused: classes held in registers below, two passes above", 64},
     /* thresholds of the GPU mapping */
     {"regs_cmin", STEP_CMIN, 0, OPB(OPS_CE_FUSED), 0,
@@ -391,7 +391,7 @@ static void threshold_range(const tune_step *s, long long *lo,
     *lo = 0;
     /* the kernels that hold a row in registers have a build limit */
     *hi = strncmp(s->param, "lanes", 5) == 0       ? 128
-          : strncmp(s->param, "nd_cached", 9) == 0 ? 256
+          : strncmp(s->param, "nd_cached", 9) == 0 ? 1024
                                                    : 1 << 30;
 }
 

@@ -50,6 +50,7 @@
 #define N_PLAIN 0x1000u      /* no logit transforms (the kernel has none) */
 #define N_ND 0x2000u         /* the N-d layout (class stride > 1) only */
 #define N_ANY_LAYOUT 0x4000u /* either layout (else the 2-D one only) */
+#define N_NO_SMOOTH 0x8000u  /* no label smoothing */
 
 #define NONE (-1)
 #define P_(name) CLX_P_##name
@@ -83,6 +84,11 @@ static const clx_strategy table[] = {
      {"nd_cached_fused"},
      "N-d, few classes on CPUs: a row's classes held in private vectors, "
      "one exp per element"},
+    {"nd_chunked", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX,
+     {P_(nd_cached_cmax), NONE}, {NONE, NONE}, P_(nd_chunked),
+     N_ND | N_PLAIN | N_NO_SMOOTH, N_BOUNDS, CLX_RUN_ND, {"nd_chunked_fused"},
+     "N-d f32, long rows on CPUs: each chunk read twice while cached, its "
+     "exps kept in the gradient and scaled in place (one exp per element)"},
     {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
      {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
      "N-d: lane-wise online statistics, the gradient recomputed (kernel by "
@@ -273,6 +279,9 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
     else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE)
         snprintf(buf + n, size - n, " -DNDC=%u",
                  (unsigned)s->params.v[row->cmax[0]]);
+    else if (row->runner == CLX_RUN_ND &&
+             strcmp(row->kernels[0], "nd_chunked_fused") == 0)
+        snprintf(buf + n, size - n, " -DNDK=1");
     n = strlen(buf);
     if (w->xf) snprintf(buf + n, size - n, " -DXF=1");
 }
@@ -359,6 +368,7 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
     if (!(row->needs & N_ANY_LAYOUT) && !(row->needs & N_ND) != !w->nd)
         return 0;
     if ((row->needs & N_PLAIN) && w->xf) return 0;
+    if ((row->needs & N_NO_SMOOTH) && w->smooth) return 0;
     int64_t mode = row->mode == NONE ? 1 : p->v[row->mode];
     if (mode == 0) return 0;
     unsigned waived = mode == 2 ? row->forced : 0;
