@@ -42,6 +42,8 @@
 /* The N-d cached kernel (nd_cached_fused) holds a row's classes in a
  * private array of at most this many vectors. */
 #define CLX_ND_CMAX_LIMIT 1024
+/* ... and at most this many vectors of inner positions per item. */
+#define CLX_ND_UNROLL_MAX 16
 /* The N-d chunked kernel (nd_chunked_fused) reads a row in at most this
  * many chunks (their maxima and sums are private vectors). */
 #define CLX_ND_CHUNKS 64

@@ -22,6 +22,9 @@
 #ifndef NDK
 #define NDK 0 /* 1: nd_chunked_fused is built */
 #endif
+#ifndef NDU
+#define NDU 1 /* nd_cached_fused's vectors of inner positions per item */
+#endif
 #define ND_B CLX_ND_BLOCK
 
 #if VEC == 1
@@ -41,15 +44,27 @@ typedef struct nd_item {
 } nd_item;
 
 /* 0 when the item has no rows. */
-inline int nd_item_of(uint O, uint I, nd_item *it) {
-    uint nb = (I + VEC - 1) / VEC;
+inline int nd_item_span(uint O, uint I, uint span, nd_item *it) {
+    uint nb = (I + span - 1) / span;
     ulong gid = get_global_id(0);
     it->o = gid / nb;
     if (it->o >= O) return 0;
-    it->i0 = (uint)(gid % nb) * VEC;
-    it->nl = min((uint)VEC, I - it->i0);
+    it->i0 = (uint)(gid % nb) * span;
+    it->nl = min(span, I - it->i0);
     it->r0 = it->o * I + it->i0;
     return 1;
+}
+inline int nd_item_of(uint O, uint I, nd_item *it) {
+    return nd_item_span(O, I, VEC, it);
+}
+/* The u-th vector of an item that spans several (nl 0: past the end). */
+inline nd_item nd_sub(const nd_item *it, uint u) {
+    nd_item s = *it;
+    uint off = u * VEC;
+    s.i0 = it->i0 + off;
+    s.nl = it->nl > off ? min((uint)VEC, it->nl - off) : 0;
+    s.r0 = it->r0 + off;
+    return s;
 }
 
 /* ---- loads and stores of one class's VEC values ---- */
@@ -381,63 +396,87 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
 }
 
 /* Fused with the row's classes in private vectors: loaded once (the max),
- * their exps kept for the gradient. C <= NDC, no transforms. */
+ * their exps kept for the gradient. C <= NDC, no transforms. An item
+ * takes NDU vectors of inner positions and loads class by class, its NDU
+ * vectors in a row: consecutive lines, where one vector per class is a
+ * line every class stride (pages apart for large inner), which the
+ * prefetchers do not follow. */
 kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
 #if NDC > 0 && !XF
     nd_item it;
-    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
-    nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
-                          scr, gr, gr_off, has_gr, &it);
+    if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
+    uint nu = (it.nl + VEC - 1) / VEC;
+    float ome = 1.0f - eps, epc = eps / (float)C;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
+    nd_item sub[NDU];
+    nd_tg tg[NDU];
+    vf m[NDU], xy[NDU];
+    for (uint u = 0; u < nu; ++u) {
+        sub[u] = nd_sub(&it, u);
+        tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den,
+                           den_scr, scr, gr, gr_off, has_gr, &sub[u]);
+        m[u] = (vf)(-INFINITY);
+        xy[u] = (vf)0.0f;
+    }
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
     ulong tb = t_off + it.o * t_so + it.i0 * t_si;
     ulong gb = g_off + it.o * g_so + it.i0 * g_si;
-    float ome = 1.0f - eps, epc = eps / (float)C;
-    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
-    vf xv[NDC];
-    vf m = (vf)(-INFINITY), xy = (vf)0.0f;
-    for (uint c = 0; c < C; ++c) {
-        xv[c] = nd_ldx(x, xb + c * x_sc, x_si, it.nl);
-        m = nanmaxv(m, xv[c]);
-        xy = select(xy, xv[c], tg.ycol == (vi)(int)c);
-    }
-    vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
-    vf a = (vf)0.0f, ac = (vf)0.0f;
-    for (uint c = 0; c < C; ++c) {
-        vf e = exp(xv[c] - m);
-        KAHAN(vf, s, sc, e);
-        if (smooth) {
-            vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
-            if (TGT == CLX_TGT_PROBS)
-                av *= ome * nd_ldx(t, tb + c * t_sc, t_si, it.nl) + epc;
-            KAHAN_INF(vf, b, bc, av * (m - xv[c]));
-            KAHAN_INF(vf, a, ac, av);
+    ulong xs = VEC * x_si, ts = VEC * t_si, gs = VEC * g_si;
+    vf xv[NDC * NDU]; /* class c, vector u at c * NDU + u */
+    for (uint c = 0; c < C; ++c)
+        for (uint u = 0; u < nu; ++u) {
+            vf v = nd_ldx(x, xb + c * x_sc + u * xs, x_si, sub[u].nl);
+            xv[c * NDU + u] = v;
+            m[u] = nanmaxv(m[u], v);
+            xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
         }
-        xv[c] = e;
+    vf k1[NDU];
+    vi dead[NDU];
+    for (uint u = 0; u < nu; ++u) {
+        vf s = (vf)0.0f, sc = (vf)0.0f, b = (vf)0.0f, bc = (vf)0.0f;
+        vf a = (vf)0.0f, ac = (vf)0.0f;
+        for (uint c = 0; c < C; ++c) {
+            vf xc = xv[c * NDU + u];
+            vf e = exp(xc - m[u]);
+            KAHAN(vf, s, sc, e);
+            if (smooth) {
+                vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
+                if (TGT == CLX_TGT_PROBS)
+                    av *= ome * nd_ldx(t, tb + c * t_sc + u * ts, t_si,
+                                       sub[u].nl) +
+                          epc;
+                KAHAN_INF(vf, b, bc, av * (m[u] - xc));
+                KAHAN_INF(vf, a, ac, av);
+            }
+            xv[c * NDU + u] = e;
+        }
+        vf S = select(s - sc, (vf)NAN, m[u] == (vf)(-INFINITY));
+        vf lS = log(S);
+        vf lsev = m[u] + lS;
+        vf A = a - ac;
+        vf l = nd_loss(&tg[u], m[u], lS, xy[u], A, select(b - bc, b, isinf(b)),
+                       eps, zeta, C);
+        nd_stf(loss, loss_off + sub[u].r0, 1, sub[u].nl, l);
+        if (has_lse) nd_stf(lse, lse_off + sub[u].r0, 1, sub[u].nl, lsev);
+        k1[u] = nd_k1(&tg[u], A, lsev, eps, zeta, C) / S;
+        dead[u] = tg[u].state != (vi)0;
     }
-    vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
-    vf lS = log(S);
-    vf lsev = m + lS;
-    vf A = a - ac;
-    vf l = nd_loss(&tg, m, lS, xy, A, select(b - bc, b, isinf(b)), eps, zeta,
-                   C);
-    nd_stf(loss, loss_off + it.r0, 1, it.nl, l);
-    if (has_lse) nd_stf(lse, lse_off + it.r0, 1, it.nl, lsev);
-    vf k1 = nd_k1(&tg, A, lsev, eps, zeta, C) / S;
-#if TGT != CLX_TGT_PROBS
-    vf tw = ome * tg.wy;
-#endif
-    vi dead = tg.state != (vi)0;
     for (uint c = 0; c < C; ++c) {
-        vf d = xv[c] * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
+        for (uint u = 0; u < nu; ++u) {
+            vf d = xv[c * NDU + u] * k1[u];
 #if TGT == CLX_TGT_PROBS
-        d -= wc * (ome * nd_ldx(t, tb + c * t_sc, t_si, it.nl) + epc);
+            d -= wc * (ome * nd_ldx(t, tb + c * t_sc + u * ts, t_si,
+                                    sub[u].nl) +
+                       epc);
 #else
-        d = select(d, d - tw, tg.ycol == (vi)(int)c);
-        if (eps > 0.0f) d -= epc * wc;
+            d = select(d, d - ome * tg[u].wy, tg[u].ycol == (vi)(int)c);
+            if (eps > 0.0f) d -= epc * wc;
 #endif
-        nd_stx(gm, gb + c * g_sc, g_si, it.nl,
-               select(tg.g * d, (vf)0.0f, dead));
+            /* ignored and bad rows: exactly 0, even for NaN logits */
+            nd_stx(gm, gb + c * g_sc + u * gs, g_si, sub[u].nl,
+                   select(tg[u].g * d, (vf)0.0f, dead[u]));
+        }
     }
 #endif
 }

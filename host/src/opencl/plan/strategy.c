@@ -263,6 +263,23 @@ static const char *kernel_file(const char *name) {
     return "?";
 }
 
+/* nd_cached_fused's private rows: C rounded up to a power of two (NDC,
+ * one program per size class) and the vectors of inner positions per
+ * item (NDU) that keep NDC x NDU within the build limit, no more than the
+ * inner extent needs (docs/tuning.md, "nd"). */
+static unsigned nd_cached_unroll(const clx_opencl_state *s, const clx_work *w,
+                                 unsigned *ndc) {
+    unsigned n = 8, u;
+    while (n < w->C) n *= 2;
+    *ndc = n;
+    u = CLX_ND_CMAX_LIMIT / n;
+    if (u > (unsigned)CLX_P(&s->params, nd_unroll))
+        u = (unsigned)CLX_P(&s->params, nd_unroll);
+    if (u > CLX_ND_UNROLL_MAX) u = CLX_ND_UNROLL_MAX;
+    while (u > 1 && (size_t)(u / 2) * s->d.vec >= w->I) u /= 2;
+    return u ? u : 1;
+}
+
 /* The row's build options: the work's, plus what a kernel family needs
  * as a build option (label smoothing of the batch kernels, values per
  * item of the register rows). */
@@ -276,9 +293,10 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
         snprintf(buf + n, size - n, " -DSMOOTH=%d", w->smooth);
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
-    else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE)
-        snprintf(buf + n, size - n, " -DNDC=%u",
-                 (unsigned)s->params.v[row->cmax[0]]);
+    else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE) {
+        unsigned ndc, ndu = nd_cached_unroll(s, w, &ndc);
+        snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
+    }
     else if (row->runner == CLX_RUN_ND &&
              strcmp(row->kernels[0], "nd_chunked_fused") == 0)
         snprintf(buf + n, size - n, " -DNDK=1");
@@ -461,8 +479,12 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         plan->global = (w->R + plan->L - 1) / plan->L * plan->L;
         break;
     case CLX_RUN_ND: {
-        /* an item per VEC inner positions of one outer index */
-        size_t units = w->O * ((w->I + s->d.vec - 1) / s->d.vec);
+        /* an item per VEC inner positions of one outer index (NDU vectors
+         * of them for nd_cached_fused) */
+        unsigned ndc, ndu = row->cmax[0] != NONE ? nd_cached_unroll(s, w, &ndc)
+                                                 : 1;
+        size_t span = s->d.vec * ndu;
+        size_t units = w->O * ((w->I + span - 1) / span);
         plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,
                                      &plan->global);
         break;

@@ -72,6 +72,9 @@ typedef enum clx_param_kind {
     X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                            \
       "N-d fused kernel with a row's classes in private vectors up to this "   \
       "C (vec > 1)")                                                           \
+    X(nd_unroll, CLX_PK_INT, 1, 16, 4, 1,                                      \
+      "vectors of inner positions per item of the N-d cached kernel, at "      \
+      "most (their classes loaded together)")                                 \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
       "N-d fused f32 past nd_cached_cmax: the exps kept in the gradient, "     \
       "chunk by chunk (0 off, 1 on, 2 forced at any C)")                       \
