@@ -281,7 +281,7 @@ DEF_GUARDED_STORE(gstore_f, float, VST_0, ST1_0, 0)
 
 /* ---- the logit transforms (docs/semantics.md) ----
  * x' = xa*x, then with xcap > 0, x' = xcap*tanh(x'/xcap); the derivative
- * dx'/dx from x' alone: xa*(1 - (x'/xcap)^2), or xa. XLD/XGLD load x
+ * XDERIV(x): dx'/dx from the stored x. XLD/XGLD load x
  * transformed; a guarded load's filler is not transformed (a -inf filler
  * stays -inf, where tanh would make it -xcap). */
 inline vf xf_v(vf v, float xa, float xcap) {
@@ -294,10 +294,13 @@ inline float xf_s(float v, float xa, float xcap) {
     if (xcap > 0.0f) v = xcap * tanh(v / xcap);
     return v;
 }
-inline vf xf_dv(vf xp, float xa, float xcap) {
+/* dx'/dx from the stored x: xa / cosh(xa*x/xcap)^2, not 1 - tanh^2 from
+ * x', which cancels where the cap saturates (a saturated logit's gradient
+ * came out 5% off); cosh overflows to inf there, giving 0 as it should. */
+inline vf xf_dv(vf x, float xa, float xcap) {
     if (xcap > 0.0f) {
-        vf th = xp / xcap;
-        return xa * (1.0f - th * th);
+        vf ch = cosh(x * xa / xcap);
+        return xa / (ch * ch);
     }
     return (vf)xa;
 }
@@ -311,12 +314,12 @@ inline vf gload_xt(const global XS *p, uint pos, uint ce, float fill,
 #define XLD(p, i) xf_v(VLDX(p, i), xa, xcap)
 #define XGLD(p, pos, ce, fill) gload_xt(p, pos, ce, fill, xa, xcap)
 #define XLD1(p, i) xf_s(LD1X(p, i), xa, xcap)
-#define XDERIV(xp) xf_dv(xp, xa, xcap)
+#define XDERIV(x) xf_dv(x, xa, xcap)
 #else
 #define XLD(p, i) VLDX(p, i)
 #define XGLD(p, pos, ce, fill) gload_x(p, pos, ce, fill)
 #define XLD1(p, i) LD1X(p, i)
-#define XDERIV(xp) ((vf)1.0f)
+#define XDERIV(x) ((vf)1.0f)
 #endif
 
 /* ---- the synchronous target check's verdict ----

@@ -307,7 +307,8 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
     float epc = eps / (float)C;
     vi dead = tg->state != (vi)0;
     for (uint c = 0; c < C; ++c) {
-        vf v = ND_LDX(x, xb + c * x_sc, x_si, it->nl);
+        vf r = nd_ldx(x, xb + c * x_sc, x_si, it->nl);
+        vf v = XF ? xf_v(r, xa, xcap) : r;
         vf d = exp((v - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
@@ -317,7 +318,7 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
         if (eps > 0.0f) d -= epc * wc;
 #endif
         vf out = tg->g * d;
-        if (XF) out *= XDERIV(v); /* the chain rule */
+        if (XF) out *= XDERIV(r); /* the chain rule */
         /* ignored and bad rows: exactly 0, even for NaN logits */
         nd_stx(gm, gb + c * g_sc, g_si, it->nl, select(out, (vf)0.0f, dead));
     }

@@ -101,7 +101,12 @@ inline void grad_range(global XS *g_row, const global XS *xr,
             if (pos >= ce) break;
             vf out = (vf)0.0f;
             if (!zero) {
+#if XF
+                vf r = gload_x(xr, pos, ce, 0.0f);
+                vf v = xf_v(r, xa, xcap);
+#else
                 vf v = XGLD(xr, pos, ce, 0.0f);
+#endif
                 vf p = exp((v - m) - lS);
                 vf d = p * k1;
 #if TGT == CLX_TGT_PROBS
@@ -113,7 +118,9 @@ inline void grad_range(global XS *g_row, const global XS *xr,
                     d -= epc * (has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f);
 #endif
                 out = g * d;
-                if (XF) out *= XDERIV(v); /* the chain rule */
+#if XF
+                out *= XDERIV(r); /* the chain rule */
+#endif
             }
             gstore_x(g_row, pos, ce, out);
         }

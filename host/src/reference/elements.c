@@ -26,9 +26,10 @@ int64_t clx_host_index(const clxent_tensor *t, size_t r) {
 double clx_host_transform(const clx_options *o, double x, double *d) {
     double a = o->logit_scale, u = a * x;
     if (o->softcap > 0.0f) {
-        double cap = o->softcap, th = tanh(u / cap);
-        if (d) *d = a * (1.0 - th * th);
-        return cap * th;
+        double cap = o->softcap, ch = cosh(u / cap);
+        /* 1/cosh^2, not 1 - tanh^2, which cancels where the cap saturates */
+        if (d) *d = a / (ch * ch);
+        return cap * tanh(u / cap);
     }
     if (d) *d = a;
     return u;
