@@ -532,18 +532,15 @@ static void check_buffers(env *e, const char *label, int restore) {
     for (int i = 0; i < B_COUNT; ++i) {
         unsigned char *now = fx_download(e->ctx, e->b[i]);
         size_t n = clxent_buffer_size(e->b[i]);
-        if (memcmp(now, e->snapshot[i], n) != 0) {
-            if (!restore) {
-                free(now);
-                fail_msg("%s: buffer %d was written by a failing call", label,
-                         i);
-            }
-            fx_assert_status(e->ctx,
-                             clxent_buffer_write(e->ctx, e->b[i], 0, n,
-                                                 e->snapshot[i]),
-                             CLXENT_STATUS_OK);
-        }
+        int written = memcmp(now, e->snapshot[i], n) != 0;
         free(now);
+        if (!written) continue;
+        if (!restore)
+            fail_msg("%s: buffer %d was written by a failing call", label, i);
+        fx_assert_status(e->ctx,
+                         clxent_buffer_write(e->ctx, e->b[i], 0, n,
+                                             e->snapshot[i]),
+                         CLXENT_STATUS_OK);
     }
 }
 
@@ -1410,18 +1407,15 @@ static void nd_check_buffers(nd_env *e, const char *label, int restore) {
     for (int i = 0; i < NB_COUNT; ++i) {
         unsigned char *now = fx_download(e->ctx, e->b[i]);
         size_t n = clxent_buffer_size(e->b[i]);
-        if (memcmp(now, e->snapshot[i], n) != 0) {
-            if (!restore) {
-                free(now);
-                fail_msg("%s: buffer %d was written by a failing call", label,
-                         i);
-            }
-            fx_assert_status(e->ctx,
-                             clxent_buffer_write(e->ctx, e->b[i], 0, n,
-                                                 e->snapshot[i]),
-                             CLXENT_STATUS_OK);
-        }
+        int written = memcmp(now, e->snapshot[i], n) != 0;
         free(now);
+        if (!written) continue;
+        if (!restore)
+            fail_msg("%s: buffer %d was written by a failing call", label, i);
+        fx_assert_status(e->ctx,
+                         clxent_buffer_write(e->ctx, e->b[i], 0, n,
+                                             e->snapshot[i]),
+                         CLXENT_STATUS_OK);
     }
 }
 
