@@ -528,20 +528,27 @@ static void free_env(env *e) {
 
 /* Every buffer still holds what it held. With `restore`, rewrites the
  * ones a valid call changed instead of failing. */
-static void check_buffers(env *e, const char *label, int restore) {
-    for (int i = 0; i < B_COUNT; ++i) {
-        unsigned char *now = fx_download(e->ctx, e->b[i]);
-        size_t n = clxent_buffer_size(e->b[i]);
-        int written = memcmp(now, e->snapshot[i], n) != 0;
+/* Each of the count buffers against its snapshot: a difference fails,
+ * or with restore (after a call allowed to write) is written back. Both
+ * tables (matrix and tensor calls) use it. */
+static void compare_snapshots(clxent_context *ctx, clxent_buffer *const *b,
+                              unsigned char *const *snapshot, int count,
+                              const char *label, int restore) {
+    for (int i = 0; i < count; ++i) {
+        unsigned char *now = fx_download(ctx, b[i]);
+        size_t n = clxent_buffer_size(b[i]);
+        int written = memcmp(now, snapshot[i], n) != 0;
         free(now);
         if (!written) continue;
         if (!restore)
             fail_msg("%s: buffer %d was written by a failing call", label, i);
-        fx_assert_status(e->ctx,
-                         clxent_buffer_write(e->ctx, e->b[i], 0, n,
-                                             e->snapshot[i]),
+        fx_assert_status(ctx, clxent_buffer_write(ctx, b[i], 0, n, snapshot[i]),
                          CLXENT_STATUS_OK);
     }
+}
+
+static void check_buffers(env *e, const char *label, int restore) {
+    compare_snapshots(e->ctx, e->b, e->snapshot, B_COUNT, label, restore);
 }
 
 /* The slots of operation op that fault f applies to. */
@@ -1404,19 +1411,7 @@ static void nd_free_env(nd_env *e) {
 }
 
 static void nd_check_buffers(nd_env *e, const char *label, int restore) {
-    for (int i = 0; i < NB_COUNT; ++i) {
-        unsigned char *now = fx_download(e->ctx, e->b[i]);
-        size_t n = clxent_buffer_size(e->b[i]);
-        int written = memcmp(now, e->snapshot[i], n) != 0;
-        free(now);
-        if (!written) continue;
-        if (!restore)
-            fail_msg("%s: buffer %d was written by a failing call", label, i);
-        fx_assert_status(e->ctx,
-                         clxent_buffer_write(e->ctx, e->b[i], 0, n,
-                                             e->snapshot[i]),
-                         CLXENT_STATUS_OK);
-    }
+    compare_snapshots(e->ctx, e->b, e->snapshot, NB_COUNT, label, restore);
 }
 
 static void nd_run_table(nd_env *e) {

@@ -287,6 +287,22 @@ static void compare(const oc_case *c, const char *route, const char *what,
     compare_x(c, route, what, got, want, n, cols, t, zero_rows, NULL);
 }
 
+/* The four row primitives' results (max, exp-sum, log_softmax, softmax),
+ * R rows of C, by either route (matrix or tensor calls). */
+static void compare_stats(const oc_case *c, const char *route,
+                          const float *gm, const float *gs, const float *gl,
+                          const float *gp, const double *want_max,
+                          const double *want_sum, const double *want_lsm,
+                          const double *want_sm, size_t R, size_t C) {
+    compare(c, route, "max", gm, want_max, R, 0, EXACT, NULL);
+    compare(c, route, "expsum", gs, want_sum, R, 0,
+            tol_for(0.0, 2e-6, CLXENT_F32), NULL);
+    compare(c, route, "log_softmax", gl, want_lsm, R * C, C,
+            tol_for(0.0, 2e-6, c->dtype), NULL);
+    compare(c, route, "softmax", gp, want_sm, R * C, C,
+            tol_for(2e-6, 0.0, c->dtype), NULL);
+}
+
 static void ok_or_fail(clxent_context *ctx, const oc_case *c,
                        const char *route, const char *call,
                        clxent_status st) {
@@ -674,13 +690,8 @@ static void run_softmax(clxent_context *ctx, const oc_case *c,
         float *gs = vector_read(ctx, &sum, &hs, "exp-sum");
         float *gl = matrix_read(ctx, &lsm, &hl, "log-softmax");
         float *gp = matrix_read(ctx, &sm, &hp, "softmax");
-        compare(c, route, "max", gm, want_max, R, 0, EXACT, NULL);
-        compare(c, route, "expsum", gs, want_sum, R, 0,
-                tol_for(0.0, 2e-6, CLXENT_F32), NULL);
-        compare(c, route, "log_softmax", gl, want_lsm, R * C, C,
-                tol_for(0.0, 2e-6, c->dtype), NULL);
-        compare(c, route, "softmax", gp, want_sm, R * C, C,
-                tol_for(2e-6, 0.0, c->dtype), NULL);
+        compare_stats(c, route, gm, gs, gl, gp, want_max, want_sum, want_lsm,
+                      want_sm, R, C);
         free(gm);
         free(gs);
         free(gl);
@@ -996,13 +1007,8 @@ static void run_softmax_nd(clxent_context *ctx, const oc_case *c,
         float *gl_t = tensor_read(ctx, &lsm, &hl, "log-softmax");
         float *gp_t = tensor_read(ctx, &sm, &hp, "softmax");
         float *gl = rows_of_f(c, gl_t), *gp = rows_of_f(c, gp_t);
-        compare(c, route, "max", gm, want_max, R, 0, EXACT, NULL);
-        compare(c, route, "expsum", gs, want_sum, R, 0,
-                tol_for(0.0, 2e-6, CLXENT_F32), NULL);
-        compare(c, route, "log_softmax", gl, want_lsm, R * C, C,
-                tol_for(0.0, 2e-6, c->dtype), NULL);
-        compare(c, route, "softmax", gp, want_sm, R * C, C,
-                tol_for(2e-6, 0.0, c->dtype), NULL);
+        compare_stats(c, route, gm, gs, gl, gp, want_max, want_sum, want_lsm,
+                      want_sm, R, C);
         free(gm);
         free(gs);
         free(gl_t);
