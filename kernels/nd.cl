@@ -27,6 +27,12 @@
 #endif
 #define ND_B CLX_ND_BLOCK
 
+/* e^d as 2^(d log2 e): a full-precision exp2 costs less than exp on CPUs
+ * (PoCL: 0.22 against 0.3 ns a value on 2 cores; 10% of the fused C = 21
+ * kernel). The product's rounding adds |d| 2^-24 relative to e^d, at most
+ * 2^-24/e absolute on a probability: within the bounds of semantics 10. */
+#define ND_EXP(d) exp2((d) * M_LOG2E_F)
+
 #if VEC == 1
 #define VLOADI(a) ((a)[0])
 inline int any_v(vi v) { return v != 0; }
@@ -217,7 +223,7 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             /* the block's exps summed pairwise, one compensated add */
             vf e[ND_B];
             for (uint j = 0; j < ND_B; ++j)
-                e[j] = j < n ? exp(v[j] - q.m) : (vf)0.0f;
+                e[j] = j < n ? ND_EXP(v[j] - q.m) : (vf)0.0f;
             /* a lane with only -inf so far: its -inf count 0 (exp(NaN)
              * above), its NaNs stay NaN */
             if (am == AM_STATS && any_v(none))
@@ -237,7 +243,7 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             vf a = (vf)(has_w ? w[c] : 1.0f);
             if (am == AM_PROBS)
                 a *= ome * nd_ldx(t, tb + c * t_sc, t_si, nl) + epc;
-            vf e = select(exp(v[j] - q.m), (vf)0.0f, none);
+            vf e = select(ND_EXP(v[j] - q.m), (vf)0.0f, none);
             KAHAN(vf, q.s, q.sc, e);
             /* -inf so far: a_c*(m - x_c) is a_c*inf (inf, or NaN for
              * a_c == 0, as -a_c*logp_c is) */
@@ -309,7 +315,7 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
     for (uint c = 0; c < C; ++c) {
         vf r = nd_ldx(x, xb + c * x_sc, x_si, it->nl);
         vf v = XF ? xf_v(r, xa, xcap) : r;
-        vf d = exp((v - m) - lS) * k1;
+        vf d = ND_EXP((v - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
         d -= wc * (ome * nd_ldx(t, tb + c * t_sc, t_si, it->nl) + epc);
@@ -438,7 +444,7 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
         vf a = (vf)0.0f, ac = (vf)0.0f;
         for (uint c = 0; c < C; ++c) {
             vf xc = xv[c * NDU + u];
-            vf e = exp(xc - m[u]);
+            vf e = ND_EXP(xc - m[u]);
             KAHAN(vf, s, sc, e);
             if (smooth) {
                 vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
@@ -516,7 +522,7 @@ kernel void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
                 e[j] = (vf)0.0f;
                 if (j < n) {
                     vf v = nd_ldx(x, xb + (c + j) * x_sc, x_si, it.nl);
-                    e[j] = exp(v - m);
+                    e[j] = ND_EXP(v - m);
                     /* only -inf: those count 0, NaNs stay NaN */
                     if (fix) e[j] = select(e[j], (vf)0.0f, v == (vf)(-INFINITY));
                     nd_stx(gm, gb + (c + j) * g_sc, g_si, it.nl, e[j]);
@@ -624,7 +630,7 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
     for (uint c = 0; c < C; ++c) {
         vf lp = (ND_LDX(x, xb + c * x_sc, x_si, it.nl) - q.m) - lS;
         nd_sty(yo, yb + c * y_sc, y_si, it.nl,
-               what == CLX_SM_LOG_SOFTMAX ? lp : exp(lp));
+               what == CLX_SM_LOG_SOFTMAX ? lp : ND_EXP(lp));
     }
 }
 
