@@ -12,6 +12,14 @@ install(TARGETS clxent clxent_static
           NAMELINK_COMPONENT development
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+if(CLXENT_HAVE_MPI)
+  install(TARGETS clxent_mpi EXPORT clxentTargets
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT runtime
+            NAMELINK_COMPONENT development)
+  install(FILES ${PROJECT_SOURCE_DIR}/host/include/clxent/clxent_mpi.h
+          DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/clxent
+          COMPONENT development)
+endif()
 install(TARGETS clxent_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         COMPONENT runtime)
 install(FILES ${PROJECT_SOURCE_DIR}/host/include/clxent/clxent.h

@@ -61,6 +61,18 @@
 /* A target-check group's partial state: four floats, four longs. */
 #define CLX_CHECK_PART_FLOATS 12
 
+/* A sharded row's record (clxent.h's clxent_partial_field, checked by
+ * api/api_shard.c): its fields in order. */
+#define CLX_REC_MAX 0
+#define CLX_REC_SUM 1
+#define CLX_REC_SUM_LO 2
+#define CLX_REC_A 3
+#define CLX_REC_B 4
+#define CLX_REC_XY 5
+#define CLX_REC_WY 6
+#define CLX_REC_OWN 7
+#define CLX_REC_FLOATS 8
+
 /* Scratch header (float indices), written by xent_check: */
 #define CLX_SCR_W 0     /* [0,1] W, the mean's denominator, as (hi, lo) */
 #define CLX_SCR_WSUM 2  /* [2,3] the sum of the class weights (hi, lo) */
@@ -168,7 +180,12 @@
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \
     X(nd_bwd, "nd.cl", nd_bwd)                                                 \
     X(nd_sm, "nd.cl", nd_sm)                                                   \
-    X(nd_nll_bwd, "nd.cl", nd_nll_bwd)
+    X(nd_nll_bwd, "nd.cl", nd_nll_bwd)                                         \
+    X(shard_partial, "shard.cl", shard_partial)                                \
+    X(shard_combine, "shard.cl", shard_combine)                                \
+    X(shard_den, "shard.cl", shard_den)                                        \
+    X(shard_final, "shard.cl", shard_final)                                    \
+    X(shard_bwd, "shard.cl", shard_bwd)
 
 /* The argument lists, by shape: CLX_A_<shape>. */
 #define CLX_SHAPE_LIST(X)                                                      \
@@ -203,7 +220,12 @@
     X(nd_fwd)                                                                  \
     X(nd_bwd)                                                                  \
     X(nd_sm)                                                                   \
-    X(nd_nll_bwd)
+    X(nd_nll_bwd)                                                              \
+    X(shard_partial)                                                           \
+    X(shard_combine)                                                           \
+    X(shard_den)                                                               \
+    X(shard_final)                                                             \
+    X(shard_bwd)
 
 #define CLX_A_rows_fused(g_, p_, s_)                                              \
     g_(xent) s_() g_(out) s_() g_(grad) s_() p_(UINT, T) s_() p_(LST, red)
@@ -307,6 +329,55 @@
     p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(FLOAT, G) s_() p_(FLOAT, den) s_()    \
     p_(INT, den_scr) s_() p_(CF, scr) s_() p_(CF, gr) s_() p_(ULONG, gr_off) s_()      \
     p_(INT, has_gr) s_() p_(INT, guard)
+
+/* The sharded vocabulary (shard.cl): every tensor by offset and strides
+ * (outer, class, inner; a record's fields on its class axis), per-row
+ * arrays by (off, so, si); cb the shard's first global class, Ct the
+ * classes of all shards. */
+#define CLX_A_shard_partial(g_, p_, s_)                                           \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_so) s_() p_(ULONG, x_sc) s_()     \
+    p_(ULONG, x_si) s_() p_(UINT, O) s_() p_(UINT, C) s_() p_(UINT, I) s_()            \
+    p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(ULONG, y_so) s_() p_(ULONG, y_si) s_()   \
+    p_(LONG, ii) s_() p_(INT, has_y) s_() p_(CX, t) s_() p_(ULONG, t_off) s_()         \
+    p_(ULONG, t_so) s_() p_(ULONG, t_sc) s_() p_(ULONG, t_si) s_() p_(CF, w) s_()      \
+    p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(LONG, cb) s_() p_(UINT, Ct) s_()      \
+    p_(FLOAT, eps) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap) s_() p_(GF, rec) s_()       \
+    p_(ULONG, r_off) s_() p_(ULONG, r_so) s_() p_(ULONG, r_sc) s_()                   \
+    p_(ULONG, r_si) s_() p_(CF, scr) s_() p_(INT, guard)
+#define CLX_A_shard_combine(g_, p_, s_)                                           \
+    p_(CF, a) s_() p_(ULONG, a_off) s_() p_(ULONG, a_so) s_() p_(ULONG, a_sc) s_()     \
+    p_(ULONG, a_si) s_() p_(CF, b) s_() p_(ULONG, b_off) s_() p_(ULONG, b_so) s_()     \
+    p_(ULONG, b_sc) s_() p_(ULONG, b_si) s_() p_(GF, out) s_() p_(ULONG, o_off) s_()   \
+    p_(ULONG, o_so) s_() p_(ULONG, o_sc) s_() p_(ULONG, o_si) s_() p_(UINT, O) s_()    \
+    p_(UINT, I)
+#define CLX_A_shard_den(g_, p_, s_)                                               \
+    p_(CF, rec) s_() p_(ULONG, r_off) s_() p_(ULONG, r_so) s_() p_(ULONG, r_sc) s_()   \
+    p_(ULONG, r_si) s_() p_(UINT, O) s_() p_(UINT, I) s_() p_(CIDX, y) s_()            \
+    p_(ULONG, y_off) s_() p_(ULONG, y_so) s_() p_(ULONG, y_si) s_() p_(LONG, ii) s_()  \
+    p_(GF, scr) s_() p_(INT, guard) s_() p_(LF, red)
+#define CLX_A_shard_final(g_, p_, s_)                                             \
+    p_(CF, rec) s_() p_(ULONG, r_off) s_() p_(ULONG, r_so) s_() p_(ULONG, r_sc) s_()   \
+    p_(ULONG, r_si) s_() p_(UINT, O) s_() p_(UINT, I) s_() p_(CIDX, y) s_()            \
+    p_(ULONG, y_off) s_() p_(ULONG, y_so) s_() p_(ULONG, y_si) s_() p_(LONG, ii) s_()  \
+    p_(UINT, Ct) s_() p_(FLOAT, eps) s_() p_(FLOAT, zeta) s_() p_(GF, lo) s_()         \
+    p_(ULONG, lo_off) s_() p_(ULONG, lo_so) s_() p_(ULONG, lo_si) s_()                \
+    p_(INT, has_l) s_() p_(INT, zonly) s_() p_(GF, lse_o) s_() p_(ULONG, lse_off) s_() \
+    p_(ULONG, lse_so) s_() p_(ULONG, lse_si) s_() p_(INT, has_lse) s_()              \
+    p_(GF, zo) s_() p_(ULONG, zo_off) s_() p_(ULONG, zo_so) s_() p_(ULONG, zo_si) s_() \
+    p_(INT, has_z) s_() p_(CF, scr) s_() p_(INT, guard)
+#define CLX_A_shard_bwd(g_, p_, s_)                                               \
+    p_(CX, x) s_() p_(ULONG, x_off) s_() p_(ULONG, x_so) s_() p_(ULONG, x_sc) s_()     \
+    p_(ULONG, x_si) s_() p_(UINT, O) s_() p_(UINT, C) s_() p_(UINT, I) s_()            \
+    p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(ULONG, y_so) s_() p_(ULONG, y_si) s_()   \
+    p_(LONG, ii) s_() p_(INT, has_y) s_() p_(CX, t) s_() p_(ULONG, t_off) s_()         \
+    p_(ULONG, t_so) s_() p_(ULONG, t_sc) s_() p_(ULONG, t_si) s_() p_(CF, w) s_()      \
+    p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(LONG, cb) s_() p_(UINT, Ct) s_()      \
+    p_(FLOAT, eps) s_() p_(FLOAT, zeta) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap) s_()   \
+    p_(CF, rec) s_() p_(ULONG, r_off) s_() p_(ULONG, r_so) s_() p_(ULONG, r_sc) s_()   \
+    p_(ULONG, r_si) s_() p_(FLOAT, G) s_() p_(FLOAT, den) s_() p_(INT, den_scr) s_()   \
+    p_(CF, scr) s_() p_(CF, gr) s_() p_(ULONG, gr_off) s_() p_(ULONG, gr_so) s_()      \
+    p_(ULONG, gr_si) s_() p_(INT, has_gr) s_() p_(GX, gm) s_() p_(ULONG, g_off) s_()   \
+    p_(ULONG, g_so) s_() p_(ULONG, g_sc) s_() p_(ULONG, g_si) s_() p_(INT, guard)
 
 /* ---- the kernels' side ---- */
 #if defined(__OPENCL_C_VERSION__) || defined(__OPENCL_VERSION__)

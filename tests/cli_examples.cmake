@@ -25,6 +25,13 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   # CLXENT_REQUIRE_DEVICE=1 makes that a failure.
   set_tests_properties(example_interop_training PROPERTIES TIMEOUT 120
     SKIP_REGULAR_EXPRESSION "SKIPPED: no OpenCL device")
+  # The vocabulary split over every device and the host backend, against
+  # the unsharded call (it prints both and exits 1 past 1e-5).
+  add_test(NAME example_sharded_vocab
+    COMMAND ${CMAKE_COMMAND} -DMODE=run
+      -DEXE=$<TARGET_FILE:sharded_vocab> "-DEXPECT=sharded over [0-9]+ devices"
+      -P ${_clxent_ex})
+  set_tests_properties(example_sharded_vocab PROPERTIES TIMEOUT 300)
   add_test(NAME example_readme_in_readme
     COMMAND ${CMAKE_COMMAND} -DMODE=readme
       -DREADME=${PROJECT_SOURCE_DIR}/README.md

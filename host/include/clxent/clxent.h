@@ -195,6 +195,15 @@ CLXENT_API clxent_status clxent_context_info(const clxent_context *ctx,
  * the next call on the context. Never NULL; NULL ctx gives a fixed text. */
 CLXENT_API const char *clxent_context_message(const clxent_context *ctx);
 
+/* Records an error on ctx as the library's own calls do ("function:
+ * message" in clxent_context_message), for libraries built on clxent
+ * (clxent_mpi reports another rank's failure this way). Returns status.
+ * NULL ctx: returns status, records nothing. */
+CLXENT_API clxent_status clxent_context_set_error(clxent_context *ctx,
+                                                  clxent_status status,
+                                                  const char *function,
+                                                  const char *message);
+
 /* The context's queue (NULL on the host backend). Not retained. */
 CLXENT_API cl_command_queue clxent_context_queue(const clxent_context *ctx);
 
@@ -606,10 +615,16 @@ typedef struct clxent_options {
      * 0 = off). A lse saved for backward is the lse of x'. */
     float softcap;
     float logit_scale;
+    /* Non-zero: check every argument as the call would and return its
+     * status, enqueueing and writing nothing (class indices, which only
+     * the device reads, are not checked). Lets a caller learn that a
+     * whole sequence of calls will be accepted before any of them writes:
+     * clxent_mpi agrees on that across ranks. Default 0. */
+    int validate_only;
 } clxent_options;
 
 #define CLXENT_OPTIONS_INIT                                                    \
-    {sizeof(clxent_options), CLXENT_LOSS_OPTIONS_INIT, 0.0f, 1.0f}
+    {sizeof(clxent_options), CLXENT_LOSS_OPTIONS_INIT, 0.0f, 1.0f, 0}
 
 /* Sets *options to CLXENT_OPTIONS_INIT. */
 CLXENT_API void clxent_options_init(clxent_options *options);
@@ -677,6 +692,102 @@ CLXENT_API clxent_status clxent_copy_nd(clxent_context *ctx,
                                         const clxent_tensor *src,
                                         const clxent_tensor *dst,
                                         const clxent_events *events);
+
+/* ------------------------------------------------------------------ */
+/* Sharded vocabulary (docs/semantics.md, section 13): a row's classes
+ * split across devices or ranks, shard k holding the global classes
+ * [class_begin, class_begin + C_k) of every row (its logits tensor has
+ * C_k classes) and the weights of those classes (C_k of them). Targets
+ * stay global class indices; an index outside [0, classes_total) is
+ * TARGET_OUT_OF_RANGE, one owned by another shard is not. Three steps,
+ * only O(rows) numbers between shards:
+ *   1. clxent_cross_entropy_partial_nd on every shard: a record per row;
+ *   2. the records combined (clxent_partial_combine on a device,
+ *      clxent_partial_combine_host on host arrays, or an MPI reduction),
+ *      in any order, every shard's once;
+ *   3. clxent_cross_entropy_finalize_nd: loss, lse and the z-loss part
+ *      from the combined records, and on every shard
+ *      clxent_cross_entropy_backward_shard_nd: the gradient of its
+ *      classes from them.
+ * The result equals the unsharded call within the bounds of section 10,
+ * for every option (label smoothing uses classes_total). */
+typedef struct clxent_shard {
+    int64_t class_begin;   /* the global index of the shard's first class */
+    int64_t classes_total; /* the classes of all shards together */
+} clxent_shard;
+
+/* A row's record: CLXENT_PARTIAL_FLOATS f32 values, the record tensor's
+ * class axis (outer x CLXENT_PARTIAL_FLOATS x inner; contiguous rows:
+ * clxent_tensor_of(buffer, outer, CLXENT_PARTIAL_FLOATS, inner, CLXENT_F32)
+ * is R x 8 floats when inner is 1). x' are the transformed logits, a_c the
+ * smoothing weights: w_c for class indices, w_c ((1 - eps) t_c + eps / C)
+ * for probabilities, with C = classes_total. */
+enum clxent_partial_field {
+    CLXENT_PARTIAL_MAX = 0,    /* m = max_c x'_c (-inf: no class) */
+    CLXENT_PARTIAL_SUM = 1,    /* S = sum_c exp(x'_c - m) = SUM + SUM_LO */
+    CLXENT_PARTIAL_SUM_LO = 2, /*   (compensated: the sum's low part) */
+    CLXENT_PARTIAL_A = 3,      /* sum_c a_c */
+    CLXENT_PARTIAL_B = 4,      /* sum_c a_c (m - x'_c), relative to m */
+    CLXENT_PARTIAL_XY = 5,     /* x'_y on the shard that owns y, else 0 */
+    CLXENT_PARTIAL_WY = 6,     /* w_y on the shard that owns y, else 0 */
+    CLXENT_PARTIAL_OWN = 7,    /* 1 on the shard that owns y, else 0 */
+    CLXENT_PARTIAL_FLOATS = 8
+};
+
+/* Step 1: the records of a shard's columns. logits: outer x C_k x inner;
+ * targets as for clxent_cross_entropy_nd (class indices global, outer x
+ * inner; or probabilities of the shard's columns, the logits' shape);
+ * weights: C_k or absent; options: the transforms and label_smoothing
+ * (the loss options that act per class); records: f32, outer x
+ * CLXENT_PARTIAL_FLOATS x inner. Checks the class indices against
+ * [0, classes_total) (TARGET_OUT_OF_RANGE, nothing written). */
+CLXENT_API clxent_status clxent_cross_entropy_partial_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_shard *shard, const clxent_options *options,
+    const clxent_tensor *records, const clxent_events *events);
+
+/* Step 2 on a device: out = a (+) b, row by row (out may be a or b).
+ * Commutative, and the same compensated arithmetic as one device. */
+CLXENT_API clxent_status clxent_partial_combine(clxent_context *ctx,
+                                                const clxent_tensor *a,
+                                                const clxent_tensor *b,
+                                                const clxent_tensor *out,
+                                                const clxent_events *events);
+/* The same on host arrays of `rows` contiguous records (R x 8 floats,
+ * out may be a or b), the same f32 steps as the device's (a device's exp
+ * may differ from the host's in the last bit, so the results may too).
+ * NULL_POINTER for a NULL array with rows > 0. */
+CLXENT_API clxent_status clxent_partial_combine_host(const float *a,
+                                                     const float *b,
+                                                     float *out, size_t rows);
+
+/* Step 3: from the combined records, the loss (reduction as options say;
+ * mean: over W = the sum of w_y of the valid rows, or the row count for
+ * probabilities, or options' normalizer), lse and the z-loss part, as
+ * clxent_cross_entropy_forward_nd writes them. targets: the class indices
+ * (outer x inner, for ignore_index and the range check) or, for
+ * probability targets, a targets whose indices have no buffer (probs is
+ * not read). lse and z_loss_out are optional. */
+CLXENT_API clxent_status clxent_cross_entropy_finalize_nd(
+    clxent_context *ctx, const clxent_tensor *records,
+    const clxent_tensor_targets *targets, const clxent_shard *shard,
+    const clxent_options *options, const clxent_tensor *loss,
+    const clxent_tensor *lse, const clxent_tensor *z_loss_out,
+    const clxent_events *events);
+
+/* Step 3 on every shard: the gradient of its columns, as
+ * clxent_cross_entropy_backward_nd would write those columns of the
+ * unsharded gradient, from the combined records (lse = m + log S; W from
+ * the records, or options' normalizer: give the global W there when the
+ * rows are split too). Same arguments as step 1, plus grad_rows
+ * (optional) and grad (the logits' shape). */
+CLXENT_API clxent_status clxent_cross_entropy_backward_shard_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_shard *shard, const clxent_options *options,
+    const clxent_tensor *records, const clxent_tensor *grad_rows,
+    const clxent_tensor *grad, const clxent_events *events);
 
 /* ------------------------------------------------------------------ */
 /* Storage conversions on the host, each way (f32 to 16 bits rounds to

@@ -139,6 +139,13 @@ clxent_status clxent_context_info(const clxent_context *ctx,
     return CLXENT_STATUS_OK;
 }
 
+clxent_status clxent_context_set_error(clxent_context *ctx,
+                                      clxent_status status,
+                                      const char *function,
+                                      const char *message) {
+    return clx_fail(ctx, status, function, "%s", message ? message : "");
+}
+
 const char *clxent_context_message(const clxent_context *ctx) {
     if (!ctx) return "no context (NULL, or creation ran out of memory)";
     return ctx->message;

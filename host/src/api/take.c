@@ -53,7 +53,7 @@ clxent_status clx_dispatch(clxent_context *ctx, const clx_extents *e,
     clxent_status st =
         clx_check_overlaps(ctx, op->function, e->out, e->n_out, e->in,
                            e->n_in);
-    if (st) return st;
+    if (st || op->opt.validate_only) return st;
     ctx->last_kernels[0] = ctx->last_programs[0] = '\0';
     st = ctx->backend->run(ctx, op);
     trace(ctx, op, st);

@@ -309,6 +309,7 @@ clxent_status clx_check_all_options(clxent_context *ctx, const char *fn,
                         (double)d.logit_scale);
     out->softcap = d.softcap;
     out->logit_scale = d.logit_scale;
+    out->validate_only = d.validate_only != 0;
     return CLXENT_STATUS_OK;
 }
 

@@ -35,7 +35,14 @@ typedef enum clx_op_kind {
                             -> mat_out (grad) */
     CLX_OP_CE_FUSED,     /* x, targets, weights, grad_rows -> vec_out
                             (loss), lse_out, z_out, mat_out (grad) */
-    CLX_OP_COPY          /* x -> mat_out, dtype conversion */
+    CLX_OP_COPY,         /* x -> mat_out, dtype conversion */
+    /* the sharded vocabulary (clxent.h; records: R x CLXENT_PARTIAL_FLOATS) */
+    CLX_OP_SHARD_PARTIAL,  /* x, targets, weights -> records */
+    CLX_OP_SHARD_COMBINE,  /* x (records a), records (b) -> mat_out */
+    CLX_OP_SHARD_FINALIZE, /* x (records), indices -> vec_out (loss),
+                              lse_out, z_out */
+    CLX_OP_SHARD_BACKWARD  /* x, targets, weights, records, grad_rows
+                              -> mat_out (grad) */
 } clx_op_kind;
 
 /* Every option an operation takes (the loss options, the transforms). */
@@ -43,6 +50,7 @@ typedef struct clx_options {
     clxent_loss_options loss;
     float softcap;     /* 0: off */
     float logit_scale; /* 1: off */
+    int validate_only; /* check the arguments, run nothing */
 } clx_options;
 
 typedef struct clx_op {
@@ -58,9 +66,20 @@ typedef struct clx_op {
     clxent_tensor lse_out;
     clxent_tensor z_out;   /* the z-loss part (1 x 1 reduced) */
     clxent_tensor mat_out;
+    clxent_tensor records; /* the sharded ops' records */
+    /* The shard: x holds global classes [class_begin, class_begin +
+     * x.classes) of classes_total; 0 for every other operation, whose
+     * class indices are in [0, x.classes). */
+    int64_t class_begin, classes_total;
     clx_options opt;
     const clxent_events *events; /* may be NULL */
 } clx_op;
+
+/* The classes the class indices range over. */
+static inline size_t clx_index_range(const clx_op *op) {
+    return op->classes_total > 0 ? (size_t)op->classes_total
+                                 : op->x.classes;
+}
 
 /* Rows of an operation, and the address of element (r, c) of a tensor
  * (r a row of x's outer x inner, c a class; 0 for per-row arrays). */
@@ -235,6 +254,9 @@ void clx_position(const clxent_tensor *x, size_t r, char *buf, size_t size);
 const clxent_tensor *clx_position_tensor(const clx_op *op);
 /* Whether a and b name positions alike (outer, inner and inner_dims). */
 int clx_same_position_shape(const clxent_tensor *a, const clxent_tensor *b);
+/* One row of clxent_partial_combine_host: out = a (+) b (core/shard.c). */
+void clx_partial_combine_row(const float *a, const float *b, float *out);
+
 /* Whether needle occurs in haystack, ignoring ASCII case ("" always). */
 int clx_contains_nocase(const char *haystack, const char *needle);
 

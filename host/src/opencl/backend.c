@@ -117,6 +117,10 @@ static clxent_status run_op(clxent_context *ctx, const clx_op *op) {
     case CLX_OP_CE_BACKWARD:
     case CLX_OP_CE_FUSED: return clx_op_cross_entropy(ctx, op);
     case CLX_OP_COPY: return clx_op_copy(ctx, op);
+    case CLX_OP_SHARD_PARTIAL:
+    case CLX_OP_SHARD_COMBINE:
+    case CLX_OP_SHARD_FINALIZE:
+    case CLX_OP_SHARD_BACKWARD: return clx_op_shard(ctx, op);
     }
     return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, op->function,
                     "operation %d is unknown to the OpenCL backend",

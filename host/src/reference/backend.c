@@ -22,6 +22,10 @@ static clxent_status host_dispatch(clxent_context *ctx, const clx_op *op) {
     case CLX_OP_CE_FORWARD:
     case CLX_OP_CE_BACKWARD:
     case CLX_OP_CE_FUSED: return clx_host_cross_entropy(ctx, op);
+    case CLX_OP_SHARD_PARTIAL:
+    case CLX_OP_SHARD_COMBINE:
+    case CLX_OP_SHARD_FINALIZE:
+    case CLX_OP_SHARD_BACKWARD: return clx_host_shard(ctx, op);
     }
     return clx_fail(ctx, CLXENT_STATUS_UNSUPPORTED, op->function,
                     "operation %d is unknown to the host backend",

@@ -42,5 +42,7 @@ clxent_status clx_host_nll_forward(clxent_context *ctx, const clx_op *op);
 clxent_status clx_host_nll_backward(clxent_context *ctx, const clx_op *op);
 /* CLX_OP_CE_FORWARD, CLX_OP_CE_BACKWARD and CLX_OP_CE_FUSED. */
 clxent_status clx_host_cross_entropy(clxent_context *ctx, const clx_op *op);
+/* The CLX_OP_SHARD_* operations (shard.c). */
+clxent_status clx_host_shard(clxent_context *ctx, const clx_op *op);
 
 #endif

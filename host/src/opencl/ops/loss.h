@@ -88,6 +88,8 @@ clxent_status clx_op_cross_entropy(clxent_context *ctx, const clx_op *op);
 clxent_status clx_op_nll(clxent_context *ctx, const clx_op *op);
 clxent_status clx_op_softmax_family(clxent_context *ctx, const clx_op *op);
 clxent_status clx_op_copy(clxent_context *ctx, const clx_op *op);
+/* The CLX_OP_SHARD_* operations (shard.c). */
+clxent_status clx_op_shard(clxent_context *ctx, const clx_op *op);
 /* Called by clxent_finish after clFinish: reports the first bad row a
  * deferred target check found. */
 clxent_status clx_op_finish_checks(clxent_context *ctx);

@@ -1,0 +1,254 @@
+/* clxent_mpi (clxent_mpi.h): the sharded loss over MPI ranks, on top of the
+ * public API only (a layer above the library: it calls the sharded steps,
+ * clxent.h "Sharded vocabulary", and moves their O(rows) results between
+ * ranks). Every local step's status is agreed over both communicators
+ * before the next exchange, so no rank waits in a collective that another
+ * rank left; the callers' outputs are written only after every rank
+ * validated all its arguments (options.validate_only). */
+#include <clxent/clxent_mpi.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FN "clxent_mpi_cross_entropy_nd"
+enum { F = CLXENT_PARTIAL_FLOATS };
+
+/* ---- the record reduction ---- */
+
+static void combine_fn(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const float *a = in;
+    float *b = inout;
+    /* b = a (+) b, a from the lower ranks */
+    (void)clxent_partial_combine_host(a, b, b, (size_t)*len);
+}
+
+static MPI_Op combine_op = MPI_OP_NULL;
+static MPI_Datatype record_type = MPI_DATATYPE_NULL;
+
+MPI_Datatype clxent_mpi_record_type(void) {
+    if (record_type == MPI_DATATYPE_NULL) {
+        MPI_Type_contiguous(F, MPI_FLOAT, &record_type);
+        MPI_Type_commit(&record_type);
+    }
+    return record_type;
+}
+
+MPI_Op clxent_mpi_combine_op(void) {
+    /* not commutative for MPI: it then combines in rank order, the same
+     * order (and result) in every run with the same ranks */
+    if (combine_op == MPI_OP_NULL) MPI_Op_create(combine_fn, 0, &combine_op);
+    return combine_op;
+}
+
+/* ---- agreeing on a status ---- */
+
+typedef struct verdict {
+    int status;
+    int world_rank; /* the rank that failed first */
+    char message[1000];
+} verdict;
+
+/* The lowest failing rank of comm, its status and message, on every rank
+ * of comm; the others record "rank k failed: ..." on ctx. */
+static clxent_status agree_on(clxent_context *ctx, MPI_Comm comm,
+                              clxent_status st, verdict *v) {
+    int me, first;
+    MPI_Comm_rank(comm, &me);
+    int key = st != CLXENT_STATUS_OK ? me : INT_MAX;
+    MPI_Allreduce(&key, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == INT_MAX) return CLXENT_STATUS_OK;
+    MPI_Bcast(v, (int)sizeof *v, MPI_BYTE, first, comm);
+    if (me != first) {
+        char text[sizeof v->message + 64];
+        snprintf(text, sizeof text, "rank %d failed: %s", v->world_rank,
+                 v->message);
+        clxent_context_set_error(ctx, (clxent_status)v->status, FN, text);
+    }
+    return (clxent_status)v->status;
+}
+
+/* st agreed over vocab, then over batch: after the first every rank of a
+ * vocab group holds its group's verdict, after the second every rank the
+ * grid's. */
+static clxent_status agree(clxent_context *ctx, MPI_Comm vocab,
+                           MPI_Comm batch, clxent_status st) {
+    verdict v;
+    memset(&v, 0, sizeof v);
+    if (st != CLXENT_STATUS_OK) {
+        v.status = (int)st;
+        MPI_Comm_rank(MPI_COMM_WORLD, &v.world_rank);
+        snprintf(v.message, sizeof v.message, "%s",
+                 clxent_context_message(ctx));
+    }
+    st = agree_on(ctx, vocab, st, &v);
+    return agree_on(ctx, batch, st, &v);
+}
+
+/* The sum of one double per rank of comm, in rank order on every rank. */
+static double sum_ranks(MPI_Comm comm, double value, clxent_status *st) {
+    int n;
+    MPI_Comm_size(comm, &n);
+    double *all = malloc((size_t)n * sizeof *all), total = 0.0;
+    int ok = all != NULL, all_ok;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+    if (!all_ok) {
+        free(all);
+        *st = CLXENT_STATUS_OUT_OF_MEMORY;
+        return 0.0;
+    }
+    MPI_Allgather(&value, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, comm);
+    for (int k = 0; k < n; ++k) total += all[k];
+    free(all);
+    return total;
+}
+
+/* ---- the step ---- */
+
+typedef struct step {
+    clxent_context *ctx;
+    MPI_Comm vocab, batch;
+    size_t rows;
+    clxent_buffer *rec;
+    clxent_tensor records;
+    float *host; /* rows x F */
+} step;
+
+/* The caller's options, size-aware, with the checks this call adds. */
+static clxent_status take_options(clxent_context *ctx,
+                                  const clxent_options *in,
+                                  clxent_options *out) {
+    clxent_options_init(out);
+    if (!in) return CLXENT_STATUS_OK;
+    size_t need = offsetof(clxent_options, loss) + sizeof(clxent_loss_options);
+    if (in->size < need)
+        return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT,
+                                        FN, "options->size is too small "
+                                        "(start from CLXENT_OPTIONS_INIT)");
+    memcpy(out, in, in->size < sizeof *out ? in->size : sizeof *out);
+    out->size = sizeof *out;
+    if (out->validate_only)
+        return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT,
+                                        FN, "options->validate_only: not "
+                                        "for this call (it validates every "
+                                        "rank itself)");
+    return CLXENT_STATUS_OK;
+}
+
+/* Records scratch for this rank's rows: a device buffer and its host copy. */
+static clxent_status records_make(step *s, const clxent_tensor *logits) {
+    s->rows = logits ? logits->outer * logits->inner : 0;
+    size_t outer = logits ? logits->outer : 0, inner = logits ? logits->inner : 1;
+    size_t bytes = (s->rows ? s->rows : 1) * F * sizeof(float);
+    s->host = malloc(bytes);
+    if (!s->host)
+        return clxent_context_set_error(s->ctx, CLXENT_STATUS_OUT_OF_MEMORY,
+                                        FN, "host records");
+    clxent_status st = clxent_buffer_create(s->ctx, bytes, &s->rec);
+    s->records = clxent_tensor_of(s->rec, outer, F, inner, CLXENT_F32);
+    return st;
+}
+
+/* The rows' records combined over vocab, on the host and back (agreed). */
+static clxent_status records_combine(step *s) {
+    size_t bytes = s->rows * F * sizeof(float);
+    clxent_status st = clxent_buffer_read(s->ctx, s->rec, 0, bytes, s->host);
+    st = agree(s->ctx, s->vocab, s->batch, st);
+    if (st) return st;
+    int vn;
+    MPI_Comm_size(s->vocab, &vn);
+    if (vn > 1 && s->rows > 0)
+        MPI_Allreduce(MPI_IN_PLACE, s->host, (int)s->rows,
+                      clxent_mpi_record_type(), clxent_mpi_combine_op(),
+                      s->vocab);
+    st = clxent_buffer_write(s->ctx, s->rec, 0, bytes, s->host);
+    return agree(s->ctx, s->vocab, s->batch, st);
+}
+
+/* W over the batch: the valid rows' w_y (class indices: a valid row is
+ * owned by exactly one shard, ignored rows by none) or the row count. */
+static double global_w(step *s, int indices, clxent_status *st) {
+    double w = 0.0;
+    for (size_t r = 0; r < s->rows; ++r) {
+        const float *q = s->host + r * F;
+        w += !indices ? 1.0
+             : q[CLXENT_PARTIAL_OWN] > 0.0f ? (double)q[CLXENT_PARTIAL_WY]
+                                            : 0.0;
+    }
+    return sum_ranks(s->batch, w, st);
+}
+
+/* A reduced loss (1 x 1) summed over the batch ranks, in place. */
+static clxent_status sum_scalar(step *s, const clxent_tensor *t) {
+    if (!t || !t->buffer) return CLXENT_STATUS_OK;
+    float v = 0.0f;
+    size_t at = t->offset * sizeof(float);
+    clxent_status st = clxent_buffer_read(s->ctx, t->buffer, at, sizeof v, &v);
+    st = agree(s->ctx, s->vocab, s->batch, st);
+    if (st) return st;
+    v = (float)sum_ranks(s->batch, (double)v, &st);
+    if (!st) st = clxent_buffer_write(s->ctx, t->buffer, at, sizeof v, &v);
+    return agree(s->ctx, s->vocab, s->batch, st);
+}
+
+clxent_status clxent_mpi_cross_entropy_nd(
+    clxent_context *ctx, MPI_Comm vocab, MPI_Comm batch,
+    const clxent_tensor *logits, const clxent_tensor_targets *targets,
+    const clxent_vector *weights, const clxent_shard *shard,
+    const clxent_options *options, const clxent_tensor *grad_rows,
+    const clxent_tensor *loss, const clxent_tensor *lse,
+    const clxent_tensor *z_loss_out, const clxent_tensor *grad) {
+    step s = {ctx, vocab, batch, 0, NULL, {0}, NULL};
+    clxent_options o, dry;
+    clxent_shard all = {0, logits ? (int64_t)logits->classes : 0};
+    if (!shard) shard = &all;
+    clxent_status st = ctx ? take_options(ctx, options, &o)
+                           : CLXENT_STATUS_NULL_POINTER;
+    if (!st) st = records_make(&s, logits);
+    /* step 1, which also checks the class indices against classes_total;
+     * then every output descriptor, writing nothing */
+    if (!st)
+        st = clxent_cross_entropy_partial_nd(ctx, logits, targets, weights,
+                                             shard, &o, &s.records, NULL);
+    dry = o;
+    dry.validate_only = 1;
+    if (!st)
+        st = clxent_cross_entropy_finalize_nd(ctx, &s.records, targets, shard,
+                                              &dry, loss, lse, z_loss_out,
+                                              NULL);
+    if (!st && grad && grad->buffer)
+        st = clxent_cross_entropy_backward_shard_nd(
+            ctx, logits, targets, weights, shard, &dry, &s.records, grad_rows,
+            grad, NULL);
+    /* from here on every status is agreed: all ranks take the same path */
+    st = agree(ctx, vocab, batch, st);
+    if (!st) st = records_combine(&s);
+    int mean = o.loss.reduction == CLXENT_REDUCTION_MEAN;
+    if (!st && mean && !(o.loss.normalizer > 0.0f)) {
+        /* the global W before anything is written (data parallel) */
+        double w = global_w(&s, targets->indices.buffer != NULL, &st);
+        if (st)
+            clxent_context_set_error(ctx, st, FN, "the rank sums' buffer");
+        else if (w > 0.0)
+            o.loss.normalizer = (float)w;
+    }
+    if (!st)
+        st = agree(ctx, vocab, batch,
+                   clxent_cross_entropy_finalize_nd(ctx, &s.records, targets,
+                                                    shard, &o, loss, lse,
+                                                    z_loss_out, NULL));
+    if (!st && o.loss.reduction != CLXENT_REDUCTION_NONE) {
+        st = sum_scalar(&s, loss);
+        if (!st) st = sum_scalar(&s, z_loss_out);
+    }
+    if (!st && grad && grad->buffer)
+        st = agree(ctx, vocab, batch,
+                   clxent_cross_entropy_backward_shard_nd(
+                       ctx, logits, targets, weights, shard, &o, &s.records,
+                       grad_rows, grad, NULL));
+    clxent_buffer_release(s.rec);
+    free(s.host);
+    return st;
+}

@@ -1,0 +1,221 @@
+/* The sharded vocabulary (clxent.h, "Sharded vocabulary"; docs/semantics.md
+ * 13): a work-item per row, any strides (the record tensor's class axis
+ * holds a record's CLX_REC_FLOATS fields; per-row arrays are at off +
+ * o*so + i*si). Rows are O(R) work beside the O(R x C_k) of the partial
+ * and the gradient, which read each logit once and twice.
+ *   shard_partial: a shard's record per row (step 1)
+ *   shard_combine: out = a (+) b (step 2; core/shard.c on the host)
+ *   shard_den:     W, the sum of w_y over the valid rows, into scratch
+ *   shard_final:   loss (or its z-loss part) and lse per row (step 3)
+ *   shard_bwd:     the gradient of the shard's classes (step 3) */
+#include "xent.h"
+
+/* No a*b + c fused into one rounding: the combine must treat its two
+ * records alike (a (+) b == b (+) a bit for bit) and match the host's
+ * steps (core/shard.c). */
+#pragma OPENCL FP_CONTRACT OFF
+
+#define REC(p, off, so, sc, si, o, i, k) (p)[(off) + (o) * (so) + (k) * (sc) + (i) * (si)]
+
+/* The row's target, global; valid: not ignore_index (probabilities: 1). */
+inline long shard_target(const global IDX *y, ulong y_off, ulong y_so,
+                         ulong y_si, ulong o, ulong i, long ii, int *valid) {
+#if TGT != CLX_TGT_PROBS
+    long yv = (long)y[y_off + o * y_so + i * y_si];
+    *valid = yv != ii;
+    return yv;
+#else
+    *valid = 1;
+    return -1;
+#endif
+}
+
+kernel void shard_partial(CLX_PARAMS(shard_partial)) {
+    ulong r = get_global_id(0);
+    if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
+    ulong o = r / I, i = r % I;
+    ulong xb = x_off + o * x_so + i * x_si;
+    float m = -INFINITY;
+    for (uint c = 0; c < C; ++c)
+        m = nanmax1(m, xf_s(LD1X(x, xb + c * x_sc), xa, xcap));
+    float s = 0.0f, sc = 0.0f, a = 0.0f, ac = 0.0f, b = 0.0f, bc = 0.0f;
+#if TGT == CLX_TGT_PROBS
+    ulong tb = t_off + o * t_so + i * t_si;
+    float epc = eps / (float)Ct;
+#endif
+    for (uint c = 0; c < C; ++c) {
+        float v = xf_s(LD1X(x, xb + c * x_sc), xa, xcap);
+        /* a shard with only -inf adds nothing to S (rescaled by 0) */
+        if (m != -INFINITY) KAHAN(float, s, sc, exp(v - m));
+        float av = has_w ? w[w_off + c] : 1.0f;
+#if TGT == CLX_TGT_PROBS
+        av *= (1.0f - eps) * LD1X(t, tb + c * t_sc) + epc;
+#endif
+        KAHAN(float, a, ac, av);
+        /* an -inf logit adds a_c * inf, as -a_c log p_c does */
+        KAHAN_INF(float, b, bc, v == -INFINITY ? av * INFINITY : av * (m - v));
+    }
+    float hi, lo;
+    TWO_SUM(float, s, -sc, hi, lo);
+    if (!isfinite(hi)) lo = 0.0f;
+    float xy = 0.0f, wy = 0.0f, own = 0.0f;
+    int valid;
+    long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
+    if (valid && has_y && yv >= cb && yv - cb < (long)C) {
+        ulong c = (ulong)(yv - cb);
+        xy = xf_s(LD1X(x, xb + c * x_sc), xa, xcap);
+        wy = has_w ? w[w_off + c] : 1.0f;
+        own = 1.0f;
+    }
+    float v[CLX_REC_FLOATS] = {m, hi, lo, a - ac,
+                               isinf(b) ? b : b - bc, xy, wy, own};
+    for (uint k = 0; k < CLX_REC_FLOATS; ++k)
+        REC(rec, r_off, r_so, r_sc, r_si, o, i, k) = v[k];
+}
+
+/* exp(mk - m), 0 for a part with no class; b relative to m. */
+inline float shard_rescale(float mk, float m) {
+    return mk == -INFINITY ? 0.0f : exp(mk - m);
+}
+inline float shard_shift(float b, float a, float mk, float m) {
+    return a == 0.0f ? b : b + a * (m - mk);
+}
+
+/* core/shard.c's clx_partial_combine_row, step for step. */
+kernel void shard_combine(CLX_PARAMS(shard_combine)) {
+    ulong r = get_global_id(0);
+    if (r >= (ulong)O * I) return;
+    ulong o = r / I, i = r % I;
+    float A[CLX_REC_FLOATS], B[CLX_REC_FLOATS], R[CLX_REC_FLOATS];
+    for (uint k = 0; k < CLX_REC_FLOATS; ++k) {
+        A[k] = REC(a, a_off, a_so, a_sc, a_si, o, i, k);
+        B[k] = REC(b, b_off, b_so, b_sc, b_si, o, i, k);
+    }
+    float ma = A[CLX_REC_MAX], mb = B[CLX_REC_MAX];
+    float m = isnan(ma) || isnan(mb) ? NAN : fmax(ma, mb);
+    float fa = shard_rescale(ma, m), fb = shard_rescale(mb, m);
+    float s, e;
+    TWO_SUM(float, A[CLX_REC_SUM] * fa, B[CLX_REC_SUM] * fb, s, e);
+    float lo = e + (A[CLX_REC_SUM_LO] * fa + B[CLX_REC_SUM_LO] * fb);
+    float hi = s + lo;
+    R[CLX_REC_MAX] = m;
+    R[CLX_REC_SUM] = hi;
+    R[CLX_REC_SUM_LO] = isfinite(hi) ? lo - (hi - s) : 0.0f;
+    R[CLX_REC_A] = A[CLX_REC_A] + B[CLX_REC_A];
+    R[CLX_REC_B] = shard_shift(A[CLX_REC_B], A[CLX_REC_A], ma, m) +
+                   shard_shift(B[CLX_REC_B], B[CLX_REC_A], mb, m);
+    for (uint k = CLX_REC_XY; k < CLX_REC_FLOATS; ++k) R[k] = A[k] + B[k];
+    for (uint k = 0; k < CLX_REC_FLOATS; ++k)
+        REC(out, o_off, o_so, o_sc, o_si, o, i, k) = R[k];
+}
+
+/* One group: W = sum of w_y over the valid rows, in a fixed order (each
+ * item a strided Kahan sum, then item 0 over the items in order), into
+ * scr[CLX_SCR_W] as (hi, lo) for the kernels that take den_scr. */
+kernel void shard_den(CLX_PARAMS(shard_den)) {
+    uint lid = get_local_id(0), L = get_local_size(0);
+    float s = 0.0f, c = 0.0f;
+    for (ulong r = lid; r < (ulong)O * I; r += L) {
+        ulong o = r / I, i = r % I;
+        int valid;
+        (void)shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
+        if (valid) KAHAN(float, s, c, REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_WY));
+    }
+    red[2 * lid] = s;
+    red[2 * lid + 1] = -c;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid != 0 || sync_bad(scr, guard)) return;
+    float h = 0.0f, hc = 0.0f, l = 0.0f;
+    for (uint k = 0; k < L; ++k) {
+        KAHAN(float, h, hc, red[2 * k]);
+        l += red[2 * k + 1];
+    }
+    float hi, lo;
+    TWO_SUM(float, h, l - hc, hi, lo);
+    scr[CLX_SCR_W] = hi;
+    scr[CLX_SCR_W + 1] = isfinite(hi) ? lo : 0.0f;
+}
+
+/* A combined record's m and log S (NaN without a finite logit, as the
+ * unsharded kernels). */
+inline float shard_logsum(float m, float hi, float lo) {
+    return m == -INFINITY ? NAN : log(hi + lo);
+}
+
+kernel void shard_final(CLX_PARAMS(shard_final)) {
+    ulong r = get_global_id(0);
+    if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
+    ulong o = r / I, i = r % I;
+    float m = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_MAX);
+    float lS = shard_logsum(m, REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM),
+                            REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM_LO));
+    float A = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_A);
+    float B = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_B);
+    float lse = m + lS, l = 0.0f, z = 0.0f;
+    int valid;
+    (void)shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
+    if (valid) {
+#if TGT == CLX_TGT_PROBS
+        l = A * lS + B;
+#else
+        float xy = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_XY);
+        float wy = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_WY);
+        l = (1.0f - eps) * wy * ((m - xy) + lS);
+        if (eps > 0.0f) l += eps / (float)Ct * (A * lS + B);
+#endif
+        z = zeta * lse * lse;
+        l += z;
+    }
+    if (has_l) lo[lo_off + o * lo_so + i * lo_si] = zonly ? z : l;
+    if (has_lse) lse_o[lse_off + o * lse_so + i * lse_si] = lse;
+    if (has_z) zo[zo_off + o * zo_so + i * zo_si] = z;
+}
+
+kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
+    ulong r = get_global_id(0);
+    if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
+    ulong o = r / I, i = r % I;
+    ulong xb = x_off + o * x_so + i * x_si;
+    ulong gb = g_off + o * g_so + i * g_si;
+    int valid;
+    long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
+    if (!valid) {
+        for (uint c = 0; c < C; ++c) ST1X(gm, gb + c * g_sc, 0.0f);
+        return;
+    }
+    float d0 = den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1]) : den;
+    float g = G / d0;
+    if (has_gr) g *= gr[gr_off + o * gr_so + i * gr_si];
+    float m = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_MAX);
+    float lS = shard_logsum(m, REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM),
+                            REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM_LO));
+    float A = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_A);
+    float epc = eps / (float)Ct;
+#if TGT == CLX_TGT_PROBS
+    ulong tb = t_off + o * t_so + i * t_si;
+    float k1 = A;
+    (void)yv;
+#else
+    float tw = (1.0f - eps) * REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_WY);
+    float k1 = tw + (eps > 0.0f ? epc * A : 0.0f);
+    long yc = has_y ? yv - cb : -1;
+#endif
+    k1 += 2.0f * zeta * (m + lS);
+    for (uint c = 0; c < C; ++c) {
+        float raw = LD1X(x, xb + c * x_sc);
+        float d = exp((xf_s(raw, xa, xcap) - m) - lS) * k1;
+        float wc = has_w ? w[w_off + c] : 1.0f;
+#if TGT == CLX_TGT_PROBS
+        d -= wc * ((1.0f - eps) * LD1X(t, tb + c * t_sc) + epc);
+#else
+        if ((long)c == yc) d -= tw;
+        if (eps > 0.0f) d -= epc * wc;
+#endif
+        float dv = xa;
+        if (xcap > 0.0f) {
+            float ch = cosh(raw * xa / xcap);
+            dv = xa / (ch * ch);
+        }
+        ST1X(gm, gb + c * g_sc, g * d * dv);
+    }
+}
