@@ -343,7 +343,7 @@
     p_(ULONG, w_off) s_() p_(INT, has_w) s_() p_(LONG, cb) s_() p_(UINT, Ct) s_()      \
     p_(FLOAT, eps) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap) s_() p_(GF, rec) s_()       \
     p_(ULONG, r_off) s_() p_(ULONG, r_so) s_() p_(ULONG, r_sc) s_()                   \
-    p_(ULONG, r_si) s_() p_(CF, scr) s_() p_(INT, guard)
+    p_(ULONG, r_si) s_() p_(CF, scr) s_() p_(INT, guard) s_() p_(LF, red)
 #define CLX_A_shard_combine(g_, p_, s_)                                           \
     p_(CF, a) s_() p_(ULONG, a_off) s_() p_(ULONG, a_so) s_() p_(ULONG, a_sc) s_()     \
     p_(ULONG, a_si) s_() p_(CF, b) s_() p_(ULONG, b_off) s_() p_(ULONG, b_so) s_()     \

@@ -1,13 +1,14 @@
 /* The sharded vocabulary (clxent.h, "Sharded vocabulary"; docs/semantics.md
- * 13): a work-item per row, any strides (the record tensor's class axis
+ * 13): a work-item or a group per row, any strides (the record tensor's class axis
  * holds a record's CLX_REC_FLOATS fields; per-row arrays are at off +
  * o*so + i*si). Rows are O(R) work beside the O(R x C_k) of the partial
  * and the gradient, which read each logit once and twice.
- *   shard_partial: a shard's record per row (step 1)
+ *   shard_partial: a shard's record per row (step 1; a group per row)
  *   shard_combine: out = a (+) b (step 2; core/shard.c on the host)
  *   shard_den:     W, the sum of w_y over the valid rows, into scratch
  *   shard_final:   loss (or its z-loss part) and lse per row (step 3)
- *   shard_bwd:     the gradient of the shard's classes (step 3) */
+ *   shard_bwd:     the gradient of the shard's classes (step 3; a group
+ *                  per row) */
 #include "xent.h"
 
 /* No a*b + c fused into one rounding: the combine must treat its two
@@ -30,20 +31,65 @@ inline long shard_target(const global IDX *y, ulong y_off, ulong y_so,
 #endif
 }
 
+/* A group per row, its items striding over the classes (side by side:
+ * coalesced on GPUs, one vector on CPUs), the row read twice while it is
+ * in the cache: its max, then the sums relative to it; the items' parts
+ * combined by item 0 in item order (red: 6 floats an item). */
 kernel void shard_partial(CLX_PARAMS(shard_partial)) {
-    ulong r = get_global_id(0);
+    ulong r = get_group_id(0);
+    uint lid = get_local_id(0), L = get_local_size(0);
+    /* both uniform over the group: its items leave together */
     if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
     ulong o = r / I, i = r % I;
     ulong xb = x_off + o * x_so + i * x_si;
-    float m = -INFINITY;
-    for (uint c = 0; c < C; ++c)
-        m = nanmax1(m, xf_s(LD1X(x, xb + c * x_sc), xa, xcap));
-    float s = 0.0f, sc = 0.0f, a = 0.0f, ac = 0.0f, b = 0.0f, bc = 0.0f;
 #if TGT == CLX_TGT_PROBS
     ulong tb = t_off + o * t_so + i * t_si;
     float epc = eps / (float)Ct;
+    int vec_ok = x_sc == 1 && t_sc == 1;
+#else
+    int vec_ok = x_sc == 1;
 #endif
-    for (uint c = 0; c < C; ++c) {
+    /* contiguous classes: VEC at a time, item after item (CPUs: vector
+     * loads and exps); strided ones (the N-d layout): one at a time */
+    float m = -INFINITY;
+    if (vec_ok) {
+        vf mv = (vf)(-INFINITY);
+        for (uint pos = lid * VEC; pos < C; pos += L * VEC)
+            mv = nanmaxv(mv, gload_xt(x + xb, pos, C, -INFINITY, xa, xcap));
+        m = hmax(mv);
+    } else {
+        for (uint c = lid; c < C; c += L)
+            m = nanmax1(m, xf_s(LD1X(x, xb + c * x_sc), xa, xcap));
+    }
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    m = -INFINITY;
+    for (uint k = 0; k < L; ++k) m = nanmax1(m, red[k]);
+    float s = 0.0f, sc = 0.0f, a = 0.0f, ac = 0.0f, b = 0.0f, bc = 0.0f;
+    if (vec_ok) {
+        vf vs = 0.0f, vsc = 0.0f, va = 0.0f, vac = 0.0f, vb = 0.0f, vbc = 0.0f;
+        for (uint pos = lid * VEC; pos < C; pos += L * VEC) {
+            vf v = gload_xt(x + xb, pos, C, -INFINITY, xa, xcap);
+            vi in = col_ids(pos) < (vi)(int)C;
+            if (m != -INFINITY) KAHAN(vf, vs, vsc, exp(v - m));
+            vf av = has_w ? gload_f(w + w_off, pos, C, 0.0f)
+                          : select((vf)0.0f, (vf)1.0f, in);
+#if TGT == CLX_TGT_PROBS
+            av *= (1.0f - eps) * gload_x(t + tb, pos, C, 0.0f) + epc;
+#endif
+            KAHAN(vf, va, vac, av);
+            vf bt = select(av * (m - v), av * INFINITY, v == (vf)(-INFINITY));
+            KAHAN_INF(vf, vb, vbc, select((vf)0.0f, bt, in));
+        }
+        float h, l;
+        hsum2(vs, -vsc, &h, &l);
+        s = h, sc = -l;
+        hsum2(va, -vac, &h, &l);
+        a = h, ac = -l;
+        hsum2(vb, select(-vbc, (vf)0.0f, isinf(vb)), &h, &l);
+        b = h, bc = isfinite(h) ? -l : 0.0f;
+    }
+    for (uint c = lid; !vec_ok && c < C; c += L) {
         float v = xf_s(LD1X(x, xb + c * x_sc), xa, xcap);
         /* a shard with only -inf adds nothing to S (rescaled by 0) */
         if (m != -INFINITY) KAHAN(float, s, sc, exp(v - m));
@@ -55,8 +101,25 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
         /* an -inf logit adds a_c * inf, as -a_c log p_c does */
         KAHAN_INF(float, b, bc, v == -INFINITY ? av * INFINITY : av * (m - v));
     }
+    barrier(CLK_LOCAL_MEM_FENCE); /* every item has read the max */
+    local float *q = red + 6 * lid;
+    q[0] = s, q[1] = -sc, q[2] = a, q[3] = -ac, q[4] = b;
+    q[5] = isinf(b) ? 0.0f : -bc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid != 0) return;
+    s = sc = a = ac = b = bc = 0.0f;
+    float sl = 0.0f, al = 0.0f, bl = 0.0f;
+    for (uint k = 0; k < L; ++k) {
+        local const float *p = red + 6 * k;
+        KAHAN(float, s, sc, p[0]);
+        sl += p[1];
+        KAHAN(float, a, ac, p[2]);
+        al += p[3];
+        KAHAN_INF(float, b, bc, p[4]);
+        bl += p[5];
+    }
     float hi, lo;
-    TWO_SUM(float, s, -sc, hi, lo);
+    TWO_SUM(float, s, sl - sc, hi, lo);
     if (!isfinite(hi)) lo = 0.0f;
     float xy = 0.0f, wy = 0.0f, own = 0.0f;
     int valid;
@@ -67,8 +130,8 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
         wy = has_w ? w[w_off + c] : 1.0f;
         own = 1.0f;
     }
-    float v[CLX_REC_FLOATS] = {m, hi, lo, a - ac,
-                               isinf(b) ? b : b - bc, xy, wy, own};
+    float v[CLX_REC_FLOATS] = {m, hi, lo, a + (al - ac),
+                               isinf(b) ? b : b + (bl - bc), xy, wy, own};
     for (uint k = 0; k < CLX_REC_FLOATS; ++k)
         REC(rec, r_off, r_so, r_sc, r_si, o, i, k) = v[k];
 }
@@ -171,8 +234,11 @@ kernel void shard_final(CLX_PARAMS(shard_final)) {
     if (has_z) zo[zo_off + o * zo_so + i * zo_si] = z;
 }
 
+/* A group per row, its items striding over the classes as in
+ * shard_partial; no reduction: each item works out the row's factors. */
 kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
-    ulong r = get_global_id(0);
+    ulong r = get_group_id(0);
+    uint lid = get_local_id(0), L = get_local_size(0);
     if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
     ulong o = r / I, i = r % I;
     ulong xb = x_off + o * x_so + i * x_si;
@@ -180,7 +246,7 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
     int valid;
     long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
     if (!valid) {
-        for (uint c = 0; c < C; ++c) ST1X(gm, gb + c * g_sc, 0.0f);
+        for (uint c = lid; c < C; c += L) ST1X(gm, gb + c * g_sc, 0.0f);
         return;
     }
     float d0 = den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1]) : den;
@@ -201,7 +267,24 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
     long yc = has_y ? yv - cb : -1;
 #endif
     k1 += 2.0f * zeta * (m + lS);
-    for (uint c = 0; c < C; ++c) {
+#if TGT == CLX_TGT_PROBS
+    int vec_ok = x_sc == 1 && g_sc == 1 && t_sc == 1;
+#else
+    int vec_ok = x_sc == 1 && g_sc == 1;
+#endif
+    for (uint pos = lid * VEC; vec_ok && pos < C; pos += L * VEC) {
+        vf raw = gload_x(x + xb, pos, C, 0.0f);
+        vf d = exp((xf_v(raw, xa, xcap) - m) - lS) * k1;
+        vf wc = has_w ? gload_f(w + w_off, pos, C, 0.0f) : (vf)1.0f;
+#if TGT == CLX_TGT_PROBS
+        d -= wc * ((1.0f - eps) * gload_x(t + tb, pos, C, 0.0f) + epc);
+#else
+        d = select(d, d - tw, col_ids(pos) == (vi)(int)yc);
+        if (eps > 0.0f) d -= epc * wc;
+#endif
+        gstore_x(gm + gb, pos, C, g * d * xf_dv(raw, xa, xcap));
+    }
+    for (uint c = lid; !vec_ok && c < C; c += L) {
         float raw = LD1X(x, xb + c * x_sc);
         float d = exp((xf_s(raw, xa, xcap) - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;

@@ -114,3 +114,23 @@ if(CLXENT_TORCH_PYTHON)
   set_tests_properties(cli_run_vs_torch PROPERTIES SKIP_RETURN_CODE 77
                        TIMEOUT 900)
 endif()
+
+# `clxent run --shard` under mpirun against the unsharded run, every grid
+# of 2 and 4 ranks (tools/check_run_shard.py; numpy), and `--shard` in a
+# command built without MPI.
+if(CLXENT_HAVE_MPI AND CLXENT_TORCH_PYTHON)
+  add_test(NAME cli_run_shard
+           COMMAND ${CLXENT_TORCH_PYTHON}
+                   ${PROJECT_SOURCE_DIR}/tools/check_run_shard.py
+                   --clxent $<TARGET_FILE:clxent_cli>
+                   --mpiexec ${MPIEXEC_EXECUTABLE})
+  set_tests_properties(cli_run_shard PROPERTIES TIMEOUT 900)
+  clxent_cli_test(cli_run_shard_bad_grid 2 ERR_REGEX "V\\*B = 1"
+                  ARGS run --input x.npy --targets y.npy --shard 2x2)
+elseif(NOT CLXENT_HAVE_MPI)
+  clxent_cli_test(cli_run_shard_without_mpi 2 ERR_REGEX "built without MPI"
+                  ARGS run --input x.npy --targets y.npy --shard vocab)
+endif()
+clxent_cli_test(cli_run_shard_not_nll 2 ERR_REGEX "--shard does not apply"
+                ARGS run --op nll_loss --input x.npy --targets y.npy
+                --shard vocab)

@@ -15,6 +15,24 @@
 #define FN "clxent_mpi_cross_entropy_nd"
 enum { F = CLXENT_PARTIAL_FLOATS };
 
+/* ---- what the step spent on MPI (clxent_mpi_last_stats) ---- */
+
+static _Thread_local clxent_mpi_stats stats;
+
+void clxent_mpi_last_stats(clxent_mpi_stats *out) {
+    if (out) *out = stats;
+}
+
+/* Runs one collective, counting its time and the bytes this rank gave. */
+#define COLLECTIVE(bytes, call)                                                \
+    do {                                                                       \
+        double t0_ = MPI_Wtime();                                              \
+        call;                                                                  \
+        stats.mpi_seconds += MPI_Wtime() - t0_;                                \
+        stats.exchanged_bytes += (size_t)(bytes);                              \
+        ++stats.collectives;                                                   \
+    } while (0)
+
 /* ---- the record reduction ---- */
 
 static void combine_fn(void *in, void *inout, int *len, MPI_Datatype *type) {
@@ -58,9 +76,11 @@ static clxent_status agree_on(clxent_context *ctx, MPI_Comm comm,
     int me, first;
     MPI_Comm_rank(comm, &me);
     int key = st != CLXENT_STATUS_OK ? me : INT_MAX;
-    MPI_Allreduce(&key, &first, 1, MPI_INT, MPI_MIN, comm);
+    COLLECTIVE(sizeof key,
+               MPI_Allreduce(&key, &first, 1, MPI_INT, MPI_MIN, comm));
     if (first == INT_MAX) return CLXENT_STATUS_OK;
-    MPI_Bcast(v, (int)sizeof *v, MPI_BYTE, first, comm);
+    COLLECTIVE(me == first ? sizeof *v : 0,
+               MPI_Bcast(v, (int)sizeof *v, MPI_BYTE, first, comm));
     if (me != first) {
         char text[sizeof v->message + 64];
         snprintf(text, sizeof text, "rank %d failed: %s", v->world_rank,
@@ -93,13 +113,14 @@ static double sum_ranks(MPI_Comm comm, double value, clxent_status *st) {
     MPI_Comm_size(comm, &n);
     double *all = malloc((size_t)n * sizeof *all), total = 0.0;
     int ok = all != NULL, all_ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+    COLLECTIVE(sizeof ok, MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm));
     if (!all_ok) {
         free(all);
         *st = CLXENT_STATUS_OUT_OF_MEMORY;
         return 0.0;
     }
-    MPI_Allgather(&value, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, comm);
+    COLLECTIVE(sizeof value,
+               MPI_Allgather(&value, 1, MPI_DOUBLE, all, 1, MPI_DOUBLE, comm));
     for (int k = 0; k < n; ++k) total += all[k];
     free(all);
     return total;
@@ -147,7 +168,11 @@ static clxent_status records_make(step *s, const clxent_tensor *logits) {
         return clxent_context_set_error(s->ctx, CLXENT_STATUS_OUT_OF_MEMORY,
                                         FN, "host records");
     clxent_status st = clxent_buffer_create(s->ctx, bytes, &s->rec);
+    /* row r = o * inner + i at r * F: the host side reduces rows of F */
     s->records = clxent_tensor_of(s->rec, outer, F, inner, CLXENT_F32);
+    s->records.outer_stride = inner * F;
+    s->records.class_stride = 1;
+    s->records.inner_stride = F;
     return st;
 }
 
@@ -160,9 +185,9 @@ static clxent_status records_combine(step *s) {
     int vn;
     MPI_Comm_size(s->vocab, &vn);
     if (vn > 1 && s->rows > 0)
-        MPI_Allreduce(MPI_IN_PLACE, s->host, (int)s->rows,
-                      clxent_mpi_record_type(), clxent_mpi_combine_op(),
-                      s->vocab);
+        COLLECTIVE(bytes, MPI_Allreduce(MPI_IN_PLACE, s->host, (int)s->rows,
+                                        clxent_mpi_record_type(),
+                                        clxent_mpi_combine_op(), s->vocab));
     st = clxent_buffer_write(s->ctx, s->rec, 0, bytes, s->host);
     return agree(s->ctx, s->vocab, s->batch, st);
 }
@@ -201,6 +226,7 @@ clxent_status clxent_mpi_cross_entropy_nd(
     const clxent_tensor *loss, const clxent_tensor *lse,
     const clxent_tensor *z_loss_out, const clxent_tensor *grad) {
     step s = {ctx, vocab, batch, 0, NULL, {0}, NULL};
+    memset(&stats, 0, sizeof stats);
     clxent_options o, dry;
     clxent_shard all = {0, logits ? (int64_t)logits->classes : 0};
     if (!shard) shard = &all;

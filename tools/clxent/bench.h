@@ -10,6 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One --shapes entry: RxC (nd 0), or N x C x D1.. (nd 1: outer N, inner
+ * the product of the D's). */
+typedef struct bench_shape_arg {
+    size_t outer, cols, inner;
+    int nd;
+    char text[64];
+} bench_shape_arg;
+
 typedef struct bench_result {
     const ops_desc *op;
     size_t rows, cols;   /* rows: N*d1*..*dk for an N-d shape; cols: C */
@@ -61,6 +69,12 @@ clxent_status bench_time(clxent_context *ctx, const ops_desc *op,
                          const bench_bufs *b, size_t repeat, double *median,
                          double *min, int *wall);
 double bench_now_ms(void);
+
+/* `clxent bench --shard SPEC` under mpirun (bench_shard.c): the fused
+ * loss of each shape over the rank grid; 0 or a CLI status. */
+int bench_sharded(const char *spec, const char *device,
+                  const bench_shape_arg *shapes, size_t nshapes,
+                  size_t repeat, clxent_dtype dtype, int json);
 
 /* Writes an SVG line plot of GB/s against the number of classes (log x)
  * with one line per op and the copy bandwidth as a horizontal line.

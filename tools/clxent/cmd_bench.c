@@ -25,7 +25,8 @@ static void help(void) {
     printf(
         "]\n"
         "                    [--dtype f32|f16|bf16] [--repeat K] [--json] "
-        "[--svg FILE]\n                    [--no-host] [--explain]\n\n"
+        "[--svg FILE]\n                    [--no-host] [--explain] "
+        "[--shard vocab|batch|VxB]\n\n"
         "Times each op on random logits in [-4, 4) (never 0) and valid "
         "targets: one\nwarm-up, then K repeats (default 10) of device time "
         "from profiling events\n(wall clock where the backend has none). "
@@ -42,19 +43,15 @@ static void help(void) {
         "N x D1.., up to 7 D's), run through the _nd calls\nas outer N, C "
         "classes, inner D1*D2*..; elements and bytes count N*C*D1*.. values\n"
         "as for RxC with R = N*D1*...\nDefault shapes: 65536x10,4096x1000,"
-        "1024x32000,256x128256,8x1048576.\n");
+        "1024x32000,256x128256,8x1048576.\n"
+        "--shard (under mpirun, --ops fused): the fused loss and gradient "
+        "of each shape\nsplit over the ranks as `clxent run --shard` splits "
+        "it, wall clock from one\nbarrier to the next, beside the unsharded "
+        "call on rank 0's device alone.\n");
 }
 
-/* One --shapes entry: RxC (nd 0), or N x C x D1.. (nd 1: outer N, inner
- * the product of the D's). */
-typedef struct bench_shape_arg {
-    size_t outer, cols, inner;
-    int nd;
-    char text[64];
-} bench_shape_arg;
-
 typedef struct bench_args {
-    const char *device, *svg;
+    const char *device, *svg, *shard;
     bench_shape_arg shapes[MAX_SHAPES];
     size_t nshapes, repeat;
     int ops[OPS_BENCH_COUNT], json, no_host, explain; /* by bench rank */
@@ -156,6 +153,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         } else if ((r = cli_option(cmd, argc, argv, &i, "--svg", &v))) {
             if (r != 1) return r;
             a->svg = v;
+        } else if ((r = cli_option(cmd, argc, argv, &i, "--shard", &v))) {
+            if (r != 1) return r;
+            a->shard = v;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--shapes", &v))) {
             if (r != 1 || (r = parse_shapes(v, a))) return r;
         } else if ((r = cli_option(cmd, argc, argv, &i, "--ops", &v))) {
@@ -392,6 +392,16 @@ int clxent_cmd_bench(int argc, char **argv) {
     bench_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    if (a.shard) {
+        for (int i = 0; i < OPS_BENCH_COUNT; i++)
+            if (a.ops[i] && strcmp(ops_bench(i)->bench_name, "fused") != 0)
+                return cli_usage_error(cmd, "--shard times the fused loss "
+                                       "only: add --ops fused");
+        if (a.svg)
+            return cli_usage_error(cmd, "--svg does not apply to --shard");
+        return bench_sharded(a.shard, a.device, a.shapes, a.nshapes,
+                             a.repeat, a.dtype, a.json);
+    }
     bench_run run;
     memset(&run, 0, sizeof run);
     run.a = &a;

@@ -24,7 +24,8 @@ static void help(void) {
         "[--grad-scale G]\n"
         "                  [--dim D] [--dtype f32|f16|bf16]\n"
         "                  [--loss-out L.npy] [--grad-out DX.npy] "
-        "[--lse-out LSE.npy] [--out Y.npy]\n\n"
+        "[--lse-out LSE.npy] [--out Y.npy]\n"
+        "                  [--shard vocab|batch|VxB]   (under mpirun)\n\n"
         "PyTorch's F.cross_entropy (default), F.nll_loss (X holds "
         "log-probabilities),\nF.log_softmax or F.softmax on .npy files "
         "(--logits is --input's old name):\n"
@@ -44,6 +45,11 @@ static void help(void) {
         "x' = S*tanh(A*x/S)\nbefore everything else. Defaults: reduction "
         "mean, ignore-index -100,\nlabel-smoothing 0, z-loss 0, grad-scale 1 "
         "(the upstream gradient of loss.sum()).\n"
+        "--shard (cross_entropy, under mpirun -np K, when clxent was built "
+        "with MPI:\n`clxent --version` says): every rank reads the files and "
+        "takes its block, the\nclasses split over V ranks and the rows (axis "
+        "0) over B, V*B = K (vocab: V = K,\nbatch: B = K); rank 0 writes the "
+        "outputs, equal to the unsharded run's.\n"
         "Outputs are float32: loss () for sum/mean or the target's shape "
         "for none,\ngrad X's shape, lse the target's shape, out "
         "(log_softmax/softmax) X's shape.\nExit 1 on bad input, 2 on usage "
@@ -80,7 +86,7 @@ static const flag flags[] = {
     {"--grad-scale", K_FLOAT, OP_LOSSES},  {"--dim", K_INT, OP_SOFTMAXES},
     {"--dtype", K_DTYPE, OP_ALL},          {"--loss-out", K_PATH, OP_LOSSES},
     {"--grad-out", K_PATH, OP_LOSSES},     {"--lse-out", K_PATH, OP_CE},
-    {"--out", K_PATH, OP_SOFTMAXES},
+    {"--out", K_PATH, OP_SOFTMAXES},       {"--shard", K_PATH, OP_CE},
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 
@@ -93,6 +99,7 @@ static void *slot(run_args *a, const char *name) {
         S("--probs", probs),       S("--weights", weights),
         S("--loss-out", loss_out), S("--grad-out", grad_out),
         S("--lse-out", lse_out),   S("--out", out),
+        S("--shard", shard),
         S("--ignore-index", opt.loss.ignore_index), S("--dim", dim),
         S("--label-smoothing", opt.loss.label_smoothing),
         S("--z-loss", opt.loss.z_loss), S("--softcap", opt.softcap),
@@ -196,6 +203,7 @@ int clxent_cmd_run(int argc, char **argv) {
     run_args a;
     int rc = run_parse(argc, argv, &a);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    if (a.shard) return run_sharded(&a);
     run_inputs in;
     clxent_context *ctx = NULL;
     if (!(rc = run_load(&a, &in)) &&

@@ -1,6 +1,7 @@
 /* clxent: the command-line front end. Each subcommand lives in its own
  * file (cmd_*.c) and is callable from the tests through commands.h. */
 #include "commands.h"
+#include "shard.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -45,8 +46,9 @@ int main(int argc, char **argv) {
         return CLI_USAGE;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("clxent %s (library %s)\n", CLXENT_VERSION_STRING,
-               clxent_version());
+        printf("clxent %s (library %s), %s\n", CLXENT_VERSION_STRING,
+               clxent_version(),
+               shard_available() ? "with MPI (--shard)" : "without MPI");
         return CLI_OK;
     }
     if (cli_is_help(argv[1])) {

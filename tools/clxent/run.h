@@ -19,6 +19,7 @@ extern const char *const run_op_names[]; /* by run_op */
 typedef struct run_args {
     const char *device, *input, *targets, *probs, *weights;
     const char *loss_out, *grad_out, *lse_out, *out;
+    const char *shard; /* --shard vocab|batch|VxB (run_shard.c) */
     run_op op;
     clxent_options opt;
     clxent_dtype dtype; /* 0: the input's type */
@@ -55,5 +56,9 @@ clxent_tensor run_tensor(const run_inputs *in, clxent_buffer *buffer,
 /* Runs a's op on ctx, writes the outputs a names and prints the summary;
  * 0 or CLI_RUNTIME after a message. */
 int run_exec(const run_args *a, run_inputs *in, clxent_context *ctx);
+
+/* The whole run over MPI ranks (--shard, under mpirun): 0, or CLI_RUNTIME
+ * / CLI_USAGE on every rank after rank 0's message (run_shard.c). */
+int run_sharded(const run_args *a);
 
 #endif

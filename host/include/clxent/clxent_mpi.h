@@ -56,6 +56,18 @@ CLXENT_MPI_API clxent_status clxent_mpi_cross_entropy_nd(
     const clxent_tensor *loss, const clxent_tensor *lse,
     const clxent_tensor *z_loss_out, const clxent_tensor *grad);
 
+/* What the calling thread's last clxent_mpi_cross_entropy_nd spent on
+ * MPI: seconds inside MPI calls (waits for slower ranks included), the
+ * bytes this rank contributed to the collectives (O(rows): 32 a row for
+ * the records over the vocabulary ranks, a few words per agreement and
+ * scalar), and the number of collective calls. */
+typedef struct clxent_mpi_stats {
+    double mpi_seconds;
+    size_t exchanged_bytes;
+    int collectives;
+} clxent_mpi_stats;
+CLXENT_MPI_API void clxent_mpi_last_stats(clxent_mpi_stats *stats);
+
 /* The MPI record combine as an operation on MPI datatype
  * clxent_mpi_record_type() (CLXENT_PARTIAL_FLOATS floats), for callers
  * who reduce records themselves: created on first use, freed by

@@ -18,6 +18,18 @@ static clxent_status launch_rows(loss_ctx *lc, cl_kernel k, size_t kmax,
     return clx_loss_launch(lc, k, (R + L - 1) / L * L, L, last);
 }
 
+/* A group per row, at most 64 items and no more than the classes need
+ * (a power of two), within kmax. */
+static size_t group_per_row(size_t kmax, size_t C) {
+    size_t L = 1;
+    while (L < 64 && L < C && 2 * L <= kmax) L *= 2;
+    return L;
+}
+
+static clxent_status launch_groups(loss_ctx *lc, cl_kernel k, size_t L) {
+    return clx_loss_launch(lc, k, lc->w.R * L, L, 1);
+}
+
 /* The check of the class indices against [0, classes_total), without
  * weights: a shard's weights cover its classes only. */
 static clxent_status check_global(loss_ctx *lc) {
@@ -67,10 +79,12 @@ static clxent_status partial(loss_ctx *lc) {
                                      "shard_partial", &k, &kmax);
     if (!st) st = check_global(lc);
     if (st) return st;
-    clx_a_shard_partial a = {SHARD_COMMON_ARGS(lc, op, &op->records)};
+    size_t L = group_per_row(kmax, op->x.classes);
+    clx_a_shard_partial a = {SHARD_COMMON_ARGS(lc, op, &op->records),
+                             .red = 6 * L};
     clx_args args = clx_args_begin(lc->ctx, k);
     clx_set_a_shard_partial(&args, &a);
-    return args.st ? args.st : launch_rows(lc, k, kmax, 1);
+    return args.st ? args.st : launch_groups(lc, k, L);
 }
 
 static clxent_status combine(loss_ctx *lc) {
@@ -192,7 +206,8 @@ static clxent_status backward(loss_ctx *lc) {
         .g_si = g->inner_stride};
     clx_args args = clx_args_begin(lc->ctx, k);
     clx_set_a_shard_bwd(&args, &a);
-    return args.st ? args.st : launch_rows(lc, k, kmax, 1);
+    return args.st ? args.st
+                   : launch_groups(lc, k, group_per_row(kmax, op->x.classes));
 }
 
 clxent_status clx_op_shard(clxent_context *ctx, const clx_op *op) {
