@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 
 mode=${1:-demo}
 build=${BUILD_DIR:-build}
+# Open MPI: clxent_mpi and `clxent run/bench --shard` (CMake builds
+# without it when it is missing; CLXENT_MPI=OFF turns it off).
 packages="cmake make gcc libc6-dev pkg-config pocl-opencl-icd ocl-icd-opencl-dev
-opencl-c-headers clinfo libcmocka-dev ${CLXENT_SETUP_EXTRA:-}"
+opencl-c-headers clinfo libcmocka-dev openmpi-bin libopenmpi-dev
+${CLXENT_SETUP_EXTRA:-}"
 # The tests that compare `clxent run` with PyTorch float64 need Debian's
 # torch (they skip without it; the test run should not).
 [ "$mode" = test ] && packages="$packages python3-torch python3-numpy"

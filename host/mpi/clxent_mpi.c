@@ -8,6 +8,7 @@
 #include <clxent/clxent_mpi.h>
 
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,61 @@ static double sum_ranks(MPI_Comm comm, double value, clxent_status *st) {
     return total;
 }
 
+/* ---- the ranks' arguments agree ---- */
+
+enum { NSIG = 11 };
+
+static long long bits_of(float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (long long)u;
+}
+
+/* Which of the values every rank must share differ across comm (from
+ * index `first`): -1 when none. A rank whose own arguments failed (st)
+ * takes no part: its values may be anything. */
+static int differs(MPI_Comm comm, clxent_status st, const long long *v,
+                   int first) {
+    long long mine[2 * NSIG], most[2 * NSIG];
+    for (int k = 0; k < NSIG; ++k) {
+        mine[2 * k] = st ? LLONG_MIN : v[k];
+        mine[2 * k + 1] = st ? LLONG_MIN : -v[k];
+    }
+    COLLECTIVE(sizeof mine, MPI_Allreduce(mine, most, 2 * NSIG, MPI_LONG_LONG,
+                                          MPI_MAX, comm));
+    for (int k = first; k < NSIG; ++k)
+        if (most[2 * k] != LLONG_MIN && most[2 * k] != -most[2 * k + 1])
+            return k;
+    return -1;
+}
+
+/* The rows over vocab, and classes_total, the reduction, the kind of
+ * targets and every option over both communicators: a mismatch would send
+ * the ranks down different paths (an abort, or a hang). */
+static clxent_status consistent(clxent_context *ctx, MPI_Comm vocab,
+                                MPI_Comm batch, clxent_status st,
+                                size_t rows, const clxent_shard *sh,
+                                const clxent_options *o, int probs) {
+    static const char *names[NSIG] = {
+        "the rows (the vocabulary ranks must hold the same rows)",
+        "classes_total", "the reduction", "the kind of targets",
+        "label_smoothing", "z_loss", "normalizer", "grad_scale",
+        "ignore_index", "softcap", "logit_scale"};
+    long long v[NSIG] = {(long long)rows, sh ? (long long)sh->classes_total : 0,
+                         (long long)o->loss.reduction, probs,
+                         bits_of(o->loss.label_smoothing), bits_of(o->loss.z_loss),
+                         bits_of(o->loss.normalizer), bits_of(o->loss.grad_scale),
+                         (long long)o->loss.ignore_index, bits_of(o->softcap),
+                         bits_of(o->logit_scale)};
+    int k = differs(vocab, st, v, 0), kb = differs(batch, st, v, 1);
+    if (k < 0) k = kb;
+    if (st || k < 0) return st;
+    char text[160];
+    snprintf(text, sizeof text, "the ranks disagree on %s", names[k]);
+    return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT, FN,
+                                    text);
+}
+
 /* ---- the step ---- */
 
 typedef struct step {
@@ -228,6 +284,7 @@ clxent_status clxent_mpi_cross_entropy_nd(
     step s = {ctx, vocab, batch, 0, NULL, {0}, NULL};
     memset(&stats, 0, sizeof stats);
     clxent_options o, dry;
+    clxent_options_init(&o);
     clxent_shard all = {0, logits ? (int64_t)logits->classes : 0};
     if (!shard) shard = &all;
     clxent_status st = ctx ? take_options(ctx, options, &o)
@@ -249,6 +306,8 @@ clxent_status clxent_mpi_cross_entropy_nd(
             ctx, logits, targets, weights, shard, &dry, &s.records, grad_rows,
             grad, NULL);
     /* from here on every status is agreed: all ranks take the same path */
+    st = consistent(ctx, vocab, batch, st, s.rows, shard, &o,
+                    targets && targets->probs.buffer);
     st = agree(ctx, vocab, batch, st);
     if (!st) st = records_combine(&s);
     int mean = o.loss.reduction == CLXENT_REDUCTION_MEAN;
