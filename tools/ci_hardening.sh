@@ -112,12 +112,43 @@ kernel_lint() {
   echo "kernel lint: every kernels/*.cl compiles without warnings"
 }
 
+# The sharded-vocabulary kernels (kernels/shard.cl: partial, combine, den,
+# final, bwd) under Oclgrind: test_shard's cases, the device's own mapping
+# with every check, then VEC 16 (the vector loads) without --uninitialized
+# (see above). Any diagnostic fails the stage.
+oclgrind_shard() {
+  local vec log flags rc
+  for vec in "" 16; do
+    log=build-hard/oclgrind-shard${vec}
+    flags="--data-races --check-api"
+    [ -z "$vec" ] && flags="$flags --uninitialized"
+    rm -f "$log.diag"
+    set +e
+    CLXENT_VEC=$vec CLXENT_REQUIRE_DEVICE=1 CLXENT_TEST_DEVICE=oclgrind \
+      oclgrind $flags --num-threads "$jobs" --build-options "-cl-opt-disable" \
+      --log "$log.diag" build-hard/tests/test_shard >"$log" 2>&1
+    rc=$?
+    set -e
+    grep -v "warnings generated" "$log" | tail -20
+    [ -s "$log.diag" ] && head -100 "$log.diag"
+    if [ "$rc" != 0 ] || ! grep -q "OK \] test_equality_device" "$log"; then
+      echo "hardening: test_shard under Oclgrind (CLXENT_VEC=$vec) failed (rc $rc)" >&2
+      exit 1
+    fi
+    if [ -s "$log.diag" ] ||
+       grep -Eq "OCLGRIND|[Dd]ata race|Uninitiali[sz]ed value|Invalid (read|write)" "$log"; then
+      echo "hardening: Oclgrind reported problems in the shard kernels (above)" >&2
+      exit 1
+    fi
+  done
+}
+
 stage_oclgrind() {
   begin oclgrind
   kernel_lint
   cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON \
     >/dev/null
-  cmake --build build-hard -j"$jobs" --target clxent_cli test_nd
+  cmake --build build-hard -j"$jobs" --target clxent_cli test_nd test_shard
   # The device's own mapping (Oclgrind is taken for a GPU: one element
   # per work-item) with every check, then the CPU mapping (16-wide vectors,
   # the lanes kernels, and with CLXENT_GCACHE=1 the fused kernels that
@@ -139,6 +170,7 @@ stage_oclgrind() {
   # The N-d kernels and the staging of strided per-row arrays, which the
   # check's 2-D shapes never reach: test_nd's quick grid, both mappings.
   JOBS=$jobs bash tests/oclgrind_nd.sh build-hard
+  oclgrind_shard
   end oclgrind
 }
 
