@@ -16,6 +16,9 @@
  * steps (core/shard.c). */
 #pragma OPENCL FP_CONTRACT OFF
 
+/* e^d as 2^(d log2 e), full precision (nd.cl's ND_EXP, measured there). */
+#define SHARD_EXP(d) exp2((d) * M_LOG2E_F)
+
 #define REC(p, off, so, sc, si, o, i, k) (p)[(off) + (o) * (so) + (k) * (sc) + (i) * (si)]
 
 /* The row's target, global; valid: not ignore_index (probabilities: 1). */
@@ -66,12 +69,15 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
     m = -INFINITY;
     for (uint k = 0; k < L; ++k) m = nanmax1(m, red[k]);
     float s = 0.0f, sc = 0.0f, a = 0.0f, ac = 0.0f, b = 0.0f, bc = 0.0f;
+    /* A and B only where the loss reads them (0 otherwise) */
+    int need_ab = TGT == CLX_TGT_PROBS || eps > 0.0f;
     if (vec_ok) {
         vf vs = 0.0f, vsc = 0.0f, va = 0.0f, vac = 0.0f, vb = 0.0f, vbc = 0.0f;
         for (uint pos = lid * VEC; pos < C; pos += L * VEC) {
             vf v = gload_xt(x + xb, pos, C, -INFINITY, xa, xcap);
             vi in = col_ids(pos) < (vi)(int)C;
-            if (m != -INFINITY) KAHAN(vf, vs, vsc, exp(v - m));
+            if (m != -INFINITY) KAHAN(vf, vs, vsc, SHARD_EXP(v - m));
+            if (!need_ab) continue;
             vf av = has_w ? gload_f(w + w_off, pos, C, 0.0f)
                           : select((vf)0.0f, (vf)1.0f, in);
 #if TGT == CLX_TGT_PROBS
@@ -92,7 +98,8 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
     for (uint c = lid; !vec_ok && c < C; c += L) {
         float v = xf_s(LD1X(x, xb + c * x_sc), xa, xcap);
         /* a shard with only -inf adds nothing to S (rescaled by 0) */
-        if (m != -INFINITY) KAHAN(float, s, sc, exp(v - m));
+        if (m != -INFINITY) KAHAN(float, s, sc, SHARD_EXP(v - m));
+        if (!need_ab) continue;
         float av = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
         av *= (1.0f - eps) * LD1X(t, tb + c * t_sc) + epc;
@@ -274,7 +281,7 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
 #endif
     for (uint pos = lid * VEC; vec_ok && pos < C; pos += L * VEC) {
         vf raw = gload_x(x + xb, pos, C, 0.0f);
-        vf d = exp((xf_v(raw, xa, xcap) - m) - lS) * k1;
+        vf d = SHARD_EXP((xf_v(raw, xa, xcap) - m) - lS) * k1;
         vf wc = has_w ? gload_f(w + w_off, pos, C, 0.0f) : (vf)1.0f;
 #if TGT == CLX_TGT_PROBS
         d -= wc * ((1.0f - eps) * gload_x(t + tb, pos, C, 0.0f) + epc);
@@ -286,7 +293,7 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
     }
     for (uint c = lid; !vec_ok && c < C; c += L) {
         float raw = LD1X(x, xb + c * x_sc);
-        float d = exp((xf_s(raw, xa, xcap) - m) - lS) * k1;
+        float d = SHARD_EXP((xf_s(raw, xa, xcap) - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
         d -= wc * ((1.0f - eps) * LD1X(t, tb + c * t_sc) + epc);

@@ -721,7 +721,9 @@ typedef struct clxent_shard {
  * clxent_tensor_of(buffer, outer, CLXENT_PARTIAL_FLOATS, inner, CLXENT_F32)
  * is R x 8 floats when inner is 1). x' are the transformed logits, a_c the
  * smoothing weights: w_c for class indices, w_c ((1 - eps) t_c + eps / C)
- * for probabilities, with C = classes_total. */
+ * for probabilities, with C = classes_total. A and B are 0 for class
+ * indices without label smoothing (the loss does not read them): every
+ * step must get the same options. */
 enum clxent_partial_field {
     CLXENT_PARTIAL_MAX = 0,    /* m = max_c x'_c (-inf: no class) */
     CLXENT_PARTIAL_SUM = 1,    /* S = sum_c exp(x'_c - m) = SUM + SUM_LO */

@@ -76,7 +76,9 @@ static clxent_status partial(clxent_context *ctx, const clx_op *op) {
         double m = clx_host_row_max(x, C);
         double s = m == -INFINITY ? 0.0 : clx_host_row_expsum(x, C, m);
         double a = 0.0, b = 0.0;
-        for (size_t c = 0; c < C; ++c) {
+        /* A and B only where the loss reads them, as the kernels */
+        int need_ab = op->probs.buffer || op->opt.loss.label_smoothing > 0.0f;
+        for (size_t c = 0; need_ab && c < C; ++c) {
             double ac = smooth_weight(op, r, c);
             a += ac;
             /* an -inf logit adds a_c * inf, as -a_c log p_c does */

@@ -98,6 +98,9 @@ typedef enum clx_param_kind {
       "values per item of the register-held rows: 16, 32 or 64 (0: from C)")   \
     X(regs_min_group, CLX_PK_POW2, 1, 1024, 1, 32,                             \
       "smallest group of the register-held rows (a warp on GPUs)")             \
+    X(shard_group, CLX_PK_POW2, 1, 1024, 1, 64,                                \
+      "items per row of the shard kernels: 1 a row per item (vector loads "    \
+      "along it), more a group striding over the row (coalesced)")             \
     X(reduce_group, CLX_PK_POW2, 1, 1024, 64, 256,                             \
       "work-group size of the target check and the loss reduction")            \
     X(reduce_slots, CLX_PK_INT, 1, 1 << 20, 256, 32,                           \
