@@ -107,11 +107,13 @@ def main():
                     failures += 1
                     continue
                 worst = 0.0
+                diffs = []
                 for k in range(3):
                     a, b = np.load(path("r%d" % k)), np.load(path("s%d" % k))
                     if a.shape != b.shape:
                         worst = float("inf")
                         break
+                    diffs.append(float(np.max(np.abs(a - b), initial=0.0)))
                     tol = 1e-5 * np.maximum(1.0, np.abs(a)) if k != 1 else 1e-5
                     if k == 1 and "--dtype" in opts:
                         # a gradient stored in 16 bits: the two runs may
@@ -121,8 +123,10 @@ def main():
                                                     initial=0.0)))
                 ok = worst <= 1.0
                 failures += not ok
-                print("%s %s (worst error / bound %.3g)" %
-                      ("ok  " if ok else "FAIL", what, worst))
+                print("%s %s (worst error / bound %.3g; max |diff| loss %.3g, "
+                      "grad %.3g, lse %.3g)" %
+                      (("ok  " if ok else "FAIL", what, worst) +
+                       tuple(diffs + [float("nan")] * (3 - len(diffs)))))
         # a class index past C on the ranks: every rank fails alike
         np.save(path("x"), rng.standard_normal((4, 10)).astype(np.float32))
         np.save(path("y"), np.array([1, 2, 10, 3], dtype=np.int64))

@@ -129,7 +129,7 @@ static double sum_ranks(MPI_Comm comm, double value, clxent_status *st) {
 
 /* ---- the ranks' arguments agree ---- */
 
-enum { NSIG = 11 };
+enum { NSIG = 12 };
 
 static long long bits_of(float v) {
     uint32_t u;
@@ -160,24 +160,41 @@ static int differs(MPI_Comm comm, clxent_status st, const long long *v,
  * the ranks down different paths (an abort, or a hang). */
 static clxent_status consistent(clxent_context *ctx, MPI_Comm vocab,
                                 MPI_Comm batch, clxent_status st,
-                                size_t rows, const clxent_shard *sh,
+                                size_t rows, size_t classes,
+                                const clxent_shard *sh,
                                 const clxent_options *o, int probs) {
     static const char *names[NSIG] = {
         "the rows (the vocabulary ranks must hold the same rows)",
-        "classes_total", "the reduction", "the kind of targets",
-        "label_smoothing", "z_loss", "normalizer", "grad_scale",
-        "ignore_index", "softcap", "logit_scale"};
+        "classes_total", "the size of their vocabulary communicators",
+        "the reduction", "the kind of targets", "label_smoothing", "z_loss",
+        "normalizer", "grad_scale", "ignore_index", "softcap", "logit_scale"};
+    int vn;
+    MPI_Comm_size(vocab, &vn);
     long long v[NSIG] = {(long long)rows, sh ? (long long)sh->classes_total : 0,
-                         (long long)o->loss.reduction, probs,
+                         vn, (long long)o->loss.reduction, probs,
                          bits_of(o->loss.label_smoothing), bits_of(o->loss.z_loss),
                          bits_of(o->loss.normalizer), bits_of(o->loss.grad_scale),
                          (long long)o->loss.ignore_index, bits_of(o->softcap),
                          bits_of(o->logit_scale)};
     int k = differs(vocab, st, v, 0), kb = differs(batch, st, v, 1);
     if (k < 0) k = kb;
-    if (st || k < 0) return st;
-    char text[160];
-    snprintf(text, sizeof text, "the ranks disagree on %s", names[k]);
+    /* the shards must cover classes_total: their classes add up to it */
+    long long mine = st ? 0 : (long long)classes, sum = 0;
+    int failed = st != CLXENT_STATUS_OK, any_failed = 0;
+    COLLECTIVE(sizeof mine, MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG,
+                                          MPI_SUM, vocab));
+    COLLECTIVE(sizeof failed, MPI_Allreduce(&failed, &any_failed, 1, MPI_INT,
+                                            MPI_MAX, vocab));
+    if (st) return st;
+    char text[200];
+    if (k >= 0)
+        snprintf(text, sizeof text, "the ranks disagree on %s", names[k]);
+    else if (!any_failed && sh && sum != (long long)sh->classes_total)
+        snprintf(text, sizeof text, "the vocabulary ranks hold %lld classes "
+                 "together, not classes_total = %lld", sum,
+                 (long long)sh->classes_total);
+    else
+        return st;
     return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT, FN,
                                     text);
 }
@@ -274,6 +291,80 @@ static clxent_status sum_scalar(step *s, const clxent_tensor *t) {
     return agree(s->ctx, s->vocab, s->batch, st);
 }
 
+/* ---- the rows split only: the one-device fused call ---- */
+
+/* clxent_cross_entropy_nd, or its forward alone without a gradient. */
+static clxent_status one_device(clxent_context *ctx,
+                                const clxent_tensor *logits,
+                                const clxent_tensor_targets *targets,
+                                const clxent_vector *weights,
+                                const clxent_options *o,
+                                const clxent_tensor *grad_rows,
+                                const clxent_tensor *loss,
+                                const clxent_tensor *lse,
+                                const clxent_tensor *z_loss_out,
+                                const clxent_tensor *grad) {
+    if (grad && grad->buffer)
+        return clxent_cross_entropy_nd(ctx, logits, targets, weights, o,
+                                       grad_rows, loss, lse, z_loss_out, grad,
+                                       NULL);
+    return clxent_cross_entropy_forward_nd(ctx, logits, targets, weights, o,
+                                           loss, lse, z_loss_out, NULL);
+}
+
+/* Element i of an index tensor's host copy. */
+static long long index_at(const void *base, clxent_dtype dt, size_t i) {
+    return dt == CLXENT_I64 ? (long long)((const int64_t *)base)[i]
+                            : (long long)((const int32_t *)base)[i];
+}
+
+/* This rank's W (the valid rows' w_y, or the rows) and the range check of
+ * its class indices, on host copies of the targets and weights (O(rows +
+ * C) bytes, read after the descriptors were validated): what the fused
+ * call needs before it may write, without reading the logits. */
+static clxent_status rows_w(clxent_context *ctx, const clxent_tensor *logits,
+                            const clxent_tensor_targets *tg,
+                            const clxent_vector *w, const clxent_options *o,
+                            double *out) {
+    size_t R = logits->outer * logits->inner, C = logits->classes;
+    *out = (double)R;
+    const clxent_tensor *y = &tg->indices;
+    if (!y->buffer || R == 0) return CLXENT_STATUS_OK;
+    size_t es = clxent_dtype_size(y->dtype);
+    size_t last = y->offset + (y->outer - 1) * y->outer_stride +
+                  (y->inner - 1) * y->inner_stride;
+    size_t first = y->offset, n = last - first + 1;
+    char *yh = malloc(n * es);
+    float *wh = w && w->buffer ? malloc(C * sizeof *wh) : NULL;
+    clxent_status st = yh && (wh || !(w && w->buffer))
+                           ? CLXENT_STATUS_OK
+                           : CLXENT_STATUS_OUT_OF_MEMORY;
+    if (!st) st = clxent_buffer_read(ctx, y->buffer, first * es, n * es, yh);
+    if (!st && wh)
+        st = clxent_buffer_read(ctx, w->buffer, w->offset * sizeof *wh,
+                                C * sizeof *wh, wh);
+    double total = 0.0;
+    for (size_t r = 0; !st && r < R; ++r) {
+        size_t at = (r / y->inner) * y->outer_stride +
+                    (r % y->inner) * y->inner_stride;
+        long long v = index_at(yh, y->dtype, at);
+        if (v == o->loss.ignore_index) continue;
+        if (v < 0 || (unsigned long long)v >= C) {
+            char text[200];
+            snprintf(text, sizeof text, "targets[%zu] = %lld is outside [0, "
+                     "%zu) and is not ignore_index (%lld)", r, v, C,
+                     (long long)o->loss.ignore_index);
+            st = clxent_context_set_error(
+                ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, FN, text);
+        }
+        total += wh ? (double)wh[v] : 1.0;
+    }
+    free(yh);
+    free(wh);
+    if (!st) *out = total;
+    return st;
+}
+
 clxent_status clxent_mpi_cross_entropy_nd(
     clxent_context *ctx, MPI_Comm vocab, MPI_Comm batch,
     const clxent_tensor *logits, const clxent_tensor_targets *targets,
@@ -287,39 +378,62 @@ clxent_status clxent_mpi_cross_entropy_nd(
     clxent_options_init(&o);
     clxent_shard all = {0, logits ? (int64_t)logits->classes : 0};
     if (!shard) shard = &all;
+    int vn;
+    MPI_Comm_size(vocab, &vn);
+    /* the rows split only: the one-device fused call, over the global W */
+    int fused = vn == 1;
+    double w_rows = 0.0;
     clxent_status st = ctx ? take_options(ctx, options, &o)
                            : CLXENT_STATUS_NULL_POINTER;
-    if (!st) st = records_make(&s, logits);
-    /* step 1, which also checks the class indices against classes_total;
-     * then every output descriptor, writing nothing */
-    if (!st)
-        st = clxent_cross_entropy_partial_nd(ctx, logits, targets, weights,
-                                             shard, &o, &s.records, NULL);
     dry = o;
     dry.validate_only = 1;
-    if (!st)
-        st = clxent_cross_entropy_finalize_nd(ctx, &s.records, targets, shard,
-                                              &dry, loss, lse, z_loss_out,
-                                              NULL);
-    if (!st && grad && grad->buffer)
-        st = clxent_cross_entropy_backward_shard_nd(
-            ctx, logits, targets, weights, shard, &dry, &s.records, grad_rows,
-            grad, NULL);
+    if (!st && fused && shard->class_begin != 0)
+        st = clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT, FN,
+                                      "shard->class_begin: not 0 with one "
+                                      "rank in the vocabulary communicator");
+    if (!st && fused) {
+        s.rows = logits ? logits->outer * logits->inner : 0;
+        st = one_device(ctx, logits, targets, weights, &dry, grad_rows, loss,
+                        lse, z_loss_out, grad);
+        if (!st) st = rows_w(ctx, logits, targets, weights, &o, &w_rows);
+    } else if (!st) {
+        st = records_make(&s, logits);
+        /* step 1, which also checks the class indices against
+         * classes_total; then every output descriptor, writing nothing */
+        if (!st)
+            st = clxent_cross_entropy_partial_nd(ctx, logits, targets,
+                                                 weights, shard, &o,
+                                                 &s.records, NULL);
+        if (!st)
+            st = clxent_cross_entropy_finalize_nd(ctx, &s.records, targets,
+                                                  shard, &dry, loss, lse,
+                                                  z_loss_out, NULL);
+        if (!st && grad && grad->buffer)
+            st = clxent_cross_entropy_backward_shard_nd(
+                ctx, logits, targets, weights, shard, &dry, &s.records,
+                grad_rows, grad, NULL);
+    }
     /* from here on every status is agreed: all ranks take the same path */
-    st = consistent(ctx, vocab, batch, st, s.rows, shard, &o,
+    st = consistent(ctx, vocab, batch, st, s.rows,
+                    logits ? logits->classes : 0, shard, &o,
                     targets && targets->probs.buffer);
     st = agree(ctx, vocab, batch, st);
-    if (!st) st = records_combine(&s);
+    if (!st && !fused) st = records_combine(&s);
     int mean = o.loss.reduction == CLXENT_REDUCTION_MEAN;
     if (!st && mean && !(o.loss.normalizer > 0.0f)) {
         /* the global W before anything is written (data parallel) */
-        double w = global_w(&s, targets->indices.buffer != NULL, &st);
+        double w = fused ? sum_ranks(batch, w_rows, &st)
+                         : global_w(&s, targets->indices.buffer != NULL, &st);
         if (st)
             clxent_context_set_error(ctx, st, FN, "the rank sums' buffer");
         else if (w > 0.0)
             o.loss.normalizer = (float)w;
     }
-    if (!st)
+    if (!st && fused)
+        st = agree(ctx, vocab, batch,
+                   one_device(ctx, logits, targets, weights, &o, grad_rows,
+                              loss, lse, z_loss_out, grad));
+    else if (!st)
         st = agree(ctx, vocab, batch,
                    clxent_cross_entropy_finalize_nd(ctx, &s.records, targets,
                                                     shard, &o, loss, lse,
@@ -328,7 +442,7 @@ clxent_status clxent_mpi_cross_entropy_nd(
         st = sum_scalar(&s, loss);
         if (!st) st = sum_scalar(&s, z_loss_out);
     }
-    if (!st && grad && grad->buffer)
+    if (!st && !fused && grad && grad->buffer)
         st = agree(ctx, vocab, batch,
                    clxent_cross_entropy_backward_shard_nd(
                        ctx, logits, targets, weights, shard, &o, &s.records,
