@@ -8,8 +8,11 @@
  * Only O(rows) numbers cross between ranks: the partial records
  * (clxent.h, "Sharded vocabulary"), combined with an MPI reduction in rank
  * order (deterministic for a given rank count), the global mean
- * denominator and the scalar losses. The result equals the unsharded call
- * on one device, within docs/semantics.md's bounds.
+ * denominator and the scalar losses. With one rank per vocabulary
+ * communicator (rows split only) there are no records: the global W
+ * (from the targets and weights) first, then the one-device fused call
+ * over it. The result equals the unsharded call on one device, within
+ * docs/semantics.md's bounds.
  *
  * Statuses are agreed before every exchange: a bad argument or class
  * index on one rank returns the same status on every rank (the others'
@@ -46,8 +49,12 @@ extern "C" {
  *   lse, z_loss_out, grad_rows: optional, as clxent_cross_entropy_nd
  *   grad:  optional, the gradient of this rank's block (mean: over the
  *          global W, unless options give a normalizer)
- * Collective over both communicators: every rank must call it, with the
- * same options, classes_total and reduction. */
+ * Collective over both communicators: every rank must call it. What the
+ * ranks must share is checked before any exchange (INVALID_ARGUMENT on
+ * every rank otherwise): the vocabulary ranks' rows, classes_total, the
+ * reduction, the kind of targets, every option, the vocabulary
+ * communicators' size, and the vocabulary ranks' classes adding up to
+ * classes_total. */
 CLXENT_MPI_API clxent_status clxent_mpi_cross_entropy_nd(
     clxent_context *ctx, MPI_Comm vocab, MPI_Comm batch,
     const clxent_tensor *logits, const clxent_tensor_targets *targets,
