@@ -216,10 +216,10 @@ static void report(const shard_grid *g, const clxent_device_info *info,
         if (json)
             printf("  {\"shape\": \"%s\", \"ranks\": %d, "
                    "\"slowest_rank_median_ms\": %g, \"min_ms\": %g, "
-                   "\"gelem_per_s\": %g, \"mpi_fraction\": %g, "
+                   "\"gelem_per_s\": %g, \"mpi_ms\": %g, \"mpi_fraction\": %g, "
                    "\"exchanged_bytes\": %.0f, \"collectives\": %.0f, "
                    "\"one_rank_median_ms\": %g}%s\n",
-                   shapes[i].text, g->size, m[0], m[1], gel, m[4], m[5],
+                   shapes[i].text, g->size, m[0], m[1], gel, m[4] * m[0], m[4], m[5],
                    m[6], m[2], i + 1 < n ? "," : "");
         else
             printf("%-18s %10.3f %10.3f %9.3f %5.0f%% %9.0fB %12.3f\n",
