@@ -127,6 +127,17 @@ if(CLXENT_HAVE_MPI AND CLXENT_TORCH_PYTHON)
   set_tests_properties(cli_run_shard PROPERTIES TIMEOUT 900)
   clxent_cli_test(cli_run_shard_bad_grid 2 ERR_REGEX "V\\*B = 1"
                   ARGS run --input x.npy --targets y.npy --shard 2x2)
+  # bench --shard on 2 ranks: the JSON the issue names
+  add_test(NAME cli_bench_shard_json
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2
+                   --oversubscribe --allow-run-as-root
+                   $<TARGET_FILE:clxent_cli> bench --shard vocab --ops fused
+                   --shapes 64x1000,2x100x16 --repeat 2 --json)
+  set_tests_properties(cli_bench_shard_json PROPERTIES TIMEOUT 300
+    PASS_REGULAR_EXPRESSION
+    "\"ranks\": 2.*\"slowest_rank_median_ms\".*\"mpi_ms\".*\"exchanged_bytes\": [0-9]+.*2x100x16")
+  clxent_cli_test(cli_bench_shard_other_op 2 ERR_REGEX "--ops fused"
+                  ARGS bench --shard vocab --ops forward)
 elseif(NOT CLXENT_HAVE_MPI)
   clxent_cli_test(cli_run_shard_without_mpi 2 ERR_REGEX "built without MPI"
                   ARGS run --input x.npy --targets y.npy --shard vocab)
