@@ -356,6 +356,7 @@ static clxent_status rows_w(clxent_context *ctx, const clxent_tensor *logits,
                      (long long)o->loss.ignore_index);
             st = clxent_context_set_error(
                 ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, FN, text);
+            break; /* v indexes nothing */
         }
         total += wh ? (double)wh[v] : 1.0;
     }
