@@ -69,6 +69,9 @@ clxent_status bench_time(clxent_context *ctx, const ops_desc *op,
                          const bench_bufs *b, size_t repeat, double *median,
                          double *min, int *wall);
 double bench_now_ms(void);
+/* Sorts the n >= 1 times t and gives their median (the mean of the two
+ * middle ones for even n) and minimum: every bench reports these. */
+void bench_median_min(double *t, size_t n, double *median, double *min);
 
 /* `clxent bench --shard SPEC` under mpirun (bench_shard.c): the fused
  * loss of each shape over the rank grid; 0 or a CLI status. */

@@ -77,16 +77,7 @@ static clxent_status timed(step_fn fn, void *arg, MPI_Comm comm,
         MPI_Barrier(comm);
         t[k] = bench_now_ms() - t0;
     }
-    if (!st) {
-        for (size_t i = 1; i < repeat; i++) /* insertion sort: few */
-            for (size_t j = i; j > 0 && t[j] < t[j - 1]; j--) {
-                double s = t[j];
-                t[j] = t[j - 1];
-                t[j - 1] = s;
-            }
-        *median = t[repeat / 2];
-        *min = t[0];
-    }
+    if (!st) bench_median_min(t, repeat, median, min);
     free(t);
     return st;
 }

@@ -160,13 +160,14 @@ clxent_status bench_time(clxent_context *ctx, const ops_desc *op,
             t[i] = ns * 1e-6;
         }
     }
-    if (st == CLXENT_STATUS_OK) {
-        qsort(t, repeat, sizeof *t, cmp_double);
-        *median = repeat % 2 ? t[repeat / 2]
-                             : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
-        *min = t[0];
-    }
+    if (st == CLXENT_STATUS_OK) bench_median_min(t, repeat, median, min);
     free(t);
     return st;
+}
+
+void bench_median_min(double *t, size_t n, double *median, double *min) {
+    qsort(t, n, sizeof *t, cmp_double);
+    *median = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    *min = t[0];
 }
 

@@ -9,9 +9,7 @@
 
 enum { F = CLXENT_PARTIAL_FLOATS };
 
-static double rec(const clx_op *op, const clxent_tensor *t, size_t r,
-                  int field) {
-    (void)op;
+static double rec(const clxent_tensor *t, size_t r, int field) {
     return clx_host_get(t, r, (size_t)field);
 }
 
@@ -107,8 +105,8 @@ static clxent_status combine(const clx_op *op) {
     for (size_t r = 0; r < rows; ++r) {
         float a[F], b[F], o[F];
         for (int k = 0; k < F; ++k) {
-            a[k] = (float)rec(op, &op->x, r, k);
-            b[k] = (float)rec(op, &op->records, r, k);
+            a[k] = (float)rec(&op->x, r, k);
+            b[k] = (float)rec(&op->records, r, k);
         }
         clx_partial_combine_row(a, b, o);
         for (int k = 0; k < F; ++k) clx_host_set(&op->mat_out, r, (size_t)k, o[k]);
@@ -121,16 +119,16 @@ typedef struct shard_row {
     double m, ls, a, b, xy, wy;
 } shard_row;
 
-static shard_row row_of(const clx_op *op, const clxent_tensor *t, size_t r) {
+static shard_row row_of(const clxent_tensor *t, size_t r) {
     shard_row q;
-    q.m = rec(op, t, r, CLXENT_PARTIAL_MAX);
-    double s = rec(op, t, r, CLXENT_PARTIAL_SUM) +
-               rec(op, t, r, CLXENT_PARTIAL_SUM_LO);
+    q.m = rec(t, r, CLXENT_PARTIAL_MAX);
+    double s = rec(t, r, CLXENT_PARTIAL_SUM) +
+               rec(t, r, CLXENT_PARTIAL_SUM_LO);
     q.ls = q.m == -INFINITY ? NAN : log(s);
-    q.a = rec(op, t, r, CLXENT_PARTIAL_A);
-    q.b = rec(op, t, r, CLXENT_PARTIAL_B);
-    q.xy = rec(op, t, r, CLXENT_PARTIAL_XY);
-    q.wy = rec(op, t, r, CLXENT_PARTIAL_WY);
+    q.a = rec(t, r, CLXENT_PARTIAL_A);
+    q.b = rec(t, r, CLXENT_PARTIAL_B);
+    q.xy = rec(t, r, CLXENT_PARTIAL_XY);
+    q.wy = rec(t, r, CLXENT_PARTIAL_WY);
     return q;
 }
 
@@ -144,7 +142,7 @@ static double denominator(const clx_op *op, const clxent_tensor *records,
     for (size_t r = 0; r < rows; ++r) {
         if (!valid_row(op, r)) continue;
         ++*valid;
-        w += op->indices.buffer ? rec(op, records, r, CLXENT_PARTIAL_WY) : 1.0;
+        w += op->indices.buffer ? rec(records, r, CLXENT_PARTIAL_WY) : 1.0;
     }
     if (op->opt.loss.normalizer > 0.0f) return op->opt.loss.normalizer;
     return w;
@@ -160,7 +158,7 @@ static clxent_status finalize(clxent_context *ctx, const clx_op *op) {
     int none = op->opt.loss.reduction == CLXENT_REDUCTION_NONE;
     double total = 0.0, ztotal = 0.0;
     for (size_t r = 0; r < rows; ++r) {
-        shard_row q = row_of(op, &op->x, r);
+        shard_row q = row_of(&op->x, r);
         double lse = q.m + q.ls, l = 0.0, z = 0.0;
         if (op->lse_out.buffer) clx_host_set(&op->lse_out, r, 0, lse);
         if (valid_row(op, r)) {
@@ -211,7 +209,7 @@ static clxent_status backward(clxent_context *ctx, const clx_op *op) {
             continue;
         }
         clx_host_load_row(&op->x, r, x, &op->opt, dxf);
-        shard_row q = row_of(op, &op->records, r);
+        shard_row q = row_of(&op->records, r);
         double lse = q.m + q.ls;
         double g = op->opt.loss.grad_scale * scale;
         if (op->grad_rows.buffer) g *= clx_host_get(&op->grad_rows, r, 0);
