@@ -1,0 +1,101 @@
+"""clxent.torch.cross_entropy: a drop-in for torch.nn.functional.cross_entropy
+on CPU tensors, computed by clxent on an OpenCL device, with autograd.
+
+The forward runs clxent's fused pass, which writes the gradient as it
+computes the loss (when the input requires grad); backward scales that
+saved gradient by the incoming one, so a training step reads the logits
+once. Costs over the C call: the tensors are copied to the device and the
+loss and gradient back (a memcpy each on a CPU device).
+"""
+import threading
+
+import numpy as np
+import torch
+
+from ._context import Context
+from ._lib import error
+
+_contexts = {}
+_lock = threading.Lock()
+
+
+def context(device=None):
+    """The shared clxent.Context of this thread for a device spec (see
+    clxent.Context; None: CLXENT_DEVICE, else a GPU, ...)."""
+    key = (threading.get_ident(), device)
+    with _lock:
+        ctx = _contexts.get(key)
+        if ctx is None:
+            ctx = _contexts[key] = Context(device)
+    return ctx
+
+
+_STORAGE = {torch.float32: "f32", torch.float64: "f32", torch.float16: "f16",
+            torch.bfloat16: "bf16"}
+
+
+def _host(tensor, name):
+    """A CPU tensor as numpy values for storage dtype name (bf16 and float64
+    go through float32, which holds bf16 exactly)."""
+    t = tensor.detach()
+    if name == "f16":
+        return t.contiguous().numpy()
+    return t.to(torch.float32).contiguous().numpy()
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(fctx, input, target, weight, ignore_index, reduction, label_smoothing,
+                device):
+        name = _STORAGE[input.dtype]
+        if target.is_floating_point():
+            tgt = _host(target, name)
+        else:
+            tgt = target.detach().contiguous().numpy()
+        w = None if weight is None else weight.detach().to(torch.float32).contiguous().numpy()
+        loss, grad = context(device).cross_entropy(
+            _host(input, name), tgt, weight=w, ignore_index=ignore_index,
+            reduction=reduction, label_smoothing=label_smoothing,
+            grad=input.requires_grad, dtype=name)
+        fctx.reduction, fctx.batched = reduction, input.dim() > 1
+        if grad is not None:
+            fctx.save_for_backward(torch.from_numpy(grad).to(input.dtype))
+        return torch.from_numpy(loss).to(input.dtype)
+
+    @staticmethod
+    def backward(fctx, grad_output):
+        (grad,) = fctx.saved_tensors
+        if fctx.reduction == "none" and fctx.batched:
+            grad_output = grad_output.unsqueeze(1)
+        elif bool((grad_output == 1).all()):
+            return grad, None, None, None, None, None, None
+        # one rounding for 16-bit storage: the product in float32
+        scaled = grad.to(torch.float32) * grad_output.to(torch.float32)
+        return scaled.to(grad.dtype), None, None, None, None, None, None
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0, device=None):
+    """torch.nn.functional.cross_entropy, computed by clxent.
+
+    Same arguments and result (the legacy size_average/reduce must be None);
+    input a CPU tensor of float32, float16, bfloat16 or float64 (float64
+    is stored as f32: the result has clxent's f32 accuracy, not float64's);
+    target class indices or
+    probabilities (no gradient flows to probability targets). device: the
+    clxent device spec, one shared context per spec and thread.
+    """
+    if size_average is not None or reduce is not None:
+        raise error("UNSUPPORTED", "size_average and reduce are deprecated in "
+                    "PyTorch; give reduction=")
+    for name, t in (("input", input), ("target", target), ("weight", weight)):
+        if t is not None and (not isinstance(t, torch.Tensor) or t.device.type != "cpu"):
+            raise error("UNSUPPORTED", f"{name}: clxent.torch takes CPU tensors "
+                        f"(got {getattr(t, 'device', type(t).__name__)})")
+    if input.dtype not in _STORAGE:
+        raise error("INVALID_DTYPE", f"input: {input.dtype} is not a floating type")
+    return _CrossEntropy.apply(input, target, weight, ignore_index, reduction,
+                               float(label_smoothing), device)
+
+
+__all__ = ["cross_entropy", "context"]
