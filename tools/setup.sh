@@ -17,8 +17,11 @@ packages="cmake make gcc libc6-dev pkg-config pocl-opencl-icd ocl-icd-opencl-dev
 opencl-c-headers clinfo libcmocka-dev openmpi-bin libopenmpi-dev
 ${CLXENT_SETUP_EXTRA:-}"
 # The tests that compare `clxent run` with PyTorch float64 need Debian's
-# torch (they skip without it; the test run should not).
-[ "$mode" = test ] && packages="$packages python3-torch python3-numpy"
+# torch (they skip without it; the test run should not), and the Python
+# package's (python/, tools/python_tests.sh) a venv, cffi, pytest and
+# pyopencl.
+[ "$mode" = test ] && packages="$packages python3-torch python3-numpy
+python3-venv python3-dev python3-cffi python3-pytest python3-pyopencl"
 
 missing=""
 for p in $packages; do
@@ -54,7 +57,7 @@ case "$mode" in
     # vendor driver, from PyPI into $build/intel-opencl; registered beside
     # PoCL through OCL_ICD_VENDORS). Each run names its device: with both
     # registered, "the first device" may be either.
-    export CLXENT_REQUIRE_DEVICE=1
+    export CLXENT_REQUIRE_DEVICE=1 CLXENT_REQUIRE_PYTHON=1
     export "$(bash tools/intel_opencl.sh "$build/intel-opencl")"
     for driver in pocl intel; do
       echo "setup: the tests on $driver"

@@ -7,13 +7,18 @@ saved gradient by the incoming one, so a training step reads the logits
 once. Costs over the C call: the tensors are copied to the device and the
 loss and gradient back (a memcpy each on a CPU device).
 """
+import sys
 import threading
 
-import numpy as np
-import torch
-
-from ._context import Context
+from ._context import Context, devices
 from ._lib import error
+
+if "torch" not in sys.modules:
+    # Load the OpenCL drivers before torch: Intel's OpenCL CPU runtime
+    # needs its own, newer libtbb.so.12, and once Debian's torch has loaded
+    # its older one, the ICD loader silently drops Intel's platform.
+    devices()
+import torch  # noqa: E402
 
 _contexts = {}
 _lock = threading.Lock()
