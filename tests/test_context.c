@@ -13,13 +13,6 @@
 #include <unistd.h>
 
 
-#define assert_contains(haystack, needle)                                      \
-    do {                                                                       \
-        const char *h_ = (haystack), *n_ = (needle);                           \
-        if (!strstr(h_, n_))                                                   \
-            fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                \
-    } while (0)
-
 /* The listing, malloc'd; *n includes host. */
 static clxent_device_info *list_devices(size_t *n) {
     assert_int_equal(clxent_devices_list(NULL, 0, n), CLXENT_STATUS_OK);

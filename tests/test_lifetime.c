@@ -15,13 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define assert_contains(haystack, needle)                                      \
-    do {                                                                       \
-        const char *h_ = (haystack), *n_ = (needle);                           \
-        if (!strstr(h_, n_))                                                   \
-            fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                \
-    } while (0)
-
 /* ---- helpers ---- */
 
 static double now_s(void) {

@@ -14,10 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void assert_contains(const char *text, const char *part) {
-    if (!strstr(text, part)) fail_msg("\"%s\" does not contain \"%s\"", text, part);
-}
-
 /* ---- the format ---- */
 
 static const char good[] = "# a comment\n"

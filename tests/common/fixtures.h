@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include <clxent/clxent.h>
@@ -91,5 +92,13 @@ double fx_assert_close(const float *got, const double *want, size_t n,
     fx_assert_status_((ctx), (status), (expected), __FILE__, __LINE__)
 void fx_assert_status_(clxent_context *ctx, clxent_status got,
                        clxent_status expected, const char *file, int line);
+
+/* Asserts that a message contains a text. */
+#define assert_contains(haystack, needle)                                      \
+    do {                                                                       \
+        const char *h_ = (haystack), *n_ = (needle);                           \
+        if (!strstr(h_, n_))                                                   \
+            fail_msg("\"%s\" does not contain \"%s\"", h_, n_);                \
+    } while (0)
 
 #endif

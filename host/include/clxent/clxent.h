@@ -304,6 +304,22 @@ CLXENT_API clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
 CLXENT_API clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
                                  clxent_buffer **buffer);
 
+/* Wraps the caller's host memory (bytes > 0; it stays the caller's, and
+ * must stay valid and in place until the buffer is released) without a
+ * copy where the device works in host memory: the host backend uses it
+ * as it is; on OpenCL the cl_mem is made with CL_MEM_USE_HOST_PTR, which
+ * CPU drivers (PoCL, Intel's) use in place, at any alignment, and other
+ * devices mirror. While an operation that uses the buffer is queued, the
+ * host must leave the memory alone. The memory's own bytes move with the
+ * usual calls, free where the device works in place: clxent_buffer_read
+ * into the wrapped memory itself makes what the device wrote visible there
+ * (a map and unmap), and clxent_buffer_write from it hands the host's
+ * changes to the device. Statuses: OK, NULL_POINTER, INVALID_ARGUMENT (0
+ * bytes), OUT_OF_MEMORY, OPENCL_ERROR. */
+CLXENT_API clxent_status clxent_buffer_wrap_host(clxent_context *ctx,
+                                                 void *memory, size_t bytes,
+                                                 clxent_buffer **buffer);
+
 /* Blocking copies between host memory and a buffer of this context
  * (write: host to buffer; read: buffer to host). byte_offset + bytes must
  * lie inside the buffer; bytes may be 0. Statuses: OK, NULL_POINTER,

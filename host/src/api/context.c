@@ -204,9 +204,11 @@ clxent_status clxent_context_last_time_ns(clxent_context *ctx,
  * clxent_buffer itself. A buffer names its context by serial and its
  * backend directly, so it may outlive the context. */
 
-clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
-                                   clxent_buffer **buffer) {
-    static const char *const function = "clxent_buffer_create";
+/* Creates a buffer of bytes (> 0) through the backend: device memory, or
+ * over the caller's memory when user is set. */
+static clxent_status make_buffer(clxent_context *ctx, const char *function,
+                                 void *user, size_t bytes,
+                                 clxent_buffer **buffer) {
     if (buffer) *buffer = NULL;
     clxent_status st = check_ctx(ctx, function);
     if (st != CLXENT_STATUS_OK) return st;
@@ -223,8 +225,10 @@ clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
     buf->owner = ctx->serial;
     buf->backend = ctx->backend;
     buf->bytes = bytes;
+    buf->user = user;
     clx_clear(ctx);
-    st = ctx->backend->buffer_create(ctx, buf);
+    st = user ? ctx->backend->buffer_wrap_host(ctx, buf)
+              : ctx->backend->buffer_create(ctx, buf);
     if (st != CLXENT_STATUS_OK) {
         free(buf);
         if (!ctx->message[0])
@@ -234,6 +238,24 @@ clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
     }
     *buffer = buf;
     return CLXENT_STATUS_OK;
+}
+
+clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
+                                   clxent_buffer **buffer) {
+    return make_buffer(ctx, "clxent_buffer_create", NULL, bytes, buffer);
+}
+
+clxent_status clxent_buffer_wrap_host(clxent_context *ctx, void *memory,
+                                      size_t bytes, clxent_buffer **buffer) {
+    static const char *const function = "clxent_buffer_wrap_host";
+    if (!memory) {
+        if (buffer) *buffer = NULL;
+        clxent_status st = check_ctx(ctx, function);
+        if (st != CLXENT_STATUS_OK) return st;
+        return clx_fail(ctx, CLXENT_STATUS_NULL_POINTER, function,
+                        "memory is NULL");
+    }
+    return make_buffer(ctx, function, memory, bytes, buffer);
 }
 
 clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,

@@ -107,6 +107,9 @@ struct clxent_buffer {
     size_t bytes;
     cl_mem mem;  /* OpenCL backend */
     void *host;  /* host backend */
+    /* The caller's memory a clxent_buffer_wrap_host buffer lives in (not
+     * ours to free), else NULL. */
+    void *user;
 };
 
 typedef struct clx_backend_ops {
@@ -116,6 +119,8 @@ typedef struct clx_backend_ops {
     /* NULL: the backend has no cl_mem to wrap */
     clxent_status (*buffer_wrap)(clxent_context *ctx, clxent_buffer *buf,
                                  cl_mem mem);
+    /* Fills buf->mem or buf->host over the caller's memory buf->user. */
+    clxent_status (*buffer_wrap_host)(clxent_context *ctx, clxent_buffer *buf);
     void (*buffer_release)(clxent_buffer *buf);
     clxent_status (*buffer_write)(clxent_context *ctx, clxent_buffer *buf,
                                   size_t offset, size_t bytes,

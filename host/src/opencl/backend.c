@@ -234,6 +234,7 @@ const clx_backend_ops clx_opencl_backend = {
     .name = "opencl",
     .destroy = opencl_destroy,
     .buffer_create = clx_cl_buffer_create,
+    .buffer_wrap_host = clx_cl_buffer_wrap_host,
     .buffer_wrap = clx_cl_buffer_wrap,
     .buffer_release = clx_cl_buffer_release,
     .buffer_write = clx_cl_buffer_write,

@@ -56,16 +56,27 @@ static clxent_status host_buffer_create(clxent_context *ctx,
     return CLXENT_STATUS_OK;
 }
 
+/* The operations work in the caller's memory itself. */
+static clxent_status host_buffer_wrap_host(clxent_context *ctx,
+                                           clxent_buffer *buf) {
+    (void)ctx;
+    buf->host = buf->user;
+    return CLXENT_STATUS_OK;
+}
+
 static void host_buffer_release(clxent_buffer *buf) {
-    free(buf->host);
+    if (!buf->user) free(buf->host);
     buf->host = NULL;
 }
 
+/* A copy onto itself (a wrapped buffer and its own memory) is skipped:
+ * memcpy may not overlap, and there is nothing to move. */
 static clxent_status host_buffer_write(clxent_context *ctx,
                                        clxent_buffer *buf, size_t offset,
                                        size_t bytes, const void *src) {
     (void)ctx;
-    if (bytes) memcpy((unsigned char *)buf->host + offset, src, bytes);
+    unsigned char *at = (unsigned char *)buf->host + offset;
+    if (bytes && at != (const unsigned char *)src) memcpy(at, src, bytes);
     return CLXENT_STATUS_OK;
 }
 
@@ -73,7 +84,8 @@ static clxent_status host_buffer_read(clxent_context *ctx,
                                       const clxent_buffer *buf, size_t offset,
                                       size_t bytes, void *dst) {
     (void)ctx;
-    if (bytes) memcpy(dst, (const unsigned char *)buf->host + offset, bytes);
+    const unsigned char *at = (const unsigned char *)buf->host + offset;
+    if (bytes && at != (unsigned char *)dst) memcpy(dst, at, bytes);
     return CLXENT_STATUS_OK;
 }
 
@@ -86,6 +98,7 @@ const clx_backend_ops clx_host_backend = {
     .name = "host",
     .destroy = host_destroy,
     .buffer_create = host_buffer_create,
+    .buffer_wrap_host = host_buffer_wrap_host,
     .buffer_release = host_buffer_release,
     .buffer_write = host_buffer_write,
     .buffer_read = host_buffer_read,

@@ -234,28 +234,82 @@ clxent_status clx_cl_state_create(clxent_context *ctx,
 
 /* ---- buffers ---- */
 
-clxent_status clx_cl_buffer_create(clxent_context *ctx, clxent_buffer *buf) {
+/* A cl_mem of buf->bytes, over buf->user when set (CL_MEM_USE_HOST_PTR:
+ * CPU drivers work in that memory, others mirror it). */
+static clxent_status create_mem(clxent_context *ctx, clxent_buffer *buf,
+                                const char *function) {
     const clx_opencl_state *s = ctx->cl;
     if ((cl_ulong)buf->bytes > s->max_alloc_bytes ||
         (cl_ulong)buf->bytes > s->global_mem_bytes)
-        return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY,
-                        "clxent_buffer_create",
+        return clx_fail(ctx, CLXENT_STATUS_OUT_OF_MEMORY, function,
                         "bytes = %zu exceeds the device's limit "
                         "(CL_DEVICE_MAX_MEM_ALLOC_SIZE %llu, "
                         "CL_DEVICE_GLOBAL_MEM_SIZE %llu)",
                         buf->bytes, (unsigned long long)s->max_alloc_bytes,
                         (unsigned long long)s->global_mem_bytes);
+    cl_mem_flags flags =
+        CL_MEM_READ_WRITE | (buf->user ? CL_MEM_USE_HOST_PTR : 0);
     cl_int err = CL_SUCCESS;
-    buf->mem = CLX_CL_CREATE(&err, clCreateBuffer(ctx->cl->context,
-                                                  CL_MEM_READ_WRITE,
-                                                  buf->bytes, NULL, &err));
+    buf->mem = CLX_CL_CREATE(&err, clCreateBuffer(ctx->cl->context, flags,
+                                                  buf->bytes, buf->user,
+                                                  &err));
     if (!buf->mem || err != CL_SUCCESS) {
         buf->mem = NULL;
-        return clx_fail(ctx, clx_status_from_cl(err), "clxent_buffer_create",
-                        "clCreateBuffer (%zu bytes): %s (%d)", buf->bytes,
+        return clx_fail(ctx, clx_status_from_cl(err), function,
+                        "clCreateBuffer (%zu bytes%s): %s (%d)", buf->bytes,
+                        buf->user ? ", CL_MEM_USE_HOST_PTR" : "",
                         clx_cl_error_name(err), (int)err);
     }
     return CLXENT_STATUS_OK;
+}
+
+clxent_status clx_cl_buffer_create(clxent_context *ctx, clxent_buffer *buf) {
+    return create_mem(ctx, buf, "clxent_buffer_create");
+}
+
+clxent_status clx_cl_buffer_wrap_host(clxent_context *ctx,
+                                      clxent_buffer *buf) {
+    return create_mem(ctx, buf, "clxent_buffer_wrap_host");
+}
+
+/* Read or write between a wrapped buffer and its own memory: a blocking
+ * map and its unmap move the region only where the driver mirrors it
+ * (writing invalidates the device's copy, so the host's bytes win). */
+static clxent_status sync_own_memory(clxent_context *ctx,
+                                     const clxent_buffer *buf, size_t offset,
+                                     size_t bytes, int to_device,
+                                     const char *function) {
+    cl_int err = CL_SUCCESS;
+    cl_event unmapped = NULL;
+    cl_map_flags flags = to_device ? CL_MAP_WRITE_INVALIDATE_REGION
+                                   : CL_MAP_READ;
+    void *at = CLX_CL_CREATE(&err, clEnqueueMapBuffer(ctx->cl->queue, buf->mem,
+                                                      CL_TRUE, flags, offset,
+                                                      bytes, 0, NULL, NULL,
+                                                      &err));
+    const char *what = "clEnqueueMapBuffer";
+    if (err == CL_SUCCESS) {
+        what = "clEnqueueUnmapMemObject";
+        err = CLX_CL(clEnqueueUnmapMemObject(ctx->cl->queue, buf->mem, at, 0,
+                                             NULL, &unmapped));
+    }
+    if (err == CL_SUCCESS) {
+        what = "clWaitForEvents (unmap)";
+        err = CLX_CL(clWaitForEvents(1, &unmapped));
+    }
+    CLX_RELEASE(clReleaseEvent, unmapped);
+    if (err != CL_SUCCESS)
+        return clx_fail(ctx, clx_status_from_cl(err), function,
+                        "%s (its own memory, offset %zu, %zu bytes): %s (%d)",
+                        what, offset, bytes, clx_cl_error_name(err),
+                        (int)err);
+    return CLXENT_STATUS_OK;
+}
+
+static int own_memory(const clxent_buffer *buf, size_t offset,
+                      const void *host) {
+    return buf->user && (const unsigned char *)buf->user + offset ==
+                            (const unsigned char *)host;
 }
 
 void clx_cl_buffer_release(clxent_buffer *buf) {
@@ -265,6 +319,9 @@ void clx_cl_buffer_release(clxent_buffer *buf) {
 clxent_status clx_cl_buffer_write(clxent_context *ctx, clxent_buffer *buf,
                                   size_t offset, size_t bytes,
                                   const void *src) {
+    if (own_memory(buf, offset, src))
+        return sync_own_memory(ctx, buf, offset, bytes, 1,
+                               "clxent_buffer_write");
     cl_int err = CLX_CL(clEnqueueWriteBuffer(ctx->cl->queue, buf->mem, CL_TRUE,
                                              offset, bytes, src, 0, NULL,
                                              NULL));
@@ -278,6 +335,9 @@ clxent_status clx_cl_buffer_write(clxent_context *ctx, clxent_buffer *buf,
 clxent_status clx_cl_buffer_read(clxent_context *ctx,
                                  const clxent_buffer *buf, size_t offset,
                                  size_t bytes, void *dst) {
+    if (own_memory(buf, offset, dst))
+        return sync_own_memory(ctx, buf, offset, bytes, 0,
+                               "clxent_buffer_read");
     cl_int err = CLX_CL(clEnqueueReadBuffer(ctx->cl->queue, buf->mem, CL_TRUE,
                                             offset, bytes, dst, 0, NULL, NULL));
     if (err != CL_SUCCESS)

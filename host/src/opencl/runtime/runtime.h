@@ -134,6 +134,8 @@ clxent_status clx_cl_state_create(clxent_context *ctx,
 void clx_cl_state_destroy(clxent_context *ctx);
 
 clxent_status clx_cl_buffer_create(clxent_context *ctx, clxent_buffer *buf);
+clxent_status clx_cl_buffer_wrap_host(clxent_context *ctx,
+                                      clxent_buffer *buf);
 clxent_status clx_cl_buffer_wrap(clxent_context *ctx, clxent_buffer *buf,
                                  cl_mem mem);
 void clx_cl_buffer_release(clxent_buffer *buf);
