@@ -85,6 +85,8 @@ clxent_status clxent_finish(clxent_context *ctx);
 typedef struct clxent_buffer clxent_buffer;
 clxent_status clxent_buffer_create(clxent_context *ctx, size_t bytes,
                                    clxent_buffer **buffer);
+clxent_status clxent_buffer_wrap_host(clxent_context *ctx, void *memory,
+                                      size_t bytes, clxent_buffer **buffer);
 clxent_status clxent_buffer_wrap(clxent_context *ctx, cl_mem mem,
                                  clxent_buffer **buffer);
 clxent_status clxent_buffer_write(clxent_context *ctx, clxent_buffer *buffer,
@@ -172,6 +174,12 @@ clxent_status clxent_cross_entropy_nd(
     const clxent_tensor *loss, const clxent_tensor *lse,
     const clxent_tensor *z_loss_out, const clxent_tensor *grad,
     const clxent_events *events);
+
+clxent_status clxent_cross_entropy_host(
+    clxent_context *ctx, size_t rows, size_t cols, clxent_dtype dtype,
+    const void *logits, clxent_dtype target_dtype, const void *targets,
+    const float *weights, const clxent_loss_options *options, float *loss,
+    float *lse, void *grad);
 
 uint16_t clxent_f32_to_bf16(float value);
 float clxent_bf16_to_f32(uint16_t bits);

@@ -59,6 +59,9 @@ class Context:
         ptr = ffi.gc(ptr, lib.clxent_context_destroy)
         check(status, ptr)  # the failed context gives the message, then goes
         self._ptr = ptr
+        info = self.device
+        # a CPU driver or the host backend: numpy arrays used in place
+        self._host_memory = info["backend"] == "host" or info["type"] == "cpu"
 
     @classmethod
     def from_queue(cls, queue):
@@ -186,7 +189,7 @@ class Context:
             status = lib.clxent_cross_entropy_forward_nd(self._ptr, logits, targets, w,
                                                          opts, loss, ffi.NULL, ffi.NULL,
                                                          stage.events)
-        check(status, self._ptr)
+        self._check(stage, status)
         outs = stage.done()
         return outs[0], (outs[1] if grad else None), name
 
@@ -206,8 +209,9 @@ class Context:
         w = self._weights(stage, weight, layout.classes)
         loss = self._loss_out(stage, layout, reduction)
         self._ready(stage)
-        check(lib.clxent_nll_loss_nd(self._ptr, logp, ffi.addressof(targets.indices), w,
-                                     opts, loss, stage.events), self._ptr)
+        self._check(stage, lib.clxent_nll_loss_nd(self._ptr, logp,
+                                                  ffi.addressof(targets.indices), w,
+                                                  opts, loss, stage.events))
         return stage.done()[0]
 
     def log_softmax(self, input, dim=-1, softcap=0.0, logit_scale=1.0, dtype=None,
@@ -236,13 +240,24 @@ class Context:
         buf, off, st = stage.output("out", x.shape, L.storage_numpy_dtype(name))
         L.fill_tensor(out, buf, off, layout, st, DTYPES[name])
         self._ready(stage)
-        check(fn(self._ptr, src, opts, out, stage.events), self._ptr)
+        self._check(stage, fn(self._ptr, src, opts, out, stage.events))
         result = stage.done()[0]
         if isinstance(stage, ClStage):
             return result
         return L.from_storage(result, name).reshape(shape)
 
     # ---- argument plumbing ---------------------------------------------
+
+    def _check(self, stage, status):
+        """Raises for a failed call, once nothing queued can still touch the
+        stage's arrays (a device error may come after part of the work was
+        enqueued, and wrapped numpy memory goes with the exception)."""
+        try:
+            check(status, self._ptr)  # reads the message before the finish
+        finally:
+            if status != 0:
+                lib.clxent_finish(self._ptr)
+                stage.keep = []
 
     def _ready(self, stage):
         self._live()
@@ -273,7 +288,9 @@ class Context:
     def _targets(self, stage, target, layout, name, out, x_dtype, indices_only=False):
         cl = isinstance(stage, ClStage)
         t = target if cl else np.asarray(target)
-        if np.issubdtype(t.dtype, np.integer):
+        # bf16 probabilities on the device travel as uint16 bits, like the input
+        bits = cl and name == "bf16" and t.dtype == np.uint16
+        if np.issubdtype(t.dtype, np.integer) and not bits:
             if not cl and t.dtype not in (np.int32, np.int64):
                 t = t.astype(np.int64)
             code = INDEX_DTYPES.get(str(t.dtype))
@@ -284,7 +301,7 @@ class Context:
                             f"{layout.shape}; class indices need {layout.rows_shape}")
             buf, off, st = stage.input("targets", t)
             L.fill_tensor(out.indices, buf, off, layout, st, code, per_row=True)
-        elif np.issubdtype(t.dtype, np.floating) and not indices_only:
+        elif (np.issubdtype(t.dtype, np.floating) or bits) and not indices_only:
             if tuple(t.shape) != layout.shape:
                 raise error("INVALID_SHAPE", f"target: probabilities of shape "
                             f"{tuple(t.shape)} for input {layout.shape}")

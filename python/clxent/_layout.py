@@ -1,4 +1,6 @@
 """PyTorch's shapes as clxent's outer x classes x inner, and storage dtypes."""
+import math
+
 import numpy as np
 
 from ._lib import DTYPES, error, lib
@@ -63,9 +65,9 @@ class Layout:
     def __init__(self, shape, outer_axes, class_axis, inner_axes):
         self.shape = tuple(shape)
         self.outer_axes, self.class_axis, self.inner_axes = outer_axes, class_axis, inner_axes
-        self.outer = int(np.prod([shape[a] for a in outer_axes], dtype=np.int64))
+        self.outer = math.prod(int(shape[a]) for a in outer_axes)
         self.classes = shape[class_axis] if class_axis is not None else 1
-        self.inner = int(np.prod([shape[a] for a in inner_axes], dtype=np.int64))
+        self.inner = math.prod(int(shape[a]) for a in inner_axes)
         self.rows_shape = tuple(shape[a] for a in outer_axes + inner_axes)
 
     @property

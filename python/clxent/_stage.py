@@ -5,14 +5,23 @@ import numpy as np
 from ._lib import check, error, ffi, lib
 
 
+# Below this size an array goes through a pooled buffer: a memcpy of it
+# costs less than creating and releasing a cl_mem over it.
+IN_PLACE_MIN_BYTES = 1 << 16
+
+
 class HostStage:
-    """Copies numpy inputs into buffers the context keeps (grown, reused),
-    and reads outputs back after the call. Costs a write per input and a
-    read per output (memcpy on a CPU device)."""
+    """numpy arrays for one call. On a device that works in host memory (a
+    CPU driver, or the host backend) arrays of IN_PLACE_MIN_BYTES or more
+    are used in place (clxent_buffer_wrap_host) and outputs are made
+    visible by a read into themselves (free there); otherwise inputs are
+    copied into buffers the context keeps (grown, reused) and outputs read
+    back: a memcpy each on a CPU device."""
 
     def __init__(self, ctx):
         self.ctx = ctx
         self.outputs = []
+        self.keep = []  # the arrays and wraps in use until done()
         self.events = ffi.NULL
 
     def _buffer(self, role, nbytes):
@@ -27,9 +36,22 @@ class HostStage:
             pool[role] = held
         return held[0]
 
+    def _wrap(self, array):
+        out = ffi.new("clxent_buffer **")
+        check(lib.clxent_buffer_wrap_host(self.ctx._ptr, ffi.from_buffer(array),
+                                          array.nbytes, out), self.ctx._ptr)
+        buf = ffi.gc(out[0], lib.clxent_buffer_release)
+        self.keep.append((array, buf))
+        return buf
+
+    def _in_place(self, array):
+        return self.ctx._host_memory and array.nbytes >= IN_PLACE_MIN_BYTES
+
     def input(self, role, array):
-        """(buffer, element offset, element strides) of a copy of array."""
+        """(buffer, element offset, element strides) of array's data."""
         array = np.require(array, None, "C")
+        if self._in_place(array):
+            return self._wrap(array), 0, _elem_strides(array)
         buf = self._buffer(role, array.nbytes)
         if array.nbytes:
             check(lib.clxent_buffer_write(self.ctx._ptr, buf, 0, array.nbytes,
@@ -38,16 +60,17 @@ class HostStage:
 
     def output(self, role, shape, dtype):
         array = np.empty(shape, dtype=dtype)
-        buf = self._buffer(role, array.nbytes)
+        buf = self._wrap(array) if self._in_place(array) else self._buffer(role, array.nbytes)
         self.outputs.append((buf, array))
         return buf, 0, _elem_strides(array)
 
     def done(self):
-        """The outputs, read back (blocking)."""
+        """The outputs, read back (blocking; in place: a read into itself)."""
         for buf, array in self.outputs:
             if array.nbytes:
                 check(lib.clxent_buffer_read(self.ctx._ptr, buf, 0, array.nbytes,
                                              ffi.from_buffer(array)), self.ctx._ptr)
+        self.keep = []  # the reads waited for the work: the wraps may go
         return [array for _, array in self.outputs]
 
 
