@@ -12,11 +12,11 @@ torch.nn.functional.cross_entropy. Failures raise clxent.Error.
 from ._context import Context, devices
 from ._lib import Error, ffi, lib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 def version():
-    """The version of the C library actually loaded, e.g. "0.2.0"."""
+    """The version of the C library actually loaded, e.g. "0.3.0"."""
     return ffi.string(lib.clxent_version()).decode()
 
 

@@ -37,11 +37,11 @@ extern "C" {
 #endif
 
 #define CLXENT_VERSION_MAJOR 0
-#define CLXENT_VERSION_MINOR 2
+#define CLXENT_VERSION_MINOR 3
 #define CLXENT_VERSION_PATCH 0
-#define CLXENT_VERSION_STRING "0.2.0"
+#define CLXENT_VERSION_STRING "0.3.0"
 
-/* The version of the library actually linked, e.g. "0.2.0". */
+/* The version of the library actually linked, e.g. "0.3.0". */
 CLXENT_API const char *clxent_version(void);
 
 /* ------------------------------------------------------------------ */
