@@ -67,7 +67,10 @@ class Context:
     def from_queue(cls, queue):
         """A context on a caller's pyopencl CommandQueue (in-order; retained
         until the context is closed). Its operations take pyopencl.array.Array
-        arguments, use their buffers in place and return pyopencl arrays."""
+        arguments, use their buffers in place and return pyopencl arrays.
+        Keep the queue's cl.Context object alive too: Intel's OpenCL runtime
+        invalidates a context once the caller's last handle to it goes, even
+        while a queue on it lives (pyopencl alone fails the same way)."""
         self = cls.__new__(cls)
         out = ffi.new("clxent_context **")
         handle = ffi.cast("cl_command_queue", queue.int_ptr)

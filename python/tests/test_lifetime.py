@@ -156,7 +156,8 @@ def test_pyopencl_arrays_outlive_the_context():
     cla = pytest.importorskip("pyopencl.array")
     with clxent.Context(DEVICE) as probe:
         dev = pyopencl_device(probe.device)
-    queue = cl.CommandQueue(cl.Context([dev]))
+    cl_context = cl.Context([dev])  # kept: Intel's runtime needs it alive
+    queue = cl.CommandQueue(cl_context)
     c = clxent.Context.from_queue(queue)
     x, y = cla.to_device(queue, X), cla.to_device(queue, Y)
     loss, grad = c.cross_entropy(x, y, reduction="none")

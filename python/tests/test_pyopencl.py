@@ -18,10 +18,16 @@ COMPLETE = cl.command_execution_status.COMPLETE
 
 
 @pytest.fixture(scope="module")
-def queue(ctx):
-    """A pyopencl queue on the device of ctx (CLXENT_DEVICE)."""
-    dev = pyopencl_device(ctx.device)
-    return cl.CommandQueue(cl.Context([dev]))
+def cl_context(ctx):
+    """A pyopencl context on the device of ctx (CLXENT_DEVICE), kept alive:
+    Intel's runtime invalidates a context whose last handle goes, queue or
+    not."""
+    return cl.Context([pyopencl_device(ctx.device)])
+
+
+@pytest.fixture(scope="module")
+def queue(cl_context):
+    return cl.CommandQueue(cl_context)
 
 
 @pytest.fixture(scope="module")
@@ -257,7 +263,8 @@ def test_misuse(qctx, ctx, queue):
         (lambda: qctx.cross_entropy(dev(queue, x), dev(queue, p32)), "INVALID_DTYPE"),
     ]
     p32 = probabilities((4, 5), 9).astype(np.float16)  # not the input's dtype
-    other = cl.CommandQueue(cl.Context([queue.device]))
+    other_context = cl.Context([queue.device])  # kept alive (see cl_context)
+    other = cl.CommandQueue(other_context)
     cases.append((lambda: qctx.softmax(cla.to_device(other, x)), "WRONG_CONTEXT"))
     for fn, status in cases:
         with pytest.raises(clxent.Error) as e:
