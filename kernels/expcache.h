@@ -41,8 +41,8 @@ inline vf ec_load(const global float *eg, const local float *el, uint pos,
 /* The exps of columns [cb, ce) of one row into the cache, summed into q
  * (with the smoothing or probability terms when AM_HAS_B(am)). */
 inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
-                        const global float *w, int has_w, float ome,
-                        float epc, global float *eg, local float *el,
+                        const global float *w, int has_w, float eps,
+                        float rc, global float *eg, local float *el,
                         uint cb, uint ce, const int am) {
     float m = q->m;
     uint pos = cb;
@@ -53,7 +53,7 @@ inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
             if (AM_HAS_B(am)) {
                 vi act = col_ids(pos) < (vi)(int)ce;
                 vf a = select((vf)0.0f,
-                              tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+                              tile_a(am, w, has_w, tr, pos, ce, eps, rc), act);
                 q->b += select((vf)0.0f, a * INFINITY, act);
                 KAHAN_INF(vf, q->a, q->ac, a);
             }
@@ -68,7 +68,7 @@ inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
             e[j] = exp(v - m);
             ec_store(eg, el, p, ce, e[j]);
             if (AM_HAS_B(am)) {
-                vf a = tile_a(am, w, has_w, tr, p, ce, ome, epc);
+                vf a = tile_a(am, w, has_w, tr, p, ce, eps, rc);
                 KAHAN_INF(vf, q->b, q->bc, a * (m - v));
                 KAHAN_INF(vf, q->a, q->ac, a);
             }
@@ -86,7 +86,7 @@ inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
         KAHAN(vf, q->s, q->sc, e);
         if (AM_HAS_B(am)) {
             vf a = select((vf)0.0f,
-                          tile_a(am, w, has_w, tr, pos, ce, ome, epc), act);
+                          tile_a(am, w, has_w, tr, pos, ce, eps, rc), act);
             KAHAN_INF(vf, q->b, q->bc, select((vf)0.0f, a * (m - v), act));
             KAHAN_INF(vf, q->a, q->ac, a);
         }
@@ -95,7 +95,7 @@ inline void cache_block(acc_t *q, const global XS *xr, const global XS *tr,
 
 /* Pass 1 of one row: the state, the exps in the cache, bm[b] per block. */
 inline st_t cache_row(const global XS *xr, const global XS *tr,
-                      const global float *w, int has_w, float ome, float epc,
+                      const global float *w, int has_w, float eps, float rc,
                       global float *eg, local float *el, uint C, uint bl,
                       float *bm, const int am) {
     acc_t q;
@@ -108,7 +108,7 @@ inline st_t cache_row(const global XS *xr, const global XS *tr,
             tv = nanmaxv(tv, gload_x(xr, pos, ce, -INFINITY));
         acc_raise(&q, hmax(tv), am);
         bm[b] = q.m;
-        cache_block(&q, xr, tr, w, has_w, ome, epc, eg, el, cb, ce, am);
+        cache_block(&q, xr, tr, w, has_w, eps, rc, eg, el, cb, ce, am);
     }
     return acc_final(&q);
 }

@@ -190,10 +190,10 @@ inline void nd_raise(nd_st *q, vf bm, const int am) {
 
 /* The statistics of the lanes' rows over all C classes. am: AM_MAX,
  * AM_FIXED (m0 given), AM_STATS, AM_SMOOTH (a_c = w_c) or AM_PROBS
- * (a_c = w_c*((1-eps)*t_c + eps/C)). xy picks the class ycol. */
+ * (a_c = w_c*((1-eps)*t_c + eps/C), rc = 1/C). xy picks the class ycol. */
 inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
                       const global XS *t, ulong tb, ulong t_sc, ulong t_si,
-                      const global float *w, int has_w, float ome, float epc,
+                      const global float *w, int has_w, float eps, float rc,
                       uint C, uint nl, vi ycol, vf m0, float xa, float xcap,
                       const int am) {
     nd_st q;
@@ -242,7 +242,7 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             uint c = c0 + j;
             vf a = (vf)(has_w ? w[c] : 1.0f);
             if (am == AM_PROBS)
-                a *= ome * nd_ldx(t, tb + c * t_sc, t_si, nl) + epc;
+                a = prob_a(a, nd_ldx(t, tb + c * t_sc, t_si, nl), eps, rc);
             vf e = select(ND_EXP(v[j] - q.m), (vf)0.0f, none);
             KAHAN(vf, q.s, q.sc, e);
             /* -inf so far: a_c*(m - x_c) is a_c*inf (inf, or NaN for
@@ -272,7 +272,7 @@ inline vf nd_loss(const nd_tg *tg, vf m, vf lS, vf xy, vf A, vf B, float eps,
     l = A * lS + B;
 #else
     l = (1.0f - eps) * -(tg->wy * ((xy - m) - lS));
-    if (eps > 0.0f) l += eps / (float)C * (A * lS + B);
+    if (eps > 0.0f) l += EPS_SHARE(eps, A * lS + B, 1.0f / (float)C);
 #endif
     if (zeta != 0.0f) l += zeta * lse * lse;
     l = select(l, (vf)0.0f, tg->state == (vi)1);
@@ -287,7 +287,7 @@ inline vf nd_k1(const nd_tg *tg, vf A, vf lse, float eps, float zeta,
     k = A;
 #else
     k = (1.0f - eps) * tg->wy;
-    if (eps > 0.0f) k += eps / (float)C * A;
+    if (eps > 0.0f) k += EPS_SHARE(eps, A, 1.0f / (float)C);
 #endif
     if (zeta != 0.0f) k += 2.0f * zeta * lse;
     return k;
@@ -305,12 +305,11 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
     ulong xb = x_off + it->o * x_so + it->i0 * x_si;
 #if TGT == CLX_TGT_PROBS
     ulong tb = t_off + it->o * t_so + it->i0 * t_si;
-    float ome = 1.0f - eps;
 #else
     vf tw = (1.0f - eps) * tg->wy;
 #endif
     ulong gb = g_off + it->o * g_so + it->i0 * g_si;
-    float epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     vi dead = tg->state != (vi)0;
     for (uint c = 0; c < C; ++c) {
         vf r = nd_ldx(x, xb + c * x_sc, x_si, it->nl);
@@ -318,10 +317,10 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
         vf d = ND_EXP((v - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
-        d -= wc * (ome * nd_ldx(t, tb + c * t_sc, t_si, it->nl) + epc);
+        d -= prob_a((vf)wc, nd_ldx(t, tb + c * t_sc, t_si, it->nl), eps, rc);
 #else
         d = select(d, d - tw, tg->ycol == (vi)(int)c);
-        if (eps > 0.0f) d -= epc * wc;
+        if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
 #endif
         vf out = tg->g * d;
         if (XF) out *= XDERIV(r); /* the chain rule */
@@ -341,18 +340,18 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
                           scr, gr, gr_off, has_gr, &it);
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
     ulong tb = t_off + it.o * t_so + it.i0 * t_si;
-    float ome = 1.0f - eps, epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     vf m0 = (vf)(-INFINITY);
     nd_st q;
     if (TGT == CLX_TGT_PROBS)
         q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
-                     ome, epc, C, it.nl, tg.ycol, m0, xa, xcap, AM_PROBS);
+                     eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_PROBS);
     else if (eps > 0.0f)
         q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
-                     ome, epc, C, it.nl, tg.ycol, m0, xa, xcap, AM_SMOOTH);
+                     eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_SMOOTH);
     else
         q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
-                     ome, epc, C, it.nl, tg.ycol, m0, xa, xcap, AM_STATS);
+                     eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_STATS);
     if (TGT != CLX_TGT_PROBS)
         q.xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, xa, xcap);
     vf lS = log(nd_sum(&q));
@@ -387,12 +386,12 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
     vf A;
 #if TGT == CLX_TGT_PROBS
     ulong tb = t_off + it.o * t_so + it.i0 * t_si;
-    float ome = 1.0f - eps, epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     vf a = (vf)0.0f, ac = (vf)0.0f;
     for (uint c = 0; c < C; ++c) {
-        float wc = has_w ? w[w_off + c] : 1.0f;
+        vf wc = (vf)(has_w ? w[w_off + c] : 1.0f);
         KAHAN_INF(vf, a, ac,
-                  wc * (ome * nd_ldx(t, tb + c * t_sc, t_si, it.nl) + epc));
+                  prob_a(wc, nd_ldx(t, tb + c * t_sc, t_si, it.nl), eps, rc));
     }
     A = a - ac;
 #else
@@ -413,7 +412,7 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     uint nu = (it.nl + VEC - 1) / VEC;
-    float ome = 1.0f - eps, epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
     nd_item sub[NDU];
     nd_tg tg[NDU];
@@ -449,9 +448,10 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
             if (smooth) {
                 vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
                 if (TGT == CLX_TGT_PROBS)
-                    av *= ome * nd_ldx(t, tb + c * t_sc + u * ts, t_si,
-                                       sub[u].nl) +
-                          epc;
+                    av = prob_a(av,
+                                nd_ldx(t, tb + c * t_sc + u * ts, t_si,
+                                       sub[u].nl),
+                                eps, rc);
                 KAHAN_INF(vf, b, bc, av * (m[u] - xc));
                 KAHAN_INF(vf, a, ac, av);
             }
@@ -473,12 +473,13 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
         for (uint u = 0; u < nu; ++u) {
             vf d = xv[c * NDU + u] * k1[u];
 #if TGT == CLX_TGT_PROBS
-            d -= wc * (ome * nd_ldx(t, tb + c * t_sc + u * ts, t_si,
-                                    sub[u].nl) +
-                       epc);
+            d -= prob_a((vf)wc,
+                        nd_ldx(t, tb + c * t_sc + u * ts, t_si, sub[u].nl),
+                        eps, rc);
 #else
-            d = select(d, d - ome * tg[u].wy, tg[u].ycol == (vi)(int)c);
-            if (eps > 0.0f) d -= epc * wc;
+            d = select(d, d - (1.0f - eps) * tg[u].wy,
+                       tg[u].ycol == (vi)(int)c);
+            if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
 #endif
             /* ignored and bad rows: exactly 0, even for NaN logits */
             nd_stx(gm, gb + c * g_sc + u * gs, g_si, sub[u].nl,
@@ -611,20 +612,20 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
     const global float *nw = (const global float *)0;
     nd_st q;
     if (what == CLX_SM_MAX) {
-        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 1.0f, 0.0f, C,
+        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
                      it.nl, none, (vf)(-INFINITY), xa, xcap, AM_MAX);
         nd_stf(vo, vo_off + it.r0, 1, it.nl, q.m);
         return;
     }
     if (what == CLX_SM_EXPSUM) {
-        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 1.0f, 0.0f, C,
+        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
                      it.nl, none, nd_rld(mx, mx_off + it.r0, it.nl), xa, xcap,
                      AM_FIXED);
         nd_stf(vo, vo_off + it.r0, 1, it.nl,
                select(q.s - q.sc, q.s, isinf(q.s)));
         return;
     }
-    q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 1.0f, 0.0f, C, it.nl,
+    q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C, it.nl,
                  none, (vf)(-INFINITY), xa, xcap, AM_STATS);
     vf lS = log(nd_sum(&q));
     for (uint c = 0; c < C; ++c) {

@@ -48,14 +48,35 @@ inline st_t st_empty(float m0) {
     return r;
 }
 
+/* Label smoothing gives every class eps/C. The kernels carry eps and
+ * rc = 1/C, never eps/C: for a denormal eps (down to 2^-149) eps/C rounds
+ * to 0, and 0 times the inf of a masked class (x_c = -inf) is NaN where
+ * the exact term, and the host's double one, is inf. */
+
+/* (eps/C)*v, multiplied first (v a value or a vector). */
+#define EPS_SHARE(eps, v, rc) ((eps) * (v) * (rc))
+
+/* a_c = w_c*((1-eps)*t_c + eps/C) of probability targets. Where it is
+ * positive (w_c > 0, t_c >= 0, t_c or eps > 0) but under f32's smallest
+ * denormal, it becomes that denormal: a masked class still adds a_c*inf =
+ * inf. prob_a per lane, prob_a1 for one value. */
+#define PROB_A_FN(name, F, I)                                                  \
+    inline F name(F w, F t, float eps, float rc) {                             \
+        F a = w * ((1.0f - eps) * t) + EPS_SHARE(eps, w, rc);                  \
+        I lost = a == (F)0.0f && w > (F)0.0f &&                                \
+                 (t > (F)0.0f || (t == (F)0.0f && (I)(eps > 0.0f)));           \
+        return select(a, (F)0x1p-149f, lost);                                  \
+    }
+PROB_A_FN(prob_a, vf, vi)
+PROB_A_FN(prob_a1, float, int)
+
 /* The per-class weights a_c of a tile at pos (VEC lanes), 0 past ce. */
 inline vf tile_a(const int am, const global float *w, int has_w,
-                 const global XS *tr, uint pos, uint ce, float ome,
-                 float epc) {
+                 const global XS *tr, uint pos, uint ce, float eps,
+                 float rc) {
     vf wv = has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f;
     if (am == AM_SMOOTH) return wv;
-    vf tv = gload_x(tr, pos, ce, 0.0f);
-    return wv * (ome * tv + epc);
+    return prob_a(wv, gload_x(tr, pos, ce, 0.0f), eps, rc);
 }
 
 /* Raises the running maximum to at least tm, rescaling the sums once. */
@@ -118,7 +139,7 @@ inline void acc_add(acc_t *q, vf v, vf a, vi act, const int partial,
  * (coalesced for VEC == 1). xr/tr/w point at column 0 of the row. The
  * logits are transformed by xa, xcap in XF builds (common.h). */
 inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
-                      const global float *w, int has_w, float ome, float epc,
+                      const global float *w, int has_w, float eps, float rc,
                       uint cb, uint ce, uint lane, uint T, float xa,
                       float xcap, const int am) {
     const uint span = T * KT * VEC;
@@ -180,7 +201,7 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
         for (int j = 0; j < KT; ++j) {
             uint pos = c0 + (j * T + lane) * VEC;
             v[j] = AM_READS_X(am) ? XLD(xr, pos) : (vf)0.0f;
-            a[j] = AM_HAS_A(am) ? tile_a(am, w, has_w, tr, pos, ce, ome, epc)
+            a[j] = AM_HAS_A(am) ? tile_a(am, w, has_w, tr, pos, ce, eps, rc)
                                 : (vf)0.0f;
         }
         if (am != AM_FIXED && am != AM_AONLY) {
@@ -213,7 +234,7 @@ inline void acc_range(acc_t *q, const global XS *xr, const global XS *tr,
                                   : (vf)0.0f;
             a[j] = AM_HAS_A(am) ? select((vf)0.0f,
                                          tile_a(am, w, has_w, tr, pos, ce,
-                                                ome, epc),
+                                                eps, rc),
                                          act[j])
                                 : (vf)0.0f;
         }

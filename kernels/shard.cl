@@ -47,7 +47,7 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
     ulong xb = x_off + o * x_so + i * x_si;
 #if TGT == CLX_TGT_PROBS
     ulong tb = t_off + o * t_so + i * t_si;
-    float epc = eps / (float)Ct;
+    float rc = 1.0f / (float)Ct;
     int vec_ok = x_sc == 1 && t_sc == 1;
 #else
     int vec_ok = x_sc == 1;
@@ -81,7 +81,7 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
             vf av = has_w ? gload_f(w + w_off, pos, C, 0.0f)
                           : select((vf)0.0f, (vf)1.0f, in);
 #if TGT == CLX_TGT_PROBS
-            av *= (1.0f - eps) * gload_x(t + tb, pos, C, 0.0f) + epc;
+            av = prob_a(av, gload_x(t + tb, pos, C, 0.0f), eps, rc);
 #endif
             KAHAN(vf, va, vac, av);
             vf bt = select(av * (m - v), av * INFINITY, v == (vf)(-INFINITY));
@@ -102,7 +102,7 @@ kernel void shard_partial(CLX_PARAMS(shard_partial)) {
         if (!need_ab) continue;
         float av = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
-        av *= (1.0f - eps) * LD1X(t, tb + c * t_sc) + epc;
+        av = prob_a1(av, LD1X(t, tb + c * t_sc), eps, rc);
 #endif
         KAHAN(float, a, ac, av);
         /* an -inf logit adds a_c * inf, as -a_c log p_c does */
@@ -231,7 +231,7 @@ kernel void shard_final(CLX_PARAMS(shard_final)) {
         float xy = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_XY);
         float wy = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_WY);
         l = (1.0f - eps) * wy * ((m - xy) + lS);
-        if (eps > 0.0f) l += eps / (float)Ct * (A * lS + B);
+        if (eps > 0.0f) l += EPS_SHARE(eps, A * lS + B, 1.0f / (float)Ct);
 #endif
         z = zeta * lse * lse;
         l += z;
@@ -263,14 +263,14 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
     float lS = shard_logsum(m, REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM),
                             REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_SUM_LO));
     float A = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_A);
-    float epc = eps / (float)Ct;
+    float rc = 1.0f / (float)Ct;
 #if TGT == CLX_TGT_PROBS
     ulong tb = t_off + o * t_so + i * t_si;
     float k1 = A;
     (void)yv;
 #else
     float tw = (1.0f - eps) * REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_WY);
-    float k1 = tw + (eps > 0.0f ? epc * A : 0.0f);
+    float k1 = tw + (eps > 0.0f ? EPS_SHARE(eps, A, rc) : 0.0f);
     long yc = has_y ? yv - cb : -1;
 #endif
     k1 += 2.0f * zeta * (m + lS);
@@ -284,10 +284,10 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
         vf d = SHARD_EXP((xf_v(raw, xa, xcap) - m) - lS) * k1;
         vf wc = has_w ? gload_f(w + w_off, pos, C, 0.0f) : (vf)1.0f;
 #if TGT == CLX_TGT_PROBS
-        d -= wc * ((1.0f - eps) * gload_x(t + tb, pos, C, 0.0f) + epc);
+        d -= prob_a(wc, gload_x(t + tb, pos, C, 0.0f), eps, rc);
 #else
         d = select(d, d - tw, col_ids(pos) == (vi)(int)yc);
-        if (eps > 0.0f) d -= epc * wc;
+        if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
 #endif
         gstore_x(gm + gb, pos, C, g * d * xf_dv(raw, xa, xcap));
     }
@@ -296,10 +296,10 @@ kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
         float d = SHARD_EXP((xf_s(raw, xa, xcap) - m) - lS) * k1;
         float wc = has_w ? w[w_off + c] : 1.0f;
 #if TGT == CLX_TGT_PROBS
-        d -= wc * ((1.0f - eps) * LD1X(t, tb + c * t_sc) + epc);
+        d -= prob_a1(wc, LD1X(t, tb + c * t_sc), eps, rc);
 #else
         if ((long)c == yc) d -= tw;
-        if (eps > 0.0f) d -= epc * wc;
+        if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
 #endif
         float dv = xa;
         if (xcap > 0.0f) {

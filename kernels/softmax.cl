@@ -22,7 +22,7 @@ inline st_t sm_acc(const global XS *xr, float m0, uint cb, uint ce,
     acc_t q;
     acc_init(&q, m0);
     if (live)
-        acc_range(&q, xr, xr, (const global float *)0, 0, 1.0f, 0.0f, cb, ce,
+        acc_range(&q, xr, xr, (const global float *)0, 0, 0.0f, 0.0f, cb, ce,
                   lane, T, xa, xcap, am);
     return acc_final(&q);
 }
@@ -191,7 +191,7 @@ inline void sm_cached_body(SM_PARAMS, uint bl, local float *cache,
     local float *el = cache ? cache + get_local_id(0) * (ulong)cstride : 0;
     global float *eg = el ? 0 : (global float *)yr; /* f32 builds only */
     float bm[GC_BLOCKS];
-    st_t st = cache_row(xr, xr, (const global float *)0, 0, 1.0f, 0.0f, eg,
+    st_t st = cache_row(xr, xr, (const global float *)0, 0, 0.0f, 0.0f, eg,
                         el, C, bl, bm, AM_STATS);
     float inv = 1.0f / st_sum(st);
     uint b = 0;

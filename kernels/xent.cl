@@ -82,7 +82,7 @@ kernel void xent_part(CLX_PARAMS(xent_part)) {
         acc_init(&q, 0.0f);
         if (live)
             acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld,
-                      w + w_off, has_w, 1.0f - eps, eps / (float)C, u.cb,
+                      w + w_off, has_w, eps, 1.0f / (float)C, u.cb,
                       u.ce, u.lane, L, xa, xcap, AM_AONLY);
         st = acc_final(&q);
     } else {
@@ -153,7 +153,7 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     acc_init(&q, 0.0f);
     if (live && !use_part)
         acc_range(&q, x + x_off + r * x_ld, t + t_off + r * t_ld, w + w_off,
-                  has_w, 1.0f - eps, eps / (float)C, 0, C, u.lane, T, xa,
+                  has_w, eps, 1.0f / (float)C, 0, C, u.lane, T, xa,
                   xcap, AM_AONLY);
     st_t st = acc_final(&q);
     if (use_part) {
@@ -175,8 +175,8 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
     float k1 = grad_k1(ri, eps, zeta, C, asum, lse_v);
     grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
                t + t_off + r * t_ld, w + w_off, has_w, u.cb, u.ce, u.lane, T,
-               !live, lse_v, 0.0f, g, k1, (1.0f - eps) * ri.wy, ri.ycol,
-               1.0f - eps, eps / (float)C, eps > 0.0f, xa, xcap);
+               !live, lse_v, 0.0f, g, k1, (1.0f - eps) * ri.wy, ri.ycol, eps,
+               1.0f / (float)C, xa, xcap);
 }
 
 #define XENT_BWD_PARAMS CLX_PARAMS(xent_bwd)
@@ -216,7 +216,7 @@ kernel void xent_regs_fused(CLX_PARAMS(regs_fused)) {
     const global XS *xr = x + x_off + r * x_ld;
     const global XS *tr = t + t_off + r * t_ld;
     const global float *wp = w + w_off;
-    float ome = 1.0f - eps, epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     /* x_y before any barrier: in place, the gradient overwrites it */
     float xy = 0.0f;
     if (TGT != CLX_TGT_PROBS && live && lid == 0) xy = LD1X(xr, ri.ycol);
@@ -239,7 +239,8 @@ kernel void xent_regs_fused(CLX_PARAMS(regs_fused)) {
             float av = 0.0f;
             if (smooth) {
                 av = has_w ? wp[c] : 1.0f;
-                if (TGT == CLX_TGT_PROBS) av *= ome * LD1X(tr, c) + epc;
+                if (TGT == CLX_TGT_PROBS)
+                    av = prob_a1(av, LD1X(tr, c), eps, rc);
             }
             if (m == -INFINITY) {
                 /* only -inf: exp terms 0, a_c*(m - x_c) = a_c*inf */
@@ -279,7 +280,7 @@ kernel void xent_regs_fused(CLX_PARAMS(regs_fused)) {
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
 #if TGT != CLX_TGT_PROBS
-    float tw = ome * ri.wy;
+    float tw = (1.0f - eps) * ri.wy;
 #endif
 #pragma unroll
     for (int k = 0; k < CK; ++k) {
@@ -290,10 +291,10 @@ kernel void xent_regs_fused(CLX_PARAMS(regs_fused)) {
                 float d = (v[k] * inv) * k1;
 #if TGT == CLX_TGT_PROBS
                 float wv = has_w ? wp[c] : 1.0f;
-                d -= wv * (ome * LD1X(tr, c) + epc);
+                d -= prob_a1(wv, LD1X(tr, c), eps, rc);
 #else
                 if ((int)c == ri.ycol) d -= tw;
-                if (smooth) d -= epc * (has_w ? wp[c] : 1.0f);
+                if (smooth) d -= EPS_SHARE(eps, has_w ? wp[c] : 1.0f, rc);
 #endif
                 out = g * d;
             }

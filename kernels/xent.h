@@ -75,7 +75,8 @@ inline float row_loss(st_t st, float xy, rowinfo ri, float eps, float zeta,
 #else
     l = (1.0f - eps) * -(ri.wy * ((xy - st.m) - lS));
     if (eps > 0.0f)
-        l += eps / (float)C * (fin(st.ah, st.al) * lS + fin(st.bh, st.bl));
+        l += EPS_SHARE(eps, fin(st.ah, st.al) * lS + fin(st.bh, st.bl),
+                       1.0f / (float)C);
 #endif
     if (zeta != 0.0f) l += zeta * lse * lse;
     return l;
@@ -83,8 +84,9 @@ inline float row_loss(st_t st, float xy, rowinfo ri, float eps, float zeta,
 
 /* Writes the gradient of columns [cb, ce) of one row, this item's share.
  * p = exp((x - m) - lS); d = p*k1 - [c == y]*tw - (eps/C)*w_c (index) or
- * p*k1 - w_c*((1-eps)*t_c + eps/C) (probabilities); the row's store gets
- * g*d, formed in f32 before rounding (XF: times dx'/dx, the chain rule).
+ * p*k1 - w_c*((1-eps)*t_c + eps/C) (probabilities), with rc = 1/C
+ * (rowstate.h, EPS_SHARE); the row's store gets g*d, formed in f32 before
+ * rounding (XF: times dx'/dx, the chain rule).
  * zero: only zeros, x is not read.
  * g_row may be x_row (in place): each element is read before it is
  * written, by the same item. */
@@ -92,8 +94,7 @@ inline void grad_range(global XS *g_row, const global XS *xr,
                        const global XS *tr, const global float *w, int has_w,
                        uint cb, uint ce, uint lane, uint T, int zero, float m,
                        float lS, float g, float k1, float tw, int ycol,
-                       float ome, float epc, int smooth, float xa,
-                       float xcap) {
+                       float eps, float rc, float xa, float xcap) {
     const uint span = T * KT * VEC;
     for (uint c0 = cb; c0 < ce; c0 += span) {
         for (int j = 0; j < KT; ++j) {
@@ -111,11 +112,14 @@ inline void grad_range(global XS *g_row, const global XS *xr,
                 vf d = p * k1;
 #if TGT == CLX_TGT_PROBS
                 vf wv = has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f;
-                d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
+                d -= prob_a(wv, gload_x(tr, pos, ce, 0.0f), eps, rc);
 #else
                 d = select(d, d - tw, col_ids(pos) == (vi)ycol);
-                if (smooth)
-                    d -= epc * (has_w ? gload_f(w, pos, ce, 0.0f) : (vf)1.0f);
+                if (eps > 0.0f)
+                    d -= EPS_SHARE(eps,
+                                   has_w ? gload_f(w, pos, ce, 0.0f)
+                                         : (vf)1.0f,
+                                   rc);
 #endif
                 out = g * d;
 #if XF
@@ -136,7 +140,7 @@ inline float grad_k1(rowinfo ri, float eps, float zeta, uint C, float asum,
     k = asum;
 #else
     k = (1.0f - eps) * ri.wy;
-    if (eps > 0.0f) k += eps / (float)C * asum;
+    if (eps > 0.0f) k += EPS_SHARE(eps, asum, 1.0f / (float)C);
 #endif
     if (zeta != 0.0f) k += 2.0f * zeta * lse;
     return k;
@@ -164,7 +168,7 @@ inline void row_finish(XENT_PARAMS, global float *loss, ulong loss_off,
     grad_range(gm + g_off + r * g_ld, x + x_off + r * x_ld,
                t + t_off + r * t_ld, w + w_off, has_w, cb, ce, lane, T, !live,
                st.m, log(st_sum(st)), g, k1, (1.0f - eps) * ri.wy, ri.ycol,
-               1.0f - eps, eps / (float)C, eps > 0.0f, xa, xcap);
+               eps, 1.0f / (float)C, xa, xcap);
 }
 
 /* The state of this item's share of columns [cb, ce) of row r. */
@@ -175,12 +179,12 @@ inline st_t row_acc(XENT_PARAMS, ulong r, uint cb, uint ce, uint lane,
     if (live) {
         const global XS *xr = x + x_off + r * x_ld;
         const global XS *tr = t + t_off + r * t_ld;
-        float ome = 1.0f - eps, epc = eps / (float)C;
+        float rc = 1.0f / (float)C;
         if (smooth)
-            acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
+            acc_range(&q, xr, tr, w + w_off, has_w, eps, rc, cb, ce, lane, T,
                       xa, xcap, AM_B);
         else
-            acc_range(&q, xr, tr, w + w_off, has_w, ome, epc, cb, ce, lane, T,
+            acc_range(&q, xr, tr, w + w_off, has_w, eps, rc, cb, ce, lane, T,
                       xa, xcap, AM_STATS);
     }
     return acc_final(&q);

@@ -93,10 +93,10 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
     if (!gm) return;
     /* p = e * exp(lane max - m) / S; d = p * k1 - [c == y] * tw -
      * (eps/C) * w_c, as the lanes kernels */
-    float epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     float16 tw = (1.0f - eps) * rows.wy;
     float16 k1 = tw;
-    if (smooth) k1 += epc * A;
+    if (smooth) k1 += EPS_SHARE(eps, A, rc);
     if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
     float16 inv = 1.0f / S;
     for (int j = 0; j < 16; ++j) f[j] *= inv;
@@ -119,8 +119,10 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
             float16 d = (e * f[r]) * k1b[r];
             d = select(d, d - twb[r], col_ids(pos) == (int16)yc[r]);
             if (smooth)
-                d -= epc * (has_w ? gload_f(w + w_off, pos, C, 0.0f)
-                                  : (float16)1.0f);
+                d -= EPS_SHARE(eps,
+                               has_w ? gload_f(w + w_off, pos, C, 0.0f)
+                                     : (float16)1.0f,
+                               rc);
             store_first_x(g_row + pos, live ? gb[r] * d : (float16)0.0f,
                           min(16u, C - pos));
         }

@@ -30,17 +30,19 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     /* the whole block is read before anything is written (in place) */
     lanes_load(x, x_off, x_ld, r0, nr, C, xv);
     int smooth = eps > 0.0f;
-    float epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     vf tw = (1.0f - eps) * wy;
     vf k1 = tw;
     if (mode == LANES_BWD) {
         vf lsev = lanes_vload(lse_in, lse_in_off + r0, nr);
-        if (smooth) k1 += epc * fin(scr[CLX_SCR_WSUM], scr[CLX_SCR_WSUM + 1]);
+        if (smooth)
+            k1 += EPS_SHARE(eps, fin(scr[CLX_SCR_WSUM], scr[CLX_SCR_WSUM + 1]),
+                            rc);
         if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
         for (uint c = 0; c < C; ++c) {
             vf d = exp(xv[c] - lsev) * k1;
             d = select(d, d - tw, ycol == (vi)(int)c);
-            if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+            if (smooth) d -= EPS_SHARE(eps, has_w ? w[w_off + c] : 1.0f, rc);
             /* ignored and bad rows: exactly 0, even for NaN logits */
             xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
         }
@@ -74,13 +76,13 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
     lanes_vstore(loss, loss_off + r0, nr, l);
     if (has_lse) lanes_vstore(lse, lse_off + r0, nr, lsev);
     if (mode != LANES_FUSED) return;
-    if (smooth) k1 += epc * A;
+    if (smooth) k1 += EPS_SHARE(eps, A, rc);
     if (zeta != 0.0f) k1 += 2.0f * zeta * lsev;
     vf inv = 1.0f / S;
     for (uint c = 0; c < C; ++c) {
         vf d = (xv[c] * inv) * k1;
         d = select(d, d - tw, ycol == (vi)(int)c);
-        if (smooth) d -= epc * (has_w ? w[w_off + c] : 1.0f);
+        if (smooth) d -= EPS_SHARE(eps, has_w ? w[w_off + c] : 1.0f, rc);
         /* ignored and bad rows: exactly 0, even for NaN logits */
         xv[c] = select(g * d, (vf)0.0f, state != (vi)0);
     }
@@ -134,13 +136,13 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     local float *el = cache ? cache + get_local_id(0) * (ulong)cstride : 0;
     /* the global cache is the gradient row (f32 builds only) */
     global float *eg = el ? 0 : (global float *)g_row;
-    float ome = 1.0f - eps, epc = eps / (float)C;
+    float rc = 1.0f / (float)C;
     /* x_y first: in place, the cache or the gradient overwrites it */
     float xy = TGT != CLX_TGT_PROBS && live ? LD1X(xr, ri.ycol) : 0.0f;
     float bm[GC_BLOCKS];
-    st_t st = smooth ? cache_row(xr, tr, wp, has_w, ome, epc, eg, el, C, bl,
+    st_t st = smooth ? cache_row(xr, tr, wp, has_w, eps, rc, eg, el, C, bl,
                                  bm, AM_B)
-                     : cache_row(xr, tr, wp, has_w, ome, epc, eg, el, C, bl,
+                     : cache_row(xr, tr, wp, has_w, eps, rc, eg, el, C, bl,
                                  bm, AM_STATS);
     float lse_v;
     float l = row_loss(st, xy, ri, eps, zeta, C, &lse_v);
@@ -155,7 +157,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
     float k1 = grad_k1(ri, eps, zeta, C, fin(st.ah, st.al), lse_v);
     float inv = 1.0f / st_sum(st);
 #if TGT != CLX_TGT_PROBS
-    float tw = ome * ri.wy;
+    float tw = (1.0f - eps) * ri.wy;
 #endif
     uint b = 0;
     for (uint cb = 0; cb < C; cb += bl, ++b) {
@@ -166,11 +168,12 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
             vf d = ec_load(eg, el, pos, ce) * f;
 #if TGT == CLX_TGT_PROBS
             vf wv = has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f;
-            d -= wv * (ome * gload_x(tr, pos, ce, 0.0f) + epc);
+            d -= prob_a(wv, gload_x(tr, pos, ce, 0.0f), eps, rc);
 #else
             d = select(d, d - tw, col_ids(pos) == (vi)ri.ycol);
             if (smooth)
-                d -= epc * (has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f);
+                d -= EPS_SHARE(
+                    eps, has_w ? gload_f(wp, pos, ce, 0.0f) : (vf)1.0f, rc);
 #endif
             gstore_x(g_row, pos, ce, g * d);
         }

@@ -75,7 +75,7 @@ inline vf lanes_loss(const lane_rows *rows, vf m, vf lS, vf xy, float A, vf B,
                      float eps, float zeta, uint C) {
     vf lsev = m + lS;
     vf l = (1.0f - eps) * -(rows->wy * ((xy - m) - lS));
-    if (eps > 0.0f) l += eps / (float)C * (A * lS + B);
+    if (eps > 0.0f) l += EPS_SHARE(eps, A * lS + B, 1.0f / (float)C);
     if (zeta != 0.0f) l += zeta * lsev * lsev;
     l = select(l, (vf)0.0f, rows->state == (vi)1);
     return select(l, (vf)NAN, rows->state == (vi)2);

@@ -409,6 +409,103 @@ static void test_repeatable(void **state) {
     tune_reset();
 }
 
+/* The knobs of strategy s of test_denormal_options, its trace into
+ * hx_expect; 0 when the strategy takes no probabilities (lanes, batch). */
+static int denormal_strategy(int s, int probs) {
+    static char items[16];
+    tune_reset();
+    if (s < 6) tune_rows_only(); /* else C = 6 takes the lanes */
+    switch (s) {
+    case 0: /* rows, the GPU mapping, and with 4 items a row */
+    case 1:
+        tune_knob(TK_vec, s == 0 ? 1 : 0);
+        tune_knob(TK_items_per_row, s == 0 ? 1 : 4);
+        tune_knob(TK_split_chunks, 1);
+        snprintf(items, sizeof items, " T=%d)", s == 0 ? 1 : 4);
+        hx_expect(OPS_CE_FUSED, items);
+        hx_expect(OPS_CE_FORWARD, items);
+        return 1;
+    case 2:
+        tune_knob(TK_split_chunks, 2);
+        hx_expect(OPS_CE_FUSED, "(split ");
+        hx_expect(OPS_CE_FORWARD, "(split ");
+        return 1;
+    case 3:
+        tune_knob(TK_gpu_cache, 1);
+        hx_expect(OPS_CE_FUSED, "(regs ");
+        return 1;
+    case 4:
+        tune_knob(TK_gcache, 1);
+        tune_knob(TK_vec, 8);
+        hx_expect(OPS_CE_FUSED, "(cached ");
+        return 1;
+    case 5: /* the default of the device (for 6 classes: lanes on CPUs) */
+        tune_reset();
+        return 1;
+    case 6:
+        if (probs) return 0;
+        tune_param("lanes_xent_cmax", 128);
+        tune_knob(TK_batch, 2);
+        tune_knob(TK_vec, 16);
+        hx_expect(OPS_CE_FUSED, "(lanes ");
+        hx_expect(OPS_CE_FORWARD, "(lanes ");
+        return 1;
+    default:
+        if (probs) return 0;
+        tune_knob(TK_batch, 1);
+        tune_knob(TK_vec, 16);
+        hx_expect(OPS_CE_FUSED, "(batch");
+        hx_expect(OPS_CE_FORWARD, "(batch");
+        return 1;
+    }
+}
+
+/* Label smoothing and z-loss of f32 denormals (the fuzzer's eps 2^-149,
+ * where eps/C rounds to 0 in f32) with masked classes: the smoothing term
+ * of a row with masked classes is eps/C times inf, inf as in the host's
+ * double arithmetic, not 0*inf = NaN. Row 1: the target masked too
+ * (inf + inf); row 2: the target finite. Probabilities put no mass on the
+ * masked classes, so that a_c = w_c*eps/C alone (below f32's smallest
+ * denormal) must stay positive. Every strategy and route. */
+static void test_denormal_options(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    for (int probs = 0; probs < 2; ++probs)
+        for (int s = 0; s < 8; ++s) {
+            if (!denormal_strategy(s, probs)) continue;
+            hx_case c = hx_base_case(17, 6, CLXENT_F32, 2100 + (uint64_t)s);
+            c.probs = probs;
+            c.weights = s % 2 == 0;
+            c.eps = 0x1p-149f;
+            c.zeta = 4.08955e-41f;
+            c.red = CLXENT_REDUCTION_NONE;
+            hx_data d = hx_make(&c);
+            for (size_t j = 0; j < c.C; ++j) d.w[j] = 0.03125f;
+            for (size_t r = 1; r <= 2; ++r) {
+                float *x = d.x + r * c.C, *t = d.t + r * c.C;
+                for (size_t j = 0; j < c.C; ++j) {
+                    x[j] = j < 4 ? -INFINITY : -16.0f;
+                    t[j] = j < 4 ? 0.0f : 0.5f;
+                }
+                d.y[r] = r == 1 ? 0 : 4;
+            }
+            char name[256];
+            hx_name(&c, name, sizeof name);
+            snprintf(name + strlen(name), sizeof name - strlen(name),
+                     " strategy %d", s);
+            hx_routes_vs_host(dev, &c, &d, HX_ROUTES_NO_BWD_IN_PLACE, name);
+            hx_out got = dev_run(&c, &d, HX_ROUTE_FUSED);
+            for (size_t r = 1; r <= 2; ++r)
+                if (!(got.loss[r] == INFINITY))
+                    fail_msg("%s: row %zu: loss %g, want inf", name, r,
+                             (double)got.loss[r]);
+            hx_out_free(&got);
+            hx_free(&d);
+        }
+    tune_reset();
+}
+
 /* C = 2^20 in f32: loss within 1e-6 relative (to max(1, |loss|)) and
  * gradient within 1e-6 absolute of float64, with S near 2^20 (logits in
  * [-1, 1]) where plain float sums drift: with the default mapping, and
@@ -463,6 +560,7 @@ int main(void) {
         cmocka_unit_test(test_gpu_cache),
         cmocka_unit_test(test_sync_guard),
         cmocka_unit_test(test_repeatable),
+        cmocka_unit_test(test_denormal_options),
         cmocka_unit_test(test_accuracy_2pow20),
     };
     return cmocka_run_group_tests(tests, NULL, fx_group_teardown);

@@ -732,16 +732,20 @@ static void test_broadcast_inputs(void **state) {
 
 /* NaN, +inf and masked (-inf) logits, and an ignored NaN row, in a
  * strided layout: row by row as the reference; the ignored row gives an
- * exact 0 loss and gradient. */
+ * exact 0 loss and gradient. Variants 4 to 7: smoothing and z-loss of f32
+ * denormals (eps/C rounds to 0 in f32), class indices and probabilities
+ * (no mass on the masked classes): the masked row's loss is inf, as the
+ * reference's, not 0*inf = NaN. */
 static void test_ieee(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    for (int v = 0; v < (quick() ? 2 : 4); ++v) {
+    for (int v = 0; v < (quick() ? 2 : 8); ++v) {
+        int tiny = v >= 4;
         nd_case c;
         memset(&c, 0, sizeof c);
         c.O = 2;
-        c.C = v < 2 ? 9 : 150;
+        c.C = v < 2 || v == 4 || v == 5 ? 9 : 150;
         c.I = 5;
         c.dt = c.odt = (clxent_dtype)(CLXENT_F32 + v % 3);
         c.idt = CLXENT_I32;
@@ -753,8 +757,9 @@ static void test_ieee(void **state) {
         c.G = 1.0f;
         c.scale = 1.0f;
         c.xr = 6.0f;
-        c.eps = v % 2 ? 0.1f : 0.0f;
-        c.zeta = 1e-3f;
+        c.eps = tiny ? 0x1p-149f : v % 2 ? 0.1f : 0.0f;
+        c.zeta = tiny ? 4.08955e-41f : 1e-3f;
+        c.probs = tiny && v % 2;
         c.zout = 1;
         c.cap = v == 3 ? 8.0f : 0.0f;
         c.red = CLXENT_REDUCTION_NONE;
@@ -767,7 +772,10 @@ static void test_ieee(void **state) {
         X_(0, 3, 1) = NAN;           /* a NaN row */
         X_(1, 2, 2) = NAN;           /* a NaN row, ignored */
         d.y[1 * I + 2] = -100;
-        for (size_t j = 0; j < C; j += 3) X_(0, j, 3) = -INFINITY;
+        for (size_t j = 0; j < C; j += 3) {
+            X_(0, j, 3) = -INFINITY;
+            d.t[(0 * C + j) * I + 3] = 0.0f;
+        }
         d.y[0 * I + 3] = 1;          /* masked classes, target unmasked */
         X_(1, 4, 4) = INFINITY;      /* +inf: a NaN row */
         for (size_t j = 1; j < C; ++j) X_(1, j, 0) = -INFINITY;
@@ -776,11 +784,14 @@ static void test_ieee(void **state) {
         nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
         nd_res got = run_all(dev, &c, &d, &ref, name);
         compare_case(&c, &got, &ref, name);
-        for (size_t j = 0; j < C; ++j)
+        if (tiny && got.v[O_UL][0 * I + 3] != INFINITY)
+            fail_msg("%s: masked row: loss %g, want inf", name,
+                     (double)got.v[O_UL][0 * I + 3]);
+        for (size_t j = 0; !c.probs && j < C; ++j)
             if (got.v[O_UG][(1 * C + j) * I + 2] != 0.0f)
                 fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0", name,
                          j, (double)got.v[O_UG][(1 * C + j) * I + 2]);
-        if (got.v[O_UL][1 * I + 2] != 0.0f)
+        if (!c.probs && got.v[O_UL][1 * I + 2] != 0.0f)
             fail_msg("%s: ignored NaN row: loss %g, want 0", name,
                      (double)got.v[O_UL][1 * I + 2]);
         res_free(&ref);

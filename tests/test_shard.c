@@ -28,6 +28,7 @@ typedef struct sh_case {
     float eps, zeta, cap, scale, G;
     clxent_reduction red;
     uint64_t seed;
+    int masked; /* row 0: every third class -inf, without probability */
 } sh_case;
 
 /* A case's inputs on the host and on the context (bw[k]: shard k's
@@ -101,6 +102,8 @@ static sh_set set_make(clxent_context *ctx, const sh_case *c) {
     assert_true(s.x && s.t && s.w && s.gr && s.y && y32);
     fx_fill_uniform(&g, s.x, n, -6.0f, 6.0f);
     fx_fill_uniform(&g, s.t, n, 0.0f, 1.0f);
+    for (size_t j = 0; c->masked && j < C; j += 3)
+        s.x[j * I] = -INFINITY, s.t[j * I] = 0.0f;
     for (size_t r = 0; r < R; ++r) { /* probabilities: rows sum to 1 */
         float *p = s.t + (r / I) * C * I + r % I, sum = 0.0f;
         for (size_t j = 0; j < C; ++j) sum += p[j * I];
@@ -110,6 +113,7 @@ static sh_set set_make(clxent_context *ctx, const sh_case *c) {
     fx_fill_uniform(&g, s.gr, R, -2.0f, 2.0f);
     for (size_t r = 0; r < R; ++r) {
         s.y[r] = c->ignore && r % 4 == 1 ? c->ii : (int64_t)(fx_next(&g) % C);
+        if (c->masked && r == 0) s.y[r] = 1; /* the target not masked */
         y32[r] = (int32_t)s.y[r];
     }
     s.bx = fx_upload(ctx, s.x, n * 4);
@@ -309,7 +313,7 @@ static const size_t CUT37_2[] = {0, 10, 37}, CUT37_3[] = {0, 4, 21, 37};
 static sh_case base_case(int nd, int nsh, uint64_t seed) {
     sh_case c = {nd ? 3 : 7, nd ? 37 : 50, nd ? 5 : 1, NULL, nsh,
                  nd ? CLXENT_I64 : CLXENT_I32, 0, 0, 0, 0, -100, 0.0f, 0.0f,
-                 0.0f, 1.0f, 1.0f, CLXENT_REDUCTION_MEAN, seed};
+                 0.0f, 1.0f, 1.0f, CLXENT_REDUCTION_MEAN, seed, 0};
     c.cut = nd ? (nsh == 2 ? CUT37_2 : CUT37_3) : (nsh == 2 ? CUT50_2 : CUT50_3);
     return c;
 }
@@ -421,6 +425,39 @@ static void combine_order(clxent_context *ctx) {
     set_free(&d);
 }
 
+/* Smoothing and z-loss of f32 denormals (eps/C rounds to 0 in f32) with
+ * masked classes: sharded and unsharded on ctx give the host's unsharded
+ * loss and gradient, inf for the masked row (eps/C times inf), not
+ * 0*inf = NaN. */
+static void denormal(clxent_context *ctx) {
+    for (int probs = 0; probs < 2; ++probs) {
+        sh_case c = base_case(0, 2, 500 + (uint64_t)probs);
+        c.red = CLXENT_REDUCTION_NONE;
+        c.eps = 0x1p-149f;
+        c.zeta = 4.08955e-41f;
+        c.probs = probs;
+        c.weights = 1;
+        c.masked = 1;
+        char name[64];
+        snprintf(name, sizeof name, "denormal eps%s", probs ? " probs" : "");
+        sh_out keep[2];
+        equal_case(ctx, &c, keep);
+        sh_set hs = set_make(fx_host(), &c);
+        sh_out want = run_full(fx_host(), &c, &hs);
+        size_t R = n_rows(&c);
+        near(keep[0].loss, want.loss, R, 1e-5, 1, "unsharded loss", name);
+        near(keep[1].loss, want.loss, R, 1e-5, 1, "sharded loss", name);
+        near(keep[0].grad, want.grad, R * c.C, 1e-5, 0, "grad", name);
+        if (keep[1].loss[0] != INFINITY)
+            fail_msg("%s: masked row: loss %g, want inf", name,
+                     (double)keep[1].loss[0]);
+        free_out(&keep[0]);
+        free_out(&keep[1]);
+        free_out(&want);
+        set_free(&hs);
+    }
+}
+
 /* The buffer still holds the 0x7f fill everywhere. */
 static void untouched(clxent_context *ctx, clxent_buffer *b, const char *what) {
     unsigned char *p = fx_download(ctx, b);
@@ -515,6 +552,7 @@ BOTH(equality)
 BOTH(combine_order)
 BOTH(errors)
 BOTH(global_c)
+BOTH(denormal)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -522,6 +560,7 @@ int main(void) {
         cmocka_unit_test(test_global_c_host), cmocka_unit_test(test_equality_host),
         cmocka_unit_test(test_errors_device), cmocka_unit_test(test_combine_order_device),
         cmocka_unit_test(test_global_c_device), cmocka_unit_test(test_equality_device),
+        cmocka_unit_test(test_denormal_host), cmocka_unit_test(test_denormal_device),
     };
     return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }
