@@ -10,11 +10,12 @@ Python"); f32 logits, int64 class indices, reduction mean, on the device
 the spec names (default: CLXENT_DEVICE, else a GPU, else ...). Per shape:
 
   c_ms       the C calls the binding makes, made directly (through
-             cffi, about a microsecond each) on buffers allocated once:
-             logits and targets written, clxent_cross_entropy_nd, loss and
-             gradient read back;
-  py_ms      Context.cross_entropy on numpy arrays, the same work plus the
-             binding's argument checks, descriptors and pooled buffers;
+             cffi, about a microsecond each): on a CPU device logits and
+             gradient wrapped where they lie, else copied in and out;
+  c_copy_ms  the same with every array copied in and out of buffers
+             allocated once (what wrapping saves);
+  py_ms      Context.cross_entropy on numpy arrays: c_ms plus the
+             binding's checks and descriptors (binding_us the difference);
   torch_ms   F.cross_entropy(x, y).backward() on a CPU tensor, all of
              PyTorch's threads;
   drop_ms    clxent.torch.cross_entropy(x, y).backward(), same tensors.
@@ -36,42 +37,53 @@ def median_ms(samples):
     return 1e3 * statistics.median(samples)
 
 
-def c_sequence(ctx, x, y, loss, grad):
-    """The C calls Context.cross_entropy makes (write logits and targets
-    into buffers, clxent_cross_entropy_nd, read loss and gradient), made
-    straight through cffi on buffers allocated once."""
+def c_sequence(ctx, x, y, loss, grad, in_place):
+    """The C calls Context.cross_entropy makes, made straight through cffi:
+    with in_place (what the binding does on a CPU device for arrays of
+    64 KiB or more), logits and gradient wrapped where they lie
+    (clxent_buffer_wrap_host) each call and the gradient made visible by a
+    read into itself; else every array copied through buffers allocated
+    once (clxent_buffer_write, clxent_buffer_read)."""
     from clxent._lib import check, ffi, lib
+    from clxent._stage import IN_PLACE_MIN_BYTES
     rows, cols = x.shape
+    c = ctx._ptr
+    arrays = (x, y, loss, grad)
+    wrap = [in_place and a.nbytes >= IN_PLACE_MIN_BYTES for a in arrays]
     bufs = []
-    for nbytes in (x.nbytes, y.nbytes, 4, grad.nbytes):
+    for a, w in zip(arrays, wrap):
         out = ffi.new("clxent_buffer **")
-        check(lib.clxent_buffer_create(ctx._ptr, nbytes, out), ctx._ptr)
-        bufs.append(ffi.gc(out[0], lib.clxent_buffer_release))
-    t = {k: ffi.new("clxent_tensor *") for k in ("x", "y", "loss", "grad")}
-    for k, buf, classes, dtype in (("x", 0, cols, lib.CLXENT_F32),
-                                   ("y", 1, 1, lib.CLXENT_I64),
-                                   ("loss", 2, 1, lib.CLXENT_F32),
-                                   ("grad", 3, cols, lib.CLXENT_F32)):
-        n = 1 if k == "loss" else rows
-        d = t[k]
-        d.buffer, d.outer, d.classes, d.inner, d.dtype = bufs[buf], n, classes, 1, dtype
+        check(lib.clxent_buffer_create(c, max(a.nbytes, 64), out), c)
+        bufs.append(None if w else ffi.gc(out[0], lib.clxent_buffer_release))
+    t = [ffi.new("clxent_tensor *") for _ in arrays]
+    for d, n, classes, dtype in zip(t, (rows, rows, 1, rows), (cols, 1, 1, cols),
+                                    (lib.CLXENT_F32, lib.CLXENT_I64, lib.CLXENT_F32,
+                                     lib.CLXENT_F32)):
+        d.outer, d.classes, d.inner, d.dtype = n, classes, 1, dtype
         d.outer_stride, d.class_stride, d.inner_stride = classes, 1, 1
     targets = ffi.new("clxent_tensor_targets *")
-    targets.indices = t["y"][0]
     w = ffi.new("clxent_vector *")
     opts = ffi.new("clxent_options *")
     lib.clxent_options_init(opts)
-    src = {"x": ffi.from_buffer(x), "y": ffi.from_buffer(y),
-           "loss": ffi.from_buffer(loss), "grad": ffi.from_buffer(grad)}
+    mem = [ffi.from_buffer(a) for a in arrays]
 
     def call():
-        c = ctx._ptr
-        check(lib.clxent_buffer_write(c, bufs[0], 0, x.nbytes, src["x"]), c)
-        check(lib.clxent_buffer_write(c, bufs[1], 0, y.nbytes, src["y"]), c)
-        check(lib.clxent_cross_entropy_nd(c, t["x"], targets, w, opts, ffi.NULL, t["loss"],
-                                          ffi.NULL, ffi.NULL, t["grad"], ffi.NULL), c)
-        check(lib.clxent_buffer_read(c, bufs[2], 0, 4, src["loss"]), c)
-        check(lib.clxent_buffer_read(c, bufs[3], 0, grad.nbytes, src["grad"]), c)
+        held = []
+        for i, a in enumerate(arrays):
+            if wrap[i]:
+                out = ffi.new("clxent_buffer **")
+                check(lib.clxent_buffer_wrap_host(c, mem[i], a.nbytes, out), c)
+                held.append(ffi.gc(out[0], lib.clxent_buffer_release))
+                t[i].buffer = held[-1]
+            else:
+                t[i].buffer = bufs[i]
+                if i < 2:
+                    check(lib.clxent_buffer_write(c, bufs[i], 0, a.nbytes, mem[i]), c)
+        targets.indices = t[1][0]
+        check(lib.clxent_cross_entropy_nd(c, t[0], targets, w, opts, ffi.NULL, t[2],
+                                          ffi.NULL, ffi.NULL, t[3], ffi.NULL), c)
+        for i in (2, 3):
+            check(lib.clxent_buffer_read(c, t[i].buffer, 0, arrays[i].nbytes, mem[i]), c)
     return call
 
 
@@ -80,12 +92,13 @@ def bench_shape(ctx, rows, cols, repeat, torch, F, ct, device):
     x = rng.standard_normal((rows, cols), dtype=np.float32)
     y = rng.integers(0, cols, rows).astype(np.int64)
     loss, grad = np.zeros((), np.float32), np.empty_like(x)
-    c_call = c_sequence(ctx, x, y, loss, grad)
+    runs = {"c_ms": c_sequence(ctx, x, y, loss, grad, ctx._host_memory),
+            "c_copy_ms": c_sequence(ctx, x, y, loss, grad, False)}
 
     def py_call():
         ctx.cross_entropy(x, y)
 
-    runs = {"c_ms": c_call, "py_ms": py_call}
+    runs["py_ms"] = py_call
     if torch is not None:
         xt = torch.from_numpy(x.copy()).requires_grad_()
         yt = torch.from_numpy(y)
@@ -143,7 +156,7 @@ def main():
         return
     print(f"device {info['spec']} {info['device']}, torch threads {info['torch_threads']}, "
           f"medians of {args.repeat}")
-    keys = [k for k in ("c_ms", "py_ms", "binding_us", "torch_ms", "drop_ms",
+    keys = [k for k in ("c_copy_ms", "c_ms", "py_ms", "binding_us", "torch_ms", "drop_ms",
                         "drop_in_speedup") if k in results[0]]
     print(f"{'shape':>12} " + " ".join(f"{k:>15}" for k in keys))
     for r in results:

@@ -1,5 +1,7 @@
 """Where an operation's arrays live: host numpy arrays copied through the
 context's pooled buffers, or a caller's pyopencl arrays used in place."""
+import sys
+
 import numpy as np
 
 from ._lib import check, error, ffi, lib
@@ -143,8 +145,6 @@ def _elem_strides(array):
 
 
 def is_cl_array(value):
-    try:
-        import pyopencl.array as cla
-    except ImportError:
-        return False
-    return isinstance(value, cla.Array)
+    # Not imported here: a caller without pyopencl loaded has no such arrays.
+    cla = sys.modules.get("pyopencl.array")
+    return cla is not None and isinstance(value, cla.Array)
