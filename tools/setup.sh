@@ -21,7 +21,7 @@ ${CLXENT_SETUP_EXTRA:-}"
 # package's (python/, tools/python_tests.sh) a venv, cffi, pytest and
 # pyopencl.
 [ "$mode" = test ] && packages="$packages python3-torch python3-numpy
-python3-venv python3-dev python3-cffi python3-pytest python3-pyopencl"
+python3-venv python3-dev python3-cffi python3-wheel python3-pytest python3-pyopencl"
 
 missing=""
 for p in $packages; do
