@@ -1,4 +1,7 @@
 """clxent.Context: the operations on numpy arrays or a caller's pyopencl arrays."""
+import functools
+import threading
+
 import numpy as np
 
 from . import _layout as L
@@ -34,6 +37,16 @@ def devices():
     return [device_dict(infos[i]) for i in range(count[0])]
 
 
+def _serialized(method):
+    """One call at a time on a context: the C context is not thread-safe,
+    and cffi lets other threads run while a call is in C."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
+
+
 class Context:
     """A device and its queue; every operation runs on it.
 
@@ -42,7 +55,8 @@ class Context:
     first GPU, else the first OpenCL device, else the host backend. Creating
     one builds nothing; each kernel variant is compiled on its first use
     (cached on disk by the driver or by clxent). Calls on one context are
-    not thread-safe: use one context per thread. Closed by close(), by a
+    serialized (a lock: threads may share a context, one call runs at a
+    time; a context per thread runs them side by side). Closed by close(), by a
     with block, or when collected; arrays it returned stay valid.
     """
 
@@ -52,6 +66,7 @@ class Context:
         self._init(lib.clxent_context_create(spec, out), out[0])
 
     def _init(self, status, ptr, queue=None):
+        self._lock = threading.RLock()
         self._ptr, self._queue, self._pool, self.last_event = None, queue, {}, None
         if ptr == ffi.NULL:  # only when memory ran out (clxent.h)
             check(status, None, "clxent_context_create")
@@ -77,6 +92,7 @@ class Context:
         self._init(lib.clxent_context_create_from_queue(handle, out), out[0], queue)
         return self
 
+    @_serialized
     def close(self):
         """Waits for queued work and frees the context (idempotent)."""
         ptr, self._ptr, self._pool = self._ptr, None, {}
@@ -90,6 +106,7 @@ class Context:
         self.close()
 
     @property
+    @_serialized
     def device(self):
         """The device's description, as an entry of clxent.devices()."""
         info = ffi.new("clxent_device_info *")
@@ -141,6 +158,7 @@ class Context:
 
     # ---- the operations -------------------------------------------------
 
+    @_serialized
     def cross_entropy(self, input, target, weight=None, ignore_index=-100,
                       reduction="mean", label_smoothing=0.0, z_loss=0.0, softcap=0.0,
                       logit_scale=1.0, grad=True, dtype=None, wait_for=None):
@@ -196,6 +214,7 @@ class Context:
         outs = stage.done()
         return outs[0], (outs[1] if grad else None), name
 
+    @_serialized
     def nll_loss(self, input, target, weight=None, ignore_index=-100, reduction="mean",
                  wait_for=None):
         """PyTorch's F.nll_loss over log-probabilities input ((C), (N, C) or
@@ -217,6 +236,7 @@ class Context:
                                                   opts, loss, stage.events))
         return stage.done()[0]
 
+    @_serialized
     def log_softmax(self, input, dim=-1, softcap=0.0, logit_scale=1.0, dtype=None,
                     wait_for=None):
         """log_softmax over dim (negative counts from the end; 0-d input
@@ -224,6 +244,7 @@ class Context:
         return self._softmax(lib.clxent_log_softmax_nd, input, dim, softcap,
                              logit_scale, dtype, wait_for)
 
+    @_serialized
     def softmax(self, input, dim=-1, softcap=0.0, logit_scale=1.0, dtype=None,
                 wait_for=None):
         """softmax over dim, as log_softmax."""
