@@ -173,8 +173,9 @@ class Context:
         reading the logits once). dtype: the storage type "f32", "f16" or
         "bf16"; None keeps float32/float16 and stores float64 as f32.
         z_loss adds z_loss * lse^2 per row; softcap and logit_scale transform
-        the logits first. Costs one fused kernel pass, plus on a numpy
-        context a copy of each array in and of each result out.
+        the logits first. Costs one fused kernel pass; numpy arrays are
+        used in place on a CPU device or the host backend (from 64 KiB),
+        else copied in and the results copied out.
         """
         loss, g, name = self._cross_entropy(input, target, weight, ignore_index,
                                             reduction, label_smoothing, z_loss,
@@ -196,11 +197,7 @@ class Context:
         self._targets(stage, target, layout, name, targets, x.dtype)
         w = self._weights(stage, weight, layout.classes)
         loss = self._loss_out(stage, layout, reduction)
-        g = None
-        if grad:
-            g = ffi.new("clxent_tensor *")
-            buf, off, st = stage.output("grad", x.shape, L.storage_numpy_dtype(name))
-            L.fill_tensor(g, buf, off, layout, st, DTYPES[name])
+        g = self._out_tensor(stage, "grad", x.shape, layout, name) if grad else None
         self._ready(stage)
         if grad:
             status = lib.clxent_cross_entropy_nd(self._ptr, logits, targets, w, opts,
@@ -260,9 +257,7 @@ class Context:
             x = x.reshape(1)
         opts = self._options(softcap=softcap, logit_scale=logit_scale)
         src = self._tensor(stage, "logits", x, layout, DTYPES[name])
-        out = ffi.new("clxent_tensor *")
-        buf, off, st = stage.output("out", x.shape, L.storage_numpy_dtype(name))
-        L.fill_tensor(out, buf, off, layout, st, DTYPES[name])
+        out = self._out_tensor(stage, "out", x.shape, layout, name)
         self._ready(stage)
         self._check(stage, fn(self._ptr, src, opts, out, stage.events))
         result = stage.done()[0]
@@ -284,7 +279,6 @@ class Context:
                 stage.keep = []
 
     def _ready(self, stage):
-        self._live()
         if isinstance(stage, ClStage):
             stage.ready()
 
@@ -293,8 +287,8 @@ class Context:
             kinds = {np.dtype(np.float32): "f32", np.dtype(np.float16): "f16",
                      np.dtype(np.uint16): "bf16"}
             name = kinds.get(input.dtype)
-            if name is None or (name == "bf16") != (dtype == "bf16") or \
-                    (dtype is not None and dtype != name):
+            # dtype= must match the array; uint16 bits are bf16 only when asked
+            if name is None or (dtype != name if dtype is not None else name == "bf16"):
                 raise error("INVALID_DTYPE", f"input: a pyopencl array of {input.dtype} "
                             f"with dtype={dtype!r}; give float32 (f32), float16 (f16) or "
                             "uint16 bits with dtype='bf16'")
@@ -307,6 +301,13 @@ class Context:
         t = ffi.new("clxent_tensor *")
         buf, off, st = stage.input(role, array)
         L.fill_tensor(t, buf, off, layout, st, code, per_row)
+        return t
+
+    def _out_tensor(self, stage, role, shape, layout, name):
+        """A new output of the layout's shape in storage dtype name."""
+        t = ffi.new("clxent_tensor *")
+        buf, off, st = stage.output(role, shape, L.storage_numpy_dtype(name))
+        L.fill_tensor(t, buf, off, layout, st, DTYPES[name])
         return t
 
     def _targets(self, stage, target, layout, name, out, x_dtype, indices_only=False):

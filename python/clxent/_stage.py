@@ -131,8 +131,7 @@ class ClStage:
         if self.out_event[0] != ffi.NULL:
             ptr = int(ffi.cast("intptr_t", self.out_event[0]))
             event = self.cl.Event.from_int_ptr(ptr, retain=False)
-        for array in self.outputs:
-            if event is not None:
+            for array in self.outputs:
                 array.add_event(event)
         self.ctx.last_event = event
         self.wraps = []  # released now: the enqueued work holds its own references
