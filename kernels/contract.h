@@ -175,6 +175,7 @@
     X(stage_rows, "copy.cl", stage_rows)                                       \
     X(z_rows, "nll.cl", z_rows)                                                \
     X(nd_fused, "nd.cl", nd_fused)                                             \
+    X(nd_kept_fused, "nd.cl", nd_fused)                                        \
     X(nd_cached_fused, "nd.cl", nd_fused)                                      \
     X(nd_chunked_fused, "nd.cl", nd_fused)                                     \
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \

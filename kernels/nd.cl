@@ -9,6 +9,8 @@
  * maximum grew, then the block's exps (one exp per element). Per-row
  * arrays are compact (the host stages strided ones, contract.h).
  *   nd_fused, nd_fwd, nd_bwd: cross-entropy (XF: the logit transforms)
+ *   nd_kept_fused:   fused, f32 gradient, the row's exps kept in it, one
+ *                    exp per element in all (no XF)
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
  *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
@@ -23,7 +25,11 @@
 #define NDK 0 /* 1: nd_chunked_fused is built */
 #endif
 #ifndef NDU
-#define NDU 1 /* nd_cached_fused's vectors of inner positions per item */
+#define NDU 1 /* nd_cached_fused's and nd_kept_fused's vectors of inner
+               * positions per item */
+#endif
+#ifndef NDKEPT
+#define NDKEPT 0 /* 1: nd_kept_fused is built */
 #endif
 #define ND_B CLX_ND_BLOCK
 
@@ -129,6 +135,42 @@ inline nd_tg nd_targets(const global IDX *y, ulong y_off, long ii, uint C,
                         int den_scr, const global float *scr,
                         const global float *gr, ulong gr_off, int has_gr,
                         const nd_item *it) {
+#if VEC > 1
+    /* whole vectors: the lanes' labels as one load and the checks as
+     * vector compares, the scale divided once (the scalar path below, a
+     * division per lane, cost 6-10% of the fused call at C = 21) */
+    if (it->nl == VEC) {
+        float g0 =
+            G / (den_scr ? fin(scr[CLX_SCR_W], scr[CLX_SCR_W + 1]) : den);
+        nd_tg tg;
+#if TGT == CLX_TGT_PROBS
+        vi live = (vi)(-1);
+        tg.ycol = (vi)(-1);
+        tg.state = (vi)0;
+        tg.wy = (vf)1.0f;
+#else
+        CAT(IDX, VEC) yv = CAT(vload, VEC)(0, y + y_off + it->r0);
+        vi valid = CAT(convert_int, VEC)(yv != (IDX)ii);
+        vi bad =
+            valid & CAT(convert_int, VEC)((yv < (IDX)0) | (yv >= (IDX)C));
+        vi live = valid & ~bad;
+        tg.ycol = select((vi)(-1), CAT(convert_int, VEC)(yv), live);
+        tg.state = select(select((vi)0, (vi)2, bad), (vi)1, ~valid);
+        tg.wy = (vf)1.0f;
+        if (has_w) {
+            float bw[VEC];
+            for (uint e = 0; e < VEC; ++e) {
+                int c = ((const int *)&tg.ycol)[e];
+                bw[e] = c >= 0 ? w[c] : 1.0f;
+            }
+            tg.wy = VLOADP(bw);
+        }
+#endif
+        tg.g = select((vf)0.0f, (vf)g0, live);
+        if (has_gr) tg.g *= VLD_0(gr, gr_off + it->r0);
+        return tg;
+    }
+#endif
     int bycol[VEC], bstate[VEC];
     float bw[VEC], bg[VEC];
     for (uint e = 0; e < VEC; ++e) {
@@ -401,6 +443,20 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
             nd_k1(&tg, A, lsev, eps, zeta, C));
 }
 
+/* Class c's gradient from d = p_c * k1: less the target's share (tc: the
+ * target probability, for probability targets), scaled by g; exactly 0
+ * on ignored and bad rows, even for NaN logits. */
+inline vf nd_dgrad(vf d, const nd_tg *tg, vi dead, uint c, float wc, vf tc,
+                   float eps, float rc) {
+#if TGT == CLX_TGT_PROBS
+    d -= prob_a((vf)wc, tc, eps, rc);
+#else
+    d = select(d, d - (1.0f - eps) * tg->wy, tg->ycol == (vi)(int)c);
+    if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
+#endif
+    return select(tg->g * d, (vf)0.0f, dead);
+}
+
 /* Fused with the row's classes in private vectors: loaded once (the max),
  * their exps kept for the gradient. C <= NDC, no transforms. An item
  * takes NDU vectors of inner positions and loads class by class, its NDU
@@ -471,21 +527,218 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
     for (uint c = 0; c < C; ++c) {
         float wc = has_w ? w[w_off + c] : 1.0f;
         for (uint u = 0; u < nu; ++u) {
-            vf d = xv[c * NDU + u] * k1[u];
-#if TGT == CLX_TGT_PROBS
-            d -= prob_a((vf)wc,
-                        nd_ldx(t, tb + c * t_sc + u * ts, t_si, sub[u].nl),
-                        eps, rc);
-#else
-            d = select(d, d - (1.0f - eps) * tg[u].wy,
-                       tg[u].ycol == (vi)(int)c);
-            if (eps > 0.0f) d -= EPS_SHARE(eps, wc, rc);
-#endif
-            /* ignored and bad rows: exactly 0, even for NaN logits */
+            vf tc = TGT == CLX_TGT_PROBS
+                        ? nd_ldx(t, tb + c * t_sc + u * ts, t_si, sub[u].nl)
+                        : (vf)0.0f;
             nd_stx(gm, gb + c * g_sc + u * gs, g_si, sub[u].nl,
-                   select(tg[u].g * d, (vf)0.0f, dead[u]));
+                   nd_dgrad(xv[c * NDU + u] * k1[u], &tg[u], dead[u], c, wc,
+                            tc, eps, rc));
         }
     }
+#endif
+}
+
+/* Fused with the row's exps kept in the f32 gradient (C <= nd_kept_cmax,
+ * no transforms): the logits read once for the max and the target's
+ * logit, again (from the cache: an item's NDU vectors of C classes) for
+ * the exps, which go to the gradient as they are summed, then the
+ * gradient scaled in place. One exp per element, like nd_cached_fused,
+ * without its private copy of the row, whose stack traffic cost more than
+ * the cache round trip (docs/tuning.md, "nd"). nd_kept_plain below runs
+ * the common case; the general body sums the exps in blocks of ND_B
+ * classes, pairwise, one compensated add per block. */
+#if NDKEPT && !XF && X_T == CLX_STORE_F32
+/* whole: every vector of the item full and the inner strides 1 (a
+ * constant after inlining: plain vector loads, no tail code whose private
+ * buffers PoCL would keep per work-item on the stack) */
+#define KEPT_LD(p, i, si, nl) (whole ? VLDX(p, i) : nd_ldx(p, i, si, nl))
+#define KEPT_ST(p, i, si, nl, v)                                               \
+    do {                                                                       \
+        if (whole)                                                             \
+            VST_0(p, i, v);                                                    \
+        else                                                                   \
+            nd_stf(p, i, si, nl, v);                                           \
+    } while (0)
+__attribute__((always_inline)) inline void
+nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
+             ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it,
+             const int whole) {
+    float rc = 1.0f / (float)C;
+    int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
+    uint nl[NDU];
+    nd_tg tg[NDU];
+    vf m[NDU], xy[NDU], s[NDU], sc[NDU], b[NDU], bc[NDU], a[NDU], ac[NDU];
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u) { /* past the end: nl 0, no access */
+        nd_item sub = nd_sub(it, u);
+        nl[u] = whole ? VEC : sub.nl;
+        if (nl[u] > 0)
+            tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den,
+                               den_scr, scr, gr, gr_off, has_gr, &sub);
+        m[u] = (vf)(-INFINITY);
+        xy[u] = s[u] = sc[u] = b[u] = bc[u] = a[u] = ac[u] = (vf)0.0f;
+    }
+    ulong xb = x_off + it->o * x_so + it->i0 * x_si;
+    ulong tb = t_off + it->o * t_so + it->i0 * t_si;
+    ulong gb = g_off + it->o * g_so + it->i0 * g_si;
+    ulong xs = VEC * x_si, ts = VEC * t_si, gs = VEC * g_si;
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf v = KEPT_LD(x, xb + c * x_sc + u * xs, x_si, nl[u]);
+            m[u] = nanmaxv(m[u], v);
+            xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
+        }
+    for (uint c0 = 0; c0 < C; c0 += ND_B) {
+        uint n = min((uint)ND_B, C - c0);
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf e[ND_B];
+#pragma unroll
+            for (uint j = 0; j < ND_B; ++j) {
+                e[j] = (vf)0.0f;
+                if (j >= n) continue;
+                uint c = c0 + j;
+                vf xc = KEPT_LD(x, xb + c * x_sc + u * xs, x_si, nl[u]);
+                e[j] = ND_EXP(xc - m[u]);
+                KEPT_ST(gm, gb + c * g_sc + u * gs, g_si, nl[u], e[j]);
+                if (smooth) {
+                    vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
+                    if (TGT == CLX_TGT_PROBS)
+                        av = prob_a(av, KEPT_LD(t, tb + c * t_sc + u * ts,
+                                                t_si, nl[u]),
+                                    eps, rc);
+                    KAHAN_INF(vf, b[u], bc[u], av * (m[u] - xc));
+                    KAHAN_INF(vf, a[u], ac[u], av);
+                }
+            }
+            for (uint h = ND_B / 2; h >= 1; h /= 2)
+                for (uint j = 0; j < h; ++j) e[j] += e[j + h];
+            KAHAN(vf, s[u], sc[u], e[0]);
+        }
+    }
+    vf k1[NDU];
+    vi dead[NDU];
+    const global XS *gx = (const global XS *)gm;
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u) {
+        if (nl[u] == 0) continue;
+        ulong r0 = it->r0 + u * VEC;
+        vf S = select(s[u] - sc[u], (vf)NAN, m[u] == (vf)(-INFINITY));
+        vf lS = log(S);
+        vf lsev = m[u] + lS;
+        vf A = a[u] - ac[u];
+        vf l = nd_loss(&tg[u], m[u], lS, xy[u], A,
+                       select(b[u] - bc[u], b[u], isinf(b[u])), eps, zeta, C);
+        nd_stf(loss, loss_off + r0, 1, nl[u], l);
+        if (has_lse) nd_stf(lse, lse_off + r0, 1, nl[u], lsev);
+        k1[u] = nd_k1(&tg[u], A, lsev, eps, zeta, C) / S;
+        dead[u] = tg[u].state != (vi)0;
+    }
+    for (uint c = 0; c < C; ++c) {
+        float wc = has_w ? w[w_off + c] : 1.0f;
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            if (nl[u] == 0) continue;
+            ulong gi = gb + c * g_sc + u * gs;
+            vf tc = TGT == CLX_TGT_PROBS
+                        ? KEPT_LD(t, tb + c * t_sc + u * ts, t_si, nl[u])
+                        : (vf)0.0f;
+            KEPT_ST(gm, gi, g_si, nl[u],
+                    nd_dgrad(KEPT_LD(gx, gi, g_si, nl[u]) * k1[u], &tg[u],
+                             dead[u], c, wc, tc, eps, rc));
+        }
+    }
+}
+#undef KEPT_LD
+#undef KEPT_ST
+#endif
+
+#if NDKEPT && !XF && X_T == CLX_STORE_F32 && TGT != CLX_TGT_PROBS
+/* The common case, class indices without smoothing over whole vectors of
+ * unit inner stride, in loops as plain as the kernel allows: fmax for the
+ * maximum (a NaN makes S NaN through its exp: the results are those of
+ * nanmaxv), one compensated add per exp. The general body's block sums,
+ * smoothing branch and tail code cost about a quarter of the kernel's time
+ * here, mostly through private values PoCL kept on the stack
+ * (docs/tuning.md, "nd"). */
+__attribute__((always_inline)) inline void
+nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
+              ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it) {
+    nd_tg tg[NDU];
+    vf m[NDU], xy[NDU], s[NDU], sc[NDU];
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(it, u);
+        tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
+                           scr, gr, gr_off, has_gr, &sub);
+        m[u] = (vf)(-INFINITY);
+        xy[u] = s[u] = sc[u] = (vf)0.0f;
+    }
+    ulong xb = x_off + it->o * x_so + it->i0;
+    ulong gb = g_off + it->o * g_so + it->i0;
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf v = VLDX(x, xb + c * x_sc + u * VEC);
+            m[u] = fmax(m[u], v);
+            xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
+        }
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]);
+            KAHAN(vf, s[u], sc[u], e);
+            VST_0(gm, gb + c * g_sc + u * VEC, e);
+        }
+    vf k1[NDU];
+    vi dead[NDU];
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u) {
+        ulong r0 = it->r0 + u * VEC;
+        vf S = select(s[u] - sc[u], (vf)NAN, m[u] == (vf)(-INFINITY));
+        vf lS = log(S);
+        vf lsev = m[u] + lS;
+        vf l = nd_loss(&tg[u], m[u], lS, xy[u], (vf)0.0f, (vf)0.0f, 0.0f,
+                       zeta, C);
+        VST_0(loss, loss_off + r0, l);
+        if (has_lse) VST_0(lse, lse_off + r0, lsev);
+        k1[u] = nd_k1(&tg[u], (vf)0.0f, lsev, 0.0f, zeta, C) / S;
+        dead[u] = tg[u].state != (vi)0;
+    }
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            ulong gi = gb + c * g_sc + u * VEC;
+            vf d = VLD_0(gm, gi) * k1[u];
+            d = select(d, d - tg[u].wy, tg[u].ycol == (vi)(int)c);
+            /* ignored and bad rows: exactly 0, even for NaN logits (their
+             * g is 0) */
+            VST_0(gm, gi, tg[u].g * select(d, (vf)0.0f, dead[u]));
+        }
+}
+#endif
+
+kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
+#if NDKEPT && !XF && X_T == CLX_STORE_F32
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
+    int whole = it.nl == VEC * NDU && x_si == 1 && g_si == 1;
+#if TGT == CLX_TGT_PROBS
+    whole = whole && t_si == 1;
+#else
+    if (whole && eps == 0.0f) {
+        nd_kept_plain(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                      ND_GRAD_ARGS, &it);
+        return;
+    }
+#endif
+    if (whole)
+        nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                     ND_GRAD_ARGS, &it, 1);
+    else
+        nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                     ND_GRAD_ARGS, &it, 0);
 #endif
 }
 

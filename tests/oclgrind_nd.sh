@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The N-d kernels (kernels/nd.cl: nd_fused, nd_cached_fused, nd_fwd,
-# nd_bwd, nd_sm, nd_nll_bwd) and the staging kernels they need (stage_rows,
-# z_rows) under Oclgrind: test_nd's quick grid (CLXENT_ND_QUICK=1, small
-# shapes) on Oclgrind's simulator, with the device's own mapping and every
-# check, then the CPU mapping (VEC 16: the vector loads, nd_cached_fused)
-# without --uninitialized (Oclgrind flags the halves of an initialised
-# float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
+# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused, nd_cached_fused,
+# nd_chunked_fused, nd_fwd, nd_bwd, nd_sm, nd_nll_bwd) and the staging
+# kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's quick
+# grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with the
+# device's own mapping and every check, then the CPU mapping (VEC 16: the
+# vector loads) with the CPU class's N-d thresholds from a tuning file
+# (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
+# kernels never run), without --uninitialized (Oclgrind flags the halves
+# of an initialised float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
 # shapes only, which never reach these kernels. -cl-opt-disable as in
 # ci_hardening.sh (Debian's Oclgrind aborts on `freeze`).
 # Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the test_nd binary's build)
@@ -40,7 +42,17 @@ run() {
     return 1
   fi
 }
+cpu_nd=$build/oclgrind-nd-cpu.tuning
+cat >"$cpu_nd" <<'EOF'
+clxent-tuning 1
+name oclgrind-cpu-nd
+note the CPU class's N-d thresholds (opencl/tuning/params.h), for the VEC 16 run
+param nd_kept_cmax 1024
+param nd_cached_cmax 256
+param nd_chunked 1
+param nd_unroll 4
+EOF
 status=0
 run "$build/oclgrind-nd" "" --uninitialized || status=1
-run "$build/oclgrind-nd-vec16" 16 || status=1
+CLXENT_TUNING_FILE=$cpu_nd run "$build/oclgrind-nd-vec16" 16 || status=1
 exit $status

@@ -705,6 +705,80 @@ static void test_long_rows(void **state) {
         }
 }
 
+/* f32 fused with the exps kept in the gradient (nd_kept_fused on CPUs):
+ * its plain body (whole vectors of unit inner stride, class indices, no
+ * smoothing), its general body on whole vectors (smoothing, probabilities
+ * whose inner stride is 1) and on tails, and NaN, +inf and masked logits
+ * in the plain body, whose maximum is fmax. Inner 64 and 32 are whole
+ * items of 4 and 2 vectors of 16; 80 ends in a tail. */
+static void test_kept_paths(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const shape sh[] = {{2, 21, 64}, {1, 5, 80}, {3, 150, 32},
+                               {1, 1024, 16}};
+    size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
+    for (size_t s = 0; s < ns; ++s)
+        for (int v = 0; v < 9; ++v) {
+            nd_case c;
+            memset(&c, 0, sizeof c);
+            c.O = sh[s].O;
+            c.C = sh[s].C;
+            c.I = sh[s].I;
+            c.dt = c.odt = CLXENT_F32;
+            c.idt = v % 2 ? CLXENT_I64 : CLXENT_I32;
+            /* cout: inner stride 1, and the probabilities (the next
+             * layout) contiguous */
+            c.xl = v == 1 || v == 5 ? X_COUT : X_CONTIG;
+            c.ol = X_CONTIG;
+            c.rl = R_COMPACT;
+            c.yl = -1;
+            c.ii = v == 7 ? (int64_t)(c.C / 2) : -100;
+            c.weights = v == 1 || v == 4;
+            c.ignore = v == 1 || v == 7;
+            c.zeta = v == 2 ? 1e-3f : 0.0f;
+            c.zout = v == 2;
+            c.grad_rows = v == 3;
+            c.eps = v == 4 ? 0.1f : 0.0f;
+            c.probs = v == 5 || v == 6;
+            c.in_place = v == 7;
+            c.red = v == 0 || v == 5   ? CLXENT_REDUCTION_SUM
+                    : v == 2 || v == 4 ? CLXENT_REDUCTION_MEAN
+                                       : CLXENT_REDUCTION_NONE;
+            c.G = v == 3 ? 0.5f : 1.0f;
+            c.scale = 1.0f;
+            c.xr = 6.0f;
+            c.seed = 8000 + 9 * s + (uint64_t)v;
+            char name[384];
+            nd_name(&c, name, sizeof name);
+            nd_data d = nd_make(&c);
+            size_t C = c.C, I = c.I;
+            if (v == 8) { /* the plain body's IEEE cases */
+#define X_(o, j, i) d.x[((o) * C + (j)) * I + (i)]
+                X_(0, 3 % C, 1) = NAN;      /* a NaN row */
+                X_(0, 2 % C, 2) = NAN;      /* a NaN row, ignored */
+                d.y[0 * I + 2] = -100;
+                for (size_t j = 0; j < C; j += 3) X_(0, j, 3) = -INFINITY;
+                d.y[0 * I + 3] = 1;         /* masked classes, target not */
+                X_(0, 4 % C, 4) = INFINITY; /* +inf: a NaN row */
+                for (size_t j = 1; j < C; ++j) X_(0, j, 5) = -INFINITY;
+                d.y[0 * I + 5] = 0;         /* one finite class */
+#undef X_
+            }
+            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+            nd_res got = run_all(dev, &c, &d, &ref, name);
+            compare_case(&c, &got, &ref, name);
+            if (v == 8)
+                for (size_t j = 0; j < C; ++j)
+                    if (got.v[O_UG][j * I + 2] != 0.0f)
+                        fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0",
+                                 name, j, (double)got.v[O_UG][j * I + 2]);
+            res_free(&ref);
+            res_free(&got);
+            nd_free(&d);
+        }
+}
+
 /* Inputs that repeat elements (stride 0, allowed for inputs): logits
  * and probabilities the same at every inner position, one target, lse,
  * row max and grad_rows per outer index. */
@@ -1109,6 +1183,7 @@ static void test_interleaved_output_device(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_rows),
+        cmocka_unit_test(test_kept_paths),
         cmocka_unit_test(test_bad_label_host),
         cmocka_unit_test(test_interleaved_output_host),
         cmocka_unit_test(test_interleaved_output_device),

@@ -79,13 +79,18 @@ static const clx_strategy table[] = {
      * An item per VEC consecutive inner positions, a row per lane
      * (nd.cl); the 2-D rows below serve tensors whose class stride is 1
      * (a matrix, or channels-last). */
+    {"nd_kept", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
+     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
+     {"nd_kept_fused"},
+     "N-d f32 on CPUs: the row's exps kept in the gradient (read twice "
+     "while cached, one exp per element), then scaled in place"},
     {"nd_cached", F_FUSED, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
      {P_(nd_cached_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
      {"nd_cached_fused"},
-     "N-d, few classes on CPUs: a row's classes held in private vectors, "
-     "one exp per element"},
+     "N-d, few classes on CPUs (16-bit, or f32 past nd_kept_cmax): a row's "
+     "classes held in private vectors, one exp per element"},
     {"nd_chunked", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX,
-     {P_(nd_cached_cmax), NONE}, {NONE, NONE}, P_(nd_chunked),
+     {P_(nd_cached_cmax), P_(nd_kept_cmax)}, {NONE, NONE}, P_(nd_chunked),
      N_ND | N_PLAIN | N_NO_SMOOTH, N_BOUNDS, CLX_RUN_ND, {"nd_chunked_fused"},
      "N-d f32, long rows on CPUs: each chunk read twice while cached, its "
      "exps kept in the gradient and scaled in place (one exp per element)"},
@@ -263,18 +268,22 @@ static const char *kernel_file(const char *name) {
     return "?";
 }
 
-/* nd_cached_fused's private rows: C rounded up to a power of two (NDC,
- * one program per size class) and the vectors of inner positions per
- * item (NDU) that keep NDC x NDU within the build limit, no more than the
- * inner extent needs (docs/tuning.md, "nd"). */
-static unsigned nd_cached_unroll(const clx_opencl_state *s, const clx_work *w,
-                                 unsigned *ndc) {
-    unsigned n = 8, u;
-    while (n < w->C) n *= 2;
-    *ndc = n;
-    u = CLX_ND_CMAX_LIMIT / n;
-    if (u > (unsigned)CLX_P(&s->params, nd_unroll))
-        u = (unsigned)CLX_P(&s->params, nd_unroll);
+/* Vectors of inner positions per item of the N-d kernels that take
+ * several (NDU), no more than nd_unroll or the inner extent needs; for
+ * nd_cached_fused also its private rows: C rounded up to a power of two
+ * (NDC, one program per size class), NDC x NDU within the build limit
+ * (docs/tuning.md, "nd"). 1 for the other N-d kernels. */
+static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
+                              const clx_strategy *row, unsigned *ndc) {
+    int cached = strcmp(row->kernels[0], "nd_cached_fused") == 0;
+    unsigned n = 8, u = (unsigned)CLX_P(&s->params, nd_unroll);
+    *ndc = 0;
+    if (!cached && strcmp(row->kernels[0], "nd_kept_fused") != 0) return 1;
+    if (cached) {
+        while (n < w->C) n *= 2;
+        *ndc = n;
+        if (u > CLX_ND_CMAX_LIMIT / n) u = CLX_ND_CMAX_LIMIT / n;
+    }
     if (u > CLX_ND_UNROLL_MAX) u = CLX_ND_UNROLL_MAX;
     while (u > 1 && (size_t)(u / 2) * s->d.vec >= w->I) u /= 2;
     return u ? u : 1;
@@ -294,8 +303,11 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
     else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE) {
-        unsigned ndc, ndu = nd_cached_unroll(s, w, &ndc);
-        snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
+        unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
+        if (ndc)
+            snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
+        else
+            snprintf(buf + n, size - n, " -DNDKEPT=1 -DNDU=%u", ndu);
     }
     else if (row->runner == CLX_RUN_ND &&
              strcmp(row->kernels[0], "nd_chunked_fused") == 0)
@@ -480,9 +492,8 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         break;
     case CLX_RUN_ND: {
         /* an item per VEC inner positions of one outer index (NDU vectors
-         * of them for nd_cached_fused) */
-        unsigned ndc, ndu = row->cmax[0] != NONE ? nd_cached_unroll(s, w, &ndc)
-                                                 : 1;
+         * of them for nd_kept_fused and nd_cached_fused) */
+        unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         size_t span = s->d.vec * ndu;
         size_t units = w->O * ((w->I + span - 1) / span);
         plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,

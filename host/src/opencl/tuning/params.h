@@ -69,15 +69,18 @@ typedef enum clx_param_kind {
       "lanes kernels of cross-entropy forward and fused up to this C")         \
     X(lanes_bwd_cmax, CLX_PK_INT, 0, 128, 32, 32,                              \
       "lanes kernel of backward up to this C (rows of partial vectors)")       \
-    X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                            \
+    X(nd_kept_cmax, CLX_PK_INT, 0, 1 << 30, 1024, 0,                           \
+      "N-d fused f32 kernel with a row's exps kept in the gradient up to "     \
+      "this C (vec > 1)")                                                      \
+    X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                             \
       "N-d fused kernel with a row's classes in private vectors up to this "   \
       "C (vec > 1)")                                                           \
     X(nd_unroll, CLX_PK_INT, 1, 16, 4, 1,                                      \
-      "vectors of inner positions per item of the N-d cached kernel, at "      \
-      "most (their classes loaded together)")                                 \
+      "vectors of inner positions per item of the N-d kept and cached "        \
+      "kernels, at most (their classes loaded together)")                      \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
-      "N-d fused f32 past nd_cached_cmax: the exps kept in the gradient, "     \
-      "chunk by chunk (0 off, 1 on, 2 forced at any C)")                       \
+      "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
+      "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
     X(batch_cmin, CLX_PK_INT, 0, 1 << 30, 64, 64,                              \
       "batch kernels (16 rows per item) for forward and f32 fused past this "  \
       "C")                                                                     \
