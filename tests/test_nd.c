@@ -534,6 +534,24 @@ typedef struct shape {
     size_t O, C, I;
 } shape;
 
+/* A case of shape sh with every option off (f32, no ignore_index hit,
+ * G 1, scale 1, logits in [-6, 6]): the tests set what they vary. */
+static nd_case shape_case(shape sh) {
+    nd_case c;
+    memset(&c, 0, sizeof c);
+    c.O = sh.O;
+    c.C = sh.C;
+    c.I = sh.I;
+    c.dt = c.odt = CLXENT_F32;
+    c.idt = CLXENT_I32;
+    c.yl = -1;
+    c.ii = -100;
+    c.G = 1.0f;
+    c.scale = 1.0f;
+    c.xr = 6.0f;
+    return c;
+}
+
 /* inner 1, 2, 3, 17 and 4096; C 1, small, at the VEC and block edges
  * (8, 16, 17), around nd_cached_cmax (128, 129) and the CPU thresholds
  * of the 2-D kernels, and large with few rows. */
@@ -593,11 +611,7 @@ static void test_grid(void **state) {
         size_t elems = g[s].O * g[s].C * g[s].I;
         size_t r = elems > 50000 ? 1 : reps;
         for (size_t j = 0; j < r; ++j, ++k) {
-            nd_case c;
-            memset(&c, 0, sizeof c);
-            c.O = g[s].O;
-            c.C = g[s].C;
-            c.I = g[s].I;
+            nd_case c = shape_case(g[s]);
             combo(k, &c);
             c.seed = 4000 + k;
             run_case(dev, &c);
@@ -670,25 +684,15 @@ static void test_long_rows(void **state) {
                                {3, 5000, 1}};
     for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
         for (int v = 0; v < 3; ++v) {
-            nd_case c;
-            memset(&c, 0, sizeof c);
-            c.O = sh[s].O;
-            c.C = sh[s].C;
-            c.I = sh[s].I;
-            c.dt = c.odt = CLXENT_F32;
+            nd_case c = shape_case(sh[s]);
             c.idt = v == 1 ? CLXENT_I64 : CLXENT_I32;
             c.xl = v == 2 ? 1 : X_CONTIG;
             c.ol = X_CONTIG;
             c.rl = R_COMPACT;
-            c.yl = -1;
-            c.ii = -100;
             c.weights = v == 1;
             c.ignore = v == 2;
             c.zeta = v == 2 ? 1e-3f : 0.0f;
             c.red = v == 0 ? CLXENT_REDUCTION_SUM : CLXENT_REDUCTION_NONE;
-            c.G = 1.0f;
-            c.scale = 1.0f;
-            c.xr = 6.0f;
             c.seed = 7000 + 3 * s + (uint64_t)v;
             char name[384];
             nd_name(&c, name, sizeof name);
@@ -699,80 +703,6 @@ static void test_long_rows(void **state) {
             size_t N = n_elems(&c);
             rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
             rel_compare(got.v[O_BG], ref.v[O_BG], N, o_name[O_BG], name);
-            res_free(&ref);
-            res_free(&got);
-            nd_free(&d);
-        }
-}
-
-/* f32 fused with the exps kept in the gradient (nd_kept_fused on CPUs):
- * its plain body (whole vectors of unit inner stride, class indices, no
- * smoothing), its general body on whole vectors (smoothing, probabilities
- * whose inner stride is 1) and on tails, and NaN, +inf and masked logits
- * in the plain body, whose maximum is fmax. Inner 64 and 32 are whole
- * items of 4 and 2 vectors of 16; 80 ends in a tail. */
-static void test_kept_paths(void **state) {
-    (void)state;
-    clxent_context *dev = fx_device();
-    if (!dev) return;
-    static const shape sh[] = {{2, 21, 64}, {1, 5, 80}, {3, 150, 32},
-                               {1, 1024, 16}};
-    size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
-    for (size_t s = 0; s < ns; ++s)
-        for (int v = 0; v < 9; ++v) {
-            nd_case c;
-            memset(&c, 0, sizeof c);
-            c.O = sh[s].O;
-            c.C = sh[s].C;
-            c.I = sh[s].I;
-            c.dt = c.odt = CLXENT_F32;
-            c.idt = v % 2 ? CLXENT_I64 : CLXENT_I32;
-            /* cout: inner stride 1, and the probabilities (the next
-             * layout) contiguous */
-            c.xl = v == 1 || v == 5 ? X_COUT : X_CONTIG;
-            c.ol = X_CONTIG;
-            c.rl = R_COMPACT;
-            c.yl = -1;
-            c.ii = v == 7 ? (int64_t)(c.C / 2) : -100;
-            c.weights = v == 1 || v == 4;
-            c.ignore = v == 1 || v == 7;
-            c.zeta = v == 2 ? 1e-3f : 0.0f;
-            c.zout = v == 2;
-            c.grad_rows = v == 3;
-            c.eps = v == 4 ? 0.1f : 0.0f;
-            c.probs = v == 5 || v == 6;
-            c.in_place = v == 7;
-            c.red = v == 0 || v == 5   ? CLXENT_REDUCTION_SUM
-                    : v == 2 || v == 4 ? CLXENT_REDUCTION_MEAN
-                                       : CLXENT_REDUCTION_NONE;
-            c.G = v == 3 ? 0.5f : 1.0f;
-            c.scale = 1.0f;
-            c.xr = 6.0f;
-            c.seed = 8000 + 9 * s + (uint64_t)v;
-            char name[384];
-            nd_name(&c, name, sizeof name);
-            nd_data d = nd_make(&c);
-            size_t C = c.C, I = c.I;
-            if (v == 8) { /* the plain body's IEEE cases */
-#define X_(o, j, i) d.x[((o) * C + (j)) * I + (i)]
-                X_(0, 3 % C, 1) = NAN;      /* a NaN row */
-                X_(0, 2 % C, 2) = NAN;      /* a NaN row, ignored */
-                d.y[0 * I + 2] = -100;
-                for (size_t j = 0; j < C; j += 3) X_(0, j, 3) = -INFINITY;
-                d.y[0 * I + 3] = 1;         /* masked classes, target not */
-                X_(0, 4 % C, 4) = INFINITY; /* +inf: a NaN row */
-                for (size_t j = 1; j < C; ++j) X_(0, j, 5) = -INFINITY;
-                d.y[0 * I + 5] = 0;         /* one finite class */
-#undef X_
-            }
-            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
-            nd_res got = run_all(dev, &c, &d, &ref, name);
-            compare_case(&c, &got, &ref, name);
-            if (v == 8)
-                for (size_t j = 0; j < C; ++j)
-                    if (got.v[O_UG][j * I + 2] != 0.0f)
-                        fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0",
-                                 name, j, (double)got.v[O_UG][j * I + 2]);
             res_free(&ref);
             res_free(&got);
             nd_free(&d);
@@ -790,11 +720,7 @@ static void test_broadcast_inputs(void **state) {
     size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
     for (size_t s = 0; s < ns; ++s)
         for (int v = 0; v < 2; ++v) {
-            nd_case c;
-            memset(&c, 0, sizeof c);
-            c.O = sh[s].O;
-            c.C = sh[s].C;
-            c.I = sh[s].I;
+            nd_case c = shape_case(sh[s]);
             combo(2 * s + (size_t)v, &c);
             c.xl = v ? X_BCAST_ND : X_BCAST_CL;
             c.yl = R_BCAST;
@@ -802,6 +728,46 @@ static void test_broadcast_inputs(void **state) {
             c.seed = 5000 + 2 * s + (size_t)v;
             run_case(dev, &c);
         }
+}
+
+/* One case with those rows (O >= 2, I >= 5): a NaN row (0, ., 1), an
+ * ignored NaN row (1, ., 2), masked classes (0, ., 3), a +inf row
+ * (1, ., 4), one finite class (1, ., 0); against the host, and the exact
+ * zeros of the ignored row. tiny: the masked row's loss must be inf. */
+static void ieee_case(clxent_context *dev, nd_case *c, int tiny) {
+    char name[384];
+    nd_name(c, name, sizeof name);
+    nd_data d = nd_make(c);
+    size_t C = c->C, I = c->I;
+#define X_(o, j, i) d.x[((o) * C + (j)) * I + (i)]
+    X_(0, 3, 1) = NAN;           /* a NaN row */
+    X_(1, 2, 2) = NAN;           /* a NaN row, ignored */
+    d.y[1 * I + 2] = -100;
+    for (size_t j = 0; j < C; j += 3) {
+        X_(0, j, 3) = -INFINITY;
+        if (d.t) d.t[(0 * C + j) * I + 3] = 0.0f;
+    }
+    d.y[0 * I + 3] = 1;          /* masked classes, target unmasked */
+    X_(1, 4, 4) = INFINITY;      /* +inf: a NaN row */
+    for (size_t j = 1; j < C; ++j) X_(1, j, 0) = -INFINITY;
+    d.y[1 * I + 0] = 0;          /* one finite class */
+#undef X_
+    nd_res ref = run_all(fx_host(), c, &d, NULL, name);
+    nd_res got = run_all(dev, c, &d, &ref, name);
+    compare_case(c, &got, &ref, name);
+    if (tiny && got.v[O_UL][0 * I + 3] != INFINITY)
+        fail_msg("%s: masked row: loss %g, want inf", name,
+                 (double)got.v[O_UL][0 * I + 3]);
+    for (size_t j = 0; !c->probs && j < C; ++j)
+        if (got.v[O_UG][(1 * C + j) * I + 2] != 0.0f)
+            fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0", name, j,
+                     (double)got.v[O_UG][(1 * C + j) * I + 2]);
+    if (!c->probs && got.v[O_UL][1 * I + 2] != 0.0f)
+        fail_msg("%s: ignored NaN row: loss %g, want 0", name,
+                 (double)got.v[O_UL][1 * I + 2]);
+    res_free(&ref);
+    res_free(&got);
+    nd_free(&d);
 }
 
 /* NaN, +inf and masked (-inf) logits, and an ignored NaN row, in a
@@ -816,21 +782,12 @@ static void test_ieee(void **state) {
     if (!dev) return;
     for (int v = 0; v < (quick() ? 2 : 8); ++v) {
         int tiny = v >= 4;
-        nd_case c;
-        memset(&c, 0, sizeof c);
-        c.O = 2;
-        c.C = v < 2 || v == 4 || v == 5 ? 9 : 150;
-        c.I = 5;
+        nd_case c = shape_case((shape){2, v < 2 || v == 4 || v == 5 ? 9 : 150,
+                                       5});
         c.dt = c.odt = (clxent_dtype)(CLXENT_F32 + v % 3);
-        c.idt = CLXENT_I32;
         c.xl = v % 2 ? X_PADDED : X_CLAST_PAD;
         c.ol = X_CONTIG;
         c.rl = R_STRIDED;
-        c.yl = -1;
-        c.ii = -100;
-        c.G = 1.0f;
-        c.scale = 1.0f;
-        c.xr = 6.0f;
         c.eps = tiny ? 0x1p-149f : v % 2 ? 0.1f : 0.0f;
         c.zeta = tiny ? 4.08955e-41f : 1e-3f;
         c.probs = tiny && v % 2;
@@ -838,40 +795,51 @@ static void test_ieee(void **state) {
         c.cap = v == 3 ? 8.0f : 0.0f;
         c.red = CLXENT_REDUCTION_NONE;
         c.seed = 6000 + (uint64_t)v;
-        char name[384];
-        nd_name(&c, name, sizeof name);
-        nd_data d = nd_make(&c);
-        size_t C = c.C, I = c.I;
-#define X_(o, j, i) d.x[((o) * C + (j)) * I + (i)]
-        X_(0, 3, 1) = NAN;           /* a NaN row */
-        X_(1, 2, 2) = NAN;           /* a NaN row, ignored */
-        d.y[1 * I + 2] = -100;
-        for (size_t j = 0; j < C; j += 3) {
-            X_(0, j, 3) = -INFINITY;
-            d.t[(0 * C + j) * I + 3] = 0.0f;
-        }
-        d.y[0 * I + 3] = 1;          /* masked classes, target unmasked */
-        X_(1, 4, 4) = INFINITY;      /* +inf: a NaN row */
-        for (size_t j = 1; j < C; ++j) X_(1, j, 0) = -INFINITY;
-        d.y[1 * I + 0] = 0;          /* one finite class */
-#undef X_
-        nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
-        nd_res got = run_all(dev, &c, &d, &ref, name);
-        compare_case(&c, &got, &ref, name);
-        if (tiny && got.v[O_UL][0 * I + 3] != INFINITY)
-            fail_msg("%s: masked row: loss %g, want inf", name,
-                     (double)got.v[O_UL][0 * I + 3]);
-        for (size_t j = 0; !c.probs && j < C; ++j)
-            if (got.v[O_UG][(1 * C + j) * I + 2] != 0.0f)
-                fail_msg("%s: ignored NaN row: grad[%zu] = %g, want 0", name,
-                         j, (double)got.v[O_UG][(1 * C + j) * I + 2]);
-        if (!c.probs && got.v[O_UL][1 * I + 2] != 0.0f)
-            fail_msg("%s: ignored NaN row: loss %g, want 0", name,
-                     (double)got.v[O_UL][1 * I + 2]);
-        res_free(&ref);
-        res_free(&got);
-        nd_free(&d);
+        ieee_case(dev, &c, tiny);
     }
+}
+
+/* f32 fused with the exps kept in the gradient (nd_kept_fused on CPUs):
+ * its plain body (whole vectors of unit inner stride, class indices, no
+ * smoothing), its general body on whole vectors (smoothing, probabilities
+ * whose inner stride is 1) and on tails, and NaN, +inf and masked logits
+ * in the plain body, whose maximum is fmax. Inner 64 and 32 are whole
+ * items of 4 and 2 vectors of 16; 80 ends in a tail. */
+static void test_kept_paths(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const shape sh[] = {{2, 21, 64}, {1, 5, 80}, {3, 150, 32},
+                               {1, 1024, 16}};
+    size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
+    for (size_t s = 0; s < ns; ++s)
+        for (int v = 0; v < 9; ++v) {
+            nd_case c = shape_case(sh[s]);
+            c.idt = v % 2 ? CLXENT_I64 : CLXENT_I32;
+            /* cout: inner stride 1, and the probabilities (the next
+             * layout) contiguous */
+            c.xl = v == 1 || v == 5 ? X_COUT : X_CONTIG;
+            c.ol = X_CONTIG;
+            c.rl = R_COMPACT;
+            if (v == 7) c.ii = (int64_t)(c.C / 2);
+            c.weights = v == 1 || v == 4;
+            c.ignore = v == 1 || v == 7;
+            c.zeta = v == 2 ? 1e-3f : 0.0f;
+            c.zout = v == 2;
+            c.grad_rows = v == 3;
+            c.eps = v == 4 ? 0.1f : 0.0f;
+            c.probs = v == 5 || v == 6;
+            c.in_place = v == 7;
+            c.red = v == 0 || v == 5   ? CLXENT_REDUCTION_SUM
+                    : v == 2 || v == 4 ? CLXENT_REDUCTION_MEAN
+                                       : CLXENT_REDUCTION_NONE;
+            if (v == 3) c.G = 0.5f;
+            c.seed = 8000 + 9 * s + (uint64_t)v;
+            if (v < 8)
+                run_case(dev, &c);
+            else if (c.O >= 2) /* the plain body's IEEE rows */
+                ieee_case(dev, &c, 0);
+        }
 }
 
 /* ---- the matrix calls against the _nd calls of inner 1, bit for bit ---- */
