@@ -534,8 +534,9 @@ typedef struct shape {
     size_t O, C, I;
 } shape;
 
-/* A case of shape sh with every option off (f32, no ignore_index hit,
- * G 1, scale 1, logits in [-6, 6]): the tests set what they vary. */
+/* A case of shape sh with every option off (f32, int32 labels,
+ * ignore_index -100, G 1, scale 1, logits in [-6, 6]): the tests set
+ * what they vary. */
 static nd_case shape_case(shape sh) {
     nd_case c;
     memset(&c, 0, sizeof c);
