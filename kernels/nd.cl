@@ -443,6 +443,24 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
             nd_k1(&tg, A, lsev, eps, zeta, C));
 }
 
+/* A vector of rows finished from its statistics: max m, exp-sum s - sc
+ * (NaN where the max is -inf, as the reference), target logit xy,
+ * smoothing sums A and B. Stores its losses (and lse) at rows r0 .. r0 +
+ * nl; returns the gradient's factor k1 / S. (Inlined always: the plain
+ * kept body's constants must reach it.) */
+__attribute__((always_inline)) inline vf
+nd_finish(const nd_tg *tg, vf m, vf s, vf sc, vf xy, vf A, vf B, float eps,
+          float zeta, uint C, global float *loss, ulong loss_off,
+          global float *lse, ulong lse_off, int has_lse, ulong r0, uint nl) {
+    vf S = select(s - sc, (vf)NAN, m == (vf)(-INFINITY));
+    vf lS = log(S);
+    vf lsev = m + lS;
+    nd_stf(loss, loss_off + r0, 1, nl,
+           nd_loss(tg, m, lS, xy, A, B, eps, zeta, C));
+    if (has_lse) nd_stf(lse, lse_off + r0, 1, nl, lsev);
+    return nd_k1(tg, A, lsev, eps, zeta, C) / S;
+}
+
 /* Class c's gradient from d = p_c * k1: less the target's share (tc: the
  * target probability, for probability targets), scaled by g; exactly 0
  * on ignored and bad rows, even for NaN logits. */
@@ -513,15 +531,10 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
             }
             xv[c * NDU + u] = e;
         }
-        vf S = select(s - sc, (vf)NAN, m[u] == (vf)(-INFINITY));
-        vf lS = log(S);
-        vf lsev = m[u] + lS;
-        vf A = a - ac;
-        vf l = nd_loss(&tg[u], m[u], lS, xy[u], A, select(b - bc, b, isinf(b)),
-                       eps, zeta, C);
-        nd_stf(loss, loss_off + sub[u].r0, 1, sub[u].nl, l);
-        if (has_lse) nd_stf(lse, lse_off + sub[u].r0, 1, sub[u].nl, lsev);
-        k1[u] = nd_k1(&tg[u], A, lsev, eps, zeta, C) / S;
+        k1[u] = nd_finish(&tg[u], m[u], s, sc, xy[u], a - ac,
+                          select(b - bc, b, isinf(b)), eps, zeta, C, loss,
+                          loss_off, lse, lse_off, has_lse, sub[u].r0,
+                          sub[u].nl);
         dead[u] = tg[u].state != (vi)0;
     }
     for (uint c = 0; c < C; ++c) {
@@ -623,16 +636,10 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #pragma unroll
     for (uint u = 0; u < NDU; ++u) {
         if (nl[u] == 0) continue;
-        ulong r0 = it->r0 + u * VEC;
-        vf S = select(s[u] - sc[u], (vf)NAN, m[u] == (vf)(-INFINITY));
-        vf lS = log(S);
-        vf lsev = m[u] + lS;
-        vf A = a[u] - ac[u];
-        vf l = nd_loss(&tg[u], m[u], lS, xy[u], A,
-                       select(b[u] - bc[u], b[u], isinf(b[u])), eps, zeta, C);
-        nd_stf(loss, loss_off + r0, 1, nl[u], l);
-        if (has_lse) nd_stf(lse, lse_off + r0, 1, nl[u], lsev);
-        k1[u] = nd_k1(&tg[u], A, lsev, eps, zeta, C) / S;
+        k1[u] = nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], a[u] - ac[u],
+                          select(b[u] - bc[u], b[u], isinf(b[u])), eps, zeta,
+                          C, loss, loss_off, lse, lse_off, has_lse,
+                          it->r0 + u * VEC, nl[u]);
         dead[u] = tg[u].state != (vi)0;
     }
     for (uint c = 0; c < C; ++c) {
@@ -695,15 +702,9 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
     vi dead[NDU];
 #pragma unroll
     for (uint u = 0; u < NDU; ++u) {
-        ulong r0 = it->r0 + u * VEC;
-        vf S = select(s[u] - sc[u], (vf)NAN, m[u] == (vf)(-INFINITY));
-        vf lS = log(S);
-        vf lsev = m[u] + lS;
-        vf l = nd_loss(&tg[u], m[u], lS, xy[u], (vf)0.0f, (vf)0.0f, 0.0f,
-                       zeta, C);
-        VST_0(loss, loss_off + r0, l);
-        if (has_lse) VST_0(lse, lse_off + r0, lsev);
-        k1[u] = nd_k1(&tg[u], (vf)0.0f, lsev, 0.0f, zeta, C) / S;
+        k1[u] = nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], (vf)0.0f,
+                          (vf)0.0f, 0.0f, zeta, C, loss, loss_off, lse,
+                          lse_off, has_lse, it->r0 + u * VEC, VEC);
         dead[u] = tg[u].state != (vi)0;
     }
     for (uint c = 0; c < C; ++c)
