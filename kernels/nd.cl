@@ -39,6 +39,19 @@
  * 2^-24/e absolute on a probability: within the bounds of semantics 10. */
 #define ND_EXP(d) exp2((d) * M_LOG2E_F)
 
+/* CPUs: the logits of the item that runs next on this core (the next
+ * inner positions of the same outer index: PoCL's work-group loop takes
+ * neighbouring ids in turn) are C short runs a class stride apart, more
+ * streams than the hardware prefetcher follows, so every item waited for
+ * its first loads. Prefetched while this item computes its exps, that
+ * wait overlaps the work (fused 16x21x128x128 and 8x150x64x64: a fifth
+ * less; docs/tuning.md, "nd"). GPUs hide latency with other work-items. */
+#if VEC > 1
+#define ND_PREFETCH(p) __builtin_prefetch((const global void *)(p))
+#else
+#define ND_PREFETCH(p) ((void)(p))
+#endif
+
 #if VEC == 1
 #define VLOADI(a) ((a)[0])
 inline int any_v(vi v) { return v != 0; }
@@ -77,6 +90,22 @@ inline nd_item nd_sub(const nd_item *it, uint u) {
     s.nl = it->nl > off ? min((uint)VEC, it->nl - off) : 0;
     s.r0 = it->r0 + off;
     return s;
+}
+
+/* The element offset from an item of span inner positions to the next
+ * item, 0 (its own lines again) when the next one is not whole within
+ * the same outer index: a prefetch never reaches past the tensor. */
+inline ulong nd_next(const nd_item *it, uint I, uint span, ulong si) {
+    return it->i0 + 2 * (ulong)span <= I ? span * si : 0;
+}
+
+#ifndef ND_PF_ITEMS
+#define ND_PF_ITEMS 4
+#endif
+/* For items of one vector: the offset ND_PF_ITEMS items ahead (unit inner
+ * stride), else 0. */
+inline ulong nd_ahead(const nd_item *it, uint I, ulong si) {
+    return si == 1 ? nd_next(it, I, ND_PF_ITEMS * VEC, 1) : 0;
 }
 
 /* ---- loads and stores of one class's VEC values ---- */
@@ -233,7 +262,8 @@ inline void nd_raise(nd_st *q, vf bm, const int am) {
 /* The statistics of the lanes' rows over all C classes. am: AM_MAX,
  * AM_FIXED (m0 given), AM_STATS, AM_SMOOTH (a_c = w_c) or AM_PROBS
  * (a_c = w_c*((1-eps)*t_c + eps/C), rc = 1/C). xy picks the class ycol. */
-inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
+inline nd_st nd_stats(const global XS *x, ulong xb, ulong xn, ulong x_sc,
+                      ulong x_si,
                       const global XS *t, ulong tb, ulong t_sc, ulong t_si,
                       const global float *w, int has_w, float eps, float rc,
                       uint C, uint nl, vi ycol, vf m0, float xa, float xcap,
@@ -249,6 +279,7 @@ inline nd_st nd_stats(const global XS *x, ulong xb, ulong x_sc, ulong x_si,
             v[j] = (vf)(-INFINITY);
             if (j < n) {
                 v[j] = ND_LDX(x, xb + (c0 + j) * x_sc, x_si, nl);
+                ND_PREFETCH(x + xn + (c0 + j) * x_sc);
                 /* for the plain sums a NaN needs no max of its own: its
                  * exp makes S NaN (kept below where the max is -inf) */
                 bm = am == AM_STATS || am == AM_FIXED ? fmax(bm, v[j])
@@ -381,18 +412,19 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
                           scr, gr, gr_off, has_gr, &it);
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
+    ulong xn = xb + nd_ahead(&it, I, x_si);
     ulong tb = t_off + it.o * t_so + it.i0 * t_si;
     float rc = 1.0f / (float)C;
     vf m0 = (vf)(-INFINITY);
     nd_st q;
     if (TGT == CLX_TGT_PROBS)
-        q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
+        q = nd_stats(x, xb, xn, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
                      eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_PROBS);
     else if (eps > 0.0f)
-        q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
+        q = nd_stats(x, xb, xn, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
                      eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_SMOOTH);
     else
-        q = nd_stats(x, xb, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
+        q = nd_stats(x, xb, xn, x_sc, x_si, t, tb, t_sc, t_si, w + w_off, has_w,
                      eps, rc, C, it.nl, tg.ycol, m0, xa, xcap, AM_STATS);
     if (TGT != CLX_TGT_PROBS)
         q.xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, xa, xcap);
@@ -502,6 +534,9 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
     ulong tb = t_off + it.o * t_so + it.i0 * t_si;
     ulong gb = g_off + it.o * g_so + it.i0 * g_si;
     ulong xs = VEC * x_si, ts = VEC * t_si, gs = VEC * g_si;
+    ulong xn = xb + (x_si == 1 && it.nl == NDU * VEC
+                         ? nd_next(&it, I, NDU * VEC, 1)
+                         : 0);
     vf xv[NDC * NDU]; /* class c, vector u at c * NDU + u */
     for (uint c = 0; c < C; ++c)
         for (uint u = 0; u < nu; ++u) {
@@ -519,6 +554,7 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
             vf xc = xv[c * NDU + u];
             vf e = ND_EXP(xc - m[u]);
             KAHAN(vf, s, sc, e);
+            ND_PREFETCH(x + xn + c * x_sc + u * VEC);
             if (smooth) {
                 vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
                 if (TGT == CLX_TGT_PROBS)
@@ -595,6 +631,9 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
     ulong tb = t_off + it->o * t_so + it->i0 * t_si;
     ulong gb = g_off + it->o * g_so + it->i0 * g_si;
     ulong xs = VEC * x_si, ts = VEC * t_si, gs = VEC * g_si;
+    /* whole items only (the next one's lines contiguous per class) */
+    ulong xn = xb + (whole ? nd_next(it, I, NDU * VEC, 1) : 0);
+    ulong tn = tb + (whole ? nd_next(it, I, NDU * VEC, 1) : 0);
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -615,6 +654,11 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
                 vf xc = KEPT_LD(x, xb + c * x_sc + u * xs, x_si, nl[u]);
                 e[j] = ND_EXP(xc - m[u]);
                 KEPT_ST(gm, gb + c * g_sc + u * gs, g_si, nl[u], e[j]);
+                if (whole) {
+                    ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+                    if (TGT == CLX_TGT_PROBS)
+                        ND_PREFETCH(t + tn + c * t_sc + u * VEC);
+                }
                 if (smooth) {
                     vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
                     if (TGT == CLX_TGT_PROBS)
@@ -691,12 +735,14 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
             m[u] = fmax(m[u], v);
             xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
         }
+    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
             vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]);
             KAHAN(vf, s[u], sc[u], e);
             VST_0(gm, gb + c * g_sc + u * VEC, e);
+            ND_PREFETCH(x + xn + c * x_sc + u * VEC);
         }
     vf k1[NDU];
     vi dead[NDU];
@@ -848,6 +894,7 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
     if (!nd_item_of(O, I, &it)) return;
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
     ulong yb = y_off + it.o * y_so + it.i0 * y_si;
+    ulong xn = xb + nd_ahead(&it, I, x_si);
     if (what == CLX_SM_COPY) {
 #if X_T == Y_T /* as bits: exact, NaN payloads too */
         const global nd_raw *xr = (const global nd_raw *)x;
@@ -866,20 +913,20 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
     const global float *nw = (const global float *)0;
     nd_st q;
     if (what == CLX_SM_MAX) {
-        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
+        q = nd_stats(x, xb, xn, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
                      it.nl, none, (vf)(-INFINITY), xa, xcap, AM_MAX);
         nd_stf(vo, vo_off + it.r0, 1, it.nl, q.m);
         return;
     }
     if (what == CLX_SM_EXPSUM) {
-        q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
+        q = nd_stats(x, xb, xn, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C,
                      it.nl, none, nd_rld(mx, mx_off + it.r0, it.nl), xa, xcap,
                      AM_FIXED);
         nd_stf(vo, vo_off + it.r0, 1, it.nl,
                select(q.s - q.sc, q.s, isinf(q.s)));
         return;
     }
-    q = nd_stats(x, xb, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C, it.nl,
+    q = nd_stats(x, xb, xn, x_sc, x_si, x, 0, 0, 0, nw, 0, 0.0f, 0.0f, C, it.nl,
                  none, (vf)(-INFINITY), xa, xcap, AM_STATS);
     vf lS = log(nd_sum(&q));
     for (uint c = 0; c < C; ++c) {
