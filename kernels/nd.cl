@@ -45,8 +45,12 @@
  * streams than the hardware prefetcher follows, so every item waited for
  * its first loads. Prefetched while this item computes its exps, that
  * wait overlaps the work (fused 16x21x128x128 and 8x150x64x64: a fifth
- * less; docs/tuning.md, "nd"). GPUs hide latency with other work-items. */
-#if VEC > 1
+ * less; docs/tuning.md, "nd"). GPUs hide latency with other work-items.
+ * Oclgrind cannot run the builtin (nd_prefetch 0 there). */
+#ifndef PREFETCH
+#define PREFETCH 0 /* the tuning parameter nd_prefetch */
+#endif
+#if VEC > 1 && PREFETCH
 #define ND_PREFETCH(p) __builtin_prefetch((const global void *)(p))
 #else
 #define ND_PREFETCH(p) ((void)(p))

@@ -6,8 +6,9 @@
 # device's own mapping and every check, then the CPU mapping (VEC 16: the
 # vector loads) with the CPU class's N-d thresholds from a tuning file
 # (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
-# kernels never run), without --uninitialized (Oclgrind flags the halves
-# of an initialised float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
+# kernels never run), except nd_prefetch 0 (Oclgrind cannot run
+# llvm.prefetch), without --uninitialized (Oclgrind flags the halves of an
+# initialised float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
 # shapes only, which never reach these kernels. -cl-opt-disable as in
 # ci_hardening.sh (Debian's Oclgrind aborts on `freeze`).
 # Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the test_nd binary's build)
@@ -51,6 +52,7 @@ param nd_kept_cmax 1024
 param nd_cached_cmax 256
 param nd_chunked 1
 param nd_unroll 4
+param nd_prefetch 0
 EOF
 status=0
 run "$build/oclgrind-nd" "" --uninitialized || status=1

@@ -5,8 +5,9 @@
  * strided and transposed per-row arrays, and the options (targets, weights,
  * ignore_index, smoothing, z-loss with z_loss_out, softcap, logit_scale,
  * reductions, grad_rows, in place). Every output's bytes outside its
- * elements must be left alone. Then: the matrix calls and the _nd calls of
- * inner 1 give the same bits; a bad label names its PyTorch position.
+ * elements must be left alone. Then: the prefetches of the CPU mapping
+ * change no bit; the matrix calls and the _nd calls of inner 1 give the
+ * same bits; a bad label names its PyTorch position.
  *
  * CLXENT_ND_QUICK=1 runs a few small shapes only (the Oclgrind pass of
  * tools/ci_hardening.sh). */
@@ -843,6 +844,64 @@ static void test_kept_paths(void **state) {
         }
 }
 
+/* ---- the prefetches (nd_prefetch): the same bits without them ---- */
+
+static size_t res_len(const nd_case *c, int k) {
+    size_t nl = c->red == CLXENT_REDUCTION_NONE ? n_rows(c) : 1;
+    switch (k) {
+    case O_MAX: case O_SUM: case O_FLSE: case O_ULSE: return n_rows(c);
+    case O_NLL: case O_FL: case O_FZ: case O_UL: case O_UZ: return nl;
+    default: return n_elems(c);
+    }
+}
+
+/* Shapes with several whole items per outer index, so that items
+ * prefetch the next one's logits (the kept, cached and one-vector
+ * kernels): every output bit for bit as with nd_prefetch 0, and right. */
+static void test_prefetch_same_bits(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    long long pf = 0, vec = 0;
+    OK(dev, clxent_context_get_param(dev, "nd_prefetch", &pf));
+    OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    if (!pf || vec == 1) { /* GPUs have none; Oclgrind runs without */
+        printf("test_prefetch_same_bits: this device does not prefetch\n");
+        return;
+    }
+    static const shape sh[] = {{3, 21, 320}, {2, 150, 200}, {2, 21, 320},
+                               {2, 21, 320}};
+    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s) {
+        nd_case c = shape_case(sh[s]);
+        c.eps = s == 1 ? 0.1f : 0.0f; /* the kept kernel's general body */
+        c.weights = s == 1;
+        c.probs = s == 2;
+        if (s == 3) c.dt = c.odt = CLXENT_BF16; /* nd_cached_fused */
+        c.red = CLXENT_REDUCTION_MEAN;
+        c.seed = 8100 + s;
+        char name[384];
+        nd_name(&c, name, sizeof name);
+        nd_data d = nd_make(&c);
+        nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+        nd_res on = run_all(dev, &c, &d, &ref, name);
+        OK(dev, clxent_context_set_param(dev, "nd_prefetch", 0));
+        nd_res off = run_all(dev, &c, &d, &ref, name);
+        OK(dev, clxent_context_set_param(dev, "nd_prefetch", pf));
+        compare_case(&c, &on, &ref, name);
+        for (int k = 0; k < O_COUNT; ++k) {
+            if (!on.v[k] || !off.v[k]) continue;
+            size_t n = res_len(&c, k);
+            if (memcmp(on.v[k], off.v[k], n * sizeof(float)) != 0)
+                fail_msg("%s: %s differs with and without the prefetches",
+                         name, o_name[k]);
+        }
+        res_free(&ref);
+        res_free(&on);
+        res_free(&off);
+        nd_free(&d);
+    }
+}
+
 /* ---- the matrix calls against the _nd calls of inner 1, bit for bit ---- */
 
 static unsigned char *raw(clxent_context *ctx, clxent_buffer *b) {
@@ -1153,6 +1212,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_kept_paths),
+        cmocka_unit_test(test_prefetch_same_bits),
         cmocka_unit_test(test_bad_label_host),
         cmocka_unit_test(test_interleaved_output_host),
         cmocka_unit_test(test_interleaved_output_device),

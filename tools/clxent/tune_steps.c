@@ -39,8 +39,9 @@ typedef struct tune_step {
     size_t cols[10];    /* thresholds: the C values measured (0 ends) */
     long long values[8]; /* values: the candidates (-1 ends) */
     const char *why;
-    size_t inner; /* > 0: a threshold measured on N-d shapes (outer, C,
-                   * inner), the rows of the N-d kernels */
+    size_t inner; /* > 0: measured on N-d shapes (outer, C, inner), the
+                   * rows of the N-d kernels: a threshold's C values, or a
+                   * kernel parameter's (then cols, not the run's shapes) */
 } tune_step;
 
 #define ENDV -1
@@ -90,6 +91,10 @@ static const tune_step steps[] = {
      {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused bf16: lanes, batch", 0},
     {"batch_f16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_F16,
      {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused f16: lanes, batch", 0},
+    /* the N-d kernels: their own programs (a compile of nd.cl each on a
+     * cold cache), so after the 2-D steps */
+    {"nd_prefetch", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 150},
+     {0, 1, ENDV}, "N-d: prefetch the next item's logits", 4096},
     {"nd_kept_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), CLXENT_F32,
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
      "N-d fused f32: exps kept in the gradient below, chunked rows above",
@@ -329,14 +334,15 @@ static void note(tune_run *run, const char *format, ...) {
 }
 
 /* The points of a step: the run's shapes (values) or its C values at
- * --elements (thresholds), for each of its operations that is tuned. */
+ * --elements (thresholds, and values measured on N-d shapes), for each of
+ * its operations that is tuned. */
 static size_t step_points(const tune_run *run, const tune_step *s,
                           tune_point *pts, size_t cap) {
     size_t n = 0;
     for (int id = 0; id < OPS_COUNT; id++) {
         if (!(s->ops & OPB(id)) || !(run->a->ops & OPB(id))) continue;
         clxent_dtype dt = s->dtype ? s->dtype : run->a->dtype;
-        if (s->kind == STEP_VALUES) {
+        if (s->kind == STEP_VALUES && !s->inner) {
             for (size_t i = 0; i < run->a->nshapes && n < cap; i++)
                 pts[n++] = (tune_point){&ops_table[id], dt, run->a->rows[i],
                                         run->a->cols[i], 0};

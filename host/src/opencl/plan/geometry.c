@@ -219,8 +219,10 @@ int clx_store_code(clxent_dtype d) {
 
 void clx_build_options(const clx_opencl_state *s, char *buf, size_t size,
                        clxent_dtype x, clxent_dtype y, int tgt) {
-    snprintf(buf, size, "-DX_T=%d -DY_T=%d -DTGT=%d -DVEC=%u -DKT=%u",
-             clx_store_code(x), clx_store_code(y), tgt, s->d.vec, s->d.kt);
+    snprintf(buf, size,
+             "-DX_T=%d -DY_T=%d -DTGT=%d -DVEC=%u -DKT=%u -DPREFETCH=%d",
+             clx_store_code(x), clx_store_code(y), tgt, s->d.vec, s->d.kt,
+             (int)PV(s, nd_prefetch));
 }
 
 size_t clx_scr_part_index(size_t R) {

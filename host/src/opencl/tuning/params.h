@@ -78,6 +78,9 @@ typedef enum clx_param_kind {
     X(nd_unroll, CLX_PK_INT, 1, 16, 4, 1,                                      \
       "vectors of inner positions per item of the N-d kept and cached "        \
       "kernels, at most (their classes loaded together)")                      \
+    X(nd_prefetch, CLX_PK_INT, 0, 1, 1, 0,                                     \
+      "N-d kernels of the CPU mapping prefetch the logits of the item that "   \
+      "runs next on the core: 0 off, 1 on (vec > 1)")                          \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
