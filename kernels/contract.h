@@ -179,6 +179,7 @@
     X(nd_cached_fused, "nd.cl", nd_fused)                                      \
     X(nd_chunked_fused, "nd.cl", nd_fused)                                     \
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \
+    X(nd_kept_fwd, "nd.cl", nd_fwd)                                            \
     X(nd_bwd, "nd.cl", nd_bwd)                                                 \
     X(nd_sm, "nd.cl", nd_sm)                                                   \
     X(nd_nll_bwd, "nd.cl", nd_nll_bwd)                                         \

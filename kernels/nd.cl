@@ -11,6 +11,7 @@
  *   nd_fused, nd_fwd, nd_bwd: cross-entropy (XF: the logit transforms)
  *   nd_kept_fused:   fused, f32 gradient, the row's exps kept in it, one
  *                    exp per element in all (no XF)
+ *   nd_kept_fwd:     forward, an item's rows read twice while cached
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
  *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
@@ -406,13 +407,13 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
     }
 }
 
-/* Forward (and with do_grad, the gradient): the statistics pass, the
- * losses and lse, the gradient pass. */
-inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
+/* Forward (and with do_grad, the gradient) of one item: the statistics
+ * pass, the losses and lse, the gradient pass. */
+inline void nd_xent_item(ND_PARAMS, global float *loss, ulong loss_off,
                          global float *lse, ulong lse_off, int has_lse,
-                         ND_GRAD_PARAMS, const int do_grad) {
-    nd_item it;
-    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
+                         ND_GRAD_PARAMS, const nd_item *itp,
+                         const int do_grad) {
+    nd_item it = *itp;
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
                           scr, gr, gr_off, has_gr, &it);
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
@@ -441,6 +442,15 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
     if (do_grad)
         nd_grad(ND_ARGS, ND_GRAD_ARGS, &it, &tg, q.m, lS,
                 nd_k1(&tg, A, lsev, eps, zeta, C));
+}
+
+inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
+                         global float *lse, ulong lse_off, int has_lse,
+                         ND_GRAD_PARAMS, const int do_grad) {
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
+    nd_xent_item(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                 ND_GRAD_ARGS, &it, do_grad);
 }
 
 kernel void nd_fused(CLX_PARAMS(nd_fused)) {
@@ -790,6 +800,70 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
     else
         nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                      ND_GRAD_ARGS, &it, 0);
+#endif
+}
+
+/* Forward on CPUs (C <= nd_kept_cmax, class indices, no smoothing, no
+ * transforms): an item takes NDU vectors of inner positions, as the kept
+ * fused kernel does, and in the common case (whole vectors, unit inner
+ * stride) reads its logits once for the max and the target's logit and
+ * again, from the cache, for the exps; nd_fwd's items of one vector, with
+ * their online blocks, took as long as the whole fused call
+ * (docs/tuning.md, "nd"). Other items: nd_fwd's body per vector. */
+#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
+__attribute__((always_inline)) inline void
+nd_kept_fwd_plain(ND_PARAMS, global float *loss, ulong loss_off,
+                  global float *lse, ulong lse_off, int has_lse,
+                  const nd_item *it) {
+    nd_tg tg[NDU];
+    vf m[NDU], xy[NDU], s[NDU], sc[NDU];
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(it, u);
+        tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
+                           scr, gr, gr_off, has_gr, &sub);
+        m[u] = (vf)(-INFINITY);
+        xy[u] = s[u] = sc[u] = (vf)0.0f;
+    }
+    ulong xb = x_off + it->o * x_so + it->i0;
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf v = VLDX(x, xb + c * x_sc + u * VEC);
+            m[u] = fmax(m[u], v); /* a NaN makes S NaN through its exp */
+            xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
+        }
+    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
+    for (uint c = 0; c < C; ++c)
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            KAHAN(vf, s[u], sc[u],
+                  ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]));
+            ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+        }
+#pragma unroll
+    for (uint u = 0; u < NDU; ++u)
+        nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], (vf)0.0f, (vf)0.0f, 0.0f,
+                  zeta, C, loss, loss_off, lse, lse_off, has_lse,
+                  it->r0 + u * VEC, VEC);
+}
+#endif
+
+kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
+#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
+    if (it.nl == VEC * NDU && x_si == 1 && eps == 0.0f) {
+        nd_kept_fwd_plain(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                          &it);
+        return;
+    }
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(&it, u);
+        if (sub.nl > 0)
+            nd_xent_item(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                         (global XS *)0, 0, 0, 0, 0, &sub, 0);
+    }
 #endif
 }
 

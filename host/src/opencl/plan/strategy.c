@@ -94,6 +94,11 @@ static const clx_strategy table[] = {
      N_ND | N_PLAIN | N_NO_SMOOTH, N_BOUNDS, CLX_RUN_ND, {"nd_chunked_fused"},
      "N-d f32, long rows on CPUs: each chunk read twice while cached, its "
      "exps kept in the gradient and scaled in place (one exp per element)"},
+    {"nd_kept", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
+     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_NO_SMOOTH, 0,
+     CLX_RUN_ND, {"nd_kept_fwd"},
+     "N-d forward on CPUs: an item's vectors of inner positions read "
+     "twice while cached (the max, then the exps), one exp per element"},
     {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
      {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
      "N-d: lane-wise online statistics, the gradient recomputed (kernel by "
@@ -278,7 +283,7 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
     int cached = strcmp(row->kernels[0], "nd_cached_fused") == 0;
     unsigned n = 8, u = (unsigned)CLX_P(&s->params, nd_unroll);
     *ndc = 0;
-    if (!cached && strcmp(row->kernels[0], "nd_kept_fused") != 0) return 1;
+    if (!cached && strncmp(row->kernels[0], "nd_kept", 7) != 0) return 1;
     if (cached) {
         while (n < w->C) n *= 2;
         *ndc = n;
@@ -492,7 +497,7 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         break;
     case CLX_RUN_ND: {
         /* an item per VEC inner positions of one outer index (NDU vectors
-         * of them for nd_kept_fused and nd_cached_fused) */
+         * of them for the nd_kept and nd_cached kernels) */
         unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         size_t span = s->d.vec * ndu;
         size_t units = w->O * ((w->I + span - 1) / span);

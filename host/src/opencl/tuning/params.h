@@ -70,8 +70,8 @@ typedef enum clx_param_kind {
     X(lanes_bwd_cmax, CLX_PK_INT, 0, 128, 32, 32,                              \
       "lanes kernel of backward up to this C (rows of partial vectors)")       \
     X(nd_kept_cmax, CLX_PK_INT, 0, 1 << 30, 1024, 0,                           \
-      "N-d fused f32 kernel with a row's exps kept in the gradient up to "     \
-      "this C (vec > 1)")                                                      \
+      "N-d kept kernels up to this C: fused f32 (a row's exps kept in the "    \
+      "gradient) and forward with class indices (vec > 1)")                    \
     X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                             \
       "N-d fused kernel with a row's classes in private vectors up to this "   \
       "C (vec > 1)")                                                           \
