@@ -408,11 +408,13 @@ inline void nd_grad(ND_PARAMS, ND_GRAD_PARAMS, const nd_item *it,
 }
 
 /* Forward (and with do_grad, the gradient) of one item: the statistics
- * pass, the losses and lse, the gradient pass. */
-inline void nd_xent_item(ND_PARAMS, global float *loss, ulong loss_off,
-                         global float *lse, ulong lse_off, int has_lse,
-                         ND_GRAD_PARAMS, const nd_item *itp,
-                         const int do_grad) {
+ * pass, the losses and lse, the gradient pass. (Inlined always: called in
+ * nd_kept_fwd's loop, Intel's OpenCL CPU compiler 2026.22 made a SIMD
+ * variant of it and crashed in its vectorizer, vplan-vec.) */
+__attribute__((always_inline)) inline void
+nd_xent_item(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
+             ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *itp,
+             const int do_grad) {
     nd_item it = *itp;
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
                           scr, gr, gr_off, has_gr, &it);
@@ -719,17 +721,19 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #undef KEPT_ST
 #endif
 
-#if NDKEPT && !XF && X_T == CLX_STORE_F32 && TGT != CLX_TGT_PROBS
+#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
 /* The common case, class indices without smoothing over whole vectors of
  * unit inner stride, in loops as plain as the kernel allows: fmax for the
  * maximum (a NaN makes S NaN through its exp: the results are those of
  * nanmaxv), one compensated add per exp. The general body's block sums,
  * smoothing branch and tail code cost about a quarter of the kernel's time
  * here, mostly through private values PoCL kept on the stack
- * (docs/tuning.md, "nd"). */
+ * (docs/tuning.md, "nd"). do_grad 0 (nd_kept_fwd, any storage): the
+ * losses and lse only, the exps summed and not kept. */
 __attribute__((always_inline)) inline void
 nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
-              ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it) {
+              ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it,
+              const int do_grad) {
     nd_tg tg[NDU];
     vf m[NDU], xy[NDU], s[NDU], sc[NDU];
 #pragma unroll
@@ -741,7 +745,9 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
         xy[u] = s[u] = sc[u] = (vf)0.0f;
     }
     ulong xb = x_off + it->o * x_so + it->i0;
+#if X_T == CLX_STORE_F32
     ulong gb = g_off + it->o * g_so + it->i0;
+#endif
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -755,18 +761,19 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
         for (uint u = 0; u < NDU; ++u) {
             vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]);
             KAHAN(vf, s[u], sc[u], e);
-            VST_0(gm, gb + c * g_sc + u * VEC, e);
+#if X_T == CLX_STORE_F32
+            if (do_grad) VST_0(gm, gb + c * g_sc + u * VEC, e);
+#endif
             ND_PREFETCH(x + xn + c * x_sc + u * VEC);
         }
     vf k1[NDU];
-    vi dead[NDU];
 #pragma unroll
-    for (uint u = 0; u < NDU; ++u) {
+    for (uint u = 0; u < NDU; ++u)
         k1[u] = nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], (vf)0.0f,
                           (vf)0.0f, 0.0f, zeta, C, loss, loss_off, lse,
                           lse_off, has_lse, it->r0 + u * VEC, VEC);
-        dead[u] = tg[u].state != (vi)0;
-    }
+    if (!do_grad) return;
+#if X_T == CLX_STORE_F32
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -775,8 +782,12 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
             d = select(d, d - tg[u].wy, tg[u].ycol == (vi)(int)c);
             /* ignored and bad rows: exactly 0, even for NaN logits (their
              * g is 0) */
-            VST_0(gm, gi, tg[u].g * select(d, (vf)0.0f, dead[u]));
+            VST_0(gm, gi, tg[u].g * select(d, (vf)0.0f,
+                                           tg[u].state != (vi)0));
         }
+#else
+    (void)k1; /* forward only: no gradient in 16-bit storage here */
+#endif
 }
 #endif
 
@@ -790,7 +801,7 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
 #else
     if (whole && eps == 0.0f) {
         nd_kept_plain(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                      ND_GRAD_ARGS, &it);
+                      ND_GRAD_ARGS, &it, 1);
         return;
     }
 #endif
@@ -806,56 +817,16 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
 /* Forward on CPUs (C <= nd_kept_cmax, class indices, no smoothing, no
  * transforms): an item takes NDU vectors of inner positions, as the kept
  * fused kernel does, and in the common case (whole vectors, unit inner
- * stride) reads its logits once for the max and the target's logit and
- * again, from the cache, for the exps; nd_fwd's items of one vector, with
- * their online blocks, took as long as the whole fused call
+ * stride) runs nd_kept_plain's first two passes; nd_fwd's items of one
+ * vector, with their online blocks, took as long as the whole fused call
  * (docs/tuning.md, "nd"). Other items: nd_fwd's body per vector. */
-#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
-__attribute__((always_inline)) inline void
-nd_kept_fwd_plain(ND_PARAMS, global float *loss, ulong loss_off,
-                  global float *lse, ulong lse_off, int has_lse,
-                  const nd_item *it) {
-    nd_tg tg[NDU];
-    vf m[NDU], xy[NDU], s[NDU], sc[NDU];
-#pragma unroll
-    for (uint u = 0; u < NDU; ++u) {
-        nd_item sub = nd_sub(it, u);
-        tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
-                           scr, gr, gr_off, has_gr, &sub);
-        m[u] = (vf)(-INFINITY);
-        xy[u] = s[u] = sc[u] = (vf)0.0f;
-    }
-    ulong xb = x_off + it->o * x_so + it->i0;
-    for (uint c = 0; c < C; ++c)
-#pragma unroll
-        for (uint u = 0; u < NDU; ++u) {
-            vf v = VLDX(x, xb + c * x_sc + u * VEC);
-            m[u] = fmax(m[u], v); /* a NaN makes S NaN through its exp */
-            xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
-        }
-    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
-    for (uint c = 0; c < C; ++c)
-#pragma unroll
-        for (uint u = 0; u < NDU; ++u) {
-            KAHAN(vf, s[u], sc[u],
-                  ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]));
-            ND_PREFETCH(x + xn + c * x_sc + u * VEC);
-        }
-#pragma unroll
-    for (uint u = 0; u < NDU; ++u)
-        nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], (vf)0.0f, (vf)0.0f, 0.0f,
-                  zeta, C, loss, loss_off, lse, lse_off, has_lse,
-                  it->r0 + u * VEC, VEC);
-}
-#endif
-
 kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
 #if NDKEPT && !XF && TGT != CLX_TGT_PROBS
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     if (it.nl == VEC * NDU && x_si == 1 && eps == 0.0f) {
-        nd_kept_fwd_plain(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                          &it);
+        nd_kept_plain(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                      (global XS *)0, 0, 0, 0, 0, &it, 0);
         return;
     }
     for (uint u = 0; u < NDU; ++u) {
