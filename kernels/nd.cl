@@ -12,6 +12,8 @@
  *   nd_kept_fused:   fused, f32 gradient, the row's exps kept in it, one
  *                    exp per element in all (no XF)
  *   nd_kept_fwd:     forward, an item's rows read twice while cached
+ *                    (both kept kernels with NDONLINE, the nd_wide rows:
+ *                    one online pass over long rows, no gradient reread)
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
  *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
@@ -31,6 +33,9 @@
 #endif
 #ifndef NDKEPT
 #define NDKEPT 0 /* 1: nd_kept_fused is built */
+#endif
+#ifndef NDONLINE
+#define NDONLINE 0 /* 1: nd_kept_plain's online passes (the nd_wide rows) */
 #endif
 #define ND_B CLX_ND_BLOCK
 
@@ -748,6 +753,45 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #if X_T == CLX_STORE_F32
     ulong gb = g_off + it->o * g_so + it->i0;
 #endif
+    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
+#if NDONLINE
+    /* The nd_wide rows (C past nd_kept_cmax): an item's NDU x C values
+     * outgrow the cache, so one pass keeps the max and the sum online,
+     * rescaled once per block of ND_B classes, and the gradient pass
+     * computes its exps again: the logits read twice and the gradient
+     * written once, where the kept passes read the logits twice from
+     * memory and the gradient back (docs/tuning.md, "nd"). */
+    for (uint c0 = 0; c0 < C; c0 += ND_B) {
+        uint n = min((uint)ND_B, C - c0);
+        vf bm[NDU];
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) bm[u] = m[u];
+        for (uint c = c0; c < c0 + n; ++c)
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf v = VLDX(x, xb + c * x_sc + u * VEC);
+                bm[u] = fmax(bm[u], v);
+                xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
+            }
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            /* nothing to rescale while every value so far is -inf (their
+             * exp(-inf - -inf) would be NaN) */
+            vf f = select(ND_EXP(m[u] - bm[u]), (vf)0.0f,
+                          bm[u] == (vf)(-INFINITY));
+            s[u] *= f;
+            sc[u] *= f;
+            m[u] = bm[u];
+        }
+        for (uint c = c0; c < c0 + n; ++c)
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]);
+                KAHAN(vf, s[u], sc[u], e);
+                if (!do_grad) ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+            }
+    }
+#else
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -755,7 +799,6 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
             m[u] = fmax(m[u], v);
             xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
         }
-    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -766,6 +809,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #endif
             ND_PREFETCH(x + xn + c * x_sc + u * VEC);
         }
+#endif
     vf k1[NDU];
 #pragma unroll
     for (uint u = 0; u < NDU; ++u)
@@ -778,7 +822,12 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
             ulong gi = gb + c * g_sc + u * VEC;
+#if NDONLINE
+            vf d = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]) * k1[u];
+            ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+#else
             vf d = VLD_0(gm, gi) * k1[u];
+#endif
             d = select(d, d - tg[u].wy, tg[u].ycol == (vi)(int)c);
             /* ignored and bad rows: exactly 0, even for NaN logits (their
              * g is 0) */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused, nd_cached_fused,
+# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused and nd_kept_fwd
+# (also with the nd_wide rows' online passes), nd_cached_fused,
 # nd_chunked_fused, nd_fwd, nd_bwd, nd_sm, nd_nll_bwd) and the staging
 # kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's quick
 # grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with the
@@ -51,6 +52,8 @@ note the CPU class's N-d thresholds (opencl/tuning/params.h), for the VEC 16 run
 param nd_kept_cmax 1024
 param nd_cached_cmax 256
 param nd_chunked 1
+param nd_wide 1
+param nd_wide_unroll 16
 param nd_unroll 4
 param nd_prefetch 0
 EOF

@@ -276,7 +276,13 @@ static const char *o_name[O_COUNT] = {
 
 typedef struct nd_res {
     float *v[O_COUNT];
+    char trace_fwd[256], trace_fused[256]; /* the rows forward, fused took */
 } nd_res;
+
+static void keep_trace(const clxent_context *ctx, char *to, size_t size) {
+    const char *t = clxent_context_last_trace(ctx);
+    snprintf(to, size, "%s", t ? t : "");
+}
 
 static void res_free(nd_res *r) {
     for (int k = 0; k < O_COUNT; ++k) free(r->v[k]);
@@ -406,6 +412,7 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
         clxent_tensor z = c->zout ? loss_make(ctx, c) : no_tensor();
         OK(ctx, clxent_cross_entropy_forward_nd(ctx, &x, &tg, &w, &opt, &loss,
                                                 &lse, &z, NULL));
+        keep_trace(ctx, r.trace_fwd, sizeof r.trace_fwd);
         r.v[O_FL] = t_read(ctx, &loss, o_name[O_FL], name);
         r.v[O_FLSE] = t_read(ctx, &lse, o_name[O_FLSE], name);
         if (c->zout) r.v[O_FZ] = t_read(ctx, &z, o_name[O_FZ], name);
@@ -432,6 +439,7 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
         clxent_tensor g = t_make(ctx, NULL, NULL, O, C, I, ol, c->dt);
         OK(ctx, clxent_cross_entropy_nd(ctx, &x, &tg, &w, &opt, &gr, &loss,
                                         &lse, &z, &g, NULL));
+        keep_trace(ctx, r.trace_fused, sizeof r.trace_fused);
         r.v[O_UL] = t_read(ctx, &loss, o_name[O_UL], name);
         r.v[O_ULSE] = t_read(ctx, &lse, o_name[O_ULSE], name);
         if (c->zout) r.v[O_UZ] = t_read(ctx, &z, o_name[O_UZ], name);
@@ -844,6 +852,82 @@ static void test_kept_paths(void **state) {
         }
 }
 
+/* Long rows on CPUs with an online max and sum (the nd_wide rows, forced
+ * here at any C and inner extent, the kept rows off): whole items of 16 and of fewer vectors,
+ * tails (the kept kernel's general body), C below one block of classes,
+ * 16-bit forward, and NaN, +inf and masked logits; long rows' gradients
+ * also relative to each value, as for the chunked rows. The natural choice is
+ * checked on a shape past nd_kept_cmax whose items fill nd_wide_unroll
+ * vectors. */
+static void test_wide_rows(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    long long mode = 0, vec = 0, kcmax = 0, unroll = 0;
+    OK(dev, clxent_context_get_param(dev, "nd_wide", &mode));
+    OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
+    OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
+    static const shape sh[] = {{2, 21, 256}, {1, 5, 80}, {3, 1, 32},
+                               {2, 150, 48}, {1, 1100, 272}, {2, 9, 16}};
+    size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
+    for (size_t s = 0; s < ns; ++s)
+        for (int v = 0; v < 6; ++v) {
+            int natural = s == 4 && v < 2;
+            OK(dev, clxent_context_set_param(dev, "nd_wide", natural ? mode
+                                                                     : 2));
+            OK(dev, clxent_context_set_param(dev, "nd_kept_cmax",
+                                             natural ? kcmax : 0));
+            nd_case c = shape_case(sh[s]);
+            c.idt = v % 2 ? CLXENT_I64 : CLXENT_I32;
+            c.xl = X_CONTIG;
+            c.ol = X_CONTIG;
+            c.rl = R_COMPACT;
+            c.weights = v == 1 || v == 3;
+            c.ignore = v == 1 || v == 4;
+            c.zeta = v == 2 ? 1e-3f : 0.0f;
+            c.zout = v == 2;
+            c.grad_rows = v == 3;
+            if (v == 3) c.G = 0.5f;
+            if (v == 4) c.dt = c.odt = CLXENT_BF16; /* forward only */
+            c.red = v == 0 ? CLXENT_REDUCTION_SUM
+                    : v == 2 ? CLXENT_REDUCTION_MEAN
+                             : CLXENT_REDUCTION_NONE;
+            c.seed = 8200 + 6 * s + (uint64_t)v;
+            char name[384];
+            nd_name(&c, name, sizeof name);
+            nd_data d = nd_make(&c);
+            if (v == 5 && c.O >= 2 && c.C >= 5 && c.I >= 5) {
+                ieee_case(dev, &c, 0);
+                nd_free(&d);
+                continue;
+            }
+            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+            nd_res got = run_all(dev, &c, &d, &ref, name);
+            compare_case(&c, &got, &ref, name);
+            size_t N = n_elems(&c);
+            if (c.dt == CLXENT_F32 && c.C > 1000) /* tiny gradients */
+                rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
+            /* the CPU mapping takes the row: fused in f32, forward in any
+             * storage (naturally: past nd_kept_cmax, wide items) */
+            int wide = vec > 1 && mode != 0 && c.C > 1 && /* C 1: 2-D */
+                       (!natural || (kcmax < (long long)c.C &&
+                                     c.I > (size_t)(unroll * vec)));
+            if (wide && !strstr(got.trace_fwd, "(nd_wide "))
+                fail_msg("%s: forward took %s, want nd_wide", name,
+                         got.trace_fwd);
+            if (wide && c.dt == CLXENT_F32 &&
+                !strstr(got.trace_fused, "(nd_wide "))
+                fail_msg("%s: fused took %s, want nd_wide", name,
+                         got.trace_fused);
+            res_free(&ref);
+            res_free(&got);
+            nd_free(&d);
+        }
+    OK(dev, clxent_context_set_param(dev, "nd_wide", mode));
+    OK(dev, clxent_context_set_param(dev, "nd_kept_cmax", kcmax));
+}
+
 /* ---- the prefetches (nd_prefetch): the same bits without them ---- */
 
 static size_t res_len(const nd_case *c, int k) {
@@ -1212,6 +1296,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_kept_paths),
+        cmocka_unit_test(test_wide_rows),
         cmocka_unit_test(test_prefetch_same_bits),
         cmocka_unit_test(test_bad_label_host),
         cmocka_unit_test(test_interleaved_output_host),

@@ -51,6 +51,8 @@
 #define N_ND 0x2000u         /* the N-d layout (class stride > 1) only */
 #define N_ANY_LAYOUT 0x4000u /* either layout (else the 2-D one only) */
 #define N_NO_SMOOTH 0x8000u  /* no label smoothing */
+#define N_WIDE 0x10000u      /* the inner extent fills more than nd_unroll
+                               * vectors (the N-d kept rows' items) */
 
 #define NONE (-1)
 #define P_(name) CLX_P_##name
@@ -84,6 +86,13 @@ static const clx_strategy table[] = {
      {"nd_kept_fused"},
      "N-d f32 on CPUs: the row's exps kept in the gradient (read twice "
      "while cached, one exp per element), then scaled in place"},
+    {"nd_wide", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX, {P_(nd_kept_cmax), NONE},
+     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
+     N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fused"},
+     "N-d f32, long rows and wide inner extents on CPUs: the kept kernel's "
+     "items of nd_wide_unroll vectors with an online max and sum, the exps "
+     "computed again for the gradient (the logits read twice, the gradient "
+     "written once)"},
     {"nd_cached", F_FUSED, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
      {P_(nd_cached_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
      {"nd_cached_fused"},
@@ -99,6 +108,11 @@ static const clx_strategy table[] = {
      CLX_RUN_ND, {"nd_kept_fwd"},
      "N-d forward on CPUs: an item's vectors of inner positions read "
      "twice while cached (the max, then the exps), one exp per element"},
+    {"nd_wide", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_kept_cmax), NONE},
+     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
+     N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fwd"},
+     "N-d forward, long rows and wide inner extents on CPUs: the kept "
+     "kernel's items, one pass with an online max and sum"},
     {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
      {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
      "N-d: lane-wise online statistics, the gradient recomputed (kernel by "
@@ -274,7 +288,8 @@ static const char *kernel_file(const char *name) {
 }
 
 /* Vectors of inner positions per item of the N-d kernels that take
- * several (NDU), no more than nd_unroll or the inner extent needs; for
+ * several (NDU), no more than nd_unroll (nd_wide_unroll for the nd_wide
+ * rows) or the inner extent needs; for
  * nd_cached_fused also its private rows: C rounded up to a power of two
  * (NDC, one program per size class), NDC x NDU within the build limit
  * (docs/tuning.md, "nd"). 1 for the other N-d kernels. */
@@ -282,6 +297,8 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
                               const clx_strategy *row, unsigned *ndc) {
     int cached = strcmp(row->kernels[0], "nd_cached_fused") == 0;
     unsigned n = 8, u = (unsigned)CLX_P(&s->params, nd_unroll);
+    if (strcmp(row->name, "nd_wide") == 0)
+        u = (unsigned)CLX_P(&s->params, nd_wide_unroll);
     *ndc = 0;
     if (!cached && strncmp(row->kernels[0], "nd_kept", 7) != 0) return 1;
     if (cached) {
@@ -307,6 +324,9 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
         snprintf(buf + n, size - n, " -DSMOOTH=%d", w->smooth);
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
+    else if (row->runner == CLX_RUN_ND && strcmp(row->name, "nd_wide") == 0)
+        snprintf(buf + n, size - n, " -DNDKEPT=1 -DNDONLINE=1 -DNDU=%u",
+                 nd_row_unroll(s, w, row, &(unsigned){0}));
     else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE) {
         unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         if (ndc)
@@ -414,6 +434,8 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
         return 0;
     if ((need & N_NO_T) && CLX_P(p, items_per_row)) return 0;
     if ((need & N_PARTIAL_VEC) && w->C % s->d.vec == 0) return 0;
+    if ((need & N_WIDE) && w->I <= (size_t)CLX_P(p, nd_unroll) * s->d.vec)
+        return 0;
     if ((need & N_BATCH_CACHE) &&
         !clx_cached_group(s, 1, 1, clx_batch_cache_floats(s, w->C)))
         return 0;
