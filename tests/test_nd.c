@@ -868,12 +868,14 @@ static void test_wide_rows(void **state) {
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
-    static const shape sh[] = {{2, 21, 256}, {1, 5, 80}, {3, 1, 32},
-                               {2, 150, 48}, {1, 1100, 272}, {2, 9, 16}};
+    /* items of 16, 8 (a tail) and 1 vectors: one program each (Intel's
+     * compiler takes seconds for one) */
+    static const shape sh[] = {{2, 21, 256}, {1, 5, 80}, {1, 1100, 272},
+                               {2, 9, 16}};
     size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
     for (size_t s = 0; s < ns; ++s)
         for (int v = 0; v < 6; ++v) {
-            int natural = s == 4 && v < 2;
+            int natural = s == 2 && v < 2;
             OK(dev, clxent_context_set_param(dev, "nd_wide", natural ? mode
                                                                      : 2));
             OK(dev, clxent_context_set_param(dev, "nd_kept_cmax",
@@ -910,7 +912,7 @@ static void test_wide_rows(void **state) {
                 rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
             /* the CPU mapping takes the row: fused in f32, forward in any
              * storage (naturally: past nd_kept_cmax, wide items) */
-            int wide = vec > 1 && mode != 0 && c.C > 1 && /* C 1: 2-D */
+            int wide = vec > 1 && mode != 0 &&
                        (!natural || (kcmax < (long long)c.C &&
                                      c.I > (size_t)(unroll * vec)));
             if (wide && !strstr(got.trace_fwd, "(nd_wide "))
