@@ -99,7 +99,6 @@ static const tune_step steps[] = {
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
      "N-d fused f32: exps kept in the gradient below, chunked (or, past "
      "nd_unroll vectors of inner positions, wide) rows above", 64},
-
     {"nd_cached_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), CLXENT_BF16,
      {32, 64, 128, 256, 384, 512, 768, 1024}, {ENDV},
      "N-d fused bf16: classes held in registers below, two passes above",
