@@ -609,56 +609,41 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
 }
 
 /* Fused with the row's exps kept in the f32 gradient (C <= nd_kept_cmax,
- * no transforms): the logits read once for the max and the target's
- * logit, again (from the cache: an item's NDU vectors of C classes) for
- * the exps, which go to the gradient as they are summed, then the
- * gradient scaled in place. One exp per element, like nd_cached_fused,
- * without its private copy of the row, whose stack traffic cost more than
- * the cache round trip (docs/tuning.md, "nd"). nd_kept_plain below runs
- * the common case; the general body sums the exps in blocks of ND_B
- * classes, pairwise, one compensated add per block. */
+ * no transforms), for items of whole vectors at unit inner stride: the
+ * logits read once for the max and the target's logit, again (from the
+ * cache: an item's NDU vectors of C classes) for the exps, which go to the
+ * gradient as they are summed, then the gradient scaled in place. One exp
+ * per element, like nd_cached_fused, without its private copy of the row,
+ * whose stack traffic cost more than the cache round trip
+ * (docs/tuning.md, "nd"). nd_kept_plain below runs the common case; this
+ * body sums the exps in blocks of ND_B classes, pairwise, one compensated
+ * add per block. */
 #if NDKEPT && !XF && X_T == CLX_STORE_F32
-/* whole: every vector of the item full and the inner strides 1 (a
- * constant after inlining: plain vector loads, no tail code whose private
- * buffers PoCL would keep per work-item on the stack) */
-#define KEPT_LD(p, i, si, nl) (whole ? VLDX(p, i) : nd_ldx(p, i, si, nl))
-#define KEPT_ST(p, i, si, nl, v)                                               \
-    do {                                                                       \
-        if (whole)                                                             \
-            VST_0(p, i, v);                                                    \
-        else                                                                   \
-            nd_stf(p, i, si, nl, v);                                           \
-    } while (0)
 __attribute__((always_inline)) inline void
 nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
-             ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it,
-             const int whole) {
+             ulong lse_off, int has_lse, ND_GRAD_PARAMS, const nd_item *it) {
     float rc = 1.0f / (float)C;
     int smooth = TGT == CLX_TGT_PROBS || eps > 0.0f;
-    uint nl[NDU];
     nd_tg tg[NDU];
     vf m[NDU], xy[NDU], s[NDU], sc[NDU], b[NDU], bc[NDU], a[NDU], ac[NDU];
 #pragma unroll
-    for (uint u = 0; u < NDU; ++u) { /* past the end: nl 0, no access */
+    for (uint u = 0; u < NDU; ++u) {
         nd_item sub = nd_sub(it, u);
-        nl[u] = whole ? VEC : sub.nl;
-        if (nl[u] > 0)
-            tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den,
-                               den_scr, scr, gr, gr_off, has_gr, &sub);
+        tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
+                           scr, gr, gr_off, has_gr, &sub);
         m[u] = (vf)(-INFINITY);
         xy[u] = s[u] = sc[u] = b[u] = bc[u] = a[u] = ac[u] = (vf)0.0f;
     }
-    ulong xb = x_off + it->o * x_so + it->i0 * x_si;
-    ulong tb = t_off + it->o * t_so + it->i0 * t_si;
-    ulong gb = g_off + it->o * g_so + it->i0 * g_si;
-    ulong xs = VEC * x_si, ts = VEC * t_si, gs = VEC * g_si;
-    /* whole items only (the next one's lines contiguous per class) */
-    ulong xn = xb + (whole ? nd_next(it, I, NDU * VEC, 1) : 0);
-    ulong tn = tb + (whole ? nd_next(it, I, NDU * VEC, 1) : 0);
+    ulong xb = x_off + it->o * x_so + it->i0;
+    ulong tb = t_off + it->o * t_so + it->i0;
+    ulong gb = g_off + it->o * g_so + it->i0;
+    /* the next item's lines, contiguous per class */
+    ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
+    ulong tn = tb + nd_next(it, I, NDU * VEC, 1);
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
-            vf v = KEPT_LD(x, xb + c * x_sc + u * xs, x_si, nl[u]);
+            vf v = VLDX(x, xb + c * x_sc + u * VEC);
             m[u] = nanmaxv(m[u], v);
             xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
         }
@@ -672,20 +657,17 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
                 e[j] = (vf)0.0f;
                 if (j >= n) continue;
                 uint c = c0 + j;
-                vf xc = KEPT_LD(x, xb + c * x_sc + u * xs, x_si, nl[u]);
+                vf xc = VLDX(x, xb + c * x_sc + u * VEC);
                 e[j] = ND_EXP(xc - m[u]);
-                KEPT_ST(gm, gb + c * g_sc + u * gs, g_si, nl[u], e[j]);
-                if (whole) {
-                    ND_PREFETCH(x + xn + c * x_sc + u * VEC);
-                    if (TGT == CLX_TGT_PROBS)
-                        ND_PREFETCH(t + tn + c * t_sc + u * VEC);
-                }
+                VST_0(gm, gb + c * g_sc + u * VEC, e[j]);
+                ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+                if (TGT == CLX_TGT_PROBS)
+                    ND_PREFETCH(t + tn + c * t_sc + u * VEC);
                 if (smooth) {
                     vf av = (vf)(has_w ? w[w_off + c] : 1.0f);
                     if (TGT == CLX_TGT_PROBS)
-                        av = prob_a(av, KEPT_LD(t, tb + c * t_sc + u * ts,
-                                                t_si, nl[u]),
-                                    eps, rc);
+                        av = prob_a(av, VLDX(t, tb + c * t_sc + u * VEC), eps,
+                                    rc);
                     KAHAN_INF(vf, b[u], bc[u], av * (m[u] - xc));
                     KAHAN_INF(vf, a[u], ac[u], av);
                 }
@@ -697,33 +679,27 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
     }
     vf k1[NDU];
     vi dead[NDU];
-    const global XS *gx = (const global XS *)gm;
 #pragma unroll
     for (uint u = 0; u < NDU; ++u) {
-        if (nl[u] == 0) continue;
         k1[u] = nd_finish(&tg[u], m[u], s[u], sc[u], xy[u], a[u] - ac[u],
                           select(b[u] - bc[u], b[u], isinf(b[u])), eps, zeta,
                           C, loss, loss_off, lse, lse_off, has_lse,
-                          it->r0 + u * VEC, nl[u]);
+                          it->r0 + u * VEC, VEC);
         dead[u] = tg[u].state != (vi)0;
     }
     for (uint c = 0; c < C; ++c) {
         float wc = has_w ? w[w_off + c] : 1.0f;
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
-            if (nl[u] == 0) continue;
-            ulong gi = gb + c * g_sc + u * gs;
-            vf tc = TGT == CLX_TGT_PROBS
-                        ? KEPT_LD(t, tb + c * t_sc + u * ts, t_si, nl[u])
-                        : (vf)0.0f;
-            KEPT_ST(gm, gi, g_si, nl[u],
-                    nd_dgrad(KEPT_LD(gx, gi, g_si, nl[u]) * k1[u], &tg[u],
-                             dead[u], c, wc, tc, eps, rc));
+            ulong gi = gb + c * g_sc + u * VEC;
+            vf tc = TGT == CLX_TGT_PROBS ? VLDX(t, tb + c * t_sc + u * VEC)
+                                         : (vf)0.0f;
+            VST_0(gm, gi,
+                  nd_dgrad(VLD_0(gm, gi) * k1[u], &tg[u], dead[u], c, wc, tc,
+                           eps, rc));
         }
     }
 }
-#undef KEPT_LD
-#undef KEPT_ST
 #endif
 
 #if NDKEPT && !XF && TGT != CLX_TGT_PROBS
@@ -731,8 +707,9 @@ nd_kept_body(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
  * unit inner stride, in loops as plain as the kernel allows: fmax for the
  * maximum (a NaN makes S NaN through its exp: the results are those of
  * nanmaxv), one compensated add per exp. The general body's block sums,
- * smoothing branch and tail code cost about a quarter of the kernel's time
- * here, mostly through private values PoCL kept on the stack
+ * smoothing branch (and the tail code it had then) cost about a quarter
+ * of the kernel's time here, mostly through private values PoCL kept on
+ * the stack
  * (docs/tuning.md, "nd"). do_grad 0 (nd_kept_fwd, any storage): the
  * losses and lse only, the exps summed and not kept. */
 __attribute__((always_inline)) inline void
@@ -854,12 +831,21 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
         return;
     }
 #endif
-    if (whole)
+    if (whole) {
         nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                     ND_GRAD_ARGS, &it, 1);
-    else
-        nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
-                     ND_GRAD_ARGS, &it, 0);
+                     ND_GRAD_ARGS, &it);
+        return;
+    }
+    /* Tails and strided inner axes: nd_fused's body per vector. (A second,
+     * general instance of the unrolled body, with its lane-by-lane loads
+     * and stores, took Intel's OpenCL CPU compiler 35 of the program's 37
+     * s at NDU 4.) */
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(&it, u);
+        if (sub.nl > 0)
+            nd_xent_item(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
+                         ND_GRAD_ARGS, &sub, 1);
+    }
 #endif
 }
 

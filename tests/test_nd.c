@@ -853,8 +853,9 @@ static void test_kept_paths(void **state) {
 }
 
 /* Long rows on CPUs with an online max and sum (the nd_wide rows, forced
- * here at any C and inner extent, the kept rows off): whole items of 16 and of fewer vectors,
- * tails (the kept kernel's general body), C below one block of classes,
+ * here at any C and inner extent, the kept rows off): whole items of 16
+ * and of fewer vectors, tails (nd_fused's body per vector), C below one
+ * block of classes,
  * 16-bit forward, and NaN, +inf and masked logits; long rows' gradients
  * also relative to each value, as for the chunked rows. The natural choice is
  * checked on a shape past nd_kept_cmax whose items fill nd_wide_unroll
