@@ -897,14 +897,13 @@ static void test_wide_rows(void **state) {
                     : v == 2 ? CLXENT_REDUCTION_MEAN
                              : CLXENT_REDUCTION_NONE;
             c.seed = 8200 + 6 * s + (uint64_t)v;
+            if (v == 5 && c.O >= 2 && c.C >= 5 && c.I >= 5) {
+                ieee_case(dev, &c, 0);
+                continue;
+            }
             char name[384];
             nd_name(&c, name, sizeof name);
             nd_data d = nd_make(&c);
-            if (v == 5 && c.O >= 2 && c.C >= 5 && c.I >= 5) {
-                ieee_case(dev, &c, 0);
-                nd_free(&d);
-                continue;
-            }
             nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
             nd_res got = run_all(dev, &c, &d, &ref, name);
             compare_case(&c, &got, &ref, name);

@@ -324,15 +324,15 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
         snprintf(buf + n, size - n, " -DSMOOTH=%d", w->smooth);
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
-    else if (row->runner == CLX_RUN_ND && strcmp(row->name, "nd_wide") == 0)
-        snprintf(buf + n, size - n, " -DNDKEPT=1 -DNDONLINE=1 -DNDU=%u",
-                 nd_row_unroll(s, w, row, &(unsigned){0}));
-    else if (row->runner == CLX_RUN_ND && row->cmax[0] != NONE) {
+    else if (row->runner == CLX_RUN_ND &&
+             (row->cmax[0] != NONE || strcmp(row->name, "nd_wide") == 0)) {
         unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         if (ndc)
             snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
         else
-            snprintf(buf + n, size - n, " -DNDKEPT=1 -DNDU=%u", ndu);
+            snprintf(buf + n, size - n, " -DNDKEPT=1%s -DNDU=%u",
+                     strcmp(row->name, "nd_wide") == 0 ? " -DNDONLINE=1" : "",
+                     ndu);
     }
     else if (row->runner == CLX_RUN_ND &&
              strcmp(row->kernels[0], "nd_chunked_fused") == 0)
