@@ -551,7 +551,7 @@ static void test_accuracy_2pow20(void **state) {
     tune_reset();
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fused_grid),
         cmocka_unit_test(test_split_forced),
@@ -563,5 +563,5 @@ int main(void) {
         cmocka_unit_test(test_denormal_options),
         cmocka_unit_test(test_accuracy_2pow20),
     };
-    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
+    return fx_run_tests(tests, argc, argv);
 }

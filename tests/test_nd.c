@@ -1294,7 +1294,7 @@ static void test_interleaved_output_device(void **state) {
     if (dev) interleaved_output(dev);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_kept_paths),
@@ -1312,5 +1312,5 @@ int main(void) {
         cmocka_unit_test(test_ieee),
         cmocka_unit_test(test_grid),
     };
-    return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
+    return fx_run_tests(tests, argc, argv);
 }

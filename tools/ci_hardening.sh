@@ -41,8 +41,8 @@ stage_asan() {
     -DCLXENT_SANITIZE=address,undefined >/dev/null
   cmake --build build-asan -j"$jobs"
   # The tests carry their sanitizer options (tests/CMakeLists.txt), so the
-  # suite runs as a developer would run it.
-  ctest --test-dir build-asan --output-on-failure --timeout 1500 -j1
+  # suite runs as a developer would run it (a test per core at a time).
+  ctest --test-dir build-asan --output-on-failure --timeout 1500 -j"$jobs"
   end asan
 }
 
@@ -183,7 +183,8 @@ stage_fuzz() {
     -DCLXENT_FUZZ=ON -DCLXENT_BUILD_TESTS=OFF -DCLXENT_WERROR=ON \
     -DCLXENT_SANITIZE=address,undefined >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz_api fuzz_npy
-  local h
+  # Both harnesses at once (each runs on one core), each to its own log.
+  local h pids=() failed=0
   for h in api npy; do
     # New inputs go to a scratch copy; the committed seeds stay as they are.
     local work=build-fuzz/corpus_$h
@@ -196,8 +197,19 @@ stage_fuzz() {
       build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$fuzz_seconds" \
         -seed="${FUZZ_SEED:-1}" \
         -timeout=30 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
-        -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h
+        -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h \
+        >build-fuzz/fuzz_$h.log 2>&1 &
+    pids+=($!)
   done
+  for h in 0 1; do wait "${pids[$h]}" || failed=1; done
+  for h in api npy; do
+    echo "-- fuzz_$h"
+    cat build-fuzz/fuzz_$h.log
+  done
+  if [ "$failed" != 0 ]; then
+    echo "hardening: a fuzzer found a failure (above)" >&2
+    exit 1
+  fi
   end fuzz
 }
 
@@ -214,13 +226,27 @@ stage_valgrind() {
   # The host-backend parts only: CLXENT_TEST_DEVICE=host makes the device
   # fixture hand out a host context (and with no OpenCL context created,
   # no driver code runs under valgrind).
-  local t
+  # $jobs programs at a time, each to its own log, printed in turn.
+  local t failed=0 pids=() names=()
   for t in test_host_reference test_bad_input test_determinism test_threads \
       test_host_memory; do
-    echo "-- valgrind $t"
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
     CLXENT_REQUIRE_DEVICE=0 CLXENT_TEST_DEVICE=host CMOCKA_TEST_ABORT=1 \
-      $vg build-hard/tests/$t
+      $vg build-hard/tests/$t >build-hard/valgrind-$t.log 2>&1 &
+    pids+=($!)
+    names+=("$t")
   done
+  for t in "${!pids[@]}"; do
+    wait "${pids[$t]}" || { failed=1; echo "valgrind: ${names[$t]} failed"; }
+  done
+  for t in "${names[@]}"; do
+    echo "-- valgrind $t"
+    cat "build-hard/valgrind-$t.log"
+  done
+  if [ "$failed" != 0 ]; then
+    echo "hardening: valgrind found errors (above)" >&2
+    exit 1
+  fi
   end valgrind
 }
 

@@ -1,5 +1,6 @@
 #include "fixtures.h"
 
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,60 @@ int fx_group_teardown(void **state) {
     clxent_context_destroy(g_host);
     g_device = g_host = NULL;
     return 0;
+}
+
+/* 1 when name matches one of the comma-separated patterns in list; each
+ * pattern that matches sets its bit in *seen (at most 32 patterns). */
+static int fx_listed(const char *list, const char *name, uint32_t *seen) {
+    int hit = 0;
+    char pattern[256];
+    for (unsigned k = 0; *list && k < 32; ++k) {
+        size_t len = strcspn(list, ",");
+        if (len >= sizeof pattern) len = sizeof pattern - 1;
+        memcpy(pattern, list, len);
+        pattern[len] = '\0';
+        if (fnmatch(pattern, name, 0) == 0) {
+            hit = 1;
+            *seen |= 1u << k;
+        }
+        list += strcspn(list, ",");
+        if (*list == ',') ++list;
+    }
+    return hit;
+}
+
+int fx_run_selected(const char *group, const struct CMUnitTest *tests,
+                    size_t n, int argc, char **argv) {
+    if (argc < 2)
+        return _cmocka_run_group_tests(group, tests, n, NULL,
+                                       fx_group_teardown);
+    const char *list = argv[1];
+    int invert = list[0] == '!';
+    list += invert;
+    size_t patterns = 1;
+    for (const char *p = list; *p; ++p) patterns += *p == ',';
+    struct CMUnitTest *some = malloc(n * sizeof *some);
+    if (!some || patterns > 32) {
+        fprintf(stderr, "%s: cannot select tests by '%s'\n", group, argv[1]);
+        free(some);
+        return 1;
+    }
+    size_t kept = 0;
+    uint32_t seen = 0;
+    for (size_t i = 0; i < n; ++i)
+        if (fx_listed(list, tests[i].name, &seen) != invert)
+            some[kept++] = tests[i];
+    if (seen != (patterns == 32 ? ~0u : (1u << patterns) - 1) || !kept) {
+        fprintf(stderr, "%s: '%s' %s\n", group, argv[1],
+                kept ? "has a pattern that names no test"
+                     : "leaves no test to run");
+        free(some);
+        return 1;
+    }
+    int failed = _cmocka_run_group_tests(group, some, kept, NULL,
+                                         fx_group_teardown);
+    free(some);
+    return failed;
 }
 
 int fx_setup_host(void **state) {

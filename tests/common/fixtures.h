@@ -37,6 +37,18 @@ int fx_device_required(void);
 clxent_context *fx_host(void);
 clxent_context *fx_device(void);
 int fx_group_teardown(void **state);
+/* Runs the group's tests (with fx_group_teardown), or with a first
+ * argument only some: a comma-separated list of names or patterns (* and
+ * ?), or after a leading '!' all but those. CTest runs the longest
+ * programs in parts this way, side by side under `ctest -j`
+ * (tests/CMakeLists.txt). A pattern that names no test, or a selection
+ * of none, fails the run: a part renamed away would otherwise pass by
+ * running nothing. */
+#define fx_run_tests(tests, argc, argv)                                        \
+    fx_run_selected(#tests, tests, sizeof(tests) / sizeof((tests)[0]), argc,  \
+                    argv)
+int fx_run_selected(const char *group, const struct CMUnitTest *tests,
+                    size_t n, int argc, char **argv);
 /* Per test (cmocka setup and teardown): *state is a new host context. */
 int fx_setup_host(void **state);
 int fx_teardown_context(void **state);
