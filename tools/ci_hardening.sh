@@ -34,6 +34,37 @@ end() {
   summary="$summary$(printf '%-10s %5ss\n' "$1" "$t")"$'\n'
 }
 
+# Programs side by side, $jobs at a time: `in_background LOG command...`
+# starts one with its output in LOG (assignments before the call reach
+# the command); `background_done WHAT` waits for them all, prints each log
+# in turn and fails the stage if any failed.
+bg_pids=()
+bg_logs=()
+in_background() {
+  local log=$1
+  shift
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+  "$@" >"$log" 2>&1 &
+  bg_pids+=($!)
+  bg_logs+=("$log")
+}
+background_done() {
+  local i failed=0
+  for i in "${!bg_pids[@]}"; do
+    wait "${bg_pids[$i]}" || { failed=1; echo "$1: ${bg_logs[$i]} failed"; }
+  done
+  for i in "${!bg_logs[@]}"; do
+    echo "-- ${bg_logs[$i]}"
+    cat "${bg_logs[$i]}"
+  done
+  bg_pids=()
+  bg_logs=()
+  if [ "$failed" != 0 ]; then
+    echo "hardening: $1 failed (above)" >&2
+    exit 1
+  fi
+}
+
 # ---- (a) the whole test suite under AddressSanitizer + UBSan + LSan ----
 stage_asan() {
   begin asan
@@ -183,8 +214,8 @@ stage_fuzz() {
     -DCLXENT_FUZZ=ON -DCLXENT_BUILD_TESTS=OFF -DCLXENT_WERROR=ON \
     -DCLXENT_SANITIZE=address,undefined >/dev/null
   cmake --build build-fuzz -j"$jobs" --target fuzz_api fuzz_npy
-  # Both harnesses at once (each runs on one core), each to its own log.
-  local h pids=() failed=0
+  # Both harnesses at once (each runs on one core).
+  local h
   for h in api npy; do
     # New inputs go to a scratch copy; the committed seeds stay as they are.
     local work=build-fuzz/corpus_$h
@@ -194,22 +225,13 @@ stage_fuzz() {
     ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_odr_violation=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$root/tools/lsan.supp:print_suppressions=0 \
+      in_background build-fuzz/fuzz_$h.log \
       build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$fuzz_seconds" \
         -seed="${FUZZ_SEED:-1}" \
         -timeout=30 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
-        -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h \
-        >build-fuzz/fuzz_$h.log 2>&1 &
-    pids+=($!)
+        -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h
   done
-  for h in 0 1; do wait "${pids[$h]}" || failed=1; done
-  for h in api npy; do
-    echo "-- fuzz_$h"
-    cat build-fuzz/fuzz_$h.log
-  done
-  if [ "$failed" != 0 ]; then
-    echo "hardening: a fuzzer found a failure (above)" >&2
-    exit 1
-  fi
+  background_done fuzz
   end fuzz
 }
 
@@ -226,27 +248,13 @@ stage_valgrind() {
   # The host-backend parts only: CLXENT_TEST_DEVICE=host makes the device
   # fixture hand out a host context (and with no OpenCL context created,
   # no driver code runs under valgrind).
-  # $jobs programs at a time, each to its own log, printed in turn.
-  local t failed=0 pids=() names=()
+  local t
   for t in test_host_reference test_bad_input test_determinism test_threads \
       test_host_memory; do
-    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
     CLXENT_REQUIRE_DEVICE=0 CLXENT_TEST_DEVICE=host CMOCKA_TEST_ABORT=1 \
-      $vg build-hard/tests/$t >build-hard/valgrind-$t.log 2>&1 &
-    pids+=($!)
-    names+=("$t")
+      in_background build-hard/valgrind-$t.log $vg build-hard/tests/$t
   done
-  for t in "${!pids[@]}"; do
-    wait "${pids[$t]}" || { failed=1; echo "valgrind: ${names[$t]} failed"; }
-  done
-  for t in "${names[@]}"; do
-    echo "-- valgrind $t"
-    cat "build-hard/valgrind-$t.log"
-  done
-  if [ "$failed" != 0 ]; then
-    echo "hardening: valgrind found errors (above)" >&2
-    exit 1
-  fi
+  background_done valgrind
   end valgrind
 }
 

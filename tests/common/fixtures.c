@@ -64,48 +64,41 @@ int fx_group_teardown(void **state) {
     return 0;
 }
 
-/* 1 when name matches one of the comma-separated patterns in list; each
- * pattern that matches sets its bit in *seen (at most 32 patterns). */
-static int fx_listed(const char *list, const char *name, uint32_t *seen) {
-    int hit = 0;
-    char pattern[256];
-    for (unsigned k = 0; *list && k < 32; ++k) {
-        size_t len = strcspn(list, ",");
-        if (len >= sizeof pattern) len = sizeof pattern - 1;
-        memcpy(pattern, list, len);
-        pattern[len] = '\0';
-        if (fnmatch(pattern, name, 0) == 0) {
-            hit = 1;
-            *seen |= 1u << k;
-        }
-        list += strcspn(list, ",");
-        if (*list == ',') ++list;
-    }
-    return hit;
-}
-
 int fx_run_selected(const char *group, const struct CMUnitTest *tests,
                     size_t n, int argc, char **argv) {
     if (argc < 2)
         return _cmocka_run_group_tests(group, tests, n, NULL,
                                        fx_group_teardown);
-    const char *list = argv[1];
-    int invert = list[0] == '!';
-    list += invert;
-    size_t patterns = 1;
-    for (const char *p = list; *p; ++p) patterns += *p == ',';
+    int invert = argv[1][0] == '!';
+    char list[1024], *pattern[32];
+    int used[32] = {0};
+    size_t np = 0, kept = 0;
     struct CMUnitTest *some = malloc(n * sizeof *some);
-    if (!some || patterns > 32) {
+    int ok = some && strlen(argv[1] + invert) < sizeof list;
+    if (ok) { /* the comma-separated patterns, split in place */
+        strcpy(list, argv[1] + invert);
+        for (char *p = list; ok; ++p) {
+            ok = np < sizeof pattern / sizeof *pattern;
+            if (ok) pattern[np++] = p;
+            p += strcspn(p, ",");
+            if (!*p) break;
+            *p = '\0';
+        }
+    }
+    if (!ok) {
         fprintf(stderr, "%s: cannot select tests by '%s'\n", group, argv[1]);
         free(some);
         return 1;
     }
-    size_t kept = 0;
-    uint32_t seen = 0;
-    for (size_t i = 0; i < n; ++i)
-        if (fx_listed(list, tests[i].name, &seen) != invert)
-            some[kept++] = tests[i];
-    if (seen != (patterns == 32 ? ~0u : (1u << patterns) - 1) || !kept) {
+    for (size_t i = 0; i < n; ++i) {
+        int hit = 0;
+        for (size_t k = 0; k < np; ++k)
+            if (fnmatch(pattern[k], tests[i].name, 0) == 0) hit = used[k] = 1;
+        if (hit != invert) some[kept++] = tests[i];
+    }
+    size_t k = 0;
+    while (k < np && used[k]) ++k;
+    if (k < np || !kept) {
         fprintf(stderr, "%s: '%s' %s\n", group, argv[1],
                 kept ? "has a pattern that names no test"
                      : "leaves no test to run");

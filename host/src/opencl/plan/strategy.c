@@ -319,20 +319,19 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
                         size_t size) {
     clx_build_options(s, buf, size, w->x, w->y, w->tgt);
     size_t n = strlen(buf);
+    int wide = row->runner == CLX_RUN_ND && strcmp(row->name, "nd_wide") == 0;
     if (row->runner == CLX_RUN_VEC_ROWS &&
         strncmp(row->kernels[0], "xent_batch", 10) == 0)
         snprintf(buf + n, size - n, " -DSMOOTH=%d", w->smooth);
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
-    else if (row->runner == CLX_RUN_ND &&
-             (row->cmax[0] != NONE || strcmp(row->name, "nd_wide") == 0)) {
+    else if (row->runner == CLX_RUN_ND && (row->cmax[0] != NONE || wide)) {
         unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         if (ndc)
             snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
         else
             snprintf(buf + n, size - n, " -DNDKEPT=1%s -DNDU=%u",
-                     strcmp(row->name, "nd_wide") == 0 ? " -DNDONLINE=1" : "",
-                     ndu);
+                     wide ? " -DNDONLINE=1" : "", ndu);
     }
     else if (row->runner == CLX_RUN_ND &&
              strcmp(row->kernels[0], "nd_chunked_fused") == 0)
