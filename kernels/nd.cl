@@ -13,7 +13,8 @@
  *                    exp per element in all (no XF)
  *   nd_kept_fwd:     forward, an item's rows read twice while cached
  *                    (both kept kernels with NDONLINE, the nd_wide rows:
- *                    one online pass over long rows, no gradient reread)
+ *                    one online pass over long rows, no gradient reread,
+ *                    so any storage)
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
  *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
@@ -727,7 +728,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
         xy[u] = s[u] = sc[u] = (vf)0.0f;
     }
     ulong xb = x_off + it->o * x_so + it->i0;
-#if X_T == CLX_STORE_F32
+#if X_T == CLX_STORE_F32 || NDONLINE
     ulong gb = g_off + it->o * g_so + it->i0;
 #endif
     ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
@@ -794,7 +795,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
                           (vf)0.0f, 0.0f, zeta, C, loss, loss_off, lse,
                           lse_off, has_lse, it->r0 + u * VEC, VEC);
     if (!do_grad) return;
-#if X_T == CLX_STORE_F32
+#if X_T == CLX_STORE_F32 || NDONLINE
     for (uint c = 0; c < C; ++c)
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
@@ -807,9 +808,10 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #endif
             d = select(d, d - tg[u].wy, tg[u].ycol == (vi)(int)c);
             /* ignored and bad rows: exactly 0, even for NaN logits (their
-             * g is 0) */
-            VST_0(gm, gi, tg[u].g * select(d, (vf)0.0f,
-                                           tg[u].state != (vi)0));
+             * g is 0); 16-bit storage only with NDONLINE, which does not
+             * keep exps in the gradient */
+            VSTX(gm, gi, tg[u].g * select(d, (vf)0.0f,
+                                          tg[u].state != (vi)0));
         }
 #else
     (void)k1; /* forward only: no gradient in 16-bit storage here */
@@ -818,7 +820,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #endif
 
 kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
-#if NDKEPT && !XF && X_T == CLX_STORE_F32
+#if NDKEPT && !XF && (X_T == CLX_STORE_F32 || NDONLINE)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     int whole = it.nl == VEC * NDU && x_si == 1 && g_si == 1;
@@ -831,11 +833,13 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
         return;
     }
 #endif
+#if X_T == CLX_STORE_F32
     if (whole) {
         nd_kept_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                      ND_GRAD_ARGS, &it);
         return;
     }
+#endif
     /* Tails and strided inner axes: nd_fused's body per vector. (A second,
      * general instance of the unrolled body, with its lane-by-lane loads
      * and stores, took Intel's OpenCL CPU compiler 35 of the program's 37

@@ -856,7 +856,7 @@ static void test_kept_paths(void **state) {
  * here at any C and inner extent, the kept rows off): whole items of 16
  * and of fewer vectors, tails (nd_fused's body per vector), C below one
  * block of classes,
- * 16-bit forward, and NaN, +inf and masked logits; long rows' gradients
+ * 16-bit storage, and NaN, +inf and masked logits; long rows' gradients
  * also relative to each value, as for the chunked rows. The natural choice is
  * checked on a shape past nd_kept_cmax whose items fill nd_wide_unroll
  * vectors. */
@@ -864,8 +864,9 @@ static void test_wide_rows(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    long long mode = 0, vec = 0, kcmax = 0, unroll = 0;
+    long long mode = 0, vec = 0, kcmax = 0, ccmax = 0, unroll = 0;
     OK(dev, clxent_context_get_param(dev, "nd_wide", &mode));
+    OK(dev, clxent_context_get_param(dev, "nd_cached_cmax", &ccmax));
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
@@ -876,7 +877,7 @@ static void test_wide_rows(void **state) {
     size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
     for (size_t s = 0; s < ns; ++s)
         for (int v = 0; v < 6; ++v) {
-            int natural = s == 2 && v < 2;
+            int natural = s == 2 && (v < 2 || v == 4);
             OK(dev, clxent_context_set_param(dev, "nd_wide", natural ? mode
                                                                      : 2));
             OK(dev, clxent_context_set_param(dev, "nd_kept_cmax",
@@ -892,7 +893,8 @@ static void test_wide_rows(void **state) {
             c.zout = v == 2;
             c.grad_rows = v == 3;
             if (v == 3) c.G = 0.5f;
-            if (v == 4) c.dt = c.odt = CLXENT_BF16; /* forward only */
+            if (v == 2) c.dt = c.odt = CLXENT_F16;
+            if (v == 4) c.dt = c.odt = CLXENT_BF16;
             c.red = v == 0 ? CLXENT_REDUCTION_SUM
                     : v == 2 ? CLXENT_REDUCTION_MEAN
                              : CLXENT_REDUCTION_NONE;
@@ -910,15 +912,19 @@ static void test_wide_rows(void **state) {
             size_t N = n_elems(&c);
             if (c.dt == CLXENT_F32 && c.C > 1000) /* tiny gradients */
                 rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
-            /* the CPU mapping takes the row: fused in f32, forward in any
-             * storage (naturally: past nd_kept_cmax, wide items) */
+            /* the CPU mapping takes the row in any storage (naturally:
+             * wide items past nd_kept_cmax, fused 16-bit past
+             * nd_cached_cmax) */
             int wide = vec > 1 && mode != 0 &&
                        (!natural || (kcmax < (long long)c.C &&
                                      c.I > (size_t)(unroll * vec)));
+            int wide16 = vec > 1 && mode != 0 &&
+                         (!natural || (ccmax < (long long)c.C &&
+                                       c.I > (size_t)(unroll * vec)));
             if (wide && !strstr(got.trace_fwd, "(nd_wide "))
                 fail_msg("%s: forward took %s, want nd_wide", name,
                          got.trace_fwd);
-            if (wide && c.dt == CLXENT_F32 &&
+            if ((c.dt == CLXENT_F32 ? wide : wide16) &&
                 !strstr(got.trace_fused, "(nd_wide "))
                 fail_msg("%s: fused took %s, want nd_wide", name,
                          got.trace_fused);

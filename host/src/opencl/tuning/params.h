@@ -85,13 +85,14 @@ typedef enum clx_param_kind {
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
     X(nd_wide, CLX_PK_INT, 0, 2, 1, 0,                                         \
-      "N-d f32 fused and forward past nd_kept_cmax (class indices, no "        \
-      "smoothing) when the inner extent fills more than nd_unroll vectors: "   \
+      "N-d fused and forward past nd_kept_cmax (fused 16-bit: past "           \
+      "nd_cached_cmax; class indices, no smoothing) when the inner extent "    \
+      "fills more than nd_unroll vectors: "                                    \
       "the kept kernels' items with an online max and sum, the exps "          \
       "computed again for the gradient (0 off, 1 on, 2 forced at any C and "   \
       "inner extent)")                                                         \
     X(nd_wide_unroll, CLX_PK_INT, 1, 16, 16, 1,                                \
-      "vectors of inner positions per item of the nd_wide rows, at most")     \
+      "vectors of inner positions per item of the nd_wide rows, at most")      \
     X(batch_cmin, CLX_PK_INT, 0, 1 << 30, 64, 64,                              \
       "batch kernels (16 rows per item) for forward and f32 fused past this "  \
       "C")                                                                     \
@@ -120,7 +121,7 @@ typedef enum clx_param_kind {
     X(reduce_slots, CLX_PK_INT, 1, 1 << 20, 256, 32,                           \
       "vector slots per item that pay for a second reduction level")           \
     X(reduce_groups, CLX_PK_INT, 0, 4096, 0, 0,                                \
-      "forced group count of the target check and loss reduction (0: auto)")  \
+      "forced group count of the target check and loss reduction (0: auto)")   \
     X(disk_cache, CLX_PK_INT, 0, 1, 1, 1,                                      \
       "keep compiled programs in the disk cache (0 where the driver keeps "    \
       "its own)")
