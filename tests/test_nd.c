@@ -525,16 +525,24 @@ static void compare_case(const nd_case *c, const nd_res *dev,
                    c->dt, o_name[O_IPG], name);
 }
 
-static void run_case(clxent_context *dev, const nd_case *c) {
-    char name[384];
-    nd_name(c, name, sizeof name);
+/* The case on the device against the host; fused (if not NULL) gets the
+ * row fused took, and name the case's name. */
+static void run_case_traced(clxent_context *dev, const nd_case *c,
+                            char *fused, char *name, size_t size) {
+    nd_name(c, name, size);
     nd_data d = nd_make(c);
     nd_res ref = run_all(fx_host(), c, &d, NULL, name);
     nd_res got = run_all(dev, c, &d, &ref, name);
     compare_case(c, &got, &ref, name);
+    if (fused) snprintf(fused, size, "%s", got.trace_fused);
     res_free(&ref);
     res_free(&got);
     nd_free(&d);
+}
+
+static void run_case(clxent_context *dev, const nd_case *c) {
+    char name[384];
+    run_case_traced(dev, c, NULL, name, sizeof name);
 }
 
 /* ---- the grid ---- */
@@ -814,12 +822,12 @@ static void test_ieee(void **state) {
  * smoothing), its general body on whole vectors (smoothing, probabilities
  * whose inner stride is 1) and on tails, and NaN, +inf and masked logits
  * in the plain body, whose maximum is fmax. Inner 64 and 32 are whole
- * items of 4 and 2 vectors of 16; 80 ends in a tail. */
+ * items of 4 and 2 vectors of 16; 72 ends in a tail of half a vector. */
 static void test_kept_paths(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    static const shape sh[] = {{2, 21, 64}, {1, 5, 80}, {3, 150, 32},
+    static const shape sh[] = {{2, 21, 64}, {1, 5, 72}, {3, 150, 32},
                                {1, 1024, 16}};
     size_t ns = quick() ? 2 : sizeof sh / sizeof *sh;
     for (size_t s = 0; s < ns; ++s)
@@ -850,6 +858,47 @@ static void test_kept_paths(void **state) {
             else if (c.O >= 2) /* the plain body's IEEE rows */
                 ieee_case(dev, &c, 0);
         }
+}
+
+/* The kept fused row's items: the unroll whose whole items cover the
+ * most inner positions (at VEC 16 and nd_unroll 4: inner 40 and 100 in
+ * items of 2 vectors, 48 of 1, 200 of 4), and inner extents below
+ * nd_kept_imin to nd_cached; the results against the host's either way. */
+static void test_kept_items(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    long long imin = 0, vec = 0, unroll = 0, kcmax = 0;
+    OK(dev, clxent_context_get_param(dev, "nd_kept_imin", &imin));
+    OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
+    OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
+    static const struct {
+        size_t I;
+        long long imin;
+        const char *row;
+        unsigned ndu; /* 0: not checked */
+    } k[] = {{8, 0, "(nd_kept ", 1},  {8, 16, "(nd_cached ", 0},
+             {40, 0, "(nd_kept ", 2}, {48, 16, "(nd_kept ", 1},
+             {100, 16, "(nd_kept ", 2}, {200, 0, "(nd_kept ", 4}};
+    int check = vec == 16 && unroll == 4 && kcmax >= 21;
+    for (size_t i = 0; i < sizeof k / sizeof *k; ++i) {
+        OK(dev, clxent_context_set_param(dev, "nd_kept_imin", k[i].imin));
+        nd_case c = shape_case((shape){2, 21, k[i].I});
+        c.xl = X_CONTIG;
+        c.ol = X_CONTIG;
+        c.rl = R_COMPACT;
+        c.red = CLXENT_REDUCTION_NONE;
+        c.seed = 8100 + (uint64_t)i;
+        char name[384], fused[384], ndu[16];
+        run_case_traced(dev, &c, fused, name, sizeof name);
+        snprintf(ndu, sizeof ndu, " NDU=%u)", k[i].ndu);
+        const char *at = strstr(fused, k[i].row);
+        if (check && (!at || (k[i].ndu && !strstr(at, ndu))))
+            fail_msg("%s: fused took %s, want %s NDU %u", name, fused,
+                     k[i].row, k[i].ndu);
+    }
+    OK(dev, clxent_context_set_param(dev, "nd_kept_imin", imin));
 }
 
 /* Long rows on CPUs with an online max and sum (the nd_wide rows, forced
@@ -1304,6 +1353,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_kept_paths),
+        cmocka_unit_test(test_kept_items),
         cmocka_unit_test(test_wide_rows),
         cmocka_unit_test(test_prefetch_same_bits),
         cmocka_unit_test(test_bad_label_host),

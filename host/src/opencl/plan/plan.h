@@ -113,6 +113,7 @@ typedef struct clx_plan {
     size_t cstride;   /* local floats per cached row (0: none) */
     size_t cache;     /* local floats of a group's caches (its L items') */
     unsigned ck;      /* REGS: values per item */
+    unsigned ndu;     /* ND: vectors of inner positions per item */
 } clx_plan;
 
 /* The shape an operation runs on (copy may reshape) and its storage. */

@@ -53,6 +53,7 @@
 #define N_NO_SMOOTH 0x8000u  /* no label smoothing */
 #define N_WIDE 0x10000u      /* the inner extent fills more than nd_unroll
                                * vectors (the N-d kept rows' items) */
+#define N_INNER_MIN 0x20000u /* the inner extent is nd_kept_imin at least */
 
 #define NONE (-1)
 #define P_(name) CLX_P_##name
@@ -82,8 +83,8 @@ static const clx_strategy table[] = {
      * (nd.cl); the 2-D rows below serve tensors whose class stride is 1
      * (a matrix, or channels-last). */
     {"nd_kept", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
-     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
-     {"nd_kept_fused"},
+     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_INNER_MIN, 0,
+     CLX_RUN_ND, {"nd_kept_fused"},
      "N-d f32 on CPUs: the row's exps kept in the gradient (read twice "
      "while cached, one exp per element), then scaled in place"},
     {"nd_wide", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX, {P_(nd_kept_cmax), NONE},
@@ -295,7 +296,10 @@ static const char *kernel_file(const char *name) {
 
 /* Vectors of inner positions per item of the N-d kernels that take
  * several (NDU), no more than nd_unroll (nd_wide_unroll for the nd_wide
- * rows) or the inner extent needs; for
+ * rows) or the inner extent needs; for the kept rows the unroll whose
+ * whole items cover the most inner positions (the larger on a tie): their
+ * partial items run one vector at a time, two exps per element, so at
+ * inner 48 three items of 1 vector beat one partial item of 4; for
  * nd_cached_fused also its private rows: C rounded up to a power of two
  * (NDC, one program per size class), NDC x NDU within the build limit
  * (docs/tuning.md, "nd"). 1 for the other N-d kernels. */
@@ -314,6 +318,13 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
     }
     if (u > CLX_ND_UNROLL_MAX) u = CLX_ND_UNROLL_MAX;
     while (u > 1 && (size_t)(u / 2) * s->d.vec >= w->I) u /= 2;
+    if (!cached && strcmp(row->name, "nd_kept") == 0) {
+        size_t width = (size_t)u * s->d.vec, best = w->I / width * width;
+        for (unsigned v = u / 2; v >= 1; v /= 2) {
+            size_t wv = (size_t)v * s->d.vec;
+            if (w->I / wv * wv > best) best = w->I / wv * wv, u = v;
+        }
+    }
     return u ? u : 1;
 }
 
@@ -441,6 +452,8 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
     if ((need & N_PARTIAL_VEC) && w->C % s->d.vec == 0) return 0;
     if ((need & N_WIDE) && w->I <= (size_t)CLX_P(p, nd_unroll) * s->d.vec)
         return 0;
+    if ((need & N_INNER_MIN) && w->I < (size_t)CLX_P(p, nd_kept_imin))
+        return 0;
     if ((need & N_BATCH_CACHE) &&
         !clx_cached_group(s, 1, 1, clx_batch_cache_floats(s, w->C)))
         return 0;
@@ -525,8 +538,9 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
     case CLX_RUN_ND: {
         /* an item per VEC inner positions of one outer index (NDU vectors
          * of them for the nd_kept and nd_cached kernels) */
-        unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
-        size_t span = s->d.vec * ndu;
+        unsigned ndc;
+        plan->ndu = nd_row_unroll(s, w, row, &ndc);
+        size_t span = s->d.vec * plan->ndu;
         size_t units = w->O * ((w->I + span - 1) / span);
         plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,
                                      &plan->global);
@@ -571,8 +585,10 @@ void clx_plan_describe(const clx_opencl_state *s, const clx_plan *plan,
     switch (plan->runner) {
     case CLX_RUN_VEC_ROWS:
     case CLX_RUN_ITEMS:
-    case CLX_RUN_ND:
         snprintf(buf + n, size - n, " L=%zu", plan->L);
+        break;
+    case CLX_RUN_ND:
+        snprintf(buf + n, size - n, " L=%zu NDU=%u", plan->L, plan->ndu);
         break;
     case CLX_RUN_REGS:
         snprintf(buf + n, size - n, " L=%zu CK=%u", plan->L, plan->ck);

@@ -75,6 +75,10 @@ typedef enum clx_param_kind {
     X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                             \
       "N-d fused kernel with a row's classes in private vectors up to this "   \
       "C (vec > 1)")                                                           \
+    X(nd_kept_imin, CLX_PK_INT, 0, 1 << 30, 0, 0,                             \
+      "N-d kept fused kernel from this inner extent on; narrower ones to "     \
+      "nd_cached where C fits (its items beat the kept kernel's partial "     \
+      "vectors on PoCL, not on Intel's runtime) (vec > 1)")                    \
     X(nd_unroll, CLX_PK_INT, 1, 16, 4, 1,                                      \
       "vectors of inner positions per item of the N-d kept and cached "        \
       "kernels, at most (their classes loaded together)")                      \
