@@ -263,8 +263,11 @@ inline void nd_raise(nd_st *q, vf bm, const int am) {
     q->s *= f;
     q->sc *= f;
     if (AM_HAS_B(am)) {
-        /* b is relative to m: shifting it adds A*(mn - m) */
-        vf sh = select(q->a * (mn - q->m), (vf)0.0f, q->a == (vf)0.0f);
+        /* b is relative to m: shifting it adds A*(mn - m); nothing for a
+         * lane whose max did not grow (another lane's did), where a max
+         * still -inf would make it A*NaN */
+        vf sh = select(q->a * (mn - q->m), (vf)0.0f,
+                       (q->a == (vf)0.0f) | (mn == q->m));
         KAHAN_INF(vf, q->b, q->bc, sh);
     }
     q->m = mn;
@@ -741,7 +744,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
      * memory and the gradient back (docs/tuning.md, "nd"). */
     for (uint c0 = 0; c0 < C; c0 += ND_B) {
         uint n = min((uint)ND_B, C - c0);
-        vf bm[NDU];
+        vf bm[NDU], ms[NDU];
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) bm[u] = m[u];
         for (uint c = c0; c < c0 + n; ++c)
@@ -754,17 +757,19 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #pragma unroll
         for (uint u = 0; u < NDU; ++u) {
             /* nothing to rescale while every value so far is -inf (their
-             * exp(-inf - -inf) would be NaN) */
+             * exp(-inf - -inf) would be NaN), and their exps taken
+             * against 0: they add 0 (a NaN still adds NaN) */
             vf f = select(ND_EXP(m[u] - bm[u]), (vf)0.0f,
                           bm[u] == (vf)(-INFINITY));
             s[u] *= f;
             sc[u] *= f;
             m[u] = bm[u];
+            ms[u] = select(m[u], (vf)0.0f, m[u] == (vf)(-INFINITY));
         }
         for (uint c = c0; c < c0 + n; ++c)
 #pragma unroll
             for (uint u = 0; u < NDU; ++u) {
-                vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - m[u]);
+                vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - ms[u]);
                 KAHAN(vf, s[u], sc[u], e);
                 if (!do_grad) ND_PREFETCH(x + xn + c * x_sc + u * VEC);
             }
