@@ -181,7 +181,9 @@
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \
     X(nd_kept_fwd, "nd.cl", nd_fwd)                                            \
     X(nd_bwd, "nd.cl", nd_bwd)                                                 \
+    X(nd_kept_bwd, "nd.cl", nd_bwd)                                            \
     X(nd_sm, "nd.cl", nd_sm)                                                   \
+    X(nd_kept_sm, "nd.cl", nd_sm)                                              \
     X(nd_nll_bwd, "nd.cl", nd_nll_bwd)                                         \
     X(shard_partial, "shard.cl", shard_partial)                                \
     X(shard_combine, "shard.cl", shard_combine)                                \

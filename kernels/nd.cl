@@ -476,9 +476,10 @@ kernel void nd_fwd(CLX_PARAMS(nd_fwd)) {
 
 /* Backward from the saved lse: p = exp(x' - lse). A: the sum of the
  * class weights from the check (index targets), or summed here over t. */
-kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
-    nd_item it;
-    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
+__attribute__((always_inline)) inline void
+nd_bwd_item(ND_PARAMS, const global float *lse_in, ulong lse_in_off,
+            ND_GRAD_PARAMS, const nd_item *itp) {
+    nd_item it = *itp;
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
                           scr, gr, gr_off, has_gr, &it);
     vf lsev = nd_rld(lse_in, lse_in_off + it.r0, it.nl);
@@ -498,6 +499,12 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
 #endif
     nd_grad(ND_ARGS, ND_GRAD_ARGS, &it, &tg, lsev, (vf)0.0f,
             nd_k1(&tg, A, lsev, eps, zeta, C));
+}
+
+kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
+    nd_bwd_item(ND_ARGS, lse_in, lse_in_off, ND_GRAD_ARGS, &it);
 }
 
 /* A vector of rows finished from its statistics: max m, exp-sum s - sc
@@ -611,6 +618,51 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
     }
 #endif
 }
+
+#if NDKEPT
+/* One pass over an item's NDU whole vectors at unit inner stride (the
+ * nd_wide rows, nd_kept_sm): the lanes' max m and exp-sum s - sc kept
+ * online, rescaled once per block of ND_B classes; with pick, xy gets the
+ * logit of class tg[u].ycol; with pf, the exps prefetch the next item's
+ * lines (xn). A lane whose values are all -inf so far is not rescaled
+ * (exp(-inf - -inf) would be NaN) and its exps are taken against 0: they
+ * add 0, a NaN still adds NaN. fmax for the block's max: a NaN makes S
+ * NaN through its exp. */
+__attribute__((always_inline)) inline void
+nd_online(const global XS *x, ulong xb, ulong xn, ulong x_sc, uint C, vf *m,
+          vf *s, vf *sc, vf *xy, const nd_tg *tg, const int pick,
+          const int pf) {
+    for (uint c0 = 0; c0 < C; c0 += ND_B) {
+        uint n = min((uint)ND_B, C - c0);
+        vf bm[NDU], ms[NDU];
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) bm[u] = m[u];
+        for (uint c = c0; c < c0 + n; ++c)
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf v = VLDX(x, xb + c * x_sc + u * VEC);
+                bm[u] = fmax(bm[u], v);
+                if (pick) xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
+            }
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            vf f = select(ND_EXP(m[u] - bm[u]), (vf)0.0f,
+                          bm[u] == (vf)(-INFINITY));
+            s[u] *= f;
+            sc[u] *= f;
+            m[u] = bm[u];
+            ms[u] = select(m[u], (vf)0.0f, m[u] == (vf)(-INFINITY));
+        }
+        for (uint c = c0; c < c0 + n; ++c)
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - ms[u]);
+                KAHAN(vf, s[u], sc[u], e);
+                if (pf) ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+            }
+    }
+}
+#endif
 
 /* Fused with the row's exps kept in the f32 gradient (C <= nd_kept_cmax,
  * no transforms), for items of whole vectors at unit inner stride: the
@@ -742,38 +794,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
      * computes its exps again: the logits read twice and the gradient
      * written once, where the kept passes read the logits twice from
      * memory and the gradient back (docs/tuning.md, "nd"). */
-    for (uint c0 = 0; c0 < C; c0 += ND_B) {
-        uint n = min((uint)ND_B, C - c0);
-        vf bm[NDU], ms[NDU];
-#pragma unroll
-        for (uint u = 0; u < NDU; ++u) bm[u] = m[u];
-        for (uint c = c0; c < c0 + n; ++c)
-#pragma unroll
-            for (uint u = 0; u < NDU; ++u) {
-                vf v = VLDX(x, xb + c * x_sc + u * VEC);
-                bm[u] = fmax(bm[u], v);
-                xy[u] = select(xy[u], v, tg[u].ycol == (vi)(int)c);
-            }
-#pragma unroll
-        for (uint u = 0; u < NDU; ++u) {
-            /* nothing to rescale while every value so far is -inf (their
-             * exp(-inf - -inf) would be NaN), and their exps taken
-             * against 0: they add 0 (a NaN still adds NaN) */
-            vf f = select(ND_EXP(m[u] - bm[u]), (vf)0.0f,
-                          bm[u] == (vf)(-INFINITY));
-            s[u] *= f;
-            sc[u] *= f;
-            m[u] = bm[u];
-            ms[u] = select(m[u], (vf)0.0f, m[u] == (vf)(-INFINITY));
-        }
-        for (uint c = c0; c < c0 + n; ++c)
-#pragma unroll
-            for (uint u = 0; u < NDU; ++u) {
-                vf e = ND_EXP(VLDX(x, xb + c * x_sc + u * VEC) - ms[u]);
-                KAHAN(vf, s[u], sc[u], e);
-                if (!do_grad) ND_PREFETCH(x + xn + c * x_sc + u * VEC);
-            }
-    }
+    nd_online(x, xb, xn, x_sc, C, m, s, sc, xy, tg, 1, !do_grad);
 #else
     for (uint c = 0; c < C; ++c)
 #pragma unroll
@@ -882,6 +903,61 @@ kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
 #endif
 }
 
+/* Backward on CPUs (class indices, no transforms): an item takes NDU
+ * vectors of inner positions, and for whole vectors at unit inner stride
+ * writes each class's NDU vectors in a row; nd_bwd's items of one vector
+ * touched one line per class, a class stride apart, more streams than
+ * the prefetchers follow (docs/tuning.md, "nd"). The same values as
+ * nd_grad's. Other items: nd_bwd's body per vector. */
+kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
+#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
+    nd_item it;
+    if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
+    if (it.nl == VEC * NDU && x_si == 1 && g_si == 1) {
+        vf A = (vf)fin(scr[CLX_SCR_WSUM], scr[CLX_SCR_WSUM + 1]);
+        nd_tg tg[NDU];
+        vf lsev[NDU], k1[NDU], tw[NDU];
+        vi dead[NDU];
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            nd_item sub = nd_sub(&it, u);
+            tg[u] = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den,
+                               den_scr, scr, gr, gr_off, has_gr, &sub);
+            lsev[u] = VLD_0(lse_in, lse_in_off + sub.r0);
+            k1[u] = nd_k1(&tg[u], A, lsev[u], eps, zeta, C);
+            tw[u] = (1.0f - eps) * tg[u].wy;
+            dead[u] = tg[u].state != (vi)0;
+        }
+        ulong xb = x_off + it.o * x_so + it.i0;
+        ulong gb = g_off + it.o * g_so + it.i0;
+        ulong xn = xb + nd_next(&it, I, NDU * VEC, 1);
+        float rc = 1.0f / (float)C;
+        for (uint c = 0; c < C; ++c) {
+            float sh = eps > 0.0f
+                           ? EPS_SHARE(eps, has_w ? w[w_off + c] : 1.0f, rc)
+                           : 0.0f;
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf v = VLDX(x, xb + c * x_sc + u * VEC);
+                vf d = ND_EXP(v - lsev[u]) * k1[u];
+                d = select(d, d - tw[u], tg[u].ycol == (vi)(int)c);
+                if (eps > 0.0f) d -= sh;
+                /* ignored and bad rows: exactly 0, even for NaN logits */
+                VSTX(gm, gb + c * g_sc + u * VEC,
+                     select(tg[u].g * d, (vf)0.0f, dead[u]));
+                ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+            }
+        }
+        return;
+    }
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(&it, u);
+        if (sub.nl > 0)
+            nd_bwd_item(ND_ARGS, lse_in, lse_in_off, ND_GRAD_ARGS, &sub);
+    }
+#endif
+}
+
 /* Fused for long rows on CPUs (C past nd_cached_cmax, f32 gradient,
  * class indices, no smoothing, no transforms): the row in CLX_ND_CHUNKS
  * chunks, each read twice while it is in the cache (its max, then its exps
@@ -982,9 +1058,9 @@ typedef ushort nd_raw;
 #endif
 #endif
 
-kernel void nd_sm(CLX_PARAMS(nd_sm)) {
-    nd_item it;
-    if (!nd_item_of(O, I, &it)) return;
+__attribute__((always_inline)) inline void
+nd_sm_item(CLX_PARAMS(nd_sm), const nd_item *itp) {
+    nd_item it = *itp;
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
     ulong yb = y_off + it.o * y_so + it.i0 * y_si;
     ulong xn = xb + nd_ahead(&it, I, x_si);
@@ -1027,6 +1103,57 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
         nd_sty(yo, yb + c * y_sc, y_si, it.nl,
                what == CLX_SM_LOG_SOFTMAX ? lp : ND_EXP(lp));
     }
+}
+
+kernel void nd_sm(CLX_PARAMS(nd_sm)) {
+    nd_item it;
+    if (nd_item_of(O, I, &it)) nd_sm_item(CLX_ARGS(nd_sm), &it);
+}
+
+/* log_softmax and softmax on CPUs (no transforms): an item takes NDU
+ * vectors of inner positions, and for whole vectors at unit inner stride
+ * keeps the max and the sum online in one pass (rescaled once per block
+ * of ND_B classes), then writes each class's NDU vectors in a row from
+ * the logits read again; nd_sm's items of one vector read one line per
+ * class, a class stride apart (docs/tuning.md, "nd"). Other items and the
+ * other primitives: nd_sm's body per vector. */
+kernel void nd_kept_sm(CLX_PARAMS(nd_sm)) {
+#if NDKEPT && !XF
+    nd_item it;
+    if (!nd_item_span(O, I, VEC * NDU, &it)) return;
+    if (it.nl == VEC * NDU && x_si == 1 && y_si == 1 &&
+        (what == CLX_SM_LOG_SOFTMAX || what == CLX_SM_SOFTMAX)) {
+        vf m[NDU], s[NDU], sc[NDU];
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u) {
+            m[u] = (vf)(-INFINITY);
+            s[u] = sc[u] = (vf)0.0f;
+        }
+        ulong xb = x_off + it.o * x_so + it.i0;
+        ulong yb = y_off + it.o * y_so + it.i0;
+        ulong xn = xb + nd_next(&it, I, NDU * VEC, 1);
+        nd_online(x, xb, xn, x_sc, C, m, s, sc, (vf *)0, (const nd_tg *)0,
+                  0, 0);
+        vf lS[NDU];
+#pragma unroll
+        for (uint u = 0; u < NDU; ++u)
+            lS[u] = log(select(s[u] - sc[u], (vf)NAN,
+                               m[u] == (vf)(-INFINITY)));
+        for (uint c = 0; c < C; ++c)
+#pragma unroll
+            for (uint u = 0; u < NDU; ++u) {
+                vf lp = (VLDX(x, xb + c * x_sc + u * VEC) - m[u]) - lS[u];
+                VSTY(yo, yb + c * y_sc + u * VEC,
+                     what == CLX_SM_LOG_SOFTMAX ? lp : ND_EXP(lp));
+                ND_PREFETCH(x + xn + c * x_sc + u * VEC);
+            }
+        return;
+    }
+    for (uint u = 0; u < NDU; ++u) {
+        nd_item sub = nd_sub(&it, u);
+        if (sub.nl > 0) nd_sm_item(CLX_ARGS(nd_sm), &sub);
+    }
+#endif
 }
 
 /* NLL's gradient: -G*s*w[y] at the target class, 0 elsewhere. */

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused and nd_kept_fwd
-# (also with the nd_wide rows' online passes), nd_cached_fused,
-# nd_chunked_fused, nd_fwd, nd_bwd, nd_sm, nd_nll_bwd) and the staging
-# kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's quick
-# grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with the
-# device's own mapping and every check, then the CPU mapping (VEC 16: the
+# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused, nd_kept_fwd,
+# nd_kept_bwd and nd_kept_sm (also with the nd_wide rows' online passes),
+# nd_cached_fused, nd_chunked_fused, nd_fwd, nd_bwd, nd_sm, nd_nll_bwd) and the
+# staging kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's
+# quick grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with
+# the device's own mapping and every check, then the CPU mapping (VEC 16: the
 # vector loads) with the CPU class's N-d thresholds from a tuning file
 # (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
-# kernels never run), except nd_prefetch 0 (Oclgrind cannot run
-# llvm.prefetch), without --uninitialized (Oclgrind flags the halves of an
-# initialised float16; see tools/ci_hardening.sh). `clxent check --quick` runs 2-D
-# shapes only, which never reach these kernels. -cl-opt-disable as in
-# ci_hardening.sh (Debian's Oclgrind aborts on `freeze`).
+# kernels never run), except nd_prefetch 0 (Oclgrind cannot run llvm.prefetch),
+# without --uninitialized (Oclgrind flags the halves of an initialised float16;
+# see tools/ci_hardening.sh). `clxent check --quick` runs 2-D shapes only,
+# which never reach these kernels. -cl-opt-disable as in ci_hardening.sh
+# (Debian's Oclgrind aborts on `freeze`).
 # Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the test_nd binary's build)
 set -euo pipefail
 build=${1:?usage: oclgrind_nd.sh BUILD_DIR}

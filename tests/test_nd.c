@@ -277,7 +277,8 @@ static const char *o_name[O_COUNT] = {
 
 typedef struct nd_res {
     float *v[O_COUNT];
-    char trace_fwd[256], trace_fused[256]; /* the rows forward, fused took */
+    /* the rows forward, fused, backward and softmax took */
+    char trace_fwd[256], trace_fused[256], trace_bwd[256], trace_sm[256];
 } nd_res;
 
 static void keep_trace(const clxent_context *ctx, char *to, size_t size) {
@@ -286,7 +287,10 @@ static void keep_trace(const clxent_context *ctx, char *to, size_t size) {
 }
 
 static void res_free(nd_res *r) {
-    for (int k = 0; k < O_COUNT; ++k) free(r->v[k]);
+    for (int k = 0; k < O_COUNT; ++k) {
+        free(r->v[k]);
+        r->v[k] = NULL;
+    }
 }
 
 static clxent_options case_options(const nd_case *c) {
@@ -352,6 +356,7 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
     t_free(&out);
     out = t_make(ctx, NULL, NULL, O, C, I, ol, c->odt);
     OK(ctx, clxent_softmax_nd(ctx, &x, &plain, &out, NULL));
+    keep_trace(ctx, r.trace_sm, sizeof r.trace_sm);
     r.v[O_SM] = t_read(ctx, &out, o_name[O_SM], name);
     t_free(&out);
     out = t_make(ctx, NULL, NULL, O, C, I, ol, c->odt);
@@ -428,6 +433,7 @@ static nd_res run_all(clxent_context *ctx, const nd_case *c,
         clxent_tensor g = t_make(ctx, NULL, NULL, O, C, I, ol, c->dt);
         OK(ctx, clxent_cross_entropy_backward_nd(ctx, &x, &tg, &w, &opt, &lse,
                                                  &gr, &g, NULL));
+        keep_trace(ctx, r.trace_bwd, sizeof r.trace_bwd);
         r.v[O_BG] = t_read(ctx, &g, o_name[O_BG], name);
         t_free(&lse);
         t_free(&g);
@@ -526,18 +532,18 @@ static void compare_case(const nd_case *c, const nd_res *dev,
                    c->dt, o_name[O_IPG], name);
 }
 
-/* The case on the device against the host; fused (if not NULL) gets the
- * row fused took, and name the case's name. */
+/* The case on the device against the host; traces (if not NULL) gets
+ * the rows the operations took (no outputs), and name the case's name. */
 static void run_case_traced(clxent_context *dev, const nd_case *c,
-                            char *fused, char *name, size_t size) {
+                            nd_res *traces, char *name, size_t size) {
     nd_name(c, name, size);
     nd_data d = nd_make(c);
     nd_res ref = run_all(fx_host(), c, &d, NULL, name);
     nd_res got = run_all(dev, c, &d, &ref, name);
     compare_case(c, &got, &ref, name);
-    if (fused) snprintf(fused, size, "%s", got.trace_fused);
     res_free(&ref);
     res_free(&got);
+    if (traces) *traces = got; /* the traces, no outputs */
     nd_free(&d);
 }
 
@@ -869,10 +875,11 @@ static void test_kept_paths(void **state) {
         }
 }
 
-/* The kept fused row's items: the unroll whose whole items cover the
- * most inner positions (at VEC 16 and nd_unroll 4: inner 40 and 100 in
- * items of 2 vectors, 48 of 1, 200 of 4), and inner extents below
- * nd_kept_imin to nd_cached; the results against the host's either way. */
+/* The kept rows' items: the unroll whose whole items cover the most
+ * inner positions (at VEC 16 and nd_unroll 4: inner 40 and 100 in items
+ * of 2 vectors, 48 of 1, 200 of 4), in fused, backward and softmax, and
+ * fused inner extents below nd_kept_imin to nd_cached; the results
+ * against the host's either way. */
 static void test_kept_items(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
@@ -885,9 +892,9 @@ static void test_kept_items(void **state) {
     static const struct {
         size_t I;
         long long imin;
-        const char *row;
-        unsigned ndu; /* 0: not checked */
-    } k[] = {{8, 0, "(nd_kept ", 1},  {8, 16, "(nd_cached ", 0},
+        const char *fused; /* the fused row */
+        unsigned ndu;      /* the kept rows' unroll */
+    } k[] = {{8, 0, "(nd_kept ", 1},  {8, 16, "(nd_cached ", 1},
              {40, 0, "(nd_kept ", 2}, {48, 16, "(nd_kept ", 1},
              {100, 16, "(nd_kept ", 2}, {200, 0, "(nd_kept ", 4}};
     int check = vec == 16 && unroll == 4 && kcmax >= 21;
@@ -899,13 +906,19 @@ static void test_kept_items(void **state) {
         c.rl = R_COMPACT;
         c.red = CLXENT_REDUCTION_NONE;
         c.seed = 8100 + (uint64_t)i;
-        char name[384], fused[384], ndu[16];
-        run_case_traced(dev, &c, fused, name, sizeof name);
+        char name[384], ndu[16];
+        nd_res t;
+        run_case_traced(dev, &c, &t, name, sizeof name);
         snprintf(ndu, sizeof ndu, " NDU=%u)", k[i].ndu);
-        const char *at = strstr(fused, k[i].row);
-        if (check && (!at || (k[i].ndu && !strstr(at, ndu))))
-            fail_msg("%s: fused took %s, want %s NDU %u", name, fused,
-                     k[i].row, k[i].ndu);
+        const char *want[3] = {k[i].fused, "(nd_kept ", "(nd_kept "};
+        const char *got[3] = {t.trace_fused, t.trace_bwd, t.trace_sm};
+        for (int op = 0; check && op < 3; ++op) {
+            const char *at = strstr(got[op], want[op]);
+            int kept = strcmp(want[op], "(nd_kept ") == 0;
+            if (!at || (kept && !strstr(at, ndu)))
+                fail_msg("%s: took %s, want %s NDU %u", name, got[op],
+                         want[op], k[i].ndu);
+        }
     }
     OK(dev, clxent_context_set_param(dev, "nd_kept_imin", imin));
 }
@@ -982,6 +995,12 @@ static void test_wide_rows(void **state) {
             if (wide && !strstr(got.trace_fwd, "(nd_wide "))
                 fail_msg("%s: forward took %s, want nd_wide", name,
                          got.trace_fwd);
+            if (wide && !strstr(got.trace_bwd, "(nd_wide "))
+                fail_msg("%s: backward took %s, want nd_wide", name,
+                         got.trace_bwd);
+            if (wide && !strstr(got.trace_sm, "(nd_wide "))
+                fail_msg("%s: softmax took %s, want nd_wide", name,
+                         got.trace_sm);
             if ((c.dt == CLXENT_F32 ? wide : wide16) &&
                 !strstr(got.trace_fused, "(nd_wide "))
                 fail_msg("%s: fused took %s, want nd_wide", name,

@@ -120,6 +120,26 @@ static const clx_strategy table[] = {
      N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fwd"},
      "N-d forward, long rows and wide inner extents on CPUs: the kept "
      "kernel's items, one pass with an online max and sum"},
+    {"nd_kept", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
+     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
+     {"nd_kept_bwd"},
+     "N-d backward on CPUs: items of NDU vectors, each class's vectors "
+     "written in a row"},
+    {"nd_wide", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_kept_cmax), NONE},
+     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE,
+     CLX_RUN_ND, {"nd_kept_bwd"},
+     "N-d backward, long rows and wide inner extents on CPUs: items of "
+     "nd_wide_unroll vectors"},
+    {"nd_kept", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY,
+     TG_ANY, {NONE, NONE}, {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0,
+     CLX_RUN_ND, {"nd_kept_sm"},
+     "N-d log_softmax and softmax on CPUs: items of NDU vectors, an online "
+     "max and sum, then the outputs from the logits read again"},
+    {"nd_wide", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY,
+     TG_ANY, {P_(nd_kept_cmax), NONE}, {NONE, NONE}, P_(nd_wide),
+     N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_sm"},
+     "N-d log_softmax and softmax, long rows and wide inner extents on "
+     "CPUs: the same with items of nd_wide_unroll vectors"},
     {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
      {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
      "N-d: lane-wise online statistics, the gradient recomputed (kernel by "
