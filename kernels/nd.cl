@@ -38,6 +38,13 @@
 #ifndef NDONLINE
 #define NDONLINE 0 /* 1: nd_kept_plain's online passes (the nd_wide rows) */
 #endif
+/* A program for one kernel (ND_ONE=1 and ND_ONLY_<name>, as the host
+ * builds them): the others build empty. Intel's OpenCL CPU compiler took
+ * 7 s for the kept rows' program of all of them at NDU 4 and 19 s at 16,
+ * where a call needs one (docs/tuning.md, "nd"). */
+#ifndef ND_ONE
+#define ND_ONE 0
+#endif
 #define ND_B CLX_ND_BLOCK
 
 /* e^d as 2^(d log2 e): a full-precision exp2 costs less than exp on CPUs
@@ -465,13 +472,17 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
 }
 
 kernel void nd_fused(CLX_PARAMS(nd_fused)) {
+#if !ND_ONE || defined(ND_ONLY_nd_fused)
     nd_xent_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                  ND_GRAD_ARGS, 1);
+#endif
 }
 
 kernel void nd_fwd(CLX_PARAMS(nd_fwd)) {
+#if !ND_ONE || defined(ND_ONLY_nd_fwd)
     nd_xent_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                  (global XS *)0, 0, 0, 0, 0, 0);
+#endif
 }
 
 /* Backward from the saved lse: p = exp(x' - lse). A: the sum of the
@@ -502,9 +513,11 @@ nd_bwd_item(ND_PARAMS, const global float *lse_in, ulong lse_in_off,
 }
 
 kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
+#if !ND_ONE || defined(ND_ONLY_nd_bwd)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
     nd_bwd_item(ND_ARGS, lse_in, lse_in_off, ND_GRAD_ARGS, &it);
+#endif
 }
 
 /* A vector of rows finished from its statistics: max m, exp-sum s - sc
@@ -546,7 +559,7 @@ inline vf nd_dgrad(vf d, const nd_tg *tg, vi dead, uint c, float wc, vf tc,
  * line every class stride (pages apart for large inner), which the
  * prefetchers do not follow. */
 kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
-#if NDC > 0 && !XF
+#if (!ND_ONE || defined(ND_ONLY_nd_cached_fused)) && NDC > 0 && !XF
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     uint nu = (it.nl + VEC - 1) / VEC;
@@ -846,7 +859,8 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #endif
 
 kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
-#if NDKEPT && !XF && (X_T == CLX_STORE_F32 || NDONLINE)
+#if (!ND_ONE || defined(ND_ONLY_nd_kept_fused)) && \
+    NDKEPT && !XF && (X_T == CLX_STORE_F32 || NDONLINE)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     int whole = it.nl == VEC * NDU && x_si == 1 && g_si == 1;
@@ -886,7 +900,8 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
  * vector, with their online blocks, took as long as the whole fused call
  * (docs/tuning.md, "nd"). Other items: nd_fwd's body per vector. */
 kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
-#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
+#if (!ND_ONE || defined(ND_ONLY_nd_kept_fwd)) && \
+    NDKEPT && !XF && TGT != CLX_TGT_PROBS
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     if (it.nl == VEC * NDU && x_si == 1 && eps == 0.0f) {
@@ -910,7 +925,8 @@ kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
  * the prefetchers follow (docs/tuning.md, "nd"). The same values as
  * nd_grad's. Other items: nd_bwd's body per vector. */
 kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
-#if NDKEPT && !XF && TGT != CLX_TGT_PROBS
+#if (!ND_ONE || defined(ND_ONLY_nd_kept_bwd)) && \
+    NDKEPT && !XF && TGT != CLX_TGT_PROBS
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
     if (it.nl == VEC * NDU && x_si == 1 && g_si == 1) {
@@ -940,8 +956,8 @@ kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
             for (uint u = 0; u < NDU; ++u) {
                 vf v = VLDX(x, xb + c * x_sc + u * VEC);
                 vf d = ND_EXP(v - lsev[u]) * k1[u];
-                d = select(d, d - tw[u], tg[u].ycol == (vi)(int)c);
-                if (eps > 0.0f) d -= sh;
+                /* sh 0 without smoothing: d - 0 is d, bit for bit */
+                d = select(d, d - tw[u], tg[u].ycol == (vi)(int)c) - sh;
                 /* ignored and bad rows: exactly 0, even for NaN logits */
                 VSTX(gm, gb + c * g_sc + u * VEC,
                      select(tg[u].g * d, (vf)0.0f, dead[u]));
@@ -965,7 +981,8 @@ kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
  * sums combined; then the gradient scaled in place by the chunk's factor.
  * One exp per element, where nd_fused computes two. */
 kernel void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
-#if NDK && !XF && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
+#if (!ND_ONE || defined(ND_ONLY_nd_chunked_fused)) && \
+    NDK && !XF && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
@@ -1106,8 +1123,10 @@ nd_sm_item(CLX_PARAMS(nd_sm), const nd_item *itp) {
 }
 
 kernel void nd_sm(CLX_PARAMS(nd_sm)) {
+#if !ND_ONE || defined(ND_ONLY_nd_sm)
     nd_item it;
     if (nd_item_of(O, I, &it)) nd_sm_item(CLX_ARGS(nd_sm), &it);
+#endif
 }
 
 /* log_softmax and softmax on CPUs (no transforms): an item takes NDU
@@ -1118,7 +1137,7 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
  * class, a class stride apart (docs/tuning.md, "nd"). Other items and the
  * other primitives: nd_sm's body per vector. */
 kernel void nd_kept_sm(CLX_PARAMS(nd_sm)) {
-#if NDKEPT && !XF
+#if (!ND_ONE || defined(ND_ONLY_nd_kept_sm)) && NDKEPT && !XF
     nd_item it;
     if (!nd_item_span(O, I, VEC * NDU, &it)) return;
     if (it.nl == VEC * NDU && x_si == 1 && y_si == 1 &&
@@ -1158,6 +1177,7 @@ kernel void nd_kept_sm(CLX_PARAMS(nd_sm)) {
 
 /* NLL's gradient: -G*s*w[y] at the target class, 0 elsewhere. */
 kernel void nd_nll_bwd(CLX_PARAMS(nd_nll_bwd)) {
+#if !ND_ONE || defined(ND_ONLY_nd_nll_bwd)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
     nd_tg tg = nd_targets(y, y_off, ii, C, w + w_off, has_w, G, den, den_scr,
@@ -1167,4 +1187,5 @@ kernel void nd_nll_bwd(CLX_PARAMS(nd_nll_bwd)) {
     for (uint c = 0; c < C; ++c)
         nd_stx(g, gb + c * g_sc, g_si, it.nl,
                select((vf)0.0f, gv, tg.ycol == (vi)(int)c));
+#endif
 }

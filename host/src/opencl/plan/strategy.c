@@ -513,8 +513,16 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
             name = w->family == CLX_FAM_CE_FUSED      ? "nd_fused"
                    : w->family == CLX_FAM_CE_BACKWARD ? "nd_bwd"
                                                       : "nd_fwd";
-        *st = clx_cl_kernel(ctx, kernel_file(name), plan->opts, name,
-                            &plan->k[i], &plan->kmax[i]);
+        /* nd.cl: a program per kernel, the others built empty (kernels/
+         * nd.cl, ND_ONE) */
+        char opts[sizeof plan->opts + 64];
+        const char *file = kernel_file(name);
+        snprintf(opts, sizeof opts, "%s", plan->opts);
+        if (strcmp(file, "nd.cl") == 0)
+            clx_appendf(opts, sizeof opts, " -DND_ONE=1 -DND_ONLY_%s=1",
+                        name);
+        *st = clx_cl_kernel(ctx, file, opts, name, &plan->k[i],
+                            &plan->kmax[i]);
         if (*st != CLXENT_STATUS_OK) return 1;
     }
     plan->g = c->rows;
