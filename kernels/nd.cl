@@ -15,6 +15,8 @@
  *                    (both kept kernels with NDONLINE, the nd_wide rows:
  *                    one online pass over long rows, no gradient reread,
  *                    so any storage)
+ *   nd_kept_bwd, nd_kept_sm: backward, log_softmax and softmax in the
+ *                    kept kernels' items
  *   nd_cached_fused: fused with a row's C <= NDC classes held in private
  *                    vectors, one exp per element in all (no XF)
  *   nd_chunked_fused: fused, long rows, the exps kept in the gradient
