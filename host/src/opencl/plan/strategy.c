@@ -350,10 +350,11 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
 
 /* The row's build options: the work's, plus what a kernel family needs
  * as a build option (label smoothing of the batch kernels, values per
- * item of the register rows). */
+ * item of the register rows, the N-d rows' ndu and ndc of
+ * nd_row_unroll). */
 static void row_options(const clx_opencl_state *s, const clx_work *w,
-                        const clx_strategy *row, unsigned ck, char *buf,
-                        size_t size) {
+                        const clx_strategy *row, unsigned ck, unsigned ndu,
+                        unsigned ndc, char *buf, size_t size) {
     clx_build_options(s, buf, size, w->x, w->y, w->tgt);
     size_t n = strlen(buf);
     int wide = row->runner == CLX_RUN_ND && strcmp(row->name, "nd_wide") == 0;
@@ -363,7 +364,6 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
     else if (row->runner == CLX_RUN_REGS)
         snprintf(buf + n, size - n, " -DCK=%u", ck);
     else if (row->runner == CLX_RUN_ND && (row->cmax[0] != NONE || wide)) {
-        unsigned ndc, ndu = nd_row_unroll(s, w, row, &ndc);
         if (ndc)
             snprintf(buf + n, size - n, " -DNDC=%u -DNDU=%u", ndc, ndu);
         else
@@ -506,7 +506,10 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         size_t L;
         plan->ck = regs_ck(s, w->C, s->max_work_group_size, &L);
     }
-    row_options(s, w, row, plan->ck, plan->opts, sizeof plan->opts);
+    unsigned ndc = 0;
+    if (row->runner == CLX_RUN_ND) plan->ndu = nd_row_unroll(s, w, row, &ndc);
+    row_options(s, w, row, plan->ck, plan->ndu, ndc, plan->opts,
+                sizeof plan->opts);
     for (int i = 0; i < 2 && row->kernels[i]; ++i) {
         const char *name = row->kernels[i];
         if (row->runner == CLX_RUN_ND && strcmp(name, "nd_fwd") == 0)
@@ -566,8 +569,6 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
     case CLX_RUN_ND: {
         /* an item per VEC inner positions of one outer index (NDU vectors
          * of them for the nd_kept and nd_cached kernels) */
-        unsigned ndc;
-        plan->ndu = nd_row_unroll(s, w, row, &ndc);
         size_t span = s->d.vec * plan->ndu;
         size_t units = w->O * ((w->I + span - 1) / span);
         plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,
