@@ -121,7 +121,7 @@
     p_(UINT, C) s_() p_(CF, mx) s_() p_(ULONG, mx_off) s_() p_(GF, vo) s_()            \
     p_(ULONG, vo_off) s_() p_(GY, yo) s_() p_(ULONG, y_off) s_() p_(ULONG, y_ld) s_()  \
     p_(INT, what) s_() p_(FLOAT, xa) s_() p_(FLOAT, xcap)
-/* The N-d kernels' (nd.cl) logits, targets and options: element (o, c, i)
+/* The N-d kernels' (nd.h) logits, targets and options: element (o, c, i)
  * of x at x_off + o*x_so + c*x_sc + i*x_si (probabilities t alike);
  * per-row arrays (y, gr, loss, lse) compact, row r = o*I + i at off + r. */
 #define CLX_G_nd(p_, s_)                                                         \
@@ -175,15 +175,15 @@
     X(stage_rows, "copy.cl", stage_rows)                                       \
     X(z_rows, "nll.cl", z_rows)                                                \
     X(nd_fused, "nd.cl", nd_fused)                                             \
-    X(nd_kept_fused, "nd.cl", nd_fused)                                        \
+    X(nd_kept_fused, "nd_kept.cl", nd_fused)                                   \
     X(nd_cached_fused, "nd.cl", nd_fused)                                      \
     X(nd_chunked_fused, "nd.cl", nd_fused)                                     \
     X(nd_fwd, "nd.cl", nd_fwd)                                                 \
-    X(nd_kept_fwd, "nd.cl", nd_fwd)                                            \
+    X(nd_kept_fwd, "nd_kept.cl", nd_fwd)                                       \
     X(nd_bwd, "nd.cl", nd_bwd)                                                 \
-    X(nd_kept_bwd, "nd.cl", nd_bwd)                                            \
+    X(nd_kept_bwd, "nd_kept.cl", nd_bwd)                                       \
     X(nd_sm, "nd.cl", nd_sm)                                                   \
-    X(nd_kept_sm, "nd.cl", nd_sm)                                              \
+    X(nd_kept_sm, "nd_kept.cl", nd_sm)                                         \
     X(nd_nll_bwd, "nd.cl", nd_nll_bwd)                                         \
     X(shard_partial, "shard.cl", shard_partial)                                \
     X(shard_combine, "shard.cl", shard_combine)                                \

@@ -16,7 +16,7 @@
  * steps (core/shard.c). */
 #pragma OPENCL FP_CONTRACT OFF
 
-/* e^d as 2^(d log2 e), full precision (nd.cl's ND_EXP, measured there). */
+/* e^d as 2^(d log2 e), full precision (nd.h's ND_EXP, measured there). */
 #define SHARD_EXP(d) exp2((d) * M_LOG2E_F)
 
 #define REC(p, off, so, sc, si, o, i, k) (p)[(off) + (o) * (so) + (k) * (sc) + (i) * (si)]

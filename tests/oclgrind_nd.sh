@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The N-d kernels (kernels/nd.cl: nd_fused, nd_kept_fused, nd_kept_fwd,
-# nd_kept_bwd and nd_kept_sm (also with the nd_wide rows' online passes),
-# nd_cached_fused, nd_chunked_fused, nd_fwd, nd_bwd, nd_sm, nd_nll_bwd) and the
+# The N-d kernels (kernels/nd.cl, nd_kept.cl: nd_fused, nd_kept_fused,
+# nd_kept_fwd, nd_kept_bwd and nd_kept_sm (also with the nd_wide rows'
+# online passes), nd_cached_fused, nd_chunked_fused, nd_fwd, nd_bwd, nd_sm,
+# nd_nll_bwd) and the
 # staging kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's
 # quick grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with
 # the device's own mapping and every check, then the CPU mapping (VEC 16: the

@@ -60,7 +60,7 @@ clx_g_xent clx_loss_xent(const loss_ctx *lc);
 clx_g_out clx_loss_out(const loss_ctx *lc);
 /* The gradient matrix, or scratch as a placeholder (present 0). */
 clx_g_grad clx_loss_grad(const loss_ctx *lc, int present);
-/* The same for the N-d kernels (nd.cl). */
+/* The same for the N-d kernels (nd.cl, nd_kept.cl). */
 clx_g_nd clx_loss_nd(const loss_ctx *lc);
 clx_g_ndgrad clx_loss_ndgrad(const loss_ctx *lc, int present);
 

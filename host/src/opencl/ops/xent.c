@@ -191,7 +191,7 @@ static clxent_status run_backward(loss_ctx *lc, const clx_plan *p) {
     return clx_loss_launch(lc, k, div_up(units, g->L / g->T) * g->L, g->L, 1);
 }
 
-/* The N-d kernels (nd.cl): an item per VEC inner positions. */
+/* The N-d kernels (nd.cl, nd_kept.cl): an item per VEC inner positions. */
 static clxent_status run_nd(loss_ctx *lc, const clx_plan *p) {
     const clx_op *op = lc->op;
     clxent_status st = clx_loss_check_targets(lc);

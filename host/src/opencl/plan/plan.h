@@ -93,7 +93,8 @@ typedef enum clx_runner {
     CLX_RUN_ROWS,     /* T items per row, L/T rows per group */
     CLX_RUN_ELEMS,    /* element-wise, P chunks per row */
     CLX_RUN_ITEMS,    /* an item per row, no reduction (nll_fwd) */
-    CLX_RUN_ND        /* N-d: an item per VEC inner positions (nd.cl) */
+    CLX_RUN_ND        /* N-d: an item per VEC inner positions (nd.cl,
+                       * nd_kept.cl) */
 } clx_runner;
 
 typedef struct clx_strategy clx_strategy; /* a row of the table */

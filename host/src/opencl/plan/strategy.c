@@ -80,7 +80,7 @@ struct clx_strategy {
 static const clx_strategy table[] = {
     /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
      * An item per VEC consecutive inner positions, a row per lane
-     * (nd.cl); the 2-D rows below serve tensors whose class stride is 1
+     * (nd.h); the 2-D rows below serve tensors whose class stride is 1
      * (a matrix, or channels-last). */
     {"nd_kept", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
      {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_INNER_MIN, 0,
@@ -516,12 +516,12 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
             name = w->family == CLX_FAM_CE_FUSED      ? "nd_fused"
                    : w->family == CLX_FAM_CE_BACKWARD ? "nd_bwd"
                                                       : "nd_fwd";
-        /* nd.cl: a program per kernel, the others built empty (kernels/
-         * nd.cl, ND_ONE) */
+        /* the N-d files: a program per kernel, the others built empty
+         * (kernels/nd.h, ND_ONE) */
         char opts[sizeof plan->opts + 64];
         const char *file = kernel_file(name);
         snprintf(opts, sizeof opts, "%s", plan->opts);
-        if (strcmp(file, "nd.cl") == 0)
+        if (strcmp(file, "nd.cl") == 0 || strcmp(file, "nd_kept.cl") == 0)
             clx_appendf(opts, sizeof opts, " -DND_ONE=1 -DND_ONLY_%s=1",
                         name);
         *st = clx_cl_kernel(ctx, file, opts, name, &plan->k[i],
