@@ -6,8 +6,10 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv, dup, clock_gettime */
 #include "commands.h"
 #include "fixtures.h"
+#include "tune.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +221,56 @@ static void test_tune(void **state) {
     assert_int_equal(system(cleanup), 0);
 }
 
+/* The threshold a step keeps from its timings (no device): the best
+ * split of the measured C values, and within it the value nearest the
+ * current one, so that C values outside the measured range keep their
+ * strategy; under a 3% gain the current value. pick(): a point at each of
+ * six C values, timed lo (the parameter at 0) and hi (at its top). */
+static const size_t pick_cols[] = {64, 80, 96, 112, 128, 160};
+
+static long long pick(double lo0, double lo1, double hi0, double hi1,
+                      long long current, long long top) {
+    size_t at[6] = {0, 1, 2, 3, 4, 5};
+    double lo[6], hi[6];
+    for (int i = 0; i < 6; i++) { /* C below 112: *0, from 112: *1 */
+        lo[i] = i < 3 ? lo0 : lo1;
+        hi[i] = i < 3 ? hi0 : hi1;
+    }
+    return tune_threshold_pick(pick_cols, 6, at, lo, hi, 6, current, 0, top);
+}
+
+static void test_threshold_pick(void **state) {
+    (void)state;
+    const long long big = 1 << 30;
+    /* a cmin row (it runs above T, so everywhere at lo) that wins at every
+     * measured C: T just below the lowest, not 0 (every C on its row);
+     * already below, it stays */
+    assert_int_equal(pick(1, 1, 2, 2, 96, big), 63);
+    assert_int_equal(pick(1, 1, 2, 2, 40, big), 40);
+    /* a cmax row (it runs up to T, so everywhere at hi) that loses at
+     * every measured C: likewise, not 0 */
+    assert_int_equal(pick(1, 1, 3, 3, 120, 128), 63);
+    /* hi best everywhere: T at the highest measured C, or past it */
+    assert_int_equal(pick(2, 2, 1, 1, 96, big), 160);
+    assert_int_equal(pick(2, 2, 1, 1, 3072, big), 3072);
+    /* a crossover between 96 and 112: T in [96, 111], nearest current */
+    assert_int_equal(pick(2, 1, 1, 2, 64, big), 96);
+    assert_int_equal(pick(2, 1, 1, 2, 200, big), 111);
+    assert_int_equal(pick(2, 1, 1, 2, 100, big), 100);
+    /* a strategy that computed wrong (infinite time) runs nowhere */
+    assert_int_equal(pick(1, 1, INFINITY, INFINITY, 96, big), 0);
+    assert_int_equal(pick(INFINITY, INFINITY, 1, 1, 96, 128), 128);
+    /* a 2% gain does not move it; points at one C add up, and the C
+     * values without points do not split */
+    size_t two[2] = {2, 2};
+    double l2[2] = {1.0, 1.0}, h2[2] = {1.02, 1.02};
+    assert_int_equal(
+        tune_threshold_pick(pick_cols, 6, two, l2, h2, 2, 100, 0, big), 100);
+    h2[1] = 1.2;
+    assert_int_equal(
+        tune_threshold_pick(pick_cols, 6, two, l2, h2, 2, 100, 0, big), 95);
+}
+
 /* A budget too small for any step still ends in time with a file: a
  * microsecond, which even the fastest device spends before the first step. */
 static void test_tune_budget(void **state) {
@@ -251,6 +303,7 @@ static void test_tune_budget(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threshold_pick),
         cmocka_unit_test(test_tune_budget),
         cmocka_unit_test(test_tune),
     };

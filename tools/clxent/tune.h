@@ -66,6 +66,17 @@ int tune_measure(tune_run *run, const tune_point *p, double *ms,
 /* Runs every step that applies to the device and the operations, within
  * the budget; the parameters found stay set on run->dev. */
 int tune_steps(tune_run *run);
+/* The value of a threshold step's parameter from its timings: n points,
+ * point i at C value cols[at[i]] (cols: nc values, ascending), timed with
+ * the parameter at lo (low[i]) and at hi (high[i]). The split of the C
+ * values with the least summed time, and of the values that split them so,
+ * the one nearest current (lo or hi where the setting that would run
+ * past the measured C values took infinite time: it computed wrong);
+ * current where the split gains under 3%. */
+long long tune_threshold_pick(const size_t *cols, size_t nc,
+                              const size_t *at, const double *low,
+                              const double *high, size_t n, long long current,
+                              long long lo, long long hi);
 /* Keeps only the match lines of the tuning file at path that mask names
  * (platform, vendor, device, driver, class). 0 or -1. */
 int tune_keep_match(const char *path, unsigned mask);

@@ -91,7 +91,7 @@ static const tune_step steps[] = {
      {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused bf16: lanes, batch", 0},
     {"batch_f16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_F16,
      {72, 80, 88, 96, 104, 112, 120}, {ENDV}, "fused f16: lanes, batch", 0},
-    /* the N-d kernels: their own programs (a compile of nd.cl each on a
+    /* the N-d kernels: their own programs (a compile each on a
      * cold cache), so after the 2-D steps */
     {"nd_prefetch", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 150},
      {0, 1, ENDV}, "N-d: prefetch the next item's logits", 4096},
@@ -417,55 +417,81 @@ static void threshold_range(const tune_step *s, long long *lo,
                                                    : 1 << 30;
 }
 
+long long tune_threshold_pick(const size_t *cols, size_t nc,
+                              const size_t *at, const double *low,
+                              const double *high, size_t n, long long current,
+                              long long lo, long long hi) {
+    /* the C values in order, each with the time below (C <= T) and above
+     * the threshold: cmax rows take the high setting's strategy for C <=
+     * T, cmin rows the low setting's for C > T */
+    double best = INFINITY, at_current = INFINITY;
+    long long best_t = current;
+    /* a strategy that computed wrong at a measured C is not kept at the
+     * unmeasured ones either */
+    int low_wrong = 0, high_wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        low_wrong |= !isfinite(low[i]);
+        high_wrong |= !isfinite(high[i]);
+    }
+    for (size_t k = 0; k <= nc; k++) { /* the first k C values below */
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            /* below T: the strategy the highest setting gives every C
+             * (a cmax row applies, a cmin row does not) */
+            sum += at[i] < k ? high[i] : low[i];
+        /* T anywhere in [C_k-1, C_k - 1] decides the measured C values
+         * alike: the value there nearest the current one, so that the C
+         * values outside the measured range keep the strategy they had
+         * (an end of the range, lo or hi, would move them all unmeasured:
+         * batch_softmax_cmin 0 sent softmax of 10 columns to the batch
+         * kernel, 2.4x slower than lanes) */
+        long long t_lo = k ? (long long)cols[k - 1] : lo;
+        long long t_hi = k < nc ? (long long)cols[k] - 1 : hi;
+        long long t = current < t_lo ? t_lo : current > t_hi ? t_hi : current;
+        if (k == 0 && high_wrong) t = lo;
+        if (k == nc && low_wrong) t = hi;
+        if (t == current) at_current = sum;
+        /* equal sums (no point between two splits): the nearer value */
+        if (sum < best ||
+            (sum == best && llabs(t - current) < llabs(best_t - current))) {
+            best = sum;
+            best_t = t;
+        }
+    }
+    /* noise must not move a threshold: a 3% gain over the step's points,
+     * or the current value stays (unless it computes wrong) */
+    if (isfinite(at_current) && best > at_current * 0.97) best_t = current;
+    return best_t;
+}
+
 static int run_threshold(tune_run *run, const tune_step *s, tune_point *pts,
                          size_t n, long long current, double *cost) {
     double *low = calloc(n, sizeof *low), *high = calloc(n, sizeof *high);
-    if (!low || !high) {
+    size_t *at = calloc(n, sizeof *at); /* each point's C, as an index */
+    if (!low || !high || !at) {
         free(low);
         free(high);
+        free(at);
         return cli_fail(cmd, "out of memory");
     }
     long long lo, hi;
     threshold_range(s, &lo, &hi);
     int rc = time_pair(run, s->param, lo, hi, pts, n, low, high, cost);
+    size_t nc = 0;
+    while (nc < 10 && s->cols[nc]) nc++;
+    for (size_t i = 0; i < n; i++)
+        while (at[i] < nc && s->cols[at[i]] != pts[i].cols) at[i]++;
+    long long best_t =
+        rc ? current
+           : tune_threshold_pick(s->cols, nc, at, low, high, n, current, lo,
+                                 hi);
+    free(at);
+    free(low);
+    free(high);
     if (rc) {
-        free(low);
-        free(high);
         clxent_context_set_param(run->dev, s->param, current);
         return rc;
     }
-    /* the C values in order, each with the time below (C <= T) and above
-     * the threshold: cmax rows take the high setting's strategy for C <=
-     * T, cmin rows the low setting's for C > T */
-    size_t nc = 0;
-    while (nc < 10 && s->cols[nc]) nc++;
-    double best = INFINITY, at_current = INFINITY;
-    long long best_t = current;
-    for (size_t k = 0; k <= nc; k++) { /* the first k C values below */
-        double sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t c = 0;
-            while (c < nc && s->cols[c] != pts[i].cols) c++;
-            /* below T: the strategy the highest setting gives every C
-             * (a cmax row applies, a cmin row does not) */
-            sum += c < k ? high[i] : low[i];
-        }
-        /* T anywhere in [C_k-1, C_k - 1]: the current value if it is
-         * there (ties keep it), else the lower end */
-        long long t_lo = k ? (long long)s->cols[k - 1] : lo;
-        long long t_hi = k < nc ? (long long)s->cols[k] - 1 : hi;
-        long long t = current >= t_lo && current <= t_hi ? current : t_lo;
-        if (t == current) at_current = sum;
-        if (sum < best) {
-            best = sum;
-            best_t = t;
-        }
-    }
-    free(low);
-    free(high);
-    /* noise must not move a threshold: a 3% gain over the step's points,
-     * or the current value stays (unless it computes wrong) */
-    if (isfinite(at_current) && best > at_current * 0.97) best_t = current;
     clxent_status st = clxent_context_set_param(run->dev, s->param, best_t);
     if (st != CLXENT_STATUS_OK)
         return cli_fail_status(cmd, run->dev, st, s->param);
