@@ -90,6 +90,12 @@ float fx_round(float v, clxent_dtype dtype);
 clxent_buffer *fx_upload(clxent_context *ctx, const void *data, size_t bytes);
 /* Reads a whole buffer into a malloc'd block the caller frees. */
 void *fx_download(clxent_context *ctx, const clxent_buffer *buf);
+/* Each of the count buffers against its snapshot (fx_download's): a
+ * difference fails the test naming label, or with restore (after a call
+ * allowed to write) is written back. */
+void fx_compare_snapshots(clxent_context *ctx, clxent_buffer *const *b,
+                          unsigned char *const *snapshot, int count,
+                          const char *label, int restore);
 
 /* ---- tolerance (fx_close, tolerance.h) ---- */
 
