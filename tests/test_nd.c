@@ -929,15 +929,17 @@ static void test_kept_items(void **state) {
  * block of classes,
  * 16-bit storage, and NaN, +inf and masked logits; long rows' gradients
  * also relative to each value, as for the chunked rows. The natural choice is
- * checked on a shape past nd_kept_cmax whose items fill nd_wide_unroll
- * vectors. */
+ * checked on a shape past nd_wide_cmin whose items fill nd_wide_unroll
+ * vectors, also with nd_kept_cmax past its C (the wide rows come first). */
 static void test_wide_rows(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    long long mode = 0, vec = 0, kcmax = 0, ccmax = 0, unroll = 0;
+    long long mode = 0, vec = 0, kcmax = 0, wcmin = 0, w16cmin = 0;
+    long long unroll = 0;
     OK(dev, clxent_context_get_param(dev, "nd_wide", &mode));
-    OK(dev, clxent_context_get_param(dev, "nd_cached_cmax", &ccmax));
+    OK(dev, clxent_context_get_param(dev, "nd_wide_cmin", &wcmin));
+    OK(dev, clxent_context_get_param(dev, "nd_wide16_cmin", &w16cmin));
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
@@ -951,8 +953,11 @@ static void test_wide_rows(void **state) {
             int natural = s == 2 && (v < 2 || v == 4);
             OK(dev, clxent_context_set_param(dev, "nd_wide", natural ? mode
                                                                      : 2));
-            OK(dev, clxent_context_set_param(dev, "nd_kept_cmax",
-                                             natural ? kcmax : 0));
+            /* v 1, natural: the kept rows' bound past C, which the wide
+             * rows take first */
+            OK(dev, clxent_context_set_param(
+                        dev, "nd_kept_cmax",
+                        !natural ? 0 : v == 1 ? (long long)sh[s].C : kcmax));
             nd_case c = shape_case(sh[s]);
             c.idt = v % 2 ? CLXENT_I64 : CLXENT_I32;
             c.xl = X_CONTIG;
@@ -984,13 +989,13 @@ static void test_wide_rows(void **state) {
             if (c.dt == CLXENT_F32 && c.C > 1000) /* tiny gradients */
                 rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
             /* the CPU mapping takes the row in any storage (naturally:
-             * wide items past nd_kept_cmax, fused 16-bit past
-             * nd_cached_cmax) */
+             * wide items past nd_wide_cmin, fused 16-bit past
+             * nd_wide16_cmin) */
             int wide = vec > 1 && mode != 0 &&
-                       (!natural || (kcmax < (long long)c.C &&
+                       (!natural || (wcmin < (long long)c.C &&
                                      c.I > (size_t)(unroll * vec)));
             int wide16 = vec > 1 && mode != 0 &&
-                         (!natural || (ccmax < (long long)c.C &&
+                         (!natural || (w16cmin < (long long)c.C &&
                                        c.I > (size_t)(unroll * vec)));
             if (wide && !strstr(got.trace_fwd, "(nd_wide "))
                 fail_msg("%s: forward took %s, want nd_wide", name,

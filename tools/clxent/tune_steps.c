@@ -99,6 +99,12 @@ static const tune_step steps[] = {
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
      "N-d fused f32: exps kept in the gradient below, chunked (or, past "
      "nd_unroll vectors of inner positions, wide) rows above", 64},
+    /* at a wide inner extent, where the wide rows run past this C and
+     * the kept rows below it (up to nd_kept_cmax, measured above) */
+    {"nd_wide_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_F32,
+     {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
+     "N-d fused f32, inner extents past nd_unroll vectors: kept rows below, "
+     "wide rows above", 512},
     /* before nd_cached_cmax, which may close the cached row */
     {"nd_kept_imin", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 100},
      {0, 16, ENDV},
@@ -107,6 +113,10 @@ static const tune_step steps[] = {
      {32, 64, 128, 256, 384, 512, 768, 1024}, {ENDV},
      "N-d fused bf16: classes held in registers below, two passes above",
      64},
+    {"nd_wide16_cmin", STEP_CMIN, 1, OPB(OPS_CE_FUSED), CLXENT_BF16,
+     {64, 128, 256, 384, 512, 768, 1024}, {ENDV},
+     "N-d fused bf16, inner extents past nd_unroll vectors: classes held in "
+     "registers below, wide rows above", 512},
     /* thresholds of the GPU mapping */
     {"regs_cmin", STEP_CMIN, 0, OPB(OPS_CE_FUSED), 0,
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},

@@ -81,25 +81,27 @@ static const clx_strategy table[] = {
     /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
      * An item per VEC consecutive inner positions, a row per lane
      * (nd.h); the 2-D rows below serve tensors whose class stride is 1
-     * (a matrix, or channels-last). */
-    {"nd_kept", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
-     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_INNER_MIN, 0,
-     CLX_RUN_ND, {"nd_kept_fused"},
-     "N-d f32 on CPUs: the row's exps kept in the gradient (read twice "
-     "while cached, one exp per element), then scaled in place"},
-    {"nd_wide", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX, {P_(nd_kept_cmax), NONE},
+     * (a matrix, or channels-last). The nd_wide rows come before the kept
+     * rows: at wide inner extents they start at a C of their own
+     * (nd_wide_cmin), below where the kept rows end at narrow ones. */
+    {"nd_wide", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX, {P_(nd_wide_cmin), NONE},
      {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
      N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fused"},
      "N-d f32, long rows and wide inner extents on CPUs: the kept kernel's "
      "items of nd_wide_unroll vectors with an online max and sum, the exps "
      "computed again for the gradient (the logits read twice, the gradient "
      "written once)"},
-    {"nd_wide", F_FUSED, MAP_SIMD, DT_16, TG_INDEX, {P_(nd_cached_cmax), NONE},
+    {"nd_wide", F_FUSED, MAP_SIMD, DT_16, TG_INDEX, {P_(nd_wide16_cmin), NONE},
      {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
      N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fused"},
-     "N-d 16-bit, as the f32 row, past nd_cached_cmax (the kept rows hold "
+     "N-d 16-bit, as the f32 row, past nd_wide16_cmin (the kept rows hold "
      "f32 exps in the gradient and serve f32 only): the one-vector nd_fused "
      "items took 2.3-3.3x as long"},
+    {"nd_kept", F_FUSED, MAP_SIMD, DT_F32, TG_ANY, {NONE, NONE},
+     {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_INNER_MIN, 0,
+     CLX_RUN_ND, {"nd_kept_fused"},
+     "N-d f32 on CPUs: the row's exps kept in the gradient (read twice "
+     "while cached, one exp per element), then scaled in place"},
     {"nd_cached", F_FUSED, MAP_SIMD, DT_ANY, TG_ANY, {NONE, NONE},
      {P_(nd_cached_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
      {"nd_cached_fused"},
@@ -110,36 +112,36 @@ static const clx_strategy table[] = {
      N_ND | N_PLAIN | N_NO_SMOOTH, N_BOUNDS, CLX_RUN_ND, {"nd_chunked_fused"},
      "N-d f32, long rows on CPUs: each chunk read twice while cached, its "
      "exps kept in the gradient and scaled in place (one exp per element)"},
+    {"nd_wide", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_wide_cmin), NONE},
+     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
+     N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fwd"},
+     "N-d forward, long rows and wide inner extents on CPUs: the kept "
+     "kernel's items, one pass with an online max and sum"},
     {"nd_kept", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
      {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN | N_NO_SMOOTH, 0,
      CLX_RUN_ND, {"nd_kept_fwd"},
      "N-d forward on CPUs: an item's vectors of inner positions read "
      "twice while cached (the max, then the exps), one exp per element"},
-    {"nd_wide", F_FWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_kept_cmax), NONE},
-     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
-     N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fwd"},
-     "N-d forward, long rows and wide inner extents on CPUs: the kept "
-     "kernel's items, one pass with an online max and sum"},
+    {"nd_wide", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_wide_cmin), NONE},
+     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE,
+     CLX_RUN_ND, {"nd_kept_bwd"},
+     "N-d backward, long rows and wide inner extents on CPUs: items of "
+     "nd_wide_unroll vectors"},
     {"nd_kept", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {NONE, NONE},
      {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0, CLX_RUN_ND,
      {"nd_kept_bwd"},
      "N-d backward on CPUs: items of NDU vectors, each class's vectors "
      "written in a row"},
-    {"nd_wide", F_BWD, MAP_SIMD, DT_ANY, TG_INDEX, {P_(nd_kept_cmax), NONE},
-     {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE,
-     CLX_RUN_ND, {"nd_kept_bwd"},
-     "N-d backward, long rows and wide inner extents on CPUs: items of "
-     "nd_wide_unroll vectors"},
+    {"nd_wide", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY,
+     TG_ANY, {P_(nd_wide_cmin), NONE}, {NONE, NONE}, P_(nd_wide),
+     N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_sm"},
+     "N-d log_softmax and softmax, long rows and wide inner extents on "
+     "CPUs: the same with items of nd_wide_unroll vectors"},
     {"nd_kept", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY,
      TG_ANY, {NONE, NONE}, {P_(nd_kept_cmax), NONE}, NONE, N_ND | N_PLAIN, 0,
      CLX_RUN_ND, {"nd_kept_sm"},
      "N-d log_softmax and softmax on CPUs: items of NDU vectors, an online "
      "max and sum, then the outputs from the logits read again"},
-    {"nd_wide", CLX_FAM_LOG_SOFTMAX | CLX_FAM_SOFTMAX, MAP_SIMD, DT_ANY,
-     TG_ANY, {P_(nd_kept_cmax), NONE}, {NONE, NONE}, P_(nd_wide),
-     N_ND | N_PLAIN | N_WIDE, N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_sm"},
-     "N-d log_softmax and softmax, long rows and wide inner extents on "
-     "CPUs: the same with items of nd_wide_unroll vectors"},
     {"nd", F_FWD | F_FUSED | F_BWD, MAP_ANY, DT_ANY, TG_ANY, {NONE, NONE},
      {NONE, NONE}, NONE, N_ND, 0, CLX_RUN_ND, {"nd_fwd"},
      "N-d: lane-wise online statistics, the gradient recomputed (kernel by "

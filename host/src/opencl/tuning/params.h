@@ -89,12 +89,18 @@ typedef enum clx_param_kind {
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
     X(nd_wide, CLX_PK_INT, 0, 2, 1, 0,                                         \
-      "N-d fused and forward past nd_kept_cmax (fused 16-bit: past "           \
-      "nd_cached_cmax; class indices, no smoothing) when the inner extent "    \
-      "fills more than nd_unroll vectors: "                                    \
+      "N-d fused, forward, backward and softmax past nd_wide_cmin (fused "     \
+      "16-bit: past nd_wide16_cmin; class indices, no smoothing) when the "    \
+      "inner extent fills more than nd_unroll vectors: "                       \
       "the kept kernels' items with an online max and sum, the exps "          \
       "computed again for the gradient (0 off, 1 on, 2 forced at any C and "   \
       "inner extent)")                                                         \
+    X(nd_wide_cmin, CLX_PK_INT, 0, 1 << 30, 1024, 0,                           \
+      "nd_wide rows past this C (f32 fused; forward, backward and softmax "    \
+      "in any storage); below it the kept rows up to nd_kept_cmax")            \
+    X(nd_wide16_cmin, CLX_PK_INT, 0, 1 << 30, 256, 0,                          \
+      "the fused 16-bit nd_wide row past this C; below it nd_cached up to "    \
+      "nd_cached_cmax")                                                        \
     X(nd_wide_unroll, CLX_PK_INT, 1, 16, 16, 1,                                \
       "vectors of inner positions per item of the nd_wide rows, at most")      \
     X(batch_cmin, CLX_PK_INT, 0, 1 << 30, 64, 64,                              \
