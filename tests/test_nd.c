@@ -685,7 +685,8 @@ static void test_options_one_by_one(void **state) {
     }
 }
 
-/* Long rows in f32 with class indices (the CPU's chunked fused kernel)
+/* Long rows in f32 with class indices (the CPU's chunked fused kernel,
+ * and the kept rows where a tuning entry takes them past 1024 classes)
  * against the host with a tolerance relative to each gradient value: the
  * grid's absolute bound (1.2e-6) is larger than a whole gradient of 1e-5
  * there, and would not see a wrong chunk factor. */
@@ -707,31 +708,40 @@ static void test_long_rows(void **state) {
     if (!dev || quick()) return;
     static const shape sh[] = {{1, 40000, 2}, {2, 3000, 17}, {1, 1025, 16},
                                {3, 5000, 1}};
-    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
-        for (int v = 0; v < 3; ++v) {
-            nd_case c = shape_case(sh[s]);
-            c.idt = v == 1 ? CLXENT_I64 : CLXENT_I32;
-            c.xl = v == 2 ? 1 : X_CONTIG;
-            c.ol = X_CONTIG;
-            c.rl = R_COMPACT;
-            c.weights = v == 1;
-            c.ignore = v == 2;
-            c.zeta = v == 2 ? 1e-3f : 0.0f;
-            c.red = v == 0 ? CLXENT_REDUCTION_SUM : CLXENT_REDUCTION_NONE;
-            c.seed = 7000 + 3 * s + (uint64_t)v;
-            char name[384];
-            nd_name(&c, name, sizeof name);
-            nd_data d = nd_make(&c);
-            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
-            nd_res got = run_all(dev, &c, &d, &ref, name);
-            compare_case(&c, &got, &ref, name);
-            size_t N = n_elems(&c);
-            rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
-            rel_compare(got.v[O_BG], ref.v[O_BG], N, o_name[O_BG], name);
-            res_free(&ref);
-            res_free(&got);
-            nd_free(&d);
-        }
+    long long kcmax = 0;
+    OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
+    /* k 1: the kept rows off, for the shapes they took at k 0 */
+    for (int k = 0; k < 2; ++k) {
+        for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
+            for (int v = 0; v < 3 && (k == 0 || (long long)sh[s].C <= kcmax);
+                 ++v) {
+                OK(dev, clxent_context_set_param(dev, "nd_kept_cmax",
+                                                 k ? 0 : kcmax));
+                nd_case c = shape_case(sh[s]);
+                c.idt = v == 1 ? CLXENT_I64 : CLXENT_I32;
+                c.xl = v == 2 ? 1 : X_CONTIG;
+                c.ol = X_CONTIG;
+                c.rl = R_COMPACT;
+                c.weights = v == 1;
+                c.ignore = v == 2;
+                c.zeta = v == 2 ? 1e-3f : 0.0f;
+                c.red = v == 0 ? CLXENT_REDUCTION_SUM : CLXENT_REDUCTION_NONE;
+                c.seed = 7000 + 3 * s + (uint64_t)v;
+                char name[384];
+                nd_name(&c, name, sizeof name);
+                nd_data d = nd_make(&c);
+                nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+                nd_res got = run_all(dev, &c, &d, &ref, name);
+                compare_case(&c, &got, &ref, name);
+                size_t N = n_elems(&c);
+                rel_compare(got.v[O_UG], ref.v[O_UG], N, o_name[O_UG], name);
+                rel_compare(got.v[O_BG], ref.v[O_BG], N, o_name[O_BG], name);
+                res_free(&ref);
+                res_free(&got);
+                nd_free(&d);
+            }
+    }
+    OK(dev, clxent_context_set_param(dev, "nd_kept_cmax", kcmax));
 }
 
 /* Inputs that repeat elements (stride 0, allowed for inputs): logits
