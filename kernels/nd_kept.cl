@@ -188,7 +188,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 #endif
     ulong xn = xb + nd_next(it, I, NDU * VEC, 1);
 #if NDONLINE
-    /* The nd_wide rows (C past nd_kept_cmax): an item's NDU x C values
+    /* The nd_wide rows (C past nd_wide_cmin): an item's NDU x C values
      * outgrow the cache, so one pass keeps the max and the sum online,
      * rescaled once per block of ND_B classes, and the gradient pass
      * computes its exps again: the logits read twice and the gradient
