@@ -54,6 +54,8 @@ param nd_kept_cmax 1024
 param nd_cached_cmax 256
 param nd_chunked 1
 param nd_wide 1
+param nd_wide_cmin 1024
+param nd_wide16_cmin 256
 param nd_wide_unroll 16
 param nd_unroll 4
 param nd_prefetch 0

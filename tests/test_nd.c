@@ -894,11 +894,12 @@ static void test_kept_items(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    long long imin = 0, vec = 0, unroll = 0, kcmax = 0;
+    long long imin = 0, vec = 0, unroll = 0, kcmax = 0, wcmin = 0;
     OK(dev, clxent_context_get_param(dev, "nd_kept_imin", &imin));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
     OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
+    OK(dev, clxent_context_get_param(dev, "nd_wide_cmin", &wcmin));
     static const struct {
         size_t I;
         long long imin;
@@ -907,7 +908,7 @@ static void test_kept_items(void **state) {
     } k[] = {{8, 0, "(nd_kept ", 1},  {8, 16, "(nd_cached ", 1},
              {40, 0, "(nd_kept ", 2}, {48, 16, "(nd_kept ", 1},
              {100, 16, "(nd_kept ", 2}, {200, 0, "(nd_kept ", 4}};
-    int check = vec == 16 && unroll == 4 && kcmax >= 21;
+    int check = vec == 16 && unroll == 4 && kcmax >= 21 && wcmin >= 21;
     for (size_t i = 0; i < sizeof k / sizeof *k; ++i) {
         OK(dev, clxent_context_set_param(dev, "nd_kept_imin", k[i].imin));
         nd_case c = shape_case((shape){2, 21, k[i].I});
