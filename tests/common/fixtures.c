@@ -177,6 +177,22 @@ void *fx_download(clxent_context *ctx, const clxent_buffer *buf) {
     return out;
 }
 
+void fx_compare_snapshots(clxent_context *ctx, clxent_buffer *const *b,
+                          unsigned char *const *snapshot, int count,
+                          const char *label, int restore) {
+    for (int i = 0; i < count; ++i) {
+        unsigned char *now = fx_download(ctx, b[i]);
+        size_t n = clxent_buffer_size(b[i]);
+        int written = memcmp(now, snapshot[i], n) != 0;
+        free(now);
+        if (!written) continue;
+        if (!restore)
+            fail_msg("%s: buffer %d was written by a failing call", label, i);
+        fx_assert_status(ctx, clxent_buffer_write(ctx, b[i], 0, n, snapshot[i]),
+                         CLXENT_STATUS_OK);
+    }
+}
+
 double fx_assert_close(const float *got, const double *want, size_t n,
                        double abs_tol, double rel_tol, const char *what) {
     double worst = 0.0;
@@ -216,20 +232,4 @@ float fx_round(float v, clxent_dtype dtype) {
     unsigned char bits[4];
     cli_store(bits, 0, dtype, v);
     return cli_load(bits, 0, dtype);
-}
-
-void fx_compare_snapshots(clxent_context *ctx, clxent_buffer *const *b,
-                          unsigned char *const *snapshot, int count,
-                          const char *label, int restore) {
-    for (int i = 0; i < count; ++i) {
-        unsigned char *now = fx_download(ctx, b[i]);
-        size_t n = clxent_buffer_size(b[i]);
-        int written = memcmp(now, snapshot[i], n) != 0;
-        free(now);
-        if (!written) continue;
-        if (!restore)
-            fail_msg("%s: buffer %d was written by a failing call", label, i);
-        fx_assert_status(ctx, clxent_buffer_write(ctx, b[i], 0, n, snapshot[i]),
-                         CLXENT_STATUS_OK);
-    }
 }
