@@ -4,7 +4,9 @@
 # online passes), nd_cached_fused, nd_chunked_fused, nd_fwd, nd_bwd, nd_sm,
 # nd_nll_bwd) and the
 # staging kernels they need (stage_rows, z_rows) under Oclgrind: test_nd's
-# quick grid (CLXENT_ND_QUICK=1, small shapes) on Oclgrind's simulator, with
+# quick grid (CLXENT_ND_QUICK=1, small shapes), then test_nd_bits (the
+# matrix calls against the _nd calls on the quick shapes, bad labels,
+# interleaved outputs) on Oclgrind's simulator, each with
 # the device's own mapping and every check, then the CPU mapping (VEC 16: the
 # vector loads) with the CPU class's N-d thresholds from a tuning file
 # (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
@@ -13,30 +15,33 @@
 # see tools/ci_hardening.sh). `clxent check --quick` runs 2-D shapes only,
 # which never reach these kernels. -cl-opt-disable as in ci_hardening.sh
 # (Debian's Oclgrind aborts on `freeze`).
-# Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the test_nd binary's build)
+# Usage: bash tests/oclgrind_nd.sh BUILD_DIR   (the build of test_nd and
+# test_nd_bits)
 set -euo pipefail
 build=${1:?usage: oclgrind_nd.sh BUILD_DIR}
-bin=$build/tests/test_nd
 jobs=${JOBS:-$(nproc)}
+# run LOG VEC PROGRAM WHAT [oclgrind flags]: PROGRAM under Oclgrind; its
+# log must show that WHAT ran on the Oclgrind device (the line
+# "WHAT on <device> (<platform>)" the test prints).
 run() {
-  local log=$1 vec=$2
-  shift 2
+  local log=$1 vec=$2 prog=$3 what=$4
+  shift 4
   rm -f "$log.diag"
   set +e
   CLXENT_ND_QUICK=1 CLXENT_REQUIRE_DEVICE=1 CLXENT_TEST_DEVICE=oclgrind \
     CLXENT_VEC=$vec oclgrind --data-races --check-api "$@" \
     --num-threads "$jobs" --build-options "-cl-opt-disable" \
-    --log "$log.diag" "$bin" >"$log" 2>&1
+    --log "$log.diag" "$build/tests/$prog" >"$log" 2>&1
   local rc=$?
   set -e
   grep -v "warnings generated" "$log" | tail -40
   [ -s "$log.diag" ] && head -100 "$log.diag"
   if [ "$rc" != 0 ]; then
-    echo "oclgrind_nd: test_nd under Oclgrind (CLXENT_VEC=$vec) exited $rc" >&2
+    echo "oclgrind_nd: $prog under Oclgrind (CLXENT_VEC=$vec) exited $rc" >&2
     return 1
   fi
-  if ! grep -qi "grid on.*oclgrind" "$log"; then
-    echo "oclgrind_nd: the grid did not run on the Oclgrind device" >&2
+  if ! grep -qi "$what on.*oclgrind" "$log"; then
+    echo "oclgrind_nd: $prog: the $what did not run on the Oclgrind device" >&2
     return 1
   fi
   if [ -s "$log.diag" ] ||
@@ -61,6 +66,11 @@ param nd_unroll 4
 param nd_prefetch 0
 EOF
 status=0
-run "$build/oclgrind-nd" "" --uninitialized || status=1
-CLXENT_TUNING_FILE=$cpu_nd run "$build/oclgrind-nd-vec16" 16 || status=1
+run "$build/oclgrind-nd" "" test_nd grid --uninitialized || status=1
+CLXENT_TUNING_FILE=$cpu_nd run "$build/oclgrind-nd-vec16" 16 test_nd grid ||
+  status=1
+run "$build/oclgrind-nd-bits" "" test_nd_bits "matrix vs nd" \
+  --uninitialized || status=1
+CLXENT_TUNING_FILE=$cpu_nd run "$build/oclgrind-nd-bits-vec16" 16 \
+  test_nd_bits "matrix vs nd" || status=1
 exit $status

@@ -181,7 +181,8 @@ stage_oclgrind() {
   kernel_lint
   cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=Release -DCLXENT_WERROR=ON \
     >/dev/null
-  cmake --build build-hard -j"$jobs" --target clxent_cli test_nd test_shard
+  cmake --build build-hard -j"$jobs" --target clxent_cli test_nd \
+    test_nd_bits test_shard
   # The device's own mapping (Oclgrind is taken for a GPU: one element
   # per work-item) with every check, then the CPU mapping (16-wide vectors,
   # the lanes kernels, and with CLXENT_GCACHE=1 the fused kernels that
@@ -201,7 +202,8 @@ stage_oclgrind() {
   CLXENT_SPLIT_CHUNKS=3 CLXENT_WORK_GROUP_SIZE=2 \
     oclgrind_pass build-hard/oclgrind-split "" --uninitialized
   # The N-d kernels and the staging of strided per-row arrays, which the
-  # check's 2-D shapes never reach: test_nd's quick grid, both mappings.
+  # check's 2-D shapes never reach: test_nd's quick grid and test_nd_bits,
+  # both mappings.
   JOBS=$jobs bash tests/oclgrind_nd.sh build-hard
   oclgrind_shard
   end oclgrind
