@@ -234,6 +234,17 @@ inline void vstore_bf16_tail(vf v, global ushort *p, uint n) {
 #define VSTY(p, i, v) CAT(VST_, Y_T)(p, i, v)
 #define VLDF(p, i) VLD_0(p, i)
 
+/* Declares a kernel. Under the CPU mapping (VEC > 1) it tells the
+ * compiler that the kernel computes in vf vectors already: Intel's CPU
+ * compiler otherwise may also pack work-items into each vector operation,
+ * which made sm_batch 5x and bf16 forward 3x slower (docs/tuning.md,
+ * "vec_type_hint"). PoCL's timings do not move with it. */
+#if VEC > 1
+#define KERNEL kernel __attribute__((vec_type_hint(vf)))
+#else
+#define KERNEL kernel
+#endif
+
 /* Column-index vector of a tile at pos (for the target column). */
 inline vi col_ids(uint pos) { return (vi)(int)pos + IOTA; }
 

@@ -22,7 +22,7 @@ typedef ushort raw_t;
 #endif
 #endif
 
-kernel void copy_rows(CLX_PARAMS(copy_rows)) {
+KERNEL void copy_rows(CLX_PARAMS(copy_rows)) {
     unit_t u = unit_of(T, P, CH, C);
     if (u.row >= R) return;
 #if X_T == Y_T
@@ -58,7 +58,7 @@ kernel void copy_rows(CLX_PARAMS(copy_rows)) {
 /* A per-row array between a strided and a compact layout (the host
  * stages strided targets, lse, grad_rows and losses of the N-d calls
  * through it): words 32-bit words per element, copied as bits. */
-kernel void stage_rows(CLX_PARAMS(stage_rows)) {
+KERNEL void stage_rows(CLX_PARAMS(stage_rows)) {
     ulong r = get_global_id(0);
     if (r >= (ulong)O * I) return;
     ulong o = r / I, i = r % I;

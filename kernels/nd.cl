@@ -24,21 +24,21 @@ inline void nd_xent_body(ND_PARAMS, global float *loss, ulong loss_off,
                  ND_GRAD_ARGS, &it, do_grad);
 }
 
-kernel void nd_fused(CLX_PARAMS(nd_fused)) {
+KERNEL void nd_fused(CLX_PARAMS(nd_fused)) {
 #if !ND_ONE || defined(ND_ONLY_nd_fused)
     nd_xent_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                  ND_GRAD_ARGS, 1);
 #endif
 }
 
-kernel void nd_fwd(CLX_PARAMS(nd_fwd)) {
+KERNEL void nd_fwd(CLX_PARAMS(nd_fwd)) {
 #if !ND_ONE || defined(ND_ONLY_nd_fwd)
     nd_xent_body(ND_ARGS, loss, loss_off, lse, lse_off, has_lse,
                  (global XS *)0, 0, 0, 0, 0, 0);
 #endif
 }
 
-kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
+KERNEL void nd_bwd(CLX_PARAMS(nd_bwd)) {
 #if !ND_ONE || defined(ND_ONLY_nd_bwd)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;
@@ -52,7 +52,7 @@ kernel void nd_bwd(CLX_PARAMS(nd_bwd)) {
  * vectors in a row: consecutive lines, where one vector per class is a
  * line every class stride (pages apart for large inner), which the
  * prefetchers do not follow. */
-kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
+KERNEL void nd_cached_fused(CLX_PARAMS(nd_fused)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_cached_fused)) && NDC > 0 && !XF
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_span(O, I, VEC * NDU, &it)) return;
@@ -132,7 +132,7 @@ kernel void nd_cached_fused(CLX_PARAMS(nd_fused)) {
  * relative to that max, stored in the gradient and summed); the chunks'
  * sums combined; then the gradient scaled in place by the chunk's factor.
  * One exp per element, where nd_fused computes two. */
-kernel void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
+KERNEL void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_chunked_fused)) && \
     NDK && !XF && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
     nd_item it;
@@ -217,7 +217,7 @@ kernel void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
 #endif
 }
 
-kernel void nd_sm(CLX_PARAMS(nd_sm)) {
+KERNEL void nd_sm(CLX_PARAMS(nd_sm)) {
 #if !ND_ONE || defined(ND_ONLY_nd_sm)
     nd_item it;
     if (nd_item_of(O, I, &it)) nd_sm_item(CLX_ARGS(nd_sm), &it);
@@ -225,7 +225,7 @@ kernel void nd_sm(CLX_PARAMS(nd_sm)) {
 }
 
 /* NLL's gradient: -G*s*w[y] at the target class, 0 elsewhere. */
-kernel void nd_nll_bwd(CLX_PARAMS(nd_nll_bwd)) {
+KERNEL void nd_nll_bwd(CLX_PARAMS(nd_nll_bwd)) {
 #if !ND_ONE || defined(ND_ONLY_nd_nll_bwd)
     nd_item it;
     if (sync_bad(scr, guard) || !nd_item_of(O, I, &it)) return;

@@ -245,7 +245,7 @@ nd_kept_plain(ND_PARAMS, global float *loss, ulong loss_off, global float *lse,
 }
 #endif
 
-kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
+KERNEL void nd_kept_fused(CLX_PARAMS(nd_fused)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_kept_fused)) && \
     NDKEPT && !XF && (X_T == CLX_STORE_F32 || NDONLINE)
     nd_item it;
@@ -286,7 +286,7 @@ kernel void nd_kept_fused(CLX_PARAMS(nd_fused)) {
  * stride) runs nd_kept_plain's first two passes; nd_fwd's items of one
  * vector, with their online blocks, took as long as the whole fused call
  * (docs/tuning.md, "nd"). Other items: nd_fwd's body per vector. */
-kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
+KERNEL void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_kept_fwd)) && \
     NDKEPT && !XF && TGT != CLX_TGT_PROBS
     nd_item it;
@@ -311,7 +311,7 @@ kernel void nd_kept_fwd(CLX_PARAMS(nd_fwd)) {
  * touched one line per class, a class stride apart, more streams than
  * the prefetchers follow (docs/tuning.md, "nd"). The same values as
  * nd_grad's. Other items: nd_bwd's body per vector. */
-kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
+KERNEL void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_kept_bwd)) && \
     NDKEPT && !XF && TGT != CLX_TGT_PROBS
     nd_item it;
@@ -368,7 +368,7 @@ kernel void nd_kept_bwd(CLX_PARAMS(nd_bwd)) {
  * the logits read again; nd_sm's items of one vector read one line per
  * class, a class stride apart (docs/tuning.md, "nd"). Other items and the
  * other primitives: nd_sm's body per vector. */
-kernel void nd_kept_sm(CLX_PARAMS(nd_sm)) {
+KERNEL void nd_kept_sm(CLX_PARAMS(nd_sm)) {
 #if (!ND_ONE || defined(ND_ONLY_nd_kept_sm)) && NDKEPT && !XF
     nd_item it;
     if (!nd_item_span(O, I, VEC * NDU, &it)) return;

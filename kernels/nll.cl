@@ -176,7 +176,7 @@ inline void chk_write(chk_t k, uint C, long ii, int has_w, global float *scr,
  * One group: the whole check, fixed order. Several groups (xent_check_fin
  * then combines): group g's state into part[g] (CLX_CHECK_PART_FLOATS
  * floats each, the longs as their bits). */
-kernel void xent_check(CLX_PARAMS(xent_check)) {
+KERNEL void xent_check(CLX_PARAMS(xent_check)) {
     chk_t k = check_slots(y, y_off, R, C, ii, w + w_off, has_w,
                           get_global_id(0), get_global_size(0));
     k = chk_group(red, k);
@@ -199,7 +199,7 @@ kernel void xent_check(CLX_PARAMS(xent_check)) {
 }
 
 /* Combines the np group states of xent_check in fixed order (one group). */
-kernel void xent_check_fin(CLX_PARAMS(xent_check_fin)) {
+KERNEL void xent_check_fin(CLX_PARAMS(xent_check_fin)) {
     uint lid = get_local_id(0), L = get_local_size(0);
     chk_t k;
     k.wh = k.wl = k.ah = k.al = 0.0f;
@@ -230,7 +230,7 @@ kernel void xent_check_fin(CLX_PARAMS(xent_check_fin)) {
  * is NaN, or 0 with zero_policy. Several groups: group g's (hi, lo) into part[2g, 2g+1], summed by a
  * second, single-group launch over those 2 x groups values. guard: see
  * sync_bad (common.h). */
-kernel void loss_reduce(CLX_PARAMS(loss_reduce)) {
+KERNEL void loss_reduce(CLX_PARAMS(loss_reduce)) {
     uint lid = get_local_id(0), L = get_local_size(0);
     vf s = (vf)0.0f, c = (vf)0.0f;
     uint nslots = (n + VEC - 1) / VEC;
@@ -270,7 +270,7 @@ kernel void loss_reduce(CLX_PARAMS(loss_reduce)) {
 
 /* loss[r] = -w[y]*logp[r][y] (0 when ignored, NaN for a bad index, which
  * is never read). A row per item. */
-kernel void nll_fwd(CLX_PARAMS(nll_fwd)) {
+KERNEL void nll_fwd(CLX_PARAMS(nll_fwd)) {
     ulong r = get_global_id(0);
     if (r >= R || sync_bad(scr, guard)) return;
     long yv = (long)y[y_off + r];
@@ -288,7 +288,7 @@ kernel void nll_fwd(CLX_PARAMS(nll_fwd)) {
 
 /* grad[r][c] = -G*s*w[y] at c == y, 0 elsewhere (whole rows written; T
  * items per unit, P chunks of CH columns per row). */
-kernel void nll_bwd(CLX_PARAMS(nll_bwd)) {
+KERNEL void nll_bwd(CLX_PARAMS(nll_bwd)) {
     unit_t u = unit_of(T, P, CH, C);
     if (u.row >= R || sync_bad(scr, guard)) return;
     ulong r = u.row;
@@ -317,7 +317,7 @@ kernel void nll_bwd(CLX_PARAMS(nll_bwd)) {
  * wrote; 0 for an ignored row (has_y: class indices), NaN for a bad one
  * as its loss. Into the output (reduction none) or scratch for
  * loss_reduce. */
-kernel void z_rows(CLX_PARAMS(z_rows)) {
+KERNEL void z_rows(CLX_PARAMS(z_rows)) {
     ulong r = get_global_id(0);
     if (r >= R || sync_bad(scr, guard)) return;
     float v = lse[lse_off + r];

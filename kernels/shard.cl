@@ -38,7 +38,7 @@ inline long shard_target(const global IDX *y, ulong y_off, ulong y_so,
  * coalesced on GPUs, one vector on CPUs), the row read twice while it is
  * in the cache: its max, then the sums relative to it; the items' parts
  * combined by item 0 in item order (red: 6 floats an item). */
-kernel void shard_partial(CLX_PARAMS(shard_partial)) {
+KERNEL void shard_partial(CLX_PARAMS(shard_partial)) {
     ulong r = get_group_id(0);
     uint lid = get_local_id(0), L = get_local_size(0);
     /* both uniform over the group: its items leave together */
@@ -152,7 +152,7 @@ inline float shard_shift(float b, float a, float mk, float m) {
 }
 
 /* core/shard.c's clx_partial_combine_row, step for step. */
-kernel void shard_combine(CLX_PARAMS(shard_combine)) {
+KERNEL void shard_combine(CLX_PARAMS(shard_combine)) {
     ulong r = get_global_id(0);
     if (r >= (ulong)O * I) return;
     ulong o = r / I, i = r % I;
@@ -182,7 +182,7 @@ kernel void shard_combine(CLX_PARAMS(shard_combine)) {
 /* One group: W = sum of w_y over the valid rows, in a fixed order (each
  * item a strided Kahan sum, then item 0 over the items in order), into
  * scr[CLX_SCR_W] as (hi, lo) for the kernels that take den_scr. */
-kernel void shard_den(CLX_PARAMS(shard_den)) {
+KERNEL void shard_den(CLX_PARAMS(shard_den)) {
     uint lid = get_local_id(0), L = get_local_size(0);
     float s = 0.0f, c = 0.0f;
     for (ulong r = lid; r < (ulong)O * I; r += L) {
@@ -212,7 +212,7 @@ inline float shard_logsum(float m, float hi, float lo) {
     return m == -INFINITY ? NAN : log(hi + lo);
 }
 
-kernel void shard_final(CLX_PARAMS(shard_final)) {
+KERNEL void shard_final(CLX_PARAMS(shard_final)) {
     ulong r = get_global_id(0);
     if (r >= (ulong)O * I || sync_bad(scr, guard)) return;
     ulong o = r / I, i = r % I;
@@ -243,7 +243,7 @@ kernel void shard_final(CLX_PARAMS(shard_final)) {
 
 /* A group per row, its items striding over the classes as in
  * shard_partial; no reduction: each item works out the row's factors. */
-kernel void shard_bwd(CLX_PARAMS(shard_bwd)) {
+KERNEL void shard_bwd(CLX_PARAMS(shard_bwd)) {
     ulong r = get_group_id(0);
     uint lid = get_local_id(0), L = get_local_size(0);
     if (r >= (ulong)O * I || sync_bad(scr, guard)) return;

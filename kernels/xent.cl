@@ -39,26 +39,26 @@ inline void xent_rows_body(XENT_PARAMS, global float *loss, ulong loss_off,
                g_ld, st, xy, ri, r, 0, C, u.lane, T, u.lane == 0, do_grad);
 }
 
-kernel void xent_rows_fused(CLX_PARAMS(rows_fused)) {
+KERNEL void xent_rows_fused(CLX_PARAMS(rows_fused)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, T, red, 1, 1);
 }
 
 /* The same with one item per row (T must be 1). */
-kernel void xent_rows1_fused(CLX_PARAMS(rows_fused)) {
+KERNEL void xent_rows1_fused(CLX_PARAMS(rows_fused)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
                    g_off, g_ld, 1, red, 1, 0);
 }
 
-kernel void xent_rows_fwd(CLX_PARAMS(rows_fwd)) {
+KERNEL void xent_rows_fwd(CLX_PARAMS(rows_fwd)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, T, red, 0, 1);
 }
 
-kernel void xent_rows1_fwd(CLX_PARAMS(rows_fwd)) {
+KERNEL void xent_rows1_fwd(CLX_PARAMS(rows_fwd)) {
     NO_ROWS_IF_BAD;
     xent_rows_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                    (global XS *)0, 0, 0, 1, red, 0, 0);
@@ -67,7 +67,7 @@ kernel void xent_rows1_fwd(CLX_PARAMS(rows_fwd)) {
 /* Split rows, pass 1: the state of chunk k of row r (one group each) into
  * part[(r*P + k)*8 + 0..6]; slot 7 holds x_y (chunk 0; read here, before
  * any gradient is written). aonly: only A (backward with probabilities). */
-kernel void xent_part(CLX_PARAMS(xent_part)) {
+KERNEL void xent_part(CLX_PARAMS(xent_part)) {
     NO_ROWS_IF_BAD;
     uint L = get_local_size(0);
     unit_t u = unit_of(L, P, CH, C);
@@ -116,7 +116,7 @@ inline st_t merge_parts(const global float *part, ulong part_off, ulong r,
 /* Split rows, pass 2: do_grad: one group per chunk merges the row's
  * states and writes the chunk's gradient (chunk 0 also the loss and lse);
  * else one group per row writes the loss and lse. */
-kernel void xent_split_out(CLX_PARAMS(xent_split_out)) {
+KERNEL void xent_split_out(CLX_PARAMS(xent_split_out)) {
     NO_ROWS_IF_BAD;
     uint L = get_local_size(0), lid = get_local_id(0);
     unit_t u = do_grad ? unit_of(L, P, CH, C) : unit_of(L, 1, C, C);
@@ -182,13 +182,13 @@ inline void xent_bwd_body(XENT_PARAMS, const global float *lse_in,
 #define XENT_BWD_PARAMS CLX_PARAMS(xent_bwd)
 #define XENT_BWD_ARGS CLX_ARGS(xent_bwd)
 
-kernel void xent_bwd(CLX_PARAMS(xent_bwd)) {
+KERNEL void xent_bwd(CLX_PARAMS(xent_bwd)) {
     NO_ROWS_IF_BAD;
     xent_bwd_body(XENT_BWD_ARGS, 1);
 }
 
 /* Probabilities with one item per row and no split: no barrier. */
-kernel void xent_bwd1(CLX_PARAMS(xent_bwd)) {
+KERNEL void xent_bwd1(CLX_PARAMS(xent_bwd)) {
     NO_ROWS_IF_BAD;
     xent_bwd_body(XENT_BWD_ARGS, 0);
 }
@@ -203,7 +203,7 @@ kernel void xent_bwd1(CLX_PARAMS(xent_bwd)) {
 #define CK 32
 #endif
 
-kernel void xent_regs_fused(CLX_PARAMS(regs_fused)) {
+KERNEL void xent_regs_fused(CLX_PARAMS(regs_fused)) {
     NO_ROWS_IF_BAD;
     uint lid = get_local_id(0), L = get_local_size(0);
     ulong r = get_group_id(0);

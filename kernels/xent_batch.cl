@@ -131,7 +131,7 @@ inline void xent_batch_body(XENT_PARAMS, global float *loss, ulong loss_off,
 #endif
 
 /* Fused, the exps in the f32 gradient. */
-kernel void xent_batch_fused(CLX_PARAMS(vec_fused)) {
+KERNEL void xent_batch_fused(CLX_PARAMS(vec_fused)) {
     NO_ROWS_IF_BAD;
 #if VEC == 16 && TGT != CLX_TGT_PROBS && X_T == CLX_STORE_F32
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
@@ -141,7 +141,7 @@ kernel void xent_batch_fused(CLX_PARAMS(vec_fused)) {
 
 /* Fused, the exps in local memory (16-bit gradients: caching them in the
  * gradient would round them twice); the host checks that they fit. */
-kernel void xent_batchl_fused(CLX_PARAMS(batchl_fused)) {
+KERNEL void xent_batchl_fused(CLX_PARAMS(batchl_fused)) {
     NO_ROWS_IF_BAD;
 #if VEC == 16 && TGT != CLX_TGT_PROBS
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
@@ -149,7 +149,7 @@ kernel void xent_batchl_fused(CLX_PARAMS(batchl_fused)) {
 #endif
 }
 
-kernel void xent_batch_fwd(CLX_PARAMS(vec_fwd)) {
+KERNEL void xent_batch_fwd(CLX_PARAMS(vec_fwd)) {
     NO_ROWS_IF_BAD;
 #if VEC == 16 && TGT != CLX_TGT_PROBS
     xent_batch_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,

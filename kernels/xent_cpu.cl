@@ -90,14 +90,14 @@ inline void xent_lanes_body(XENT_PARAMS, global float *loss, ulong loss_off,
 #endif
 }
 
-kernel void xent_lanes_fused(CLX_PARAMS(vec_fused)) {
+KERNEL void xent_lanes_fused(CLX_PARAMS(vec_fused)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, gm, g_off, g_ld,
                     LANES_FUSED);
 }
 
-kernel void xent_lanes_fwd(CLX_PARAMS(vec_fwd)) {
+KERNEL void xent_lanes_fwd(CLX_PARAMS(vec_fwd)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse,
                     (const global float *)0, 0, (global XS *)0, 0, 0,
@@ -105,7 +105,7 @@ kernel void xent_lanes_fwd(CLX_PARAMS(vec_fwd)) {
 }
 
 /* Backward from the saved lse (index targets). */
-kernel void xent_lanes_bwd(CLX_PARAMS(lanes_bwd)) {
+KERNEL void xent_lanes_bwd(CLX_PARAMS(lanes_bwd)) {
     NO_ROWS_IF_BAD;
     xent_lanes_body(XENT_ARGS, (global float *)0, 0, (global float *)0, 0, 0,
                     lse_in, lse_in_off, gm, g_off, g_ld, LANES_BWD);
@@ -181,7 +181,7 @@ inline void xent_cached_body(XENT_PARAMS, global float *loss,
 }
 #endif
 
-kernel void xent_rowsg_fused(CLX_PARAMS(rowsg_fused)) {
+KERNEL void xent_rowsg_fused(CLX_PARAMS(rowsg_fused)) {
     NO_ROWS_IF_BAD;
 #if X_T == CLX_STORE_F32 && VEC > 1
     xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
@@ -189,7 +189,7 @@ kernel void xent_rowsg_fused(CLX_PARAMS(rowsg_fused)) {
 #endif
 }
 
-kernel void xent_rowsl_fused(CLX_PARAMS(rowsl_fused)) {
+KERNEL void xent_rowsl_fused(CLX_PARAMS(rowsl_fused)) {
     NO_ROWS_IF_BAD;
 #if VEC > 1
     xent_cached_body(XENT_ARGS, loss, loss_off, lse, lse_off, has_lse, gm,
