@@ -159,6 +159,7 @@
     X(xent_batch_fwd, "xent_batch.cl", vec_fwd)                                \
     X(sm_rows, "softmax.cl", sm_rows)                                          \
     X(sm_rows1, "softmax.cl", sm_rows)                                         \
+    X(sm_rows1_out, "softmax.cl", sm_rows)                                     \
     X(sm_part, "softmax.cl", sm_part)                                          \
     X(sm_split_out, "softmax.cl", sm_split_out)                                \
     X(sm_lanes, "softmax.cl", sm)                                              \
