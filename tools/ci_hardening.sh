@@ -142,7 +142,18 @@ kernel_lint() {
       }
     done; done; done; done
   done
-  echo "kernel lint: every kernels/*.cl compiles without warnings"
+  # every kernel declared with KERNEL (vec_type_hint under VEC > 1,
+  # kernels/common.h), but the two that measured faster without it
+  local plain
+  plain=$(grep -n '^kernel void' kernels/*.cl |
+    grep -Ev 'kernel void (sm_rows|sm_rows1)\(' || true)
+  if [ -n "$plain" ]; then
+    echo "$plain"
+    echo "hardening: kernels declared without KERNEL (kernels/common.h)" >&2
+    exit 1
+  fi
+  echo "kernel lint: every kernels/*.cl compiles without warnings;" \
+    "every kernel but sm_rows/sm_rows1 declared with KERNEL"
 }
 
 # The sharded-vocabulary kernels (kernels/shard.cl: partial, combine, den,
