@@ -1,3 +1,5 @@
+#define _POSIX_C_SOURCE 200809L /* setenv, unsetenv */
+
 #include "fixtures.h"
 
 #include <fnmatch.h>
@@ -109,6 +111,13 @@ int fx_run_selected(const char *group, const struct CMUnitTest *tests,
                                          fx_group_teardown);
     free(some);
     return failed;
+}
+
+void fx_restore_env(const char *name, const char *saved) {
+    if (saved)
+        setenv(name, saved, 1);
+    else
+        unsetenv(name);
 }
 
 int fx_setup_host(void **state) {

@@ -64,6 +64,12 @@ void fx_on_pair(int device,
  * fails like fx_device_context; NULL then. */
 const char *fx_device_spec(void);
 
+/* ---- environment ---- */
+
+/* Sets name back to saved (a copy taken before the test changed it), or
+ * unsets it where saved is NULL. */
+void fx_restore_env(const char *name, const char *saved);
+
 /* ---- random numbers (the command's generator) ---- */
 
 typedef cli_rng fx_rng;
