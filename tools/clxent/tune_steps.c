@@ -487,23 +487,20 @@ static int run_threshold(tune_run *run, const tune_step *s, tune_point *pts,
     long long lo, hi;
     threshold_range(s, &lo, &hi);
     int rc = time_pair(run, s->param, lo, hi, pts, n, low, high, cost);
-    if (rc) {
-        free(at);
-        free(low);
-        free(high);
-        clxent_context_set_param(run->dev, s->param, current);
-        return rc;
-    }
+    long long best_t = current; /* what a failed timing leaves set */
     size_t nc = 0;
     while (nc < 10 && s->cols[nc]) nc++;
-    for (size_t i = 0; i < n; i++)
-        while (at[i] < nc && s->cols[at[i]] != pts[i].cols) at[i]++;
-    long long best_t = tune_threshold_pick(s->cols, nc, at, low, high, n,
-                                           current, lo, hi);
+    if (!rc) {
+        for (size_t i = 0; i < n; i++)
+            while (at[i] < nc && s->cols[at[i]] != pts[i].cols) at[i]++;
+        best_t = tune_threshold_pick(s->cols, nc, at, low, high, n, current,
+                                     lo, hi);
+    }
     free(at);
     free(low);
     free(high);
     clxent_status st = clxent_context_set_param(run->dev, s->param, best_t);
+    if (rc) return rc;
     if (st != CLXENT_STATUS_OK)
         return cli_fail_status(cmd, run->dev, st, s->param);
     note(run, "%s %lld -> %lld (%s; measured C %zu..%zu)", s->param, current,
