@@ -123,27 +123,16 @@ static void test_buffers_opencl(void **state) {
     clxent_context_destroy(ctx);
 }
 
-static cl_uint mem_refs(cl_mem mem) {
-    cl_uint refs = 0;
-    assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,
-                                        sizeof refs, &refs, NULL),
-                     CL_SUCCESS);
-    return refs;
-}
-
 static void test_wrap_cl_mem(void **state) {
     (void)state;
     clxent_context *ctx = fx_device_context();
     if (!ctx) return;
     cl_command_queue q = clxent_context_queue(ctx);
     cl_context clctx = NULL;
-    cl_device_id device = NULL;
     assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof clctx,
                                            &clctx, NULL),
                      CL_SUCCESS);
-    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_DEVICE, sizeof device,
-                                           &device, NULL),
-                     CL_SUCCESS);
+    cl_device_id device = fx_cl_device(ctx);
     cl_int err;
     cl_mem mem = clCreateBuffer(clctx, CL_MEM_READ_WRITE, 128, NULL, &err);
     assert_int_equal(err, CL_SUCCESS);
@@ -152,12 +141,12 @@ static void test_wrap_cl_mem(void **state) {
     assert_int_equal(clEnqueueWriteBuffer(q, mem, CL_TRUE, 0, sizeof in, in, 0,
                                           NULL, NULL),
                      CL_SUCCESS);
-    assert_int_equal(mem_refs(mem), 1);
+    assert_int_equal(fx_mem_refs(mem), 1);
 
     clxent_buffer *buf = NULL;
     fx_assert_status(ctx, clxent_buffer_wrap(ctx, mem, &buf),
                      CLXENT_STATUS_OK);
-    assert_int_equal(mem_refs(mem), 2);
+    assert_int_equal(fx_mem_refs(mem), 2);
     assert_int_equal(clxent_buffer_size(buf), 128);
     assert_ptr_equal(clxent_buffer_mem(buf), mem);
     fx_assert_status(ctx, clxent_buffer_read(ctx, buf, 16, 64, out),
@@ -174,7 +163,7 @@ static void test_wrap_cl_mem(void **state) {
     assert_true(out[31] == 7.0f);
     assert_true(out[30] == in[30]);
     clxent_buffer_release(buf);
-    assert_int_equal(mem_refs(mem), 1);
+    assert_int_equal(fx_mem_refs(mem), 1);
 
     /* A cl_mem of another cl_context on the same device is refused. */
     cl_context foreign = clCreateContext(NULL, 1, &device, NULL, NULL, &err);
@@ -187,19 +176,11 @@ static void test_wrap_cl_mem(void **state) {
     assert_null(buf);
     assert_contains(clxent_context_message(ctx), "clxent_buffer_wrap");
     assert_contains(clxent_context_message(ctx), "mem");
-    assert_int_equal(mem_refs(alien), 1);
+    assert_int_equal(fx_mem_refs(alien), 1);
     assert_int_equal(clReleaseMemObject(alien), CL_SUCCESS);
     assert_int_equal(clReleaseContext(foreign), CL_SUCCESS);
     assert_int_equal(clReleaseMemObject(mem), CL_SUCCESS);
     clxent_context_destroy(ctx);
-}
-
-static cl_uint queue_refs(cl_command_queue q) {
-    cl_uint refs = 0;
-    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT,
-                                           sizeof refs, &refs, NULL),
-                     CL_SUCCESS);
-    return refs;
 }
 
 static void from_queue(cl_device_id device, const clxent_device_info *want,
@@ -209,12 +190,12 @@ static void from_queue(cl_device_id device, const clxent_device_info *want,
     assert_int_equal(err, CL_SUCCESS);
     cl_command_queue q = clCreateCommandQueue(clctx, device, props, &err);
     assert_int_equal(err, CL_SUCCESS);
-    assert_int_equal(queue_refs(q), 1);
+    assert_int_equal(fx_queue_refs(q), 1);
 
     clxent_context *ctx = NULL;
     fx_assert_status(ctx, clxent_context_create_from_queue(q, &ctx),
                      CLXENT_STATUS_OK);
-    assert_int_equal(queue_refs(q), 2);
+    assert_int_equal(fx_queue_refs(q), 2);
     assert_ptr_equal(clxent_context_queue(ctx), q);
     clxent_device_info info;
     fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
@@ -253,11 +234,7 @@ static void test_context_from_queue(void **state) {
     if (!ctx) return;
     clxent_device_info want;
     fx_assert_status(ctx, clxent_context_info(ctx, &want), CLXENT_STATUS_OK);
-    cl_device_id device = NULL;
-    assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
-                                           CL_QUEUE_DEVICE, sizeof device,
-                                           &device, NULL),
-                     CL_SUCCESS);
+    cl_device_id device = fx_cl_device(ctx);
     from_queue(device, &want, 0);
     from_queue(device, &want, CL_QUEUE_PROFILING_ENABLE);
     clxent_context_destroy(ctx);

@@ -104,31 +104,6 @@ static cl_context cl_context_of(clxent_context *ctx) {
     return clctx;
 }
 
-static cl_device_id cl_device_of(clxent_context *ctx) {
-    cl_device_id device = NULL;
-    assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
-                                           CL_QUEUE_DEVICE, sizeof device,
-                                           &device, NULL),
-                     CL_SUCCESS);
-    return device;
-}
-
-static cl_uint queue_refs(cl_command_queue q) {
-    cl_uint refs = 0;
-    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT,
-                                           sizeof refs, &refs, NULL),
-                     CL_SUCCESS);
-    return refs;
-}
-
-static cl_uint mem_refs(cl_mem mem) {
-    cl_uint refs = 0;
-    assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,
-                                        sizeof refs, &refs, NULL),
-                     CL_SUCCESS);
-    return refs;
-}
-
 static char *device_spec(clxent_context *ctx, char *spec, size_t size) {
     clxent_device_info info;
     fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
@@ -145,7 +120,7 @@ static void test_out_of_order_queue_refused(void **state) {
     (void)state;
     clxent_context *probe = fx_device_context();
     if (!probe) return;
-    cl_device_id device = cl_device_of(probe);
+    cl_device_id device = fx_cl_device(probe);
     clxent_context_destroy(probe);
     cl_int err;
     cl_context clctx = clCreateContext(NULL, 1, &device, NULL, NULL, &err);
@@ -161,7 +136,7 @@ static void test_out_of_order_queue_refused(void **state) {
         skip();
         return;
     }
-    assert_int_equal(queue_refs(q), 1);
+    assert_int_equal(fx_queue_refs(q), 1);
     clxent_context *ctx = NULL;
     clxent_status st = clxent_context_create_from_queue(q, &ctx);
     assert_non_null(ctx);
@@ -175,13 +150,13 @@ static void test_out_of_order_queue_refused(void **state) {
     assert_contains(msg, "in-order");
     assert_contains(msg, "same cl_context");
     /* A failed context like any other: not retained, only destroys. */
-    assert_int_equal(queue_refs(q), 1);
+    assert_int_equal(fx_queue_refs(q), 1);
     assert_null(clxent_context_queue(ctx));
     clxent_device_info info;
     assert_int_equal(clxent_context_info(ctx, &info),
                      CLXENT_STATUS_INVALID_ARGUMENT);
     clxent_context_destroy(ctx);
-    assert_int_equal(queue_refs(q), 1);
+    assert_int_equal(fx_queue_refs(q), 1);
 
     /* The advice works: an in-order queue on the same cl_context. */
     cl_command_queue in_order = clCreateCommandQueue(clctx, device, 0, &err);
@@ -237,14 +212,14 @@ static void test_device_buffers_outlive_context(void **state) {
         assert_int_equal(err, CL_SUCCESS);
         fx_assert_status(ctx, clxent_buffer_wrap(ctx, mems[i], &wrapped[i]),
                          CLXENT_STATUS_OK);
-        assert_int_equal(mem_refs(mems[i]), 2);
+        assert_int_equal(fx_mem_refs(mems[i]), 2);
     }
     clxent_buffer *early[] = {created[0], wrapped[0]};
     clxent_buffer *late[] = {created[1], wrapped[1]};
     release_both_orders(ctx, early, 2, late, 2);
     /* the wraps let go of their references, whichever came first */
     for (int i = 0; i < 2; ++i) {
-        assert_int_equal(mem_refs(mems[i]), 1);
+        assert_int_equal(fx_mem_refs(mems[i]), 1);
         assert_int_equal(clReleaseMemObject(mems[i]), CL_SUCCESS);
     }
 }

@@ -152,6 +152,34 @@ const char *fx_device_spec(void) {
     return spec;
 }
 
+/* The queue helpers share one checked query. */
+static void queue_info(cl_command_queue q, cl_command_queue_info what,
+                       size_t size, void *value) {
+    assert_int_equal(clGetCommandQueueInfo(q, what, size, value, NULL),
+                     CL_SUCCESS);
+}
+
+cl_device_id fx_cl_device(const clxent_context *ctx) {
+    cl_device_id device = NULL;
+    queue_info(clxent_context_queue(ctx), CL_QUEUE_DEVICE, sizeof device,
+               &device);
+    return device;
+}
+
+cl_uint fx_mem_refs(cl_mem mem) {
+    cl_uint refs = 0;
+    assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,
+                                        sizeof refs, &refs, NULL),
+                     CL_SUCCESS);
+    return refs;
+}
+
+cl_uint fx_queue_refs(cl_command_queue q) {
+    cl_uint refs = 0;
+    queue_info(q, CL_QUEUE_REFERENCE_COUNT, sizeof refs, &refs);
+    return refs;
+}
+
 void fx_fill_uniform(fx_rng *rng, float *out, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; ++i) out[i] = (float)fx_uniform(rng, lo, hi);
 }

@@ -64,6 +64,16 @@ void fx_on_pair(int device,
  * fails like fx_device_context; NULL then. */
 const char *fx_device_spec(void);
 
+/* ---- OpenCL handles (CL/cl.h, through clxent.h) ---- */
+
+/* The cl_device_id of a device context's command queue, for tests that
+ * make their own cl_context or queue on clxent's device. */
+cl_device_id fx_cl_device(const clxent_context *ctx);
+/* Reference counts, to check that clxent retains and releases the
+ * caller's cl_mem and cl_command_queue exactly once. */
+cl_uint fx_mem_refs(cl_mem mem);
+cl_uint fx_queue_refs(cl_command_queue q);
+
 /* ---- environment ---- */
 
 /* Sets name back to saved (a copy taken before the test changed it), or
