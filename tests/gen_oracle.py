@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch oracle fixtures for tests/test_oracle.c.
+"""PyTorch oracle fixtures for tests/test_oracle.c and test_oracle_nd.c.
 
 Regenerate (Debian's python3 with python3-torch and numpy; not a pyenv or
 venv python):

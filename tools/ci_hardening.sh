@@ -254,8 +254,8 @@ stage_valgrind() {
   cmake -S . -B build-hard -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCLXENT_WERROR=ON >/dev/null
   cmake --build build-hard -j"$jobs" --target test_host_reference \
-    test_bad_input test_bad_input_nd test_determinism test_threads \
-    test_host_memory
+    test_host_reference_edges test_bad_input test_bad_input_nd \
+    test_determinism test_threads test_host_memory
   local vg="valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
     --track-origins=yes --quiet --suppressions=$root/tools/valgrind.supp"
@@ -263,8 +263,8 @@ stage_valgrind() {
   # fixture hand out a host context (and with no OpenCL context created,
   # no driver code runs under valgrind).
   local t
-  for t in test_host_reference test_bad_input test_bad_input_nd \
-      test_determinism test_threads test_host_memory; do
+  for t in test_host_reference test_host_reference_edges test_bad_input \
+      test_bad_input_nd test_determinism test_threads test_host_memory; do
     CLXENT_REQUIRE_DEVICE=0 CLXENT_TEST_DEVICE=host CMOCKA_TEST_ABORT=1 \
       in_background build-hard/valgrind-$t.log $vg build-hard/tests/$t
   done

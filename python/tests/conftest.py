@@ -7,8 +7,8 @@ Run against the installed package, on the device CLXENT_DEVICE names
 
 The oracle is PyTorch in float64 on the values the device actually sees
 (inputs rounded to the storage dtype first); the tolerances are those of
-tests/test_oracle.c (docs/semantics.md, section 10): an f32 bound plus one
-rounding to a 16-bit output.
+the C oracle tests (tests/common/oracle_harness.h; docs/semantics.md,
+section 10): an f32 bound plus one rounding to a 16-bit output.
 """
 import os
 import sys
@@ -66,7 +66,7 @@ def storage(values, dtype):
 
 
 def tol(kind, dtype):
-    """(abs, rel1, u) of test_oracle.c: |got - want| <= abs +
+    """(abs, rel1, u) of oracle_harness.h: |got - want| <= abs +
     rel1*max(1, |want|) + u*|want|. kind: loss (always f32), grad, softmax
     (absolute like grad), log_softmax (relative like loss, in dtype)."""
     u = UNIT[dtype]
