@@ -8,7 +8,8 @@
 # matrix calls against the _nd calls on the quick shapes, bad labels,
 # interleaved outputs) on Oclgrind's simulator, each with
 # the device's own mapping and every check, then the CPU mapping (VEC 16: the
-# vector loads) with the CPU class's N-d thresholds from a tuning file
+# vector loads; VEC 4 and 8 at the inner extents nd_narrow gives them to)
+# with the CPU class's N-d thresholds from a tuning file
 # (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
 # kernels never run), except nd_prefetch 0 (Oclgrind cannot run llvm.prefetch),
 # without --uninitialized (Oclgrind flags the halves of an initialised float16;
@@ -64,6 +65,7 @@ param nd_wide16_cmin 256
 param nd_wide_unroll 16
 param nd_unroll 4
 param nd_prefetch 0
+param nd_narrow 1
 EOF
 status=0
 run "$build/oclgrind-nd" "" test_nd grid --uninitialized || status=1

@@ -341,14 +341,17 @@ static void test_kept_paths(void **state) {
 /* The kept rows' items: the unroll whose whole items cover the most
  * inner positions (at VEC 16 and nd_unroll 4: inner 40 and 100 in items
  * of 2 vectors, 48 of 1, 200 of 4), in fused, backward and softmax, and
- * fused inner extents below nd_kept_imin to nd_cached; the results
- * against the host's either way. */
+ * fused inner extents below nd_kept_imin to nd_cached, unless they are
+ * whole vectors (8, with nd_narrow); the results against the host's
+ * either way. */
 static void test_kept_items(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
     long long imin = 0, vec = 0, unroll = 0, kcmax = 0, wcmin = 0;
+    long long narrow = 0;
     OK(dev, clxent_context_get_param(dev, "nd_kept_imin", &imin));
+    OK(dev, clxent_context_get_param(dev, "nd_narrow", &narrow));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
     OK(dev, clxent_context_get_param(dev, "nd_kept_cmax", &kcmax));
@@ -358,10 +361,12 @@ static void test_kept_items(void **state) {
         long long imin;
         const char *fused; /* the fused row */
         unsigned ndu;      /* the kept rows' unroll */
-    } k[] = {{8, 0, "(nd_kept ", 1},  {8, 16, "(nd_cached ", 1},
-             {40, 0, "(nd_kept ", 2}, {48, 16, "(nd_kept ", 1},
-             {100, 16, "(nd_kept ", 2}, {200, 0, "(nd_kept ", 4}};
-    int check = vec == 16 && unroll == 4 && kcmax >= 21 && wcmin >= 21;
+    } k[] = {{6, 0, "(nd_kept ", 1},   {6, 16, "(nd_cached ", 1},
+             {8, 16, "(nd_kept ", 1},  {40, 0, "(nd_kept ", 2},
+             {48, 16, "(nd_kept ", 1}, {100, 16, "(nd_kept ", 2},
+             {200, 0, "(nd_kept ", 4}};
+    int check = vec == 16 && unroll == 4 && kcmax >= 21 && wcmin >= 21 &&
+                narrow == 1;
     for (size_t i = 0; i < sizeof k / sizeof *k; ++i) {
         OK(dev, clxent_context_set_param(dev, "nd_kept_imin", k[i].imin));
         nd_case c = shape_case((shape){2, 21, k[i].I});
@@ -385,6 +390,43 @@ static void test_kept_items(void **state) {
         }
     }
     OK(dev, clxent_context_set_param(dev, "nd_kept_imin", imin));
+}
+
+/* Inner extents narrower than half a vector (nd_narrow): at VEC 16 the
+ * N-d kernels take VEC 4 up to inner 4 and 8 up to 8, 16 past it, in
+ * every storage; with nd_narrow 0, and on other mappings, the device's.
+ * The results against the host's either way. */
+static void test_narrow_vectors(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    long long narrow = 0, vec = 0;
+    OK(dev, clxent_context_get_param(dev, "nd_narrow", &narrow));
+    OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    static const struct {
+        size_t I;
+        long long vec; /* with nd_narrow 1 at VEC 16 */
+    } k[] = {{3, 4}, {5, 8}, {9, 16}, {2, 4}, {4, 4}, {8, 8}};
+    size_t nk = quick() ? 2 : sizeof k / sizeof *k;
+    for (int on = 0; on < 2; ++on) {
+        OK(dev, clxent_context_set_param(dev, "nd_narrow", on));
+        for (size_t i = 0; i < nk; ++i) {
+            nd_case c = shape_case((shape){3, 21, k[i].I});
+            c.dt = (clxent_dtype)(CLXENT_F32 + i % 3);
+            c.seed = 8400 + 10 * (uint64_t)on + i;
+            char name[384], want[24];
+            nd_res t;
+            run_case_traced(dev, &c, &t, name, sizeof name);
+            snprintf(want, sizeof want, " VEC=%lld ",
+                     on && vec == 16 ? k[i].vec : vec);
+            const char *got[4] = {t.trace_fwd, t.trace_fused, t.trace_bwd,
+                                  t.trace_sm};
+            for (int op = 0; op < 4; ++op)
+                if (!strstr(got[op], want))
+                    fail_msg("%s: took %s, want%s", name, got[op], want);
+        }
+    }
+    OK(dev, clxent_context_set_param(dev, "nd_narrow", narrow));
 }
 
 /* Long rows on CPUs with an online max and sum (the nd_wide rows, forced
@@ -487,6 +529,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_long_rows),
         cmocka_unit_test(test_kept_paths),
         cmocka_unit_test(test_kept_items),
+        cmocka_unit_test(test_narrow_vectors),
         cmocka_unit_test(test_wide_rows),
         cmocka_unit_test(test_options_one_by_one),
         cmocka_unit_test(test_broadcast_inputs),

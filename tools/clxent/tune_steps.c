@@ -95,6 +95,8 @@ static const tune_step steps[] = {
      * cold cache), so after the 2-D steps */
     {"nd_prefetch", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 150},
      {0, 1, ENDV}, "N-d: prefetch the next item's logits", 4096},
+    {"nd_narrow", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 150},
+     {0, 1, ENDV}, "N-d: vectors narrowed to an inner extent of 8", 8},
     {"nd_kept_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), CLXENT_F32,
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
      "N-d fused f32: exps kept in the gradient below, chunked (or, past "
@@ -108,7 +110,7 @@ static const tune_step steps[] = {
     /* before nd_cached_cmax, which may close the cached row */
     {"nd_kept_imin", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 100},
      {0, 16, ENDV},
-     "N-d fused f32, inner extents of part of a vector: kept or cached", 8},
+     "N-d fused f32, inner extents of part of a vector: kept or cached", 6},
     {"nd_cached_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), CLXENT_BF16,
      {32, 64, 128, 256, 384, 512, 768, 1024}, {ENDV},
      "N-d fused bf16: classes held in registers below, two passes above",

@@ -291,8 +291,8 @@ static clxent_status loss_begin(loss_ctx *lc, clxent_context *ctx,
                 : op->indices.dtype == CLXENT_I64 ? CLX_TGT_I64
                                                   : CLX_TGT_I32;
     lc->w.smooth = op->opt.loss.label_smoothing > 0.0f;
-    clx_build_options(lc->s, lc->opts, sizeof lc->opts, op->x.dtype,
-                      op->x.dtype, lc->w.tgt);
+    clx_build_options(lc->s, lc->s->d.vec, lc->opts, sizeof lc->opts,
+                      op->x.dtype, op->x.dtype, lc->w.tgt);
     lc->den = 1.0f;
     lc->den_scr = 0;
     if (op->opt.loss.reduction == CLXENT_REDUCTION_MEAN) {

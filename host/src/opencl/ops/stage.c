@@ -57,7 +57,8 @@ static clxent_status launch_stage(clxent_context *ctx, const clx_op *op,
                                   int last) {
     clx_opencl_state *s = ctx->cl;
     char opts[192];
-    clx_build_options(s, opts, sizeof opts, CLXENT_F32, CLXENT_F32, 0);
+    clx_build_options(s, s->d.vec, opts, sizeof opts, CLXENT_F32, CLXENT_F32,
+                      0);
     cl_kernel k;
     size_t kmax;
     clxent_status st =

@@ -217,12 +217,19 @@ int clx_store_code(clxent_dtype d) {
                               : CLX_STORE_F32;
 }
 
-void clx_build_options(const clx_opencl_state *s, char *buf, size_t size,
-                       clxent_dtype x, clxent_dtype y, int tgt) {
+void clx_build_options(const clx_opencl_state *s, unsigned vec, char *buf,
+                       size_t size, clxent_dtype x, clxent_dtype y, int tgt) {
     snprintf(buf, size,
              "-DX_T=%d -DY_T=%d -DTGT=%d -DVEC=%u -DKT=%u -DPREFETCH=%d",
-             clx_store_code(x), clx_store_code(y), tgt, s->d.vec, s->d.kt,
+             clx_store_code(x), clx_store_code(y), tgt, vec, s->d.kt,
              (int)PV(s, nd_prefetch));
+}
+
+unsigned clx_nd_vec(const clx_opencl_state *s, size_t I) {
+    unsigned v = s->d.vec;
+    if (v < 2 || !PV(s, nd_narrow)) return v;
+    while (v > 4 && I <= v / 2) v /= 2;
+    return v;
 }
 
 size_t clx_scr_part_index(size_t R) {

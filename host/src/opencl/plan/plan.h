@@ -59,9 +59,14 @@ size_t clx_cached_block(const clx_opencl_state *s, size_t C);
 size_t clx_reduce_group(const clx_opencl_state *s, size_t kmax);
 size_t clx_reduce_groups(const clx_opencl_state *s, size_t n, size_t L);
 
-/* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=..". */
-void clx_build_options(const clx_opencl_state *s, char *buf, size_t size,
-                       clxent_dtype x, clxent_dtype y, int tgt);
+/* Build options "-DX_T=.. -DY_T=.. -DTGT=.. -DVEC=.. -DKT=.." (VEC: vec,
+ * the device's but for the N-d rows, clx_nd_vec). */
+void clx_build_options(const clx_opencl_state *s, unsigned vec, char *buf,
+                       size_t size, clxent_dtype x, clxent_dtype y, int tgt);
+/* The N-d kernels' VEC for inner extent I: the device's, or with
+ * nd_narrow on the CPU mapping the narrowest of 4 and 8 that holds I
+ * (an item then loads whole vectors, not one lane at a time). */
+unsigned clx_nd_vec(const clx_opencl_state *s, size_t I);
 /* The storage code of the kernels (contract.h CLX_STORE_*). */
 int clx_store_code(clxent_dtype d);
 /* Float index of the split path's partial states in scratch (after the
@@ -115,6 +120,7 @@ typedef struct clx_plan {
     size_t cache;     /* local floats of a group's caches (its L items') */
     unsigned ck;      /* REGS: values per item */
     unsigned ndu;     /* ND: vectors of inner positions per item */
+    unsigned vec;     /* the kernels' VEC (clx_build_options) */
 } clx_plan;
 
 /* The shape an operation runs on (copy may reshape) and its storage. */

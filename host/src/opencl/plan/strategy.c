@@ -53,7 +53,8 @@
 #define N_NO_SMOOTH 0x8000u  /* no label smoothing */
 #define N_WIDE 0x10000u      /* the inner extent fills more than nd_unroll
                                * vectors (the N-d kept rows' items) */
-#define N_INNER_MIN 0x20000u /* the inner extent is nd_kept_imin at least */
+#define N_INNER_MIN 0x20000u /* the inner extent is nd_kept_imin at least,
+                              * or whole vectors (clx_nd_vec's) */
 
 #define NONE (-1)
 #define P_(name) CLX_P_##name
@@ -80,7 +81,8 @@ struct clx_strategy {
 static const clx_strategy table[] = {
     /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
      * An item per VEC consecutive inner positions, a row per lane
-     * (nd.h); the 2-D rows below serve tensors whose class stride is 1
+     * (nd.h), VEC narrowed to 4 or 8 for inner extents that fit
+     * (nd_narrow, clx_nd_vec); the 2-D rows below serve tensors whose class stride is 1
      * (a matrix, or channels-last). The nd_wide rows come before the kept
      * rows: at wide inner extents they start at a C of their own
      * (nd_wide_cmin), below where the kept rows end at narrow ones. */
@@ -331,7 +333,8 @@ static const char *kernel_file(const char *name) {
  * (NDC, one program per size class), NDC x NDU within the build limit
  * (docs/tuning.md, "nd"). 1 for the other N-d kernels. */
 static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
-                              const clx_strategy *row, unsigned *ndc) {
+                              const clx_strategy *row, unsigned vec,
+                              unsigned *ndc) {
     int cached = strcmp(row->kernels[0], "nd_cached_fused") == 0;
     unsigned n = 8, u = (unsigned)CLX_P(&s->params, nd_unroll);
     if (strcmp(row->name, "nd_wide") == 0)
@@ -344,25 +347,29 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
         if (u > CLX_ND_CMAX_LIMIT / n) u = CLX_ND_CMAX_LIMIT / n;
     }
     if (u > CLX_ND_UNROLL_MAX) u = CLX_ND_UNROLL_MAX;
-    while (u > 1 && (size_t)(u / 2) * s->d.vec >= w->I) u /= 2;
+    while (u > 1 && (size_t)(u / 2) * vec >= w->I) u /= 2;
     if (!cached && strcmp(row->name, "nd_kept") == 0) {
-        size_t width = (size_t)u * s->d.vec, best = w->I / width * width;
+        size_t width = (size_t)u * vec, best = w->I / width * width;
         for (unsigned v = u / 2; v >= 1; v /= 2) {
-            size_t wv = (size_t)v * s->d.vec;
+            size_t wv = (size_t)v * vec;
             if (w->I / wv * wv > best) best = w->I / wv * wv, u = v;
         }
     }
     return u ? u : 1;
 }
 
-/* The row's build options: the work's, plus what a kernel family needs
+/* The row's build options, into plan->opts: the work's at the plan's VEC,
+ * plus what a kernel family needs
  * as a build option (label smoothing of the batch kernels, values per
  * item of the register rows, the N-d rows' ndu and ndc of
  * nd_row_unroll). */
 static void row_options(const clx_opencl_state *s, const clx_work *w,
-                        const clx_strategy *row, unsigned ck, unsigned ndu,
-                        unsigned ndc, char *buf, size_t size) {
-    clx_build_options(s, buf, size, w->x, w->y, w->tgt);
+                        const clx_strategy *row, unsigned ndc,
+                        clx_plan *plan) {
+    unsigned ck = plan->ck, ndu = plan->ndu;
+    char *buf = plan->opts;
+    size_t size = sizeof plan->opts;
+    clx_build_options(s, plan->vec, buf, size, w->x, w->y, w->tgt);
     size_t n = strlen(buf);
     int wide = row->runner == CLX_RUN_ND && strcmp(row->name, "nd_wide") == 0;
     if (row->runner == CLX_RUN_VEC_ROWS &&
@@ -415,7 +422,8 @@ static clxent_status need_rows_geom(chooser *c) {
     const clx_work *w = c->w;
     const char *const *names = rows_geom_kernels(w->family, w->tgt);
     char opts[192];
-    clx_build_options(c->ctx->cl, opts, sizeof opts, w->x, w->y, w->tgt);
+    clx_build_options(c->ctx->cl, c->ctx->cl->d.vec, opts, sizeof opts, w->x,
+                      w->y, w->tgt);
     size_t kmax = (size_t)-1;
     for (int i = 0; i < 3 && names[i]; ++i) {
         cl_kernel k;
@@ -479,7 +487,8 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
     if ((need & N_PARTIAL_VEC) && w->C % s->d.vec == 0) return 0;
     if ((need & N_WIDE) && w->I <= (size_t)CLX_P(p, nd_unroll) * s->d.vec)
         return 0;
-    if ((need & N_INNER_MIN) && w->I < (size_t)CLX_P(p, nd_kept_imin))
+    if ((need & N_INNER_MIN) && w->I < (size_t)CLX_P(p, nd_kept_imin) &&
+        w->I % clx_nd_vec(s, w->I) != 0)
         return 0;
     if ((need & N_BATCH_CACHE) &&
         !clx_cached_group(s, 1, 1, clx_batch_cache_floats(s, w->C)))
@@ -514,9 +523,12 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
         plan->ck = regs_ck(s, w->C, s->max_work_group_size, &L);
     }
     unsigned ndc = 0;
-    if (row->runner == CLX_RUN_ND) plan->ndu = nd_row_unroll(s, w, row, &ndc);
-    row_options(s, w, row, plan->ck, plan->ndu, ndc, plan->opts,
-                sizeof plan->opts);
+    plan->vec = s->d.vec;
+    if (row->runner == CLX_RUN_ND) {
+        plan->vec = clx_nd_vec(s, w->I);
+        plan->ndu = nd_row_unroll(s, w, row, plan->vec, &ndc);
+    }
+    row_options(s, w, row, ndc, plan);
     for (int i = 0; i < 2 && row->kernels[i]; ++i) {
         const char *name = row->kernels[i];
         if (row->runner == CLX_RUN_ND && strcmp(name, "nd_fwd") == 0)
@@ -576,7 +588,7 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
     case CLX_RUN_ND: {
         /* an item per VEC inner positions of one outer index (NDU vectors
          * of them for the nd_kept and nd_cached kernels) */
-        size_t span = s->d.vec * plan->ndu;
+        size_t span = plan->vec * plan->ndu;
         size_t units = w->O * ((w->I + span - 1) / span);
         plan->L = clx_vec_rows_group(s, units * s->d.vec, plan->kmax[0], 0,
                                      &plan->global);
@@ -615,7 +627,7 @@ clxent_status clx_plan_choose(clxent_context *ctx, const clx_work *w,
 
 void clx_plan_describe(const clx_opencl_state *s, const clx_plan *plan,
                        char *buf, size_t size) {
-    int n = snprintf(buf, size, "%s VEC=%u KT=%u", plan->name, s->d.vec,
+    int n = snprintf(buf, size, "%s VEC=%u KT=%u", plan->name, plan->vec,
                      s->d.kt);
     if (n < 0 || (size_t)n >= size) return;
     switch (plan->runner) {

@@ -75,16 +75,21 @@ typedef enum clx_param_kind {
     X(nd_cached_cmax, CLX_PK_INT, 0, 1024, 256, 0,                             \
       "N-d fused kernel with a row's classes in private vectors up to this "   \
       "C (vec > 1)")                                                           \
-    X(nd_kept_imin, CLX_PK_INT, 0, 1 << 30, 0, 0,                             \
-      "N-d kept fused kernel from this inner extent on; narrower ones to "     \
-      "nd_cached where C fits (its items beat the kept kernel's partial "     \
-      "vectors on PoCL, not on Intel's runtime) (vec > 1)")                    \
+    X(nd_kept_imin, CLX_PK_INT, 0, 1 << 30, 0, 0,                              \
+      "N-d kept fused kernel from this inner extent on, and where the "        \
+      "extent is whole vectors (of 4, 8 with nd_narrow); other narrower "      \
+      "ones to nd_cached where C fits (its items beat the kept kernel's "      \
+      "partial vectors) (vec > 1)")                                            \
     X(nd_unroll, CLX_PK_INT, 1, 16, 4, 1,                                      \
       "vectors of inner positions per item of the N-d kept and cached "        \
       "kernels, at most (their classes loaded together)")                      \
     X(nd_prefetch, CLX_PK_INT, 0, 1, 1, 0,                                     \
       "N-d kernels of the CPU mapping prefetch the logits of the item that "   \
       "runs next on the core: 0 off, 1 on (vec > 1)")                          \
+    X(nd_narrow, CLX_PK_INT, 0, 1, 1, 0,                                       \
+      "N-d kernels of the CPU mapping narrow their vectors to 4 or 8 lanes "   \
+      "when the inner extent fits them: whole vector loads instead of "        \
+      "lane-by-lane ones (0 off, 1 on) (vec > 1)")                             \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
