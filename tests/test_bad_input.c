@@ -504,11 +504,7 @@ static void make_env(env *e, clxent_context *ctx, clxent_context *other) {
 
     if (e->device) {
         /* A user event on the other context's cl_context. */
-        cl_command_queue q = clxent_context_queue(other);
-        cl_context clctx = NULL;
-        assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT,
-                                               sizeof clctx, &clctx, NULL),
-                         CL_SUCCESS);
+        cl_context clctx = fx_cl_context(other);
         cl_int err = CL_SUCCESS;
         e->foreign_event = clCreateUserEvent(clctx, &err);
         assert_int_equal(err, CL_SUCCESS);

@@ -128,10 +128,7 @@ static void test_wrap_cl_mem(void **state) {
     clxent_context *ctx = fx_device_context();
     if (!ctx) return;
     cl_command_queue q = clxent_context_queue(ctx);
-    cl_context clctx = NULL;
-    assert_int_equal(clGetCommandQueueInfo(q, CL_QUEUE_CONTEXT, sizeof clctx,
-                                           &clctx, NULL),
-                     CL_SUCCESS);
+    cl_context clctx = fx_cl_context(ctx);
     cl_device_id device = fx_cl_device(ctx);
     cl_int err;
     cl_mem mem = clCreateBuffer(clctx, CL_MEM_READ_WRITE, 128, NULL, &err);

@@ -95,15 +95,6 @@ static int fuse_stop(fuse *f) {
     return f->fired;
 }
 
-static cl_context cl_context_of(clxent_context *ctx) {
-    cl_context clctx = NULL;
-    assert_int_equal(clGetCommandQueueInfo(clxent_context_queue(ctx),
-                                           CL_QUEUE_CONTEXT, sizeof clctx,
-                                           &clctx, NULL),
-                     CL_SUCCESS);
-    return clctx;
-}
-
 static char *device_spec(clxent_context *ctx, char *spec, size_t size) {
     clxent_device_info info;
     fx_assert_status(ctx, clxent_context_info(ctx, &info), CLXENT_STATUS_OK);
@@ -200,7 +191,7 @@ static void test_device_buffers_outlive_context(void **state) {
     clxent_context *ctx = fx_device_context();
     if (!ctx) return;
     cl_int err;
-    cl_context clctx = cl_context_of(ctx);
+    cl_context clctx = fx_cl_context(ctx);
     float v[4] = {1, 2, 3, 4};
     /* created and wrapped, each released before and after the destroy */
     clxent_buffer *created[2], *wrapped[2];
@@ -374,7 +365,7 @@ static void test_sync_check_failed_wait_event(void **state) {
     fused_case fc;
     fused_open(&fc, ctx);
     cl_int err;
-    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    cl_event user = clCreateUserEvent(fx_cl_context(ctx), &err);
     assert_int_equal(err, CL_SUCCESS);
     fuse fail_later, watchdog;
     fuse_start(&fail_later, 0.2, user, -1, 0, "");
@@ -396,7 +387,7 @@ static void test_sync_check_failed_wait_event(void **state) {
     /* the queue recovers: a call without that event computes the loss */
     assert_int_equal(clReleaseEvent(user), CL_SUCCESS);
     (void)clxent_finish(ctx); /* may still report the failed commands */
-    user = clCreateUserEvent(cl_context_of(ctx), &err);
+    user = clCreateUserEvent(fx_cl_context(ctx), &err);
     assert_int_equal(err, CL_SUCCESS);
     assert_int_equal(clSetUserEventStatus(user, CL_COMPLETE), CL_SUCCESS);
     fx_assert_status(ctx, fused_run(&fc, CLXENT_CHECK_SYNC, user, NULL),
@@ -416,7 +407,7 @@ static void test_sync_check_waits_for_wait_list(void **state) {
     fused_case fc;
     fused_open(&fc, ctx);
     cl_int err;
-    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    cl_event user = clCreateUserEvent(fx_cl_context(ctx), &err);
     assert_int_equal(err, CL_SUCCESS);
     fuse complete_later, watchdog;
     fuse_start(&complete_later, 0.3, user, CL_COMPLETE, 0, "");
@@ -447,7 +438,7 @@ static void test_deferred_check_does_not_wait(void **state) {
     fused_case fc;
     fused_open(&fc, ctx);
     cl_int err;
-    cl_event user = clCreateUserEvent(cl_context_of(ctx), &err);
+    cl_event user = clCreateUserEvent(fx_cl_context(ctx), &err);
     assert_int_equal(err, CL_SUCCESS);
     fuse watchdog;
     fuse_start(&watchdog, 30.0, user, CL_COMPLETE, 1,

@@ -166,6 +166,13 @@ cl_device_id fx_cl_device(const clxent_context *ctx) {
     return device;
 }
 
+cl_context fx_cl_context(const clxent_context *ctx) {
+    cl_context clctx = NULL;
+    queue_info(clxent_context_queue(ctx), CL_QUEUE_CONTEXT, sizeof clctx,
+               &clctx);
+    return clctx;
+}
+
 cl_uint fx_mem_refs(cl_mem mem) {
     cl_uint refs = 0;
     assert_int_equal(clGetMemObjectInfo(mem, CL_MEM_REFERENCE_COUNT,

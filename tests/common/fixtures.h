@@ -66,9 +66,10 @@ const char *fx_device_spec(void);
 
 /* ---- OpenCL handles (CL/cl.h, through clxent.h) ---- */
 
-/* The cl_device_id of a device context's command queue, for tests that
- * make their own cl_context or queue on clxent's device. */
+/* The cl_device_id and cl_context of a device context's command queue,
+ * for tests that make their own OpenCL objects on clxent's device. */
 cl_device_id fx_cl_device(const clxent_context *ctx);
+cl_context fx_cl_context(const clxent_context *ctx);
 /* Reference counts, to check that clxent retains and releases the
  * caller's cl_mem and cl_command_queue exactly once. */
 cl_uint fx_mem_refs(cl_mem mem);
