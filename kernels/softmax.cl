@@ -98,8 +98,24 @@ kernel void sm_rows1(CLX_PARAMS(sm_rows)) {
 }
 
 /* sm_rows1 for log_softmax and softmax, which write their rows: with the
- * hint, log_softmax of 1024x32000 takes 33 ms on Intel rather than 48. */
+ * hint, log_softmax of 1024x32000 takes 33 ms on Intel rather than 48.
+ * On CPUs log_softmax takes the same two passes written out plainly:
+ * through sm_rows_body (every op's passes inlined, the lane-strided
+ * write) Intel's compiler made it 35 ms, 26 this way; the same bits. */
 KERNEL void sm_rows1_out(CLX_PARAMS(sm_rows)) {
+#if VEC > 1
+    if (what == CLX_SM_LOG_SOFTMAX) {
+        ulong r = get_global_id(0);
+        if (r >= R) return;
+        const global XS *xr = x + x_off + r * x_ld;
+        global YS *yr = yo + y_off + r * y_ld;
+        st_t st = sm_acc(xr, -INFINITY, 0, C, 0, 1, 1, xa, xcap, AM_STATS);
+        float m = st.m, lS = log(st_sum(st));
+        for (uint pos = 0; pos < C; pos += VEC)
+            gstore_y(yr, pos, C, (XGLD(xr, pos, C, 0.0f) - m) - lS);
+        return;
+    }
+#endif
     sm_rows_body(x, x_off, x_ld, R, C, mx, mx_off, vo, vo_off, yo, y_off,
                  y_ld, what, xa, xcap, 1, red, 0);
 }
