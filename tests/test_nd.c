@@ -339,11 +339,11 @@ static void test_kept_paths(void **state) {
 }
 
 /* The kept rows' items: the unroll whose whole items cover the most
- * inner positions (at VEC 16 and nd_unroll 4: inner 40 and 100 in items
- * of 2 vectors, 48 of 1, 200 of 4), in fused, backward and softmax, and
- * fused inner extents below nd_kept_imin to nd_cached, unless they are
- * whole vectors (8, with nd_narrow); the results against the host's
- * either way. */
+ * inner positions (at VEC 16 and nd_unroll 4: inner 100 in items of 2
+ * vectors, 48 of 1, 200 of 4; 40, narrowed to VEC 8, of 1), in fused,
+ * backward and softmax, and fused inner extents below nd_kept_imin to
+ * nd_cached, unless they are whole vectors (8, with nd_narrow); the
+ * results against the host's either way. */
 static void test_kept_items(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
@@ -362,7 +362,7 @@ static void test_kept_items(void **state) {
         const char *fused; /* the fused row */
         unsigned ndu;      /* the kept rows' unroll */
     } k[] = {{6, 0, "(nd_kept ", 1},   {6, 16, "(nd_cached ", 1},
-             {8, 16, "(nd_kept ", 1},  {40, 0, "(nd_kept ", 2},
+             {8, 16, "(nd_kept ", 1},  {40, 0, "(nd_kept ", 1},
              {48, 16, "(nd_kept ", 1}, {100, 16, "(nd_kept ", 2},
              {200, 0, "(nd_kept ", 4}};
     int check = vec == 16 && unroll == 4 && kcmax >= 21 && wcmin >= 21 &&
@@ -392,10 +392,11 @@ static void test_kept_items(void **state) {
     OK(dev, clxent_context_set_param(dev, "nd_kept_imin", imin));
 }
 
-/* Inner extents narrower than half a vector (nd_narrow): at VEC 16 the
- * N-d kernels take VEC 4 up to inner 4 and 8 up to 8, 16 past it, in
- * every storage; with nd_narrow 0, and on other mappings, the device's.
- * The results against the host's either way. */
+/* Narrowed vectors (nd_narrow, clx_nd_vec): at VEC 16 the N-d kernels
+ * take VEC 4 at inner extents up to 4 and at 12, 8 at 5..8 and 24, 16
+ * where narrower vectors would not have fewer tails (9, 20), in every
+ * storage; with nd_narrow 0, and on other mappings, the device's. The
+ * results against the host's either way. */
 static void test_narrow_vectors(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
@@ -406,7 +407,8 @@ static void test_narrow_vectors(void **state) {
     static const struct {
         size_t I;
         long long vec; /* with nd_narrow 1 at VEC 16 */
-    } k[] = {{3, 4}, {5, 8}, {9, 16}, {2, 4}, {4, 4}, {8, 8}};
+    } k[] = {{3, 4},  {5, 8},  {9, 16}, {12, 4},
+             {24, 8}, {20, 16}, {4, 4}, {8, 8}};
     size_t nk = quick() ? 2 : sizeof k / sizeof *k;
     for (int on = 0; on < 2; ++on) {
         OK(dev, clxent_context_set_param(dev, "nd_narrow", on));

@@ -88,8 +88,8 @@ typedef enum clx_param_kind {
       "runs next on the core: 0 off, 1 on (vec > 1)")                          \
     X(nd_narrow, CLX_PK_INT, 0, 1, 1, 0,                                       \
       "N-d kernels of the CPU mapping narrow their vectors to 4 or 8 lanes "   \
-      "when the inner extent fits them: whole vector loads instead of "        \
-      "lane-by-lane ones (0 off, 1 on) (vec > 1)")                             \
+      "where the inner extent then has fewer tails: whole vector loads "       \
+      "instead of lane-by-lane ones (0 off, 1 on) (vec > 1)")                  \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
