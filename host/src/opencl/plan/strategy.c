@@ -81,11 +81,12 @@ struct clx_strategy {
 static const clx_strategy table[] = {
     /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
      * An item per VEC consecutive inner positions, a row per lane
-     * (nd.h), VEC narrowed to 4 or 8 for inner extents that fit
-     * (nd_narrow, clx_nd_vec); the 2-D rows below serve tensors whose class stride is 1
-     * (a matrix, or channels-last). The nd_wide rows come before the kept
-     * rows: at wide inner extents they start at a C of their own
-     * (nd_wide_cmin), below where the kept rows end at narrow ones. */
+     * (nd.h), VEC narrowed to 4 or 8 where the inner extent then has
+     * fewer tails (nd_narrow, clx_nd_vec); the 2-D rows below serve
+     * tensors whose class stride is 1 (a matrix, or channels-last). The
+     * nd_wide rows come before the kept rows: at wide inner extents they
+     * start at a C of their own (nd_wide_cmin), below where the kept rows
+     * end at narrow ones. */
     {"nd_wide", F_FUSED, MAP_SIMD, DT_F32, TG_INDEX, {P_(nd_wide_cmin), NONE},
      {NONE, NONE}, P_(nd_wide), N_ND | N_PLAIN | N_NO_SMOOTH | N_WIDE,
      N_BOUNDS | N_WIDE, CLX_RUN_ND, {"nd_kept_fused"},
@@ -358,11 +359,10 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
     return u ? u : 1;
 }
 
-/* The row's build options, into plan->opts: the work's at the plan's VEC,
- * plus what a kernel family needs
- * as a build option (label smoothing of the batch kernels, values per
- * item of the register rows, the N-d rows' ndu and ndc of
- * nd_row_unroll). */
+/* The row's build options, into plan->opts: the work's at the plan's
+ * VEC, plus what a kernel family needs as a build option (label
+ * smoothing of the batch kernels, values per item of the register rows,
+ * the N-d rows' ndu and ndc of nd_row_unroll). */
 static void row_options(const clx_opencl_state *s, const clx_work *w,
                         const clx_strategy *row, unsigned ndc,
                         clx_plan *plan) {
