@@ -161,8 +161,11 @@ static void test_tune(void **state) {
     double took = now_s() - start;
     char *out = slurp(path("tune.out")), *err = slurp(path("tune.err"));
     if (rc != CLI_OK) fail_msg("tune exited %d:\n%s\n%s", rc, out, err);
-    /* within the budget (one measurement may run over) */
-    if (took > 40 + 10) fail_msg("tune took %.1f s on a budget of 40", took);
+    /* near the budget: the tuner starts no measurement that the longest
+     * one so far would carry past it, but on a loaded machine (ctest -j2
+     * in the sanitizer build) one ran 12 s past that, so the bound is
+     * twice the budget; test_tune_budget checks the stop itself */
+    if (took > 2 * 40) fail_msg("tune took %.1f s on a budget of 40", took);
     char *file = slurp(path("t.tuning"));
     assert_non_null(strstr(file, "clxent-tuning 1\nname test\n"));
     long long vec = 16;
