@@ -169,29 +169,27 @@ void ok_or_fail(clxent_context *ctx, const oc_case *c,
 /* ------------------------------------------------------------------ */
 /* Inputs of one case. */
 
-/* (outer, C, inner) in torch order to rows x C row-major, row o*inner+i. */
-float *rows_of_f(const oc_case *c, const float *t) {
+/* (outer, C, inner) in torch order to rows x C row-major, row o*inner+i,
+ * for elements of `size` bytes. */
+static void *rows_of(const oc_case *c, const void *t, size_t size) {
     size_t C = c->cols, n = c->rows * C;
-    float *out = malloc(n * sizeof(float) + 4);
+    const char *src = t;
+    char *out = malloc(n * size + 8);
     assert_non_null(out);
     for (size_t o = 0; o < c->outer; ++o)
         for (size_t k = 0; k < C; ++k)
             for (size_t i = 0; i < c->inner; ++i)
-                out[(o * c->inner + i) * C + k] =
-                    t[(o * C + k) * c->inner + i];
+                memcpy(out + ((o * c->inner + i) * C + k) * size,
+                       src + ((o * C + k) * c->inner + i) * size, size);
     return out;
 }
 
+float *rows_of_f(const oc_case *c, const float *t) {
+    return rows_of(c, t, sizeof *t);
+}
+
 double *rows_of_d(const oc_case *c, const double *t) {
-    size_t C = c->cols, n = c->rows * C;
-    double *out = malloc(n * sizeof(double) + 8);
-    assert_non_null(out);
-    for (size_t o = 0; o < c->outer; ++o)
-        for (size_t k = 0; k < C; ++k)
-            for (size_t i = 0; i < c->inner; ++i)
-                out[(o * c->inner + i) * C + k] =
-                    t[(o * C + k) * c->inner + i];
-    return out;
+    return rows_of(c, t, sizeof *t);
 }
 
 /* x' of the logit transforms, and dx'/dx, in double. */

@@ -413,6 +413,7 @@ static unsigned regs_ck(const clx_opencl_state *s, size_t C, size_t kmax,
 typedef struct chooser {
     clxent_context *ctx;
     const clx_work *w;
+    unsigned nd_vec; /* the N-d rows' VEC (clx_nd_vec) */
     int have_rows, have_elems;
     clx_geom rows, elems;
 } chooser;
@@ -488,7 +489,7 @@ static int applies(chooser *c, const clx_strategy *row, clxent_status *st) {
     if ((need & N_WIDE) && w->I <= (size_t)CLX_P(p, nd_unroll) * s->d.vec)
         return 0;
     if ((need & N_INNER_MIN) && w->I < (size_t)CLX_P(p, nd_kept_imin) &&
-        w->I % clx_nd_vec(s, w->I) != 0)
+        w->I % c->nd_vec != 0)
         return 0;
     if ((need & N_BATCH_CACHE) &&
         !clx_cached_group(s, 1, 1, clx_batch_cache_floats(s, w->C)))
@@ -525,7 +526,7 @@ static int prepare(chooser *c, const clx_strategy *row, clx_plan *plan,
     unsigned ndc = 0;
     plan->vec = s->d.vec;
     if (row->runner == CLX_RUN_ND) {
-        plan->vec = clx_nd_vec(s, w->I);
+        plan->vec = c->nd_vec;
         plan->ndu = nd_row_unroll(s, w, row, plan->vec, &ndc);
     }
     row_options(s, w, row, ndc, plan);
@@ -606,6 +607,7 @@ clxent_status clx_plan_choose(clxent_context *ctx, const clx_work *w,
     memset(&c, 0, sizeof c);
     c.ctx = ctx;
     c.w = w;
+    c.nd_vec = clx_nd_vec(ctx->cl, w->I);
     for (size_t i = 0; i < sizeof table / sizeof *table; ++i) {
         clxent_status st = CLXENT_STATUS_OK;
         if (!applies(&c, &table[i], &st)) {
