@@ -112,30 +112,132 @@ inline ulong nd_ahead(const nd_item *it, uint I, ulong si) {
 
 /* ---- loads and stores of one class's VEC values ---- */
 
+#ifndef ND_PIECES
+#define ND_PIECES 0 /* the tuning parameter nd_tail_pieces */
+#endif
+#if VEC > 1 && ND_PIECES
+/* Tails at inner stride 1 (nl < VEC lanes, the last item of an inner
+ * extent that is not whole vectors) move in pieces of 8, 4, 2 and 1
+ * elements, nl's bits widest first, each placed by a shuffle; the lanes
+ * as uint bits (T: the storage code, 0 f32, 1 f16, 2 bf16). Lane by lane
+ * through a private array, Intel's runtime took 1.3-3x as long for a whole
+ * call; PoCL up to 30% less (docs/tuning.md, "nd"). Exactly the
+ * nl elements are read and written: a neighbour may be another item's
+ * output (in place). */
+#define ND_PIECE_LD(T, q, o, W)                                                \
+    ((T) == 0 ? CAT(as_uint, W)(CAT(vload, W)(0, (const global float *)(q) + \
+                                                     (o)))                     \
+              : CAT(convert_uint, W)(                                          \
+                    CAT(vload, W)(0, (const global ushort *)(q) + (o))))
+#define ND_PIECE_ST(T, q, o, W, u)                                             \
+    do {                                                                       \
+        if ((T) == 0)                                                          \
+            CAT(vstore, W)(CAT(as_float, W)(u), 0, (global float *)(q) + (o)); \
+        else                                                                   \
+            CAT(vstore, W)(CAT(convert_ushort, W)(u), 0,                       \
+                           (global ushort *)(q) + (o));                        \
+    } while (0)
+/* The lanes [o, o + W) of a vector, as a mask and as W-lane indices. */
+#define ND_IN_PIECE(o, W) ((IOTA >= (vi)(int)(o)) & (IOTA < (vi)(int)((o) + W)))
+#define ND_IOTA2 ((uint2)(0, 1))
+#define ND_IOTA4 ((uint4)(0, 1, 2, 3))
+#define ND_IOTA8 ((uint8)(0, 1, 2, 3, 4, 5, 6, 7))
+
+inline vu_ nd_tail_bits(const global void *q, int T, uint nl) {
+    vu_ u = (vu_)0u;
+    uint o = 0;
+#define ND_PIECE_IN(W)                                                         \
+    if (nl & W) {                                                              \
+        vu_ s_ = shuffle(ND_PIECE_LD(T, q, o, W),                              \
+                         CAT(as_uint, VEC)(IOTA) - (vu_)o);                    \
+        u = select(u, s_, CAT(as_uint, VEC)(ND_IN_PIECE(o, W)));               \
+        o += W;                                                                \
+    }
+#if VEC >= 16
+    ND_PIECE_IN(8)
+#endif
+#if VEC >= 8
+    ND_PIECE_IN(4)
+#endif
+    ND_PIECE_IN(2)
+#undef ND_PIECE_IN
+    if (nl & 1) {
+        uint b = T == 0 ? as_uint(((const global float *)q)[o])
+                        : (uint)((const global ushort *)q)[o];
+        u = select(u, (vu_)b, CAT(as_uint, VEC)(IOTA == (vi)(int)o));
+    }
+    return u;
+}
+inline vf nd_tail_ld(const global void *q, int T, uint nl) {
+    vu_ u = nd_tail_bits(q, T, nl);
+    if (T == 0) return CAT(as_float, VEC)(u);
+    vus_ h = CAT(convert_ushort, VEC)(u);
+    return T == 1 ? half_bits_to_f32(h) : bf16v_to_f32(h);
+}
+inline void nd_tail_st(global void *q, int T, uint nl, vf v) {
+    vu_ u = T == 0   ? CAT(as_uint, VEC)(v)
+            : T == 1 ? CAT(convert_uint, VEC)(f32_to_half_bits(v))
+                     : CAT(convert_uint, VEC)(f32v_to_bf16(v));
+    uint o = 0;
+#define ND_PIECE_OUT(W)                                                        \
+    if (nl & W) {                                                              \
+        ND_PIECE_ST(T, q, o, W, shuffle(u, (CAT(uint, W))o + ND_IOTA##W));     \
+        o += W;                                                                \
+    }
+#if VEC >= 16
+    ND_PIECE_OUT(8)
+#endif
+#if VEC >= 8
+    ND_PIECE_OUT(4)
+#endif
+    ND_PIECE_OUT(2)
+#undef ND_PIECE_OUT
+    if (nl & 1) {
+        uint b = shuffle(u, (uint2)o).s0;
+        if (T == 0)
+            ((global float *)q)[o] = as_float(b);
+        else
+            ((global ushort *)q)[o] = (ushort)b;
+    }
+}
+#define ND_TAIL_LD(p, T, base, si, nl)                                         \
+    if (si == 1) return nd_tail_ld((p) + (base), (T), (nl))
+#define ND_TAIL_ST(p, T, base, si, nl, v)                                      \
+    if (si == 1) {                                                             \
+        nd_tail_st((p) + (base), (T), (nl), (v));                              \
+        return;                                                                \
+    }
+#else
+#define ND_TAIL_LD(p, T, base, si, nl) ((void)0)
+#define ND_TAIL_ST(p, T, base, si, nl, v) ((void)0)
+#endif
+
 /* Lanes e < nl at base + e*si (lanes past nl: 0, never stored). */
-#define DEF_ND_LOAD(NAME, TYPE, VLD, LD1)                                      \
+#define DEF_ND_LOAD(NAME, TYPE, VLD, LD1, T)                                   \
     inline vf NAME(const global TYPE *p, ulong base, ulong si, uint nl) {      \
         if (VEC == 1 || (nl == VEC && si == 1)) return VLD(p, base);           \
+        ND_TAIL_LD(p, T, base, si, nl);                                        \
         float tmp_[VEC];                                                       \
         for (uint e_ = 0; e_ < VEC; ++e_)                                      \
             tmp_[e_] = e_ < nl ? LD1(p, base + e_ * si) : 0.0f;                \
         return VLOADP(tmp_);                                                   \
     }
-DEF_ND_LOAD(nd_ldx, XS, VLDX, LD1X)
+DEF_ND_LOAD(nd_ldx, XS, VLDX, LD1X, X_T)
 
-#define DEF_ND_STORE(NAME, TYPE, VST, ST1)                                     \
+#define DEF_ND_STORE(NAME, TYPE, VST, ST1, T)                                  \
     inline void NAME(global TYPE *p, ulong base, ulong si, uint nl, vf v) {    \
         if (VEC == 1 || (nl == VEC && si == 1)) {                              \
             VST(p, base, v);                                                   \
             return;                                                            \
         }                                                                      \
+        ND_TAIL_ST(p, T, base, si, nl, v);                                     \
         float tmp_[VEC];                                                       \
         VSTOREP(v, tmp_);                                                      \
         for (uint e_ = 0; e_ < nl; ++e_) ST1(p, base + e_ * si, tmp_[e_]);     \
     }
-DEF_ND_STORE(nd_stx, XS, VSTX, ST1X)
-DEF_ND_STORE(nd_sty, YS, VSTY, ST1Y)
-DEF_ND_STORE(nd_stf, float, VST_0, ST1_0)
+DEF_ND_STORE(nd_stx, XS, VSTX, ST1X, X_T)
+DEF_ND_STORE(nd_sty, YS, VSTY, ST1Y, Y_T)
+DEF_ND_STORE(nd_stf, float, VST_0, ST1_0, 0)
 
 /* Compact per-row floats: rows off .. off + nl (lanes past nl repeat the
  * last row). */

@@ -9,7 +9,8 @@
 # interleaved outputs) on Oclgrind's simulator, each with
 # the device's own mapping and every check, then the CPU mapping (VEC 16: the
 # vector loads; VEC 4 and 8 at the inner extents nd_narrow gives them to)
-# with the CPU class's N-d thresholds from a tuning file
+# with the CPU class's N-d thresholds from a tuning file (tails in pieces,
+# nd_tail_pieces 1)
 # (Oclgrind gets the GPU defaults, under which the kept, cached and chunked
 # kernels never run), except nd_prefetch 0 (Oclgrind cannot run llvm.prefetch),
 # without --uninitialized (Oclgrind flags the halves of an initialised float16;
@@ -66,6 +67,7 @@ param nd_wide_unroll 16
 param nd_unroll 4
 param nd_prefetch 0
 param nd_narrow 1
+param nd_tail_pieces 1
 EOF
 status=0
 run "$build/oclgrind-nd" "" test_nd grid --uninitialized || status=1

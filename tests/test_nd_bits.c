@@ -1,6 +1,6 @@
 /* The tensor calls (clxent.h, "Tensors with the class axis anywhere")
  * beyond test_nd.c's numerics, on the cases of common/nd_harness.c: the
- * prefetches of the CPU mapping change no bit; the matrix calls and the
+ * prefetches and the tails in pieces of the CPU mapping change no bit; the matrix calls and the
  * _nd calls of inner 1 give the same bits; a bad label names its PyTorch
  * position; an output whose strides interleave is refused.
  *
@@ -17,6 +17,34 @@ static size_t res_len(const nd_case *c, int k) {
     case O_NLL: case O_FL: case O_FZ: case O_UL: case O_UZ: return nl;
     default: return n_elems(c);
     }
+}
+
+/* The case with the device parameter `param` at `on` and at `off` (left
+ * at `on`): every output bit for bit the same, and right. */
+static void same_bits_without(clxent_context *dev, const nd_case *c,
+                              const char *param, long long on,
+                              long long off) {
+    char name[384];
+    nd_name(c, name, sizeof name);
+    nd_data d = nd_make(c);
+    nd_res ref = run_all(fx_host(), c, &d, NULL, name);
+    OK(dev, clxent_context_set_param(dev, param, on));
+    nd_res a = run_all(dev, c, &d, &ref, name);
+    OK(dev, clxent_context_set_param(dev, param, off));
+    nd_res b = run_all(dev, c, &d, &ref, name);
+    OK(dev, clxent_context_set_param(dev, param, on));
+    compare_case(c, &a, &ref, name);
+    for (int k = 0; k < O_COUNT; ++k) {
+        if (!a.v[k] || !b.v[k]) continue;
+        size_t n = res_len(c, k);
+        if (memcmp(a.v[k], b.v[k], n * sizeof(float)) != 0)
+            fail_msg("%s: %s differs with %s %lld and %lld", name,
+                     o_name[k], param, on, off);
+    }
+    res_free(&ref);
+    res_free(&a);
+    res_free(&b);
+    nd_free(&d);
 }
 
 /* Shapes with several whole items per outer index, so that items
@@ -43,27 +71,45 @@ static void test_prefetch_same_bits(void **state) {
         if (s == 3) c.dt = c.odt = CLXENT_BF16; /* nd_cached_fused */
         c.red = CLXENT_REDUCTION_MEAN;
         c.seed = 8100 + s;
-        char name[384];
-        nd_name(&c, name, sizeof name);
-        nd_data d = nd_make(&c);
-        nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
-        nd_res on = run_all(dev, &c, &d, &ref, name);
-        OK(dev, clxent_context_set_param(dev, "nd_prefetch", 0));
-        nd_res off = run_all(dev, &c, &d, &ref, name);
-        OK(dev, clxent_context_set_param(dev, "nd_prefetch", pf));
-        compare_case(&c, &on, &ref, name);
-        for (int k = 0; k < O_COUNT; ++k) {
-            if (!on.v[k] || !off.v[k]) continue;
-            size_t n = res_len(&c, k);
-            if (memcmp(on.v[k], off.v[k], n * sizeof(float)) != 0)
-                fail_msg("%s: %s differs with and without the prefetches",
-                         name, o_name[k]);
-        }
-        res_free(&ref);
-        res_free(&on);
-        res_free(&off);
-        nd_free(&d);
+        same_bits_without(dev, &c, "nd_prefetch", pf, 0);
     }
+}
+
+/* Tails in pieces (nd_tail_pieces, kernels/nd.h) against lane by lane:
+ * with nd_narrow 0, the tails of 15 (pieces 8, 4, 2, 1), 6, 13, 10 (past
+ * a whole vector) and 3 lanes at VEC 16, each storage in and out, in
+ * place, probabilities, weights and smoothing; the kept, cached and
+ * one-pass kernels as the shapes choose them. The same bits, and right. */
+static void test_tail_pieces_same_bits(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    long long vec = 0, narrow = 0, pieces = 0;
+    OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    if (vec == 1) {
+        printf("test_tail_pieces_same_bits: no vectors on this device\n");
+        return;
+    }
+    OK(dev, clxent_context_get_param(dev, "nd_narrow", &narrow));
+    OK(dev, clxent_context_get_param(dev, "nd_tail_pieces", &pieces));
+    OK(dev, clxent_context_set_param(dev, "nd_narrow", 0));
+    static const shape sh[] = {{2, 21, 15}, {3, 9, 6},  {1, 300, 13},
+                               {2, 5, 26},  {4, 3, 3}, {2, 1100, 6}};
+    size_t ns = quick() ? 3 : sizeof sh / sizeof *sh;
+    for (size_t s = 0; s < ns; ++s) {
+        nd_case c = shape_case(sh[s]);
+        c.dt = (clxent_dtype)(CLXENT_F32 + s % 3);
+        c.odt = (clxent_dtype)(CLXENT_F32 + (s + 1) % 3);
+        c.in_place = s % 2 == 0;
+        c.probs = s == 3;
+        c.weights = s % 3 == 1;
+        c.eps = s == 4 ? 0.1f : 0.0f;
+        c.red = (clxent_reduction)(s % 3);
+        c.seed = 8200 + s;
+        same_bits_without(dev, &c, "nd_tail_pieces", 1, 0);
+    }
+    OK(dev, clxent_context_set_param(dev, "nd_narrow", narrow));
+    OK(dev, clxent_context_set_param(dev, "nd_tail_pieces", pieces));
 }
 
 /* ---- the matrix calls against the _nd calls of inner 1, bit for bit ---- */
@@ -377,6 +423,7 @@ static void test_interleaved_output_device(void **state) {
 int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prefetch_same_bits),
+        cmocka_unit_test(test_tail_pieces_same_bits),
         cmocka_unit_test(test_bad_label_host),
         cmocka_unit_test(test_interleaved_output_host),
         cmocka_unit_test(test_interleaved_output_device),

@@ -129,15 +129,15 @@ kernel_lint() {
     done; done; done; done
   done
   # the logit transforms (XF), nd_cached_fused's private rows (NDC),
-  # nd_kept_fused (NDKEPT, with NDU vectors per item) and the N-d
-  # prefetches (PREFETCH)
+  # nd_kept_fused (NDKEPT, with NDU vectors per item), the N-d
+  # prefetches (PREFETCH) and tails in pieces (ND_PIECES)
   for f in kernels/*.cl; do
-    for v in 1 16; do for t in 0 1 2; do for g in 0 2; do for xf in 0 1; do
+    for v in 1 4 16; do for t in 0 1 2; do for g in 0 2; do for xf in 0 1; do
       out=$(clang -x cl -cl-std=CL1.2 -Xclang -finclude-default-header \
         -fsyntax-only -Wall -Werror -Ikernels -DVEC=$v -DX_T=$t \
-        -DY_T=$(( (t + 1) % 3 )) -DTGT=$g -DXF=$xf -DNDC=16 -DNDK=1 -DNDKEPT=1 -DNDU=2 -DPREFETCH=1 "$f" 2>&1) || {
+        -DY_T=$(( (t + 1) % 3 )) -DTGT=$g -DXF=$xf -DNDC=16 -DNDK=1 -DNDKEPT=1 -DNDU=2 -DPREFETCH=1 -DND_PIECES=1 "$f" 2>&1) || {
         echo "$out"
-        echo "hardening: $f does not compile cleanly (VEC=$v X_T=$t TGT=$g XF=$xf NDC=16 NDK=1 NDKEPT=1 NDU=2 PREFETCH=1)" >&2
+        echo "hardening: $f does not compile cleanly (VEC=$v X_T=$t TGT=$g XF=$xf NDC=16 NDK=1 NDKEPT=1 NDU=2 PREFETCH=1 ND_PIECES=1)" >&2
         exit 1
       }
     done; done; done; done

@@ -97,6 +97,9 @@ static const tune_step steps[] = {
      {0, 1, ENDV}, "N-d: prefetch the next item's logits", 4096},
     {"nd_narrow", STEP_VALUES, 1, OPB(OPS_CE_FUSED), CLXENT_F32, {21, 150},
      {0, 1, ENDV}, "N-d: vectors narrowed to an inner extent of 8", 8},
+    {"nd_tail_pieces", STEP_VALUES, 1, OPB(OPS_CE_BACKWARD), CLXENT_F32,
+     {21, 150}, {0, 1, ENDV},
+     "N-d: the tail of an inner extent of 20 in pieces", 20},
     {"nd_kept_cmax", STEP_CMAX, 1, OPB(OPS_CE_FUSED), CLXENT_F32,
      {256, 512, 1024, 2048, 4096, 8192}, {ENDV},
      "N-d fused f32: exps kept in the gradient below, chunked (or, past "

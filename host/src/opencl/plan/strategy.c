@@ -362,7 +362,7 @@ static unsigned nd_row_unroll(const clx_opencl_state *s, const clx_work *w,
 /* The row's build options, into plan->opts: the work's at the plan's
  * VEC, plus what a kernel family needs as a build option (label
  * smoothing of the batch kernels, values per item of the register rows,
- * the N-d rows' ndu and ndc of nd_row_unroll). */
+ * the N-d rows' ndu and ndc of nd_row_unroll and how their tails move). */
 static void row_options(const clx_opencl_state *s, const clx_work *w,
                         const clx_strategy *row, unsigned ndc,
                         clx_plan *plan) {
@@ -387,6 +387,10 @@ static void row_options(const clx_opencl_state *s, const clx_work *w,
     else if (row->runner == CLX_RUN_ND &&
              strcmp(row->kernels[0], "nd_chunked_fused") == 0)
         snprintf(buf + n, size - n, " -DNDK=1");
+    n = strlen(buf);
+    if (row->runner == CLX_RUN_ND && plan->vec > 1)
+        snprintf(buf + n, size - n, " -DND_PIECES=%d",
+                 (int)CLX_P(&s->params, nd_tail_pieces));
     n = strlen(buf);
     if (w->xf) snprintf(buf + n, size - n, " -DXF=1");
 }

@@ -90,6 +90,10 @@ typedef enum clx_param_kind {
       "N-d kernels of the CPU mapping narrow their vectors to 4 or 8 lanes "   \
       "where the inner extent then has fewer tails: whole vector loads "       \
       "instead of lane-by-lane ones (0 off, 1 on) (vec > 1)")                  \
+    X(nd_tail_pieces, CLX_PK_INT, 0, 1, 1, 0,                                  \
+      "N-d kernels of the CPU mapping load and store the tail of an inner "   \
+      "extent of unit stride in pieces of 8, 4, 2 and 1 elements placed by "  \
+      "shuffles: 0 lane by lane, 1 in pieces (vec > 1)")                      \
     X(nd_chunked, CLX_PK_INT, 0, 2, 1, 0,                                      \
       "N-d fused f32 past nd_kept_cmax and nd_cached_cmax: the exps kept "     \
       "in the gradient, chunk by chunk (0 off, 1 on, 2 forced at any C)")      \
