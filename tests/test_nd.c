@@ -340,7 +340,8 @@ static void test_kept_paths(void **state) {
 
 /* The kept rows' items: the unroll whose whole items cover the most
  * inner positions (at VEC 16 and nd_unroll 4: inner 100 in items of 2
- * vectors, 48 of 1, 200 of 4; 40, narrowed to VEC 8, of 1), in fused,
+ * vectors, 48 of 1, 200 of 4; 40 of 2, or with tails lane by lane
+ * narrowed to VEC 8, of 1), in fused,
  * backward and softmax, and fused inner extents below nd_kept_imin to
  * nd_cached, unless they are whole vectors (8, with nd_narrow); the
  * results against the host's either way. */
@@ -349,8 +350,9 @@ static void test_kept_items(void **state) {
     clxent_context *dev = fx_device();
     if (!dev) return;
     long long imin = 0, vec = 0, unroll = 0, kcmax = 0, wcmin = 0;
-    long long narrow = 0;
+    long long narrow = 0, pieces = 0;
     OK(dev, clxent_context_get_param(dev, "nd_kept_imin", &imin));
+    OK(dev, clxent_context_get_param(dev, "nd_tail_pieces", &pieces));
     OK(dev, clxent_context_get_param(dev, "nd_narrow", &narrow));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
     OK(dev, clxent_context_get_param(dev, "nd_unroll", &unroll));
@@ -360,11 +362,11 @@ static void test_kept_items(void **state) {
         size_t I;
         long long imin;
         const char *fused; /* the fused row */
-        unsigned ndu;      /* the kept rows' unroll */
-    } k[] = {{6, 0, "(nd_kept ", 1},   {6, 16, "(nd_cached ", 1},
-             {8, 16, "(nd_kept ", 1},  {40, 0, "(nd_kept ", 1},
-             {48, 16, "(nd_kept ", 1}, {100, 16, "(nd_kept ", 2},
-             {200, 0, "(nd_kept ", 4}};
+        unsigned ndu[2];   /* the kept rows' unroll, by nd_tail_pieces */
+    } k[] = {{6, 0, "(nd_kept ", {1, 1}},     {6, 16, "(nd_cached ", {1, 1}},
+             {8, 16, "(nd_kept ", {1, 1}},    {40, 0, "(nd_kept ", {1, 2}},
+             {48, 16, "(nd_kept ", {1, 1}},   {100, 16, "(nd_kept ", {2, 2}},
+             {200, 0, "(nd_kept ", {4, 4}}};
     int check = vec == 16 && unroll == 4 && kcmax >= 21 && wcmin >= 21 &&
                 narrow == 1;
     for (size_t i = 0; i < sizeof k / sizeof *k; ++i) {
@@ -378,7 +380,8 @@ static void test_kept_items(void **state) {
         char name[384], ndu[16];
         nd_res t;
         run_case_traced(dev, &c, &t, name, sizeof name);
-        snprintf(ndu, sizeof ndu, " NDU=%u)", k[i].ndu);
+        unsigned want_ndu = k[i].ndu[pieces != 0];
+        snprintf(ndu, sizeof ndu, " NDU=%u)", want_ndu);
         const char *want[3] = {k[i].fused, "(nd_kept ", "(nd_kept "};
         const char *got[3] = {t.trace_fused, t.trace_bwd, t.trace_sm};
         for (int op = 0; check && op < 3; ++op) {
@@ -386,29 +389,31 @@ static void test_kept_items(void **state) {
             int kept = strcmp(want[op], "(nd_kept ") == 0;
             if (!at || (kept && !strstr(at, ndu)))
                 fail_msg("%s: took %s, want %s NDU %u", name, got[op],
-                         want[op], k[i].ndu);
+                         want[op], want_ndu);
         }
     }
     OK(dev, clxent_context_set_param(dev, "nd_kept_imin", imin));
 }
 
 /* Narrowed vectors (nd_narrow, clx_nd_vec): at VEC 16 the N-d kernels
- * take VEC 4 at inner extents up to 4 and at 12, 8 at 5..8 and 24, 16
- * where narrower vectors would not have fewer tails (9, 20), in every
- * storage; with nd_narrow 0, and on other mappings, the device's. The
- * results against the host's either way. */
+ * take VEC 4 at inner extents up to 4, 8 at 5..8, and with tails lane by
+ * lane (nd_tail_pieces 0) also 4 at 12 and 8 at 24; 16 where narrower
+ * vectors would not cost less (9, 20), in every storage; with nd_narrow
+ * 0, and on other mappings, the device's. The results against the
+ * host's either way. */
 static void test_narrow_vectors(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
     if (!dev) return;
-    long long narrow = 0, vec = 0;
+    long long narrow = 0, vec = 0, pieces = 0;
     OK(dev, clxent_context_get_param(dev, "nd_narrow", &narrow));
     OK(dev, clxent_context_get_param(dev, "vec", &vec));
+    OK(dev, clxent_context_get_param(dev, "nd_tail_pieces", &pieces));
     static const struct {
         size_t I;
-        long long vec; /* with nd_narrow 1 at VEC 16 */
-    } k[] = {{3, 4},  {5, 8},  {9, 16}, {12, 4},
-             {24, 8}, {20, 16}, {4, 4}, {8, 8}};
+        long long vec[2]; /* with nd_narrow 1 at VEC 16, by pieces */
+    } k[] = {{3, {4, 4}},   {5, {8, 8}},   {9, {16, 16}}, {12, {4, 16}},
+             {24, {8, 16}}, {20, {16, 16}}, {4, {4, 4}},  {8, {8, 8}}};
     size_t nk = quick() ? 2 : sizeof k / sizeof *k;
     for (int on = 0; on < 2; ++on) {
         OK(dev, clxent_context_set_param(dev, "nd_narrow", on));
@@ -420,7 +425,7 @@ static void test_narrow_vectors(void **state) {
             nd_res t;
             run_case_traced(dev, &c, &t, name, sizeof name);
             snprintf(want, sizeof want, " VEC=%lld ",
-                     on && vec == 16 ? k[i].vec : vec);
+                     on && vec == 16 ? k[i].vec[pieces != 0] : vec);
             const char *got[4] = {t.trace_fwd, t.trace_fused, t.trace_bwd,
                                   t.trace_sm};
             for (int op = 0; op < 4; ++op)

@@ -229,11 +229,15 @@ unsigned clx_nd_vec(const clx_opencl_state *s, size_t I) {
     unsigned best = s->d.vec;
     if (best < 2 || !PV(s, nd_narrow)) return best;
     /* An inner extent's items cost, in eighths of a whole vector's: a
-     * tail, which loads lane by lane, 2 + v/8 whole ones (measured 2-6x
-     * on PoCL and Intel, more for wider vectors); a tie keeps the wider. */
+     * tail, lane by lane, 2 + v/8 whole ones (measured 2-6x on PoCL and
+     * Intel, more for wider vectors); in pieces 1 + v/32 (Intel: a tail
+     * of 8 at VEC 16 1.4x a whole 8, one of 12 0.6x three whole 4s); a
+     * tie keeps the wider. */
+    int pieces = PV(s, nd_tail_pieces) != 0;
     size_t best_cost = (size_t)-1;
     for (unsigned v = best; v >= 4; v /= 2) {
-        size_t cost = 8 * (I / v) + (I % v ? 16 + v : 0);
+        size_t tail = pieces ? 8 + v / 4 : 16 + v;
+        size_t cost = 8 * (I / v) + (I % v ? tail : 0);
         if (cost < best_cost) best_cost = cost, best = v;
     }
     return best;

@@ -65,8 +65,9 @@ void clx_build_options(const clx_opencl_state *s, unsigned vec, char *buf,
                        size_t size, clxent_dtype x, clxent_dtype y, int tgt);
 /* The N-d kernels' VEC for inner extent I: the device's, or with
  * nd_narrow on the CPU mapping the width (16, 8 or 4) whose items cost
- * least, a tail (loaded lane by lane) counting as 2 + VEC/8 whole
- * items: 4 for I up to 4 and 12, 8 for 5..8, 24 and 40. */
+ * least, a tail counting as 2 + VEC/8 whole items lane by lane (at VEC
+ * 16: 4 for I up to 4 and 12, 8 for 5..8, 24 and 40), 1 + VEC/32 in
+ * pieces (nd_tail_pieces: 4 up to 4, 8 for 5..8). */
 unsigned clx_nd_vec(const clx_opencl_state *s, size_t I);
 /* The storage code of the kernels (contract.h CLX_STORE_*). */
 int clx_store_code(clxent_dtype d);

@@ -82,7 +82,7 @@ static const clx_strategy table[] = {
     /* ---- the N-d layout: classes strided (PyTorch's (N, C, d1..dk)) ----
      * An item per VEC consecutive inner positions, a row per lane
      * (nd.h), VEC narrowed to 4 or 8 where the inner extent then has
-     * fewer tails (nd_narrow, clx_nd_vec); the 2-D rows below serve
+     * cheaper items (nd_narrow, clx_nd_vec); the 2-D rows below serve
      * tensors whose class stride is 1 (a matrix, or channels-last). The
      * nd_wide rows come before the kept rows: at wide inner extents they
      * start at a C of their own (nd_wide_cmin), below where the kept rows

@@ -88,8 +88,8 @@ typedef enum clx_param_kind {
       "runs next on the core: 0 off, 1 on (vec > 1)")                          \
     X(nd_narrow, CLX_PK_INT, 0, 1, 1, 0,                                       \
       "N-d kernels of the CPU mapping narrow their vectors to 4 or 8 lanes "   \
-      "where the inner extent then has fewer tails: whole vector loads "       \
-      "instead of lane-by-lane ones (0 off, 1 on) (vec > 1)")                  \
+      "where the inner extent's items then cost less: whole vector loads "     \
+      "instead of tails (0 off, 1 on) (vec > 1)")                              \
     X(nd_tail_pieces, CLX_PK_INT, 0, 1, 1, 0,                                  \
       "N-d kernels of the CPU mapping load and store the tail of an inner "   \
       "extent of unit stride in pieces of 8, 4, 2 and 1 elements placed by "  \
