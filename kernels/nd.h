@@ -283,7 +283,11 @@ inline nd_tg nd_targets(const global IDX *y, ulong y_off, long ii, uint C,
         tg.wy = (vf)1.0f;
 #else
         CAT(IDX, VEC) yv = CAT(vload, VEC)(0, y + y_off + it->r0);
-        vi valid = CAT(convert_int, VEC)(yv != (IDX)ii);
+        /* in 64 bits, as row_target: an ignore_index outside int's range
+         * matches no int label (the cast alone would wrap it onto one) */
+        IDX iv = (IDX)ii;
+        vi valid = CAT(convert_int, VEC)(yv != iv) |
+                   ((long)iv == ii ? (vi)0 : (vi)(-1));
         vi bad =
             valid & CAT(convert_int, VEC)((yv < (IDX)0) | (yv >= (IDX)C));
         vi live = valid & ~bad;

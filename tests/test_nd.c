@@ -139,6 +139,30 @@ static void test_options_one_by_one(void **state) {
     }
 }
 
+/* An ignore_index outside int32's range with int32 labels matches no
+ * label (semantics: the comparison is in 64 bits): 2^32 + 1 must not skip
+ * the label 1 (the harness's would-be ignored labels, stored in int32),
+ * in whole vectors, tails and one inner position; with int64 labels the
+ * same value does skip. */
+static void test_ignore_index_range(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const shape sh[] = {{2, 21, 16}, {2, 21, 20}, {5, 9, 1},
+                               {1, 300, 32}};
+    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
+        for (int wide = 0; wide < 2; ++wide) {
+            nd_case c = shape_case(sh[s]);
+            c.ignore = 1;
+            c.ii = ((int64_t)1 << 32) + 1;
+            c.idt = wide ? CLXENT_I64 : CLXENT_I32;
+            c.weights = s % 2 == 1;
+            c.red = CLXENT_REDUCTION_MEAN;
+            c.seed = 9100 + 2 * s + (uint64_t)wide;
+            run_case(dev, &c);
+        }
+}
+
 /* Long rows in f32 with class indices (the CPU's chunked fused kernel,
  * and the kept rows where a tuning entry takes them past 1024 classes)
  * against the host with a tolerance relative to each gradient value: the
@@ -539,6 +563,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_narrow_vectors),
         cmocka_unit_test(test_wide_rows),
         cmocka_unit_test(test_options_one_by_one),
+        cmocka_unit_test(test_ignore_index_range),
         cmocka_unit_test(test_broadcast_inputs),
         cmocka_unit_test(test_ieee),
         cmocka_unit_test(test_grid),
