@@ -80,7 +80,12 @@ static void test_grid(void **state) {
                        : runs % 3 == 1 ? CLXENT_F16
                                        : CLXENT_BF16;
                 c.idt = runs % 2 ? CLXENT_I64 : CLXENT_I32;
-                c.ii = (runs % 4 == 1) ? (int64_t)(C / 2) : -100;
+                /* runs % 4 == 2: int32 labels and an ignore_index past
+                 * int32's range, which matches none (its would-be ignored
+                 * labels wrap to C / 2, a class to count) */
+                c.ii = runs % 4 == 1   ? (int64_t)(C / 2)
+                       : runs % 4 == 2 ? ((int64_t)1 << 32) + (int64_t)(C / 2)
+                                       : -100;
                 c.grad_rows = runs % 2 == 0;
                 c.G = runs % 5 == 0 ? 0.5f : 1.0f;
                 c.D = (c.red == CLXENT_REDUCTION_MEAN && runs % 7 == 3)
