@@ -303,8 +303,11 @@ inline nd_tg nd_targets(const global IDX *y, ulong y_off, long ii, uint C,
             tg.wy = VLOADP(bw);
         }
 #endif
-        tg.g = select((vf)0.0f, (vf)g0, live);
-        if (has_gr) tg.g *= VLD_0(gr, gr_off + it->r0);
+        /* the row's upstream gradient before the mask: an ignored row's
+         * gradient is 0 even where grad_rows holds NaN or inf there */
+        vf g = (vf)g0;
+        if (has_gr) g *= VLD_0(gr, gr_off + it->r0);
+        tg.g = select((vf)0.0f, g, live);
         return tg;
     }
 #endif

@@ -486,6 +486,37 @@ static void test_f16_conversions(void **state) {
     free(f);
 }
 
+/* grad_rows that are NaN or inf at ignored rows (every third): their
+ * gradient is exactly 0, as PyTorch's (nll_loss skips the row), through
+ * the lanes, batch, row and split kernels, every route. */
+static void test_ignored_grad_rows(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const size_t cols[] = {10, 45, 300, 3000, 70000};
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; ++i)
+        for (int v = 0; v < 2; ++v) {
+            size_t R = cols[i] > 10000 ? 3 : 40;
+            hx_case c = hx_base_case(R, cols[i], CLXENT_F32,
+                                     61 + 2 * (uint64_t)i + (uint64_t)v);
+            c.ignore = 1;
+            c.grad_rows = 1;
+            c.red = CLXENT_REDUCTION_NONE;
+            c.idt = v ? CLXENT_I64 : CLXENT_I32;
+            c.weights = v;
+            hx_data d = hx_make(&c);
+            for (size_t r = 0, n = 0; r < R; ++r) {
+                if (r % 3 == 1) d.y[r] = c.ii;
+                if (d.y[r] == c.ii) d.gr[r] = n++ % 2 ? INFINITY : NAN;
+            }
+            char name[64];
+            snprintf(name, sizeof name, "ignored grad_rows %zux%zu i%d", R,
+                     cols[i], v ? 64 : 32);
+            hx_routes_vs_host(dev, &c, &d, HX_ROUTES_ALL, name);
+            hx_free(&d);
+        }
+}
+
 static void test_ieee_rows(void **state) {
     (void)state;
     clxent_context *dev = fx_device();
@@ -537,6 +568,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_range_deferred_i64),
         cmocka_unit_test(test_out_of_range_nll),
         cmocka_unit_test(test_ieee_rows),
+        cmocka_unit_test(test_ignored_grad_rows),
         cmocka_unit_test(test_copy_bits),
         cmocka_unit_test(test_f16_conversions),
         cmocka_unit_test(test_grid),

@@ -163,6 +163,41 @@ static void test_ignore_index_range(void **state) {
         }
 }
 
+/* grad_rows that are NaN or inf at ignored rows (every third): an ignored
+ * row's gradient is exactly 0 whatever its upstream gradient (PyTorch's
+ * nll_loss skips the row; the host's reference never multiplies it), in
+ * whole vectors, tails and the kept, cached and one-pass kernels. */
+static void test_ignored_grad_rows(void **state) {
+    (void)state;
+    clxent_context *dev = fx_device();
+    if (!dev) return;
+    static const shape sh[] = {{2, 21, 16}, {2, 21, 20}, {3, 9, 6},
+                               {5, 9, 1},   {1, 300, 32}};
+    for (size_t s = 0; s < sizeof sh / sizeof *sh; ++s)
+        for (int v = 0; v < 2; ++v) {
+            nd_case c = shape_case(sh[s]);
+            c.ignore = 1;
+            c.grad_rows = 1;
+            c.red = CLXENT_REDUCTION_NONE;
+            c.idt = v ? CLXENT_I64 : CLXENT_I32;
+            c.weights = v;
+            c.seed = 9200 + 2 * s + (uint64_t)v;
+            char name[384];
+            nd_name(&c, name, sizeof name);
+            nd_data d = nd_make(&c);
+            for (size_t r = 0, n = 0; r < n_rows(&c); ++r) {
+                if (r % 3 == 1) d.y[r] = c.ii;
+                if (d.y[r] == c.ii) d.gr[r] = n++ % 2 ? INFINITY : NAN;
+            }
+            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
+            nd_res got = run_all(dev, &c, &d, &ref, name);
+            compare_case(&c, &got, &ref, name);
+            res_free(&ref);
+            res_free(&got);
+            nd_free(&d);
+        }
+}
+
 /* Long rows in f32 with class indices (the CPU's chunked fused kernel,
  * and the kept rows where a tuning entry takes them past 1024 classes)
  * against the host with a tolerance relative to each gradient value: the
@@ -564,6 +599,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_wide_rows),
         cmocka_unit_test(test_options_one_by_one),
         cmocka_unit_test(test_ignore_index_range),
+        cmocka_unit_test(test_ignored_grad_rows),
         cmocka_unit_test(test_broadcast_inputs),
         cmocka_unit_test(test_ieee),
         cmocka_unit_test(test_grid),
