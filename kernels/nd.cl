@@ -141,6 +141,9 @@ KERNEL void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
                           scr, gr, gr_off, has_gr, &it);
     ulong xb = x_off + it.o * x_so + it.i0 * x_si;
     ulong gb = g_off + it.o * g_so + it.i0 * g_si;
+    /* the target logits before the exps are stored: in place, the
+     * gradient is the logits */
+    vf xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, 1.0f, 0.0f);
     /* the chunk length: C in at most CLX_ND_CHUNKS chunks */
     uint K = (C + CLX_ND_CHUNKS - 1) / CLX_ND_CHUNKS;
     vf mk[CLX_ND_CHUNKS], sk[CLX_ND_CHUNKS];
@@ -183,7 +186,6 @@ KERNEL void nd_chunked_fused(CLX_PARAMS(nd_fused)) {
     S = select(S - Sc, (vf)NAN, M == (vf)(-INFINITY));
     vf lS = log(S);
     vf lsev = M + lS;
-    vf xy = nd_pick(x, xb, x_sc, x_si, C, it.nl, tg.ycol, 1.0f, 0.0f);
     vf A = (vf)0.0f;
     vf l = nd_loss(&tg, M, lS, xy, A, (vf)0.0f, eps, zeta, C);
     nd_stf(loss, loss_off + it.r0, 1, it.nl, l);

@@ -14,7 +14,8 @@ static size_t res_len(const nd_case *c, int k) {
     size_t nl = c->red == CLXENT_REDUCTION_NONE ? n_rows(c) : 1;
     switch (k) {
     case O_MAX: case O_SUM: case O_FLSE: case O_ULSE: return n_rows(c);
-    case O_NLL: case O_FL: case O_FZ: case O_UL: case O_UZ: return nl;
+    case O_NLL: case O_FL: case O_FZ: case O_UL: case O_UZ: case O_IPL:
+        return nl;
     default: return n_elems(c);
     }
 }

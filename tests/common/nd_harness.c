@@ -210,7 +210,8 @@ const char *const o_name[O_COUNT] = {
     "nll_loss_backward_nd", "forward_nd loss",    "forward_nd lse",
     "forward_nd z_loss_out", "backward_nd grad",  "cross_entropy_nd loss",
     "cross_entropy_nd lse", "cross_entropy_nd z_loss_out",
-    "cross_entropy_nd grad", "cross_entropy_nd grad in place"};
+    "cross_entropy_nd grad", "cross_entropy_nd grad in place",
+    "cross_entropy_nd loss in place"};
 
 static void keep_trace(const clxent_context *ctx, char *to, size_t size) {
     const char *t = clxent_context_last_trace(ctx);
@@ -387,6 +388,7 @@ nd_res run_all(clxent_context *ctx, const nd_case *c, const nd_data *d,
         OK(ctx, clxent_cross_entropy_nd(ctx, &x, &tg, &w, &ip, &gr, &loss,
                                         NULL, NULL, &x, NULL));
         r.v[O_IPG] = t_read(ctx, &x, o_name[O_IPG], name);
+        r.v[O_IPL] = t_read(ctx, &loss, o_name[O_IPL], name);
         t_free(&loss);
     }
     OK(ctx, clxent_finish(ctx));
@@ -451,9 +453,12 @@ void compare_case(const nd_case *c, const nd_res *dev, const nd_res *ref,
                o_name[O_BG], name);
     hx_compare(dev->v[O_UG], ref->v[O_UG], N, (1.2e-6 + xt) * gs, 0.0, c->dt,
                o_name[O_UG], name);
-    if (c->in_place)
+    if (c->in_place) {
         hx_compare(dev->v[O_IPG], ref->v[O_IPG], N, (1.2e-6 + xt) * gs, 0.0,
                    c->dt, o_name[O_IPG], name);
+        compare_losses(dev->v[O_IPL], ref->v[O_IPL], nl, xt, o_name[O_IPL],
+                       name);
+    }
 }
 
 /* ---- shapes ---- */

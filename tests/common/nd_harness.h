@@ -87,7 +87,7 @@ void nd_name(const nd_case *c, char *buf, size_t size);
 /* Every output of the case, canonical f32. */
 enum {
     O_MAX, O_SUM, O_LSM, O_SM, O_COPY, O_NLL, O_NLLG, O_FL, O_FLSE, O_FZ,
-    O_BG, O_UL, O_ULSE, O_UZ, O_UG, O_IPG, O_COUNT
+    O_BG, O_UL, O_ULSE, O_UZ, O_UG, O_IPG, O_IPL, O_COUNT
 };
 /* The operation and output of each O_... index, for messages. */
 extern const char *const o_name[O_COUNT];
