@@ -313,8 +313,9 @@
 /* The z-loss part per row, zeta*lse^2 (0 for ignored rows), from the lse. */
 #define CLX_A_z_rows(g_, p_, s_)                                                  \
     p_(CF, lse) s_() p_(ULONG, lse_off) s_() p_(CIDX, y) s_() p_(ULONG, y_off) s_()    \
-    p_(LONG, ii) s_() p_(INT, has_y) s_() p_(UINT, R) s_() p_(FLOAT, zeta) s_()        \
-    p_(GF, out) s_() p_(ULONG, out_off) s_() p_(CF, scr) s_() p_(INT, guard)
+    p_(LONG, ii) s_() p_(INT, has_y) s_() p_(UINT, R) s_() p_(UINT, C) s_()            \
+    p_(FLOAT, zeta) s_() p_(GF, out) s_() p_(ULONG, out_off) s_() p_(CF, scr) s_()     \
+    p_(INT, guard)
 #define CLX_A_nd_fused(g_, p_, s_) g_(nd) s_() g_(out) s_() g_(ndgrad)
 #define CLX_A_nd_fwd(g_, p_, s_) g_(nd) s_() g_(out)
 #define CLX_A_nd_bwd(g_, p_, s_)                                                  \

@@ -324,7 +324,10 @@ KERNEL void z_rows(CLX_PARAMS(z_rows)) {
     float z = zeta * v * v;
     if (has_y) {
         long yv = (long)y[y_off + r];
-        if (yv == ii) z = 0.0f;
+        if (yv == ii)
+            z = 0.0f;
+        else if (yv < 0 || yv >= (long)C)
+            z = NAN; /* a bad label, past a deferred check */
     }
     out[out_off + r] = z;
 }

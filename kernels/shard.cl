@@ -34,6 +34,19 @@ inline long shard_target(const global IDX *y, ulong y_off, ulong y_so,
 #endif
 }
 
+/* A bad label (outside [0, Ct), not ignore_index): only a deferred target
+ * check lets the kernels reach it; as in the unsharded kernels the row's
+ * loss is NaN and its gradient 0 (docs/semantics.md, section 8). */
+inline int shard_bad(long yv, uint Ct) {
+#if TGT != CLX_TGT_PROBS
+    return yv < 0 || yv >= (long)Ct;
+#else
+    (void)yv;
+    (void)Ct;
+    return 0;
+#endif
+}
+
 /* A group per row, its items striding over the classes (side by side:
  * coalesced on GPUs, one vector on CPUs), the row read twice while it is
  * in the cache: its max, then the sums relative to it; the items' parts
@@ -223,8 +236,11 @@ KERNEL void shard_final(CLX_PARAMS(shard_final)) {
     float B = REC(rec, r_off, r_so, r_sc, r_si, o, i, CLX_REC_B);
     float lse = m + lS, l = 0.0f, z = 0.0f;
     int valid;
-    (void)shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
-    if (valid) {
+    long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
+    if (valid && shard_bad(yv, Ct)) {
+        l = NAN;
+        z = NAN;
+    } else if (valid) {
 #if TGT == CLX_TGT_PROBS
         l = A * lS + B;
 #else
@@ -252,7 +268,7 @@ KERNEL void shard_bwd(CLX_PARAMS(shard_bwd)) {
     ulong gb = g_off + o * g_so + i * g_si;
     int valid;
     long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
-    if (!valid) {
+    if (!valid || shard_bad(yv, Ct)) {
         for (uint c = lid; c < C; c += L) ST1X(gm, gb + c * g_sc, 0.0f);
         return;
     }

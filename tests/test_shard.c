@@ -29,6 +29,7 @@ typedef struct sh_case {
     clxent_reduction red;
     uint64_t seed;
     int masked; /* row 0: every third class -inf, without probability */
+    int bad;    /* row 2: a label past C, under a deferred target check */
 } sh_case;
 
 /* A case's inputs on the host and on the context (bw[k]: shard k's
@@ -90,7 +91,18 @@ static clxent_options opts(const sh_case *c) {
     o.loss.grad_scale = c->G;
     o.softcap = c->cap;
     o.logit_scale = c->scale;
+    if (c->bad) o.loss.target_check = CLXENT_CHECK_DEFERRED;
     return o;
+}
+
+/* After a call that reads the targets: with the bad row, the deferred
+ * check's report, at the next finish (it names the row). */
+static void settle(clxent_context *ctx, const sh_case *c) {
+    if (!c->bad) return;
+    fx_assert_status(ctx, clxent_finish(ctx),
+                     CLXENT_STATUS_TARGET_OUT_OF_RANGE);
+    if (!strstr(clxent_context_message(ctx), "[2]"))
+        fail_msg("deferred report: %s", clxent_context_message(ctx));
 }
 
 static sh_set set_make(clxent_context *ctx, const sh_case *c) {
@@ -114,6 +126,7 @@ static sh_set set_make(clxent_context *ctx, const sh_case *c) {
     for (size_t r = 0; r < R; ++r) {
         s.y[r] = c->ignore && r % 4 == 1 ? c->ii : (int64_t)(fx_next(&g) % C);
         if (c->masked && r == 0) s.y[r] = 1; /* the target not masked */
+        if (c->bad && r == 2) s.y[r] = (int64_t)C + 5;
         y32[r] = (int32_t)s.y[r];
     }
     s.bx = fx_upload(ctx, s.x, n * 4);
@@ -162,6 +175,7 @@ static sh_out run_full(clxent_context *ctx, const sh_case *c,
     OK(ctx, clxent_cross_entropy_nd(ctx, &x, &tg, c->weights ? &w : NULL, &o,
                                     c->grad_rows ? &gr : NULL, &loss, &lse,
                                     &z, &g, NULL));
+    settle(ctx, c);
     return (sh_out){down(ctx, lb), down(ctx, sb), down(ctx, zb), down(ctx, gb)};
 }
 
@@ -177,6 +191,7 @@ static clxent_buffer *run_partial(clxent_context *ctx, const sh_case *c,
     clxent_options o = opts(c);
     OK(ctx, clxent_cross_entropy_partial_nd(ctx, &x, &tg, c->weights ? &w : NULL,
                                             &sh, &o, &rt, NULL));
+    settle(ctx, c);
     return rb;
 }
 
@@ -217,6 +232,7 @@ static sh_out run_finalize(clxent_context *ctx, const sh_case *c,
     clxent_options o = opts(c);
     OK(ctx, clxent_cross_entropy_finalize_nd(ctx, &rt, &tg, &sh, &o, &loss,
                                              &lse, &z, NULL));
+    settle(ctx, c);
     return (sh_out){down(ctx, lb), down(ctx, sb), down(ctx, zb), NULL};
 }
 
@@ -235,6 +251,7 @@ static float *run_backward(clxent_context *ctx, const sh_case *c,
     OK(ctx, clxent_cross_entropy_backward_shard_nd(
                 ctx, &x, &tg, c->weights ? &w : NULL, &sh, &o, &rt,
                 c->grad_rows ? &gr : NULL, &g, NULL));
+    settle(ctx, c);
     return down(ctx, gb);
 }
 
@@ -313,7 +330,7 @@ static const size_t CUT37_2[] = {0, 10, 37}, CUT37_3[] = {0, 4, 21, 37};
 static sh_case base_case(int nd, int nsh, uint64_t seed) {
     sh_case c = {nd ? 3 : 7, nd ? 37 : 50, nd ? 5 : 1, NULL, nsh,
                  nd ? CLXENT_I64 : CLXENT_I32, 0, 0, 0, 0, -100, 0.0f, 0.0f,
-                 0.0f, 1.0f, 1.0f, CLXENT_REDUCTION_MEAN, seed, 0};
+                 0.0f, 1.0f, 1.0f, CLXENT_REDUCTION_MEAN, seed, 0, 0};
     c.cut = nd ? (nsh == 2 ? CUT37_2 : CUT37_3) : (nsh == 2 ? CUT50_2 : CUT50_3);
     return c;
 }
@@ -336,6 +353,34 @@ static void equality(clxent_context *ctx) {
                     }
                     equal_case(ctx, &c, NULL);
                 }
+}
+
+/* A bad label under a deferred check (devices only: the host reports it
+ * before writing anything): the sharded steps give its row what the
+ * unsharded call does, a NaN loss and z-loss part (a NaN sum and mean) and
+ * a zero gradient, with smoothing and z-loss too, where the row's loss was
+ * finite and its gradient not zero; the other rows as usual. */
+static void deferred_bad(clxent_context *ctx) {
+    for (int nd = 0; nd < 2; ++nd)
+        for (int v = 0; v < 3; ++v) {
+            sh_case c = base_case(nd, 2, 900 + 3 * (uint64_t)nd + v);
+            c.bad = 1;
+            c.weights = 1;
+            c.eps = v ? 0.1f : 0.0f;
+            c.zeta = v ? 1e-3f : 0.0f;
+            c.red = v == 2 ? CLXENT_REDUCTION_MEAN : CLXENT_REDUCTION_NONE;
+            sh_out k[2];
+            equal_case(ctx, &c, k);
+            size_t at = v == 2 ? 0 : 2; /* the mean, or the bad row's */
+            if (!isnan(k[0].loss[at]) || !isnan(k[1].loss[at]) ||
+                (v && (!isnan(k[0].z[at]) || !isnan(k[1].z[at]))))
+                fail_msg("deferred bad row, nd %d v %d: loss %g and %g, z "
+                         "%g and %g (unsharded, sharded), want NaN", nd, v,
+                         (double)k[0].loss[at], (double)k[1].loss[at],
+                         (double)k[0].z[at], (double)k[1].z[at]);
+            free_out(&k[0]);
+            free_out(&k[1]);
+        }
 }
 
 /* 4. eps = 0.2: the sharded loss is the unsharded one, and far from what
@@ -554,6 +599,12 @@ BOTH(errors)
 BOTH(global_c)
 BOTH(denormal)
 
+static void test_deferred_bad_device(void **s) {
+    (void)s;
+    clxent_context *dev = fx_device();
+    if (dev) deferred_bad(dev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_host), cmocka_unit_test(test_combine_order_host),
@@ -561,6 +612,7 @@ int main(void) {
         cmocka_unit_test(test_errors_device), cmocka_unit_test(test_combine_order_device),
         cmocka_unit_test(test_global_c_device), cmocka_unit_test(test_equality_device),
         cmocka_unit_test(test_denormal_host), cmocka_unit_test(test_denormal_device),
+        cmocka_unit_test(test_deferred_bad_device),
     };
     return cmocka_run_group_tests(tests, NULL, fx_group_teardown);
 }

@@ -238,6 +238,7 @@ static clxent_status run_z(loss_ctx *lc) {
         .ii = op->opt.loss.ignore_index,
         .has_y = op->indices.buffer != NULL,
         .R = lc->w.R,
+        .C = lc->w.C,
         .zeta = op->opt.loss.z_loss,
         .out = none ? op->z_out.buffer->mem : lc->scr,
         .out_off = none ? op->z_out.offset : CLX_SCR_LOSS,
