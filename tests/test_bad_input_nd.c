@@ -185,6 +185,12 @@ static void tf_rows_wrap(nd_env *e, int s) { /* outer x inner wraps size_t */
 static void tf_stride_ovf(nd_env *e, int s) {
     nd_slot(e, s)->outer_stride = SIZE_MAX / 2 + 7;
 }
+static void tf_span_max(nd_env *e, int s) { /* the highest element at */
+    clxent_tensor *t = nd_slot(e, s);      /* SIZE_MAX: span + 1 wraps */
+    size_t rest = (t->classes - 1) * t->class_stride +
+                  (t->inner - 1) * t->inner_stride;
+    t->outer_stride = (SIZE_MAX - rest) / (t->outer - 1); /* outer NO = 2 */
+}
 static void tf_bytes_ovf(nd_env *e, int s) { /* elements fit, bytes wrap */
     nd_slot(e, s)->inner_stride = SIZE_MAX / 8;
 }
@@ -378,6 +384,7 @@ static const nd_fault ND_FAULTS[] = {
     {"outer x inner 2^32", ANY, ALL_T, tf_rows_ovf, CLXENT_STATUS_INVALID_SHAPE, NULL, 0},
     {"outer x inner wraps size_t", ANY, ALL_T, tf_rows_wrap, CLXENT_STATUS_INVALID_SHAPE, NULL, 0},
     {"outer stride overflows", ANY, ALL_T & ~(TB(T_LOSS) | TB(T_Z)), tf_stride_ovf, CLXENT_STATUS_SIZE_OVERFLOW, NULL, 0},
+    {"highest element at SIZE_MAX", ANY, ALL_T & ~(TB(T_LOSS) | TB(T_Z)), tf_span_max, CLXENT_STATUS_SIZE_OVERFLOW, NULL, 0},
     {"inner stride x bytes overflows", ANY, ALL_T & ~(TB(T_LOSS) | TB(T_Z)), tf_bytes_ovf, CLXENT_STATUS_SIZE_OVERFLOW, NULL, 0},
     {"strides overrun the buffer", ANY, ALL_T & ~(TB(T_LOSS) | TB(T_Z)), tf_overrun, CLXENT_STATUS_BUFFER_TOO_SMALL, NULL, 0},
     {"offset at the end", ANY, ALL_T, tf_offset_end, CLXENT_STATUS_BUFFER_TOO_SMALL, NULL, 0},

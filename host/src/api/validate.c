@@ -221,19 +221,23 @@ clxent_status clx_check_tensor(clxent_context *ctx, const char *fn,
                             "%s: inner_dims multiply to %zu, not inner %zu",
                             name, p, t->inner);
     }
-    /* the highest element: offset + sum (n - 1) * stride */
-    size_t span = 0, part;
+    /* the highest element: offset + sum (n - 1) * stride; count, the
+     * elements up to it, span + 1 (which overflows when span is SIZE_MAX:
+     * a wrapped count of 0 would fit any buffer) */
+    size_t span = 0, part, count = 0;
     size_t n[3] = {t->outer, t->classes, t->inner};
     size_t s[3] = {t->outer_stride, t->class_stride, t->inner_stride};
-    int empty = t->outer == 0 || t->inner == 0;
+    int empty = t->outer == 0 || t->inner == 0, over = 0;
     for (int k = 0; k < 3 && !empty; ++k)
         if (!clx_mul_size(n[k] - 1, s[k], &part) ||
             !clx_add_size(span, part, &span))
-            return clx_fail(ctx, CLXENT_STATUS_SIZE_OVERFLOW, fn,
-                            "%s: the strides (%zu, %zu, %zu) over %zu x %zu "
-                            "x %zu overflow size_t",
-                            name, t->outer_stride, t->class_stride,
-                            t->inner_stride, t->outer, t->classes, t->inner);
+            over = 1;
+    if (!empty && (over || !clx_add_size(span, 1, &count)))
+        return clx_fail(ctx, CLXENT_STATUS_SIZE_OVERFLOW, fn,
+                        "%s: the strides (%zu, %zu, %zu) over %zu x %zu x "
+                        "%zu overflow size_t",
+                        name, t->outer_stride, t->class_stride,
+                        t->inner_stride, t->outer, t->classes, t->inner);
     if (output && !empty && !distinct_elements(t))
         return clx_fail(ctx, CLXENT_STATUS_INVALID_SHAPE, fn,
                         "%s: strides (%zu, %zu, %zu) over %zu x %zu x %zu "
@@ -242,8 +246,8 @@ clxent_status clx_check_tensor(clxent_context *ctx, const char *fn,
                         name, t->outer_stride, t->class_stride,
                         t->inner_stride, t->outer, t->classes, t->inner);
     clx_extent e = {t->buffer, 0, 0, name};
-    st = check_extent(ctx, fn, name, t->buffer, t->offset,
-                      empty ? 0 : span + 1, t->dtype, &e.begin, &e.end);
+    st = check_extent(ctx, fn, name, t->buffer, t->offset, count, t->dtype,
+                      &e.begin, &e.end);
     if (st) return st;
     if (extent) *extent = e;
     return CLXENT_STATUS_OK;
