@@ -51,7 +51,7 @@ def _host(tensor, name):
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(fctx, input, target, weight, ignore_index, reduction, label_smoothing,
-                device):
+                device, want_grad):
         name = _STORAGE[input.dtype]
         if target.is_floating_point():
             tgt = _host(target, name)
@@ -61,22 +61,36 @@ class _CrossEntropy(torch.autograd.Function):
         loss, grad = context(device).cross_entropy(
             _host(input, name), tgt, weight=w, ignore_index=ignore_index,
             reduction=reduction, label_smoothing=label_smoothing,
-            grad=input.requires_grad, dtype=name)
+            grad=want_grad, dtype=name)
         fctx.reduction, fctx.batched = reduction, input.dim() > 1
         if grad is not None:
-            fctx.save_for_backward(torch.from_numpy(grad).to(input.dtype))
+            # the ignored rows: their gradient stays 0 whatever the upstream
+            # gradient holds there (NaN or inf), as PyTorch's
+            ignored = (None if target.is_floating_point()
+                       else target.detach() == ignore_index)
+            fctx.save_for_backward(torch.from_numpy(grad).to(input.dtype), ignored)
         return torch.from_numpy(loss).to(input.dtype)
 
     @staticmethod
     def backward(fctx, grad_output):
-        (grad,) = fctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: the saved gradient is a constant, so a
+            # second derivative (a gradient penalty) would silently lose the
+            # terms through the logits
+            raise error("UNSUPPORTED", "clxent.torch.cross_entropy has no second "
+                        "derivative (backward with create_graph=True)")
+        grad, ignored = fctx.saved_tensors
+        none = (None,) * 7
         if fctx.reduction == "none" and fctx.batched:
             grad_output = grad_output.unsqueeze(1)
         elif bool((grad_output == 1).all()):
-            return grad, None, None, None, None, None, None
-        # one rounding for 16-bit storage: the product in float32
+            return (grad,) + none
+        # the product in float32, then the storage type
         scaled = grad.to(torch.float32) * grad_output.to(torch.float32)
-        return scaled.to(grad.dtype), None, None, None, None, None, None
+        if ignored is not None and bool(ignored.any()):
+            mask = ignored.unsqueeze(1) if fctx.batched else ignored
+            scaled = scaled.masked_fill(mask, 0.0)
+        return (scaled.to(grad.dtype),) + none
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
@@ -87,7 +101,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     input a CPU tensor of float32, float16, bfloat16 or float64 (float64
     is stored as f32: the result has clxent's f32 accuracy, not float64's);
     target class indices or
-    probabilities (no gradient flows to probability targets). device: the
+    probabilities (a target or weight that requires grad is refused: no
+    gradient flows to them; nor a second derivative). device: the
     clxent device spec, one shared context per spec and thread.
     """
     if size_average is not None or reduce is not None:
@@ -99,8 +114,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
                         f"(got {getattr(t, 'device', type(t).__name__)})")
     if input.dtype not in _STORAGE:
         raise error("INVALID_DTYPE", f"input: {input.dtype} is not a floating type")
+    for name, t in (("target", target), ("weight", weight)):
+        if t is not None and t.requires_grad:
+            raise error("UNSUPPORTED", f"{name}: clxent.torch computes no gradient "
+                        f"for the {name}; pass {name}.detach()")
+    # under torch.no_grad() no gradient is computed, as PyTorch's
+    want_grad = torch.is_grad_enabled() and input.requires_grad
     return _CrossEntropy.apply(input, target, weight, ignore_index, reduction,
-                               float(label_smoothing), device)
+                               float(label_smoothing), device, want_grad)
 
 
 __all__ = ["cross_entropy", "context"]

@@ -126,6 +126,59 @@ def test_float64_input_and_no_grad():
     assert abs(float(loss) - float(want)) <= 2e-6 * max(1.0, abs(float(want)))
 
 
+@pytest.mark.parametrize("shape", [(6, 7), (2, 5, 3), (7,)], ids=str)
+def test_nan_upstream_at_ignored_rows(shape):
+    """An ignored row's gradient is 0 even where the upstream gradient is
+    NaN or inf, as PyTorch's; the other rows take it as usual."""
+    x, target, _ = case(shape, "f32", 11)
+    target = target.clone()
+    target.view(-1)[1::3] = -100
+    if not target.dim():
+        target.fill_(-100)
+    up = torch.ones(target.shape)
+    up.view(-1)[1::3] = float("nan")  # the ignored rows (0-d: the one)
+    up.view(-1)[4::6] = float("inf")
+    for reduction, upstream in (("none", up),
+                                ("sum", torch.tensor(float("nan")))):
+        ours = x.clone().requires_grad_()
+        theirs = x.clone().requires_grad_()
+        ct.cross_entropy(ours, target, reduction=reduction,
+                         device=DEVICE).backward(upstream)
+        F.cross_entropy(theirs, target, reduction=reduction).backward(upstream)
+        torch.testing.assert_close(ours.grad, theirs.grad, equal_nan=True,
+                                   atol=1e-6, rtol=1e-5)
+
+
+def test_no_second_derivative():
+    """The saved gradient is a constant: asked for a graph of the gradient
+    (a gradient penalty), backward raises rather than silently dropping the
+    terms through the logits."""
+    x, target, _ = case((4, 5), "f32", 12)
+    x.requires_grad_()
+    loss = ct.cross_entropy(x, target, device=DEVICE)
+    with pytest.raises(clxent.Error) as e:
+        torch.autograd.grad(loss, x, create_graph=True)
+    assert e.value.status == "UNSUPPORTED"
+    (g,) = torch.autograd.grad(loss, x)  # without create_graph: as before
+    assert g.shape == x.shape
+
+
+def test_no_grad_computes_no_gradient(monkeypatch):
+    x, target, _ = case((4, 5), "f32", 13)
+    x.requires_grad_()
+    calls = []
+    real = clxent.Context.cross_entropy
+
+    def spy(self, *args, **kwargs):
+        calls.append(kwargs.get("grad"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(clxent.Context, "cross_entropy", spy)
+    with torch.no_grad():
+        loss = ct.cross_entropy(x, target, device=DEVICE)
+    assert calls == [False] and not loss.requires_grad
+
+
 def test_training_loop_tracks_functional():
     """A linear classifier trained 20 SGD steps with clxent.torch stays with
     the same model trained with F.cross_entropy."""
@@ -167,6 +220,10 @@ def test_misuse():
         (lambda: ct.cross_entropy(x, target, reduction="avg"), "INVALID_ARGUMENT"),
         (lambda: ct.cross_entropy(x, target[:3]), "INVALID_SHAPE"),
         (lambda: ct.cross_entropy(x, target + 5), "TARGET_OUT_OF_RANGE"),
+        (lambda: ct.cross_entropy(x, torch.softmax(x, 1).requires_grad_()),
+         "UNSUPPORTED"),
+        (lambda: ct.cross_entropy(x, target, weight=torch.ones(5, requires_grad=True)),
+         "UNSUPPORTED"),
     ]
     for fn, status in bad:
         with pytest.raises(clxent.Error) as e:
