@@ -150,10 +150,24 @@ class Context:
         opts = ffi.new("clxent_options *")
         lib.clxent_options_init(opts)
         opts.loss.reduction = REDUCTIONS[reduction]
+        # an integral ignore_index in int64's range, as PyTorch's (3.7 is
+        # not truncated to 3); numbers where numbers go: clxent.Error else
+        if (isinstance(ignore_index, (bool, np.bool_)) or
+                not isinstance(ignore_index, (int, np.integer)) or
+                not -2**63 <= int(ignore_index) < 2**63):
+            raise error("INVALID_ARGUMENT", f"ignore_index {ignore_index!r}: give "
+                        "an integer in int64's range")
         opts.loss.ignore_index = int(ignore_index)
-        opts.loss.label_smoothing = float(label_smoothing)
-        opts.loss.z_loss = float(z_loss)
-        opts.softcap, opts.logit_scale = float(softcap), float(logit_scale)
+        values = {"label_smoothing": label_smoothing, "z_loss": z_loss,
+                  "softcap": softcap, "logit_scale": logit_scale}
+        for key, v in values.items():
+            try:
+                values[key] = float(v)
+            except (TypeError, ValueError):
+                raise error("INVALID_ARGUMENT", f"{key} {v!r} is not a number") from None
+        opts.loss.label_smoothing = values["label_smoothing"]
+        opts.loss.z_loss = values["z_loss"]
+        opts.softcap, opts.logit_scale = values["softcap"], values["logit_scale"]
         return opts
 
     # ---- the operations -------------------------------------------------
@@ -317,6 +331,11 @@ class Context:
         bits = cl and name == "bf16" and t.dtype == np.uint16
         if np.issubdtype(t.dtype, np.integer) and not bits:
             if not cl and t.dtype not in (np.int32, np.int64):
+                # uint64 past int64's range would wrap (2**64 - 100 to -100,
+                # then ignored): a bad label
+                if t.dtype == np.uint64 and t.size and int(t.max()) > 2**63 - 1:
+                    raise error("TARGET_OUT_OF_RANGE", f"target: {int(t.max())} "
+                                "is no class index (past int64)")
                 t = t.astype(np.int64)
             code = INDEX_DTYPES.get(str(t.dtype))
             if code is None:

@@ -121,7 +121,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     # under torch.no_grad() no gradient is computed, as PyTorch's
     want_grad = torch.is_grad_enabled() and input.requires_grad
     return _CrossEntropy.apply(input, target, weight, ignore_index, reduction,
-                               float(label_smoothing), device, want_grad)
+                               label_smoothing, device, want_grad)
 
 
 __all__ = ["cross_entropy", "context"]

@@ -103,6 +103,16 @@ BAD = {
     "probs_ignore_index": (lambda c: c.cross_entropy(X, np.full((3, 3), 1 / 3),
                                                      ignore_index=0),
                            "INVALID_ARGUMENT", "ignore_index"),
+    # uint64 labels past int64 would wrap (2**64 - 100 to -100, ignored)
+    "uint64_label_wraps": (lambda c: c.cross_entropy(
+        X, np.array([2, 2**64 - 100, 0], np.uint64)), "TARGET_OUT_OF_RANGE",
+        "past int64"),
+    "ignore_index_float": (lambda c: c.cross_entropy(X, Y, ignore_index=3.7),
+                           "INVALID_ARGUMENT", "ignore_index"),
+    "ignore_index_past_int64": (lambda c: c.cross_entropy(X, Y, ignore_index=2**63),
+                                "INVALID_ARGUMENT", "ignore_index"),
+    "smoothing_not_a_number": (lambda c: c.cross_entropy(X, Y, label_smoothing="x"),
+                               "INVALID_ARGUMENT", "label_smoothing"),
 }
 
 

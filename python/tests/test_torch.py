@@ -224,6 +224,9 @@ def test_misuse():
          "UNSUPPORTED"),
         (lambda: ct.cross_entropy(x, target, weight=torch.ones(5, requires_grad=True)),
          "UNSUPPORTED"),
+        (lambda: ct.cross_entropy(x, target, ignore_index=3.7), "INVALID_ARGUMENT"),
+        (lambda: ct.cross_entropy(x, target, ignore_index=2**63), "INVALID_ARGUMENT"),
+        (lambda: ct.cross_entropy(x, target, label_smoothing="x"), "INVALID_ARGUMENT"),
     ]
     for fn, status in bad:
         with pytest.raises(clxent.Error) as e:
