@@ -16,16 +16,24 @@
 
 /* ---- one case on the device ---- */
 
+/* The case on inputs d, the device against the host; returns the
+ * device's results (the caller frees them). */
+static nd_res run_data(clxent_context *dev, const nd_case *c,
+                       const nd_data *d, const char *name) {
+    nd_res ref = run_all(fx_host(), c, d, NULL, name);
+    nd_res got = run_all(dev, c, d, &ref, name);
+    compare_case(c, &got, &ref, name);
+    res_free(&ref);
+    return got;
+}
+
 /* The case on the device against the host; traces (if not NULL) gets
  * the rows the operations took (no outputs), and name the case's name. */
 static void run_case_traced(clxent_context *dev, const nd_case *c,
                             nd_res *traces, char *name, size_t size) {
     nd_name(c, name, size);
     nd_data d = nd_make(c);
-    nd_res ref = run_all(fx_host(), c, &d, NULL, name);
-    nd_res got = run_all(dev, c, &d, &ref, name);
-    compare_case(c, &got, &ref, name);
-    res_free(&ref);
+    nd_res got = run_data(dev, c, &d, name);
     res_free(&got);
     if (traces) *traces = got; /* the traces, no outputs */
     nd_free(&d);
@@ -189,10 +197,7 @@ static void test_ignored_grad_rows(void **state) {
                 if (r % 3 == 1) d.y[r] = c.ii;
                 if (d.y[r] == c.ii) d.gr[r] = n++ % 2 ? INFINITY : NAN;
             }
-            nd_res ref = run_all(fx_host(), &c, &d, NULL, name);
-            nd_res got = run_all(dev, &c, &d, &ref, name);
-            compare_case(&c, &got, &ref, name);
-            res_free(&ref);
+            nd_res got = run_data(dev, &c, &d, name);
             res_free(&got);
             nd_free(&d);
         }
@@ -312,9 +317,7 @@ static void ieee_case(clxent_context *dev, nd_case *c, int tiny) {
         for (size_t j = 0; j + 1 < C && j < 2 * CLX_ND_BLOCK; ++j)
             d.t[(1 * C + j) * I + 1] = 0.0f;
 #undef X_
-    nd_res ref = run_all(fx_host(), c, &d, NULL, name);
-    nd_res got = run_all(dev, c, &d, &ref, name);
-    compare_case(c, &got, &ref, name);
+    nd_res got = run_data(dev, c, &d, name);
     if (tiny && got.v[O_UL][0 * I + 3] != INFINITY)
         fail_msg("%s: masked row: loss %g, want inf", name,
                  (double)got.v[O_UL][0 * I + 3]);
@@ -325,7 +328,6 @@ static void ieee_case(clxent_context *dev, nd_case *c, int tiny) {
     if (!c->probs && got.v[O_UL][1 * I + 2] != 0.0f)
         fail_msg("%s: ignored NaN row: loss %g, want 0", name,
                  (double)got.v[O_UL][1 * I + 2]);
-    res_free(&ref);
     res_free(&got);
     nd_free(&d);
 }
