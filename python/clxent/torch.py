@@ -53,6 +53,12 @@ class _CrossEntropy(torch.autograd.Function):
     def forward(fctx, input, target, weight, ignore_index, reduction, label_smoothing,
                 device, want_grad):
         name = _STORAGE[input.dtype]
+        if want_grad:
+            # a 16-bit gradient stays f32 until backward scales it, then is
+            # rounded once, as PyTorch's: rounded first, a loss scaler's
+            # factor would find f16's smallest entries already 0. The f32
+            # storage holds a 16-bit input's values exactly.
+            name = "f32"
         if target.is_floating_point():
             tgt = _host(target, name)
         else:
@@ -63,12 +69,14 @@ class _CrossEntropy(torch.autograd.Function):
             reduction=reduction, label_smoothing=label_smoothing,
             grad=want_grad, dtype=name)
         fctx.reduction, fctx.batched = reduction, input.dim() > 1
+        fctx.dtype = input.dtype
         if grad is not None:
             # the ignored rows: their gradient stays 0 whatever the upstream
             # gradient holds there (NaN or inf), as PyTorch's
             ignored = (None if target.is_floating_point()
                        else target.detach() == ignore_index)
-            fctx.save_for_backward(torch.from_numpy(grad).to(input.dtype), ignored)
+            kept = torch.float64 if input.dtype == torch.float64 else torch.float32
+            fctx.save_for_backward(torch.from_numpy(grad).to(kept), ignored)
         return torch.from_numpy(loss).to(input.dtype)
 
     @staticmethod
@@ -84,13 +92,13 @@ class _CrossEntropy(torch.autograd.Function):
         if fctx.reduction == "none" and fctx.batched:
             grad_output = grad_output.unsqueeze(1)
         elif bool((grad_output == 1).all()):
-            return (grad,) + none
-        # the product in float32, then the storage type
+            return (grad.to(fctx.dtype),) + none
+        # the product in float32, then one rounding to the input's dtype
         scaled = grad.to(torch.float32) * grad_output.to(torch.float32)
         if ignored is not None and bool(ignored.any()):
             mask = ignored.unsqueeze(1) if fctx.batched else ignored
             scaled = scaled.masked_fill(mask, 0.0)
-        return (scaled.to(grad.dtype),) + none
+        return (scaled.to(fctx.dtype),) + none
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
