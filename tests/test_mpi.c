@@ -426,19 +426,25 @@ static void disagreement(void **state) {
     }
     data d = data_make(9, 50, 77);
     int bad = g_size - 1;
-    for (int mode = 0; mode < 2; ++mode) {
+    static const char *what[] = {"a vocabulary rank's rows differ",
+                                 "a rank's reduction differs",
+                                 "two ranks hold a class, none the last"};
+    static const char *word[] = {"rows", "reduction", "holds"};
+    for (int mode = 0; mode < 3; ++mode) {
         block b = vocab_block(d.R, d.C);
         spec sp = k_specs[0];
         if (g_rank == bad && mode == 0) b.r1 -= 1; /* one row fewer */
         if (g_rank == bad && mode == 1)
             sp.red = sp.red == CLXENT_REDUCTION_SUM ? CLXENT_REDUCTION_MEAN
                                                     : CLXENT_REDUCTION_SUM;
+        if (g_rank == bad && mode == 2) { /* as many classes, one over */
+            b.c0 -= 1;
+            b.c1 -= 1;
+        }
         out o = run(&d, &b, &sp, 0, INJ_NONE);
-        const char *w = mode ? "a rank's reduction differs"
-                             : "a vocabulary rank's rows differ";
-        status_is(&o, CLXENT_STATUS_INVALID_ARGUMENT, w);
-        if (!strstr(o.msg, mode ? "reduction" : "rows"))
-            note(INFINITY, "%s: message: %s", w, o.msg);
+        status_is(&o, CLXENT_STATUS_INVALID_ARGUMENT, what[mode]);
+        if (!strstr(o.msg, word[mode]))
+            note(INFINITY, "%s: message: %s", what[mode], o.msg);
         out_free(&o);
     }
     block b = vocab_block(d.R, d.C);

@@ -155,6 +155,63 @@ static int differs(MPI_Comm comm, clxent_status st, const long long *v,
     return -1;
 }
 
+static int by_begin(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether the vocabulary ranks' classes tile [0, classes_total): sorted
+ * by class_begin, each starts where the one before ends. Counting them
+ * would miss [0, 5) and [3, 8) of 10, a class twice and two none, which
+ * the records' combination turns into a wrong loss without a word. A
+ * rank whose own arguments failed (st) takes no part. */
+static clxent_status tiled(clxent_context *ctx, MPI_Comm vocab,
+                           clxent_status st, const clxent_shard *sh,
+                           size_t classes) {
+    int n;
+    MPI_Comm_size(vocab, &n);
+    long long(*all)[3] = malloc((size_t)n * sizeof *all);
+    int ok = all != NULL, all_ok;
+    COLLECTIVE(sizeof ok, MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN,
+                                        vocab));
+    if (!all_ok) {
+        free(all);
+        return st ? st
+                  : clxent_context_set_error(ctx, CLXENT_STATUS_OUT_OF_MEMORY,
+                                             FN, "the shards' table");
+    }
+    long long b = sh ? (long long)sh->class_begin : 0, mine[3] = {-1, -1, 0};
+    int me;
+    MPI_Comm_rank(vocab, &me);
+    if (!st) {
+        mine[0] = b;
+        mine[1] = b + (long long)classes;
+        mine[2] = me;
+    }
+    COLLECTIVE(sizeof mine, MPI_Allgather(mine, 3, MPI_LONG_LONG, all, 3,
+                                          MPI_LONG_LONG, vocab));
+    qsort(all, (size_t)n, sizeof *all, by_begin);
+    long long end = 0, total = sh ? (long long)sh->classes_total : 0;
+    char text[200] = "";
+    for (int k = 0; !st && all[0][0] >= 0 && k < n && !text[0]; ++k) {
+        if (all[k][0] > end)
+            snprintf(text, sizeof text, "no vocabulary rank holds classes "
+                     "[%lld, %lld)", end, all[k][0]);
+        else if (all[k][0] < end)
+            snprintf(text, sizeof text, "vocabulary rank %lld holds classes "
+                     "[%lld, %lld), which another rank holds too",
+                     all[k][2], all[k][0], all[k][1] < end ? all[k][1] : end);
+        end = all[k][1];
+    }
+    if (!st && all[0][0] >= 0 && !text[0] && end != total)
+        snprintf(text, sizeof text, "no vocabulary rank holds classes "
+                 "[%lld, %lld = classes_total)", end, total);
+    free(all);
+    if (st || !text[0]) return st;
+    return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT, FN,
+                                    text);
+}
+
 /* The rows over vocab, and classes_total, the reduction, the kind of
  * targets and every option over both communicators: a mismatch would send
  * the ranks down different paths (an abort, or a hang). */
@@ -178,23 +235,11 @@ static clxent_status consistent(clxent_context *ctx, MPI_Comm vocab,
                          bits_of(o->logit_scale)};
     int k = differs(vocab, st, v, 0), kb = differs(batch, st, v, 1);
     if (k < 0) k = kb;
-    /* the shards must cover classes_total: their classes add up to it */
-    long long mine = st ? 0 : (long long)classes, sum = 0;
-    int failed = st != CLXENT_STATUS_OK, any_failed = 0;
-    COLLECTIVE(sizeof mine, MPI_Allreduce(&mine, &sum, 1, MPI_LONG_LONG,
-                                          MPI_SUM, vocab));
-    COLLECTIVE(sizeof failed, MPI_Allreduce(&failed, &any_failed, 1, MPI_INT,
-                                            MPI_MAX, vocab));
-    if (st) return st;
+    /* every rank of vocab runs the collective, whatever its batch said */
+    clxent_status t = tiled(ctx, vocab, st, sh, classes);
+    if (st || k < 0) return st ? st : t;
     char text[200];
-    if (k >= 0)
-        snprintf(text, sizeof text, "the ranks disagree on %s", names[k]);
-    else if (!any_failed && sh && sum != (long long)sh->classes_total)
-        snprintf(text, sizeof text, "the vocabulary ranks hold %lld classes "
-                 "together, not classes_total = %lld", sum,
-                 (long long)sh->classes_total);
-    else
-        return st;
+    snprintf(text, sizeof text, "the ranks disagree on %s", names[k]);
     return clxent_context_set_error(ctx, CLXENT_STATUS_INVALID_ARGUMENT, FN,
                                     text);
 }

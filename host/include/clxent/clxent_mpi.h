@@ -53,8 +53,8 @@ extern "C" {
  * ranks must share is checked before any exchange (INVALID_ARGUMENT on
  * every rank otherwise): the vocabulary ranks' rows, classes_total, the
  * reduction, the kind of targets, every option, the vocabulary
- * communicators' size, and the vocabulary ranks' classes adding up to
- * classes_total. */
+ * communicators' size, and the vocabulary ranks' classes tiling
+ * [0, classes_total), each class on one rank. */
 CLXENT_MPI_API clxent_status clxent_mpi_cross_entropy_nd(
     clxent_context *ctx, MPI_Comm vocab, MPI_Comm batch,
     const clxent_tensor *logits, const clxent_tensor_targets *targets,
