@@ -273,6 +273,8 @@
 #define CLX_A_xent_check(g_, p_, s_)                                              \
     p_(CIDX, y) s_() p_(ULONG, y_off) s_() p_(UINT, R) s_() p_(UINT, C) s_()           \
     p_(LONG, ii) s_() p_(CF, w) s_() p_(ULONG, w_off) s_() p_(INT, has_w) s_()         \
+    p_(CF, own) s_() p_(ULONG, own_off) s_() p_(ULONG, own_so) s_()                  \
+    p_(ULONG, own_si) s_() p_(UINT, I) s_() p_(INT, has_own) s_()                    \
     p_(GF, scr) s_() p_(GL, res) s_() p_(ULONG, res_off) s_() p_(INT, mode) s_()       \
     p_(GF, part) s_() p_(ULONG, part_off) s_() p_(LCHK, red)
 #define CLX_A_xent_check_fin(g_, p_, s_)                                          \

@@ -41,9 +41,30 @@ typedef struct chk_t {
 /* the host sizes local memory by CLX_CHK_BYTES: a build fails if they differ */
 typedef char chk_t_size_is_contract[sizeof(chk_t) == CLX_CHK_BYTES ? 1 : -1];
 
+/* Lanes of ok whose row's combined sharded record (the OWN field at
+ * own + (r / I) * so + (r % I) * si) does not count the target's class
+ * exactly once: a shard left out, combined twice, or shards that
+ * overlap (clxent.h, "Sharded vocabulary"). */
+inline vl_ own_bad(const global float *own, ulong so, ulong si, uint I,
+                   ulong r0, vl_ ok) {
+    long t[VEC];
+    VSTORE_L(ok, t);
+    for (uint l = 0; l < VEC; ++l) {
+        ulong r = r0 + l;
+        t[l] = t[l] && own[(r / I) * so + (r % I) * si] != 1.0f ? -1 : 0;
+    }
+#if VEC == 1
+    return t[0];
+#else
+    return CAT(vload, VEC)(0, t);
+#endif
+}
+
 inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
                          long ii, const global float *w, int has_w,
-                         uint first, uint stride) {
+                         const global float *own, int has_own,
+                         ulong own_so, ulong own_si, uint I, uint first,
+                         uint stride) {
     vf wh = (vf)0.0f, wc = (vf)0.0f, ah = (vf)0.0f, ac = (vf)0.0f;
     vl_ nvalid = (vl_)0, nok = (vl_)0;
     chk_t k;
@@ -75,6 +96,8 @@ inline chk_t check_slots(const global IDX *y, ulong y_off, uint R, uint C,
         nvalid -= valid; /* lanes of a vector comparison are -1 or 0 */
         nok -= ok;
 #endif
+        /* its value is in [0, C): the host tells the two kinds apart */
+        if (has_own) bad |= own_bad(own, own_so, own_si, I, r0, ok);
         if (VANY(bad)) {
             long tb[VEC], ty[VEC];
             VSTORE_L(bad, tb);
@@ -171,6 +194,8 @@ inline void chk_write(chk_t k, uint C, long ii, int has_w, global float *scr,
  * of w[y] (the count if unweighted), sum_c w[c] (C if unweighted), and
  * whether any row is valid; and the verdict at res + res_off: the first
  * bad row (-1 if none), its value, C and ignore_index for the message.
+ * has_own (the sharded steps after the combination): a row whose record
+ * does not count its class once is bad too, with its value in [0, C).
  * mode (contract.h): CLX_CHECK_SYNC and CLX_CHECK_DEFERRED_FIRST
  * overwrite, CLX_CHECK_DEFERRED_KEEP keeps an earlier deferred error.
  * One group: the whole check, fixed order. Several groups (xent_check_fin
@@ -178,6 +203,7 @@ inline void chk_write(chk_t k, uint C, long ii, int has_w, global float *scr,
  * floats each, the longs as their bits). */
 KERNEL void xent_check(CLX_PARAMS(xent_check)) {
     chk_t k = check_slots(y, y_off, R, C, ii, w + w_off, has_w,
+                          own + own_off, has_own, own_so, own_si, I,
                           get_global_id(0), get_global_size(0));
     k = chk_group(red, k);
     if (get_local_id(0) != 0) return;

@@ -34,15 +34,18 @@ inline long shard_target(const global IDX *y, ulong y_off, ulong y_so,
 #endif
 }
 
-/* A bad label (outside [0, Ct), not ignore_index): only a deferred target
- * check lets the kernels reach it; as in the unsharded kernels the row's
- * loss is NaN and its gradient 0 (docs/semantics.md, section 8). */
-inline int shard_bad(long yv, uint Ct) {
+/* A bad label (outside [0, Ct), not ignore_index), or combined records
+ * that do not count its class exactly once (own: their OWN field): only
+ * a deferred target check lets the kernels reach it; as in the unsharded
+ * kernels the row's loss is NaN and its gradient 0 (docs/semantics.md,
+ * section 8). */
+inline int shard_bad(long yv, uint Ct, float own) {
 #if TGT != CLX_TGT_PROBS
-    return yv < 0 || yv >= (long)Ct;
+    return yv < 0 || yv >= (long)Ct || own != 1.0f;
 #else
     (void)yv;
     (void)Ct;
+    (void)own;
     return 0;
 #endif
 }
@@ -237,7 +240,8 @@ KERNEL void shard_final(CLX_PARAMS(shard_final)) {
     float lse = m + lS, l = 0.0f, z = 0.0f;
     int valid;
     long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
-    if (valid && shard_bad(yv, Ct)) {
+    if (valid && shard_bad(yv, Ct, REC(rec, r_off, r_so, r_sc, r_si, o, i,
+                                       CLX_REC_OWN))) {
         l = NAN;
         z = NAN;
     } else if (valid) {
@@ -268,7 +272,8 @@ KERNEL void shard_bwd(CLX_PARAMS(shard_bwd)) {
     ulong gb = g_off + o * g_so + i * g_si;
     int valid;
     long yv = shard_target(y, y_off, y_so, y_si, o, i, ii, &valid);
-    if (!valid || shard_bad(yv, Ct)) {
+    if (!valid || shard_bad(yv, Ct, REC(rec, r_off, r_so, r_sc, r_si, o, i,
+                                        CLX_REC_OWN))) {
         for (uint c = lid; c < C; c += L) ST1X(gm, gb + c * g_sc, 0.0f);
         return;
     }

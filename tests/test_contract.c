@@ -79,7 +79,7 @@ static void test_setter_counts(void **state) {
     (void)state;
     assert_int_equal(CLX_SHAPE_ARG_COUNT(rows_fused),
                      sizeof names_rows_fused / sizeof *names_rows_fused);
-    assert_int_equal(CLX_SHAPE_ARG_COUNT(xent_check), 15);
+    assert_int_equal(CLX_SHAPE_ARG_COUNT(xent_check), 21);
     assert_int_equal(CLX_SHAPE_ARG_COUNT(copy_rows), 11);
     /* a group is its parameters in order inside any shape */
     assert_string_equal(names_vec_fused[0], "x");

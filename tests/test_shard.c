@@ -586,6 +586,77 @@ static void errors(clxent_context *ctx) {
     for (int k = 0; k < 7; ++k) clxent_buffer_release(all[k]);
 }
 
+/* Combined records that count a target's class twice (shard 1 combined
+ * twice) or not at all (shard 0's records alone): finalize and backward
+ * refuse them, naming the first such row, and write nothing; under a
+ * deferred check (devices) the call runs, the row's loss is NaN and
+ * clxent_finish reports it. Class indices only: probability records have
+ * no OWN. */
+static void own_count(clxent_context *ctx, int deferred) {
+    for (int nd = 0; nd < 2; ++nd)
+        for (int twice = 0; twice < 2; ++twice) {
+            sh_case c = base_case(nd, 2, 60 + 2 * (uint64_t)nd + twice);
+            c.red = CLXENT_REDUCTION_NONE;
+            sh_set s = set_make(ctx, &c);
+            clxent_buffer *r[2] = {run_partial(ctx, &c, &s, 0),
+                                   run_partial(ctx, &c, &s, 1)};
+            clxent_tensor a = rec_t(&c, r[0]), b = rec_t(&c, r[1]);
+            if (twice) {
+                OK(ctx, clxent_partial_combine(ctx, &a, &b, &a, NULL));
+                OK(ctx, clxent_partial_combine(ctx, &a, &b, &a, NULL));
+            }
+            size_t first = 0; /* the first row whose class is in shard 1 */
+            while (first < n_rows(&c) && s.y[first] < (int64_t)c.cut[1])
+                ++first;
+            assert_true(first < n_rows(&c));
+            clxent_tensor_targets tg = targets_of(&c, &s, 0, 0);
+            clxent_tensor x = cols(&c, s.bx, 0, cls(&c, 0));
+            clxent_shard all = {0, (int64_t)c.C}, s0 = {0, (int64_t)c.C};
+            clxent_options o = opts(&c);
+            if (deferred) o.loss.target_check = CLXENT_CHECK_DEFERRED;
+            clxent_buffer *lb = fill_buf(ctx, n_rows(&c)),
+                          *gb = fill_buf(ctx, c.O * cls(&c, 0) * c.I);
+            clxent_tensor loss = loss_t(&c, lb),
+                          g = clxent_tensor_of(gb, c.O, cls(&c, 0), c.I, F32);
+            char row[32];
+            snprintf(row, sizeof row, "records[%zu]", first);
+            for (int step = 0; step < 2; ++step) {
+                clxent_status st =
+                    step ? clxent_cross_entropy_backward_shard_nd(
+                               ctx, &x, &tg, NULL, &s0, &o, &a, NULL, &g, NULL)
+                         : clxent_cross_entropy_finalize_nd(
+                               ctx, &a, &tg, &all, &o, &loss, NULL, NULL,
+                               NULL);
+                if (deferred) {
+                    fx_assert_status(ctx, st, CLXENT_STATUS_OK);
+                    st = clxent_finish(ctx);
+                }
+                fx_assert_status(ctx, st, CLXENT_STATUS_INVALID_ARGUMENT);
+                const char *m = clxent_context_message(ctx);
+                if (!strstr(m, row) || !strstr(m, "OWN"))
+                    fail_msg("nd %d twice %d step %d: want %s: %s", nd, twice,
+                             step, row, m);
+            }
+            if (deferred) {
+                float *l = down(ctx, lb);
+                if (!isnan(l[first]))
+                    fail_msg("deferred: loss[%zu] = %g, want NaN", first,
+                             (double)l[first]);
+                free(l);
+                clxent_buffer_release(gb);
+            } else {
+                untouched(ctx, lb, "loss of refused records");
+                untouched(ctx, gb, "grad of refused records");
+                clxent_buffer_release(lb);
+                clxent_buffer_release(gb);
+            }
+            clxent_buffer_release(r[0]);
+            clxent_buffer_release(r[1]);
+            set_free(&s);
+        }
+}
+static void own(clxent_context *ctx) { own_count(ctx, 0); }
+
 #define BOTH(fn)                                                               \
     static void test_##fn##_host(void **s) { (void)s; fn(fx_host()); }        \
     static void test_##fn##_device(void **s) {                                 \
@@ -598,11 +669,13 @@ BOTH(combine_order)
 BOTH(errors)
 BOTH(global_c)
 BOTH(denormal)
+BOTH(own)
 
 static void test_deferred_bad_device(void **s) {
     (void)s;
     clxent_context *dev = fx_device();
     if (dev) deferred_bad(dev);
+    if (dev) own_count(dev, 1);
 }
 
 int main(void) {
@@ -612,6 +685,7 @@ int main(void) {
         cmocka_unit_test(test_errors_device), cmocka_unit_test(test_combine_order_device),
         cmocka_unit_test(test_global_c_device), cmocka_unit_test(test_equality_device),
         cmocka_unit_test(test_denormal_host), cmocka_unit_test(test_denormal_device),
+        cmocka_unit_test(test_own_host), cmocka_unit_test(test_own_device),
         cmocka_unit_test(test_deferred_bad_device),
     };
     return cmocka_run_group_tests(tests, NULL, fx_group_teardown);

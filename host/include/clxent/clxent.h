@@ -786,7 +786,9 @@ CLXENT_API clxent_status clxent_partial_combine_host(const float *a,
  * clxent_cross_entropy_forward_nd writes them. targets: the class indices
  * (outer x inner, for ignore_index and the range check) or, for
  * probability targets, a targets whose indices have no buffer (probs is
- * not read). lse and z_loss_out are optional. */
+ * not read). lse and z_loss_out are optional. With class indices, a
+ * valid row whose combined OWN is not 1 (a shard left out or combined
+ * twice) is INVALID_ARGUMENT, here and in step 3's gradient. */
 CLXENT_API clxent_status clxent_cross_entropy_finalize_nd(
     clxent_context *ctx, const clxent_tensor *records,
     const clxent_tensor_targets *targets, const clxent_shard *shard,

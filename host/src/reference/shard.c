@@ -21,24 +21,38 @@ static int valid_row(const clx_op *op, size_t r) {
     return !op->indices.buffer || target_of(op, r) != op->opt.loss.ignore_index;
 }
 
-/* Class indices in [0, classes_total) or ignore_index; nothing written
- * before this passes. */
-static clxent_status check_global(clxent_context *ctx, const clx_op *op) {
+/* Class indices in [0, classes_total) or ignore_index; after the
+ * combination (records) also a valid row's OWN 1, else the records left
+ * out the shard holding its class, counted it twice, or came from shards
+ * that overlap, and the loss would be wrong without a word. The first
+ * bad row of either kind, as the device's check; nothing written before
+ * this passes. */
+static clxent_status check_global(clxent_context *ctx, const clx_op *op,
+                                  const clxent_tensor *records) {
     if (!op->indices.buffer) return CLXENT_STATUS_OK;
     size_t rows = clx_rows(op), C = clx_index_range(op);
     for (size_t r = 0; r < rows; ++r) {
         int64_t y = target_of(op, r);
         if (y == op->opt.loss.ignore_index) continue;
-        if (y < 0 || (uint64_t)y >= (uint64_t)C) {
-            char pos[160];
-            clx_position(clx_position_tensor(op), r, pos, sizeof pos);
-            return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
-                            op->function,
-                            "targets[%zu]%s = %lld is outside [0, %zu) "
-                            "(classes_total) and is not ignore_index (%lld)",
-                            r, pos, (long long)y, C,
-                            (long long)op->opt.loss.ignore_index);
-        }
+        int range = y < 0 || (uint64_t)y >= (uint64_t)C;
+        if (!range &&
+            (!records || rec(records, r, CLXENT_PARTIAL_OWN) == 1.0))
+            continue;
+        char pos[160];
+        clx_position(clx_position_tensor(op), r, pos, sizeof pos);
+        if (!range)
+            return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, op->function,
+                            "records[%zu]%s: the combined records do not "
+                            "count the shard holding the target (class "
+                            "%lld) exactly once (their OWN field): combine "
+                            "every shard's records once, from shards whose "
+                            "classes tile [0, classes_total)",
+                            r, pos, (long long)y);
+        return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, op->function,
+                        "targets[%zu]%s = %lld is outside [0, %zu) "
+                        "(classes_total) and is not ignore_index (%lld)",
+                        r, pos, (long long)y, C,
+                        (long long)op->opt.loss.ignore_index);
     }
     return CLXENT_STATUS_OK;
 }
@@ -64,7 +78,7 @@ static long long local_of(const clx_op *op, int64_t y) {
 }
 
 static clxent_status partial(clxent_context *ctx, const clx_op *op) {
-    clxent_status st = check_global(ctx, op);
+    clxent_status st = check_global(ctx, op, NULL);
     if (st) return st;
     size_t C = op->x.classes, rows = clx_rows(op);
     double *x = clx_host_scratch(ctx, op, C, &st);
@@ -149,7 +163,7 @@ static double denominator(const clx_op *op, const clxent_tensor *records,
 }
 
 static clxent_status finalize(clxent_context *ctx, const clx_op *op) {
-    clxent_status st = check_global(ctx, op);
+    clxent_status st = check_global(ctx, op, &op->x);
     if (st) return st;
     size_t rows = clx_rows(op), valid;
     double eps = op->opt.loss.label_smoothing, zeta = op->opt.loss.z_loss;
@@ -192,7 +206,7 @@ static clxent_status finalize(clxent_context *ctx, const clx_op *op) {
 }
 
 static clxent_status backward(clxent_context *ctx, const clx_op *op) {
-    clxent_status st = check_global(ctx, op);
+    clxent_status st = check_global(ctx, op, &op->records);
     if (st) return st;
     size_t C = op->x.classes, rows = clx_rows(op), valid;
     double eps = op->opt.loss.label_smoothing, zeta = op->opt.loss.z_loss;

@@ -59,6 +59,13 @@ clxent_status clx_loss_check_targets(loss_ctx *lc) {
     a.w = op->weights.buffer ? op->weights.buffer->mem : lc->scr;
     a.w_off = op->weights.buffer ? op->weights.offset : 0;
     a.has_w = op->weights.buffer != NULL;
+    const clxent_tensor *rec = lc->own_records;
+    a.own = rec ? rec->buffer->mem : lc->scr;
+    a.own_off = rec ? rec->offset + CLX_REC_OWN * rec->class_stride : 0;
+    a.own_so = rec ? rec->outer_stride : 0;
+    a.own_si = rec ? rec->inner_stride : 0;
+    a.I = rec ? (cl_uint)rec->inner : 1;
+    a.has_own = rec != NULL;
     a.scr = lc->scr;
     a.res = deferred ? s->status : lc->scr;
     a.res_off = deferred ? 0 : CLX_SCR_SYNC_LONG;
@@ -131,6 +138,29 @@ static cl_int failed_wait_event(const clxent_events *events) {
     return CL_SUCCESS;
 }
 
+/* The error a verdict reports: a class index out of range, or (its value
+ * in [0, C): only the sharded steps' check finds such a row) combined
+ * records that do not count the target's class exactly once. */
+static clxent_status verdict_fail(clxent_context *ctx, const char *fn,
+                                  const clxent_tensor *where, long long row,
+                                  long long value, long long C, long long ii,
+                                  const char *found) {
+    char pos[160] = "";
+    if (where) clx_position(where, (size_t)row, pos, sizeof pos);
+    if (value >= 0 && value < C)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, fn,
+                        "records[%lld]%s: the combined records do not count "
+                        "the shard holding the target (class %lld) exactly "
+                        "once (their OWN field): combine every shard's "
+                        "records once, from shards whose classes tile [0, "
+                        "classes_total)%s",
+                        row, pos, value, found);
+    return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE, fn,
+                    "targets[%lld]%s = %lld is outside [0, %lld) and is "
+                    "not ignore_index (%lld)%s",
+                    row, pos, value, C, ii, found);
+}
+
 /* The end of an operation with a synchronous check: waits for the verdict
  * (its kernels are queued behind it by now) and turns a bad target into
  * TARGET_OUT_OF_RANGE (the guarded kernels wrote nothing). On any failure
@@ -170,18 +200,10 @@ clxent_status clx_loss_finish_check(loss_ctx *lc, clxent_status st) {
                       "options.target_check = CLXENT_CHECK_DEFERRED does "
                       "not wait",
                       what, clx_cl_error_name(err), (int)err);
-    else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0) {
-        char pos[160];
-        clx_position(clx_position_tensor(op), (size_t)s->sync_verdict[0], pos,
-                     sizeof pos);
-        st = clx_fail(lc->ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
-                      op->function,
-                      "targets[%lld]%s = %lld is outside [0, %zu) and is "
-                      "not ignore_index (%lld)",
-                      (long long)s->sync_verdict[0], pos,
-                      (long long)s->sync_verdict[1], lc->w.C,
-                      (long long)op->opt.loss.ignore_index);
-    }
+    else if (st == CLXENT_STATUS_OK && s->sync_verdict[0] >= 0)
+        st = verdict_fail(lc->ctx, op->function, clx_position_tensor(op),
+                          s->sync_verdict[0], s->sync_verdict[1],
+                          (long long)lc->w.C, op->opt.loss.ignore_index, "");
     cl_event *out = op->events ? op->events->out_event : NULL;
     if (st != CLXENT_STATUS_OK && out && *out != lc->out_before) {
         CLX_RELEASE(clReleaseEvent, *out);
@@ -447,18 +469,11 @@ clxent_status clx_op_finish_checks(clxent_context *ctx) {
         return clx_fail(ctx, clx_status_from_cl(err), "clxent_finish",
                         "clEnqueueReadBuffer (target check status): %s (%d)",
                         clx_cl_error_name(err), (int)err);
-    char pos[160] = "";
-    if (v[CLX_VERDICT_ROW] >= 0 && s->deferred_where_ok)
-        clx_position(&s->deferred_where, (size_t)v[CLX_VERDICT_ROW], pos,
-                     sizeof pos);
     if (v[CLX_VERDICT_ROW] >= 0)
-        return clx_fail(ctx, CLXENT_STATUS_TARGET_OUT_OF_RANGE,
-                        "clxent_finish",
-                        "targets[%lld]%s = %lld is outside [0, %lld) and is "
-                        "not ignore_index (%lld) (found by a deferred check)",
-                        (long long)v[CLX_VERDICT_ROW], pos,
-                        (long long)v[CLX_VERDICT_VALUE],
-                        (long long)v[CLX_VERDICT_C],
-                        (long long)v[CLX_VERDICT_II]);
+        return verdict_fail(ctx, "clxent_finish",
+                            s->deferred_where_ok ? &s->deferred_where : NULL,
+                            v[CLX_VERDICT_ROW], v[CLX_VERDICT_VALUE],
+                            v[CLX_VERDICT_C], v[CLX_VERDICT_II],
+                            " (found by a deferred check)");
     return CLXENT_STATUS_OK;
 }

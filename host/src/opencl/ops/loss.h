@@ -23,6 +23,9 @@ typedef struct loss_ctx {
     /* mean denominator: den, or W from the scratch header */
     float den;
     int den_scr;
+    /* the sharded steps after the combination: the records whose OWN
+     * field the check reads too (a valid row's must be 1) */
+    const clxent_tensor *own_records;
 } loss_ctx;
 
 /* Sets lc up (the work, options, the mean's denominator, scratch).

@@ -173,6 +173,7 @@ static clxent_status finalize(loss_ctx *lc) {
     size_t kmax;
     clxent_status st = clx_cl_kernel(lc->ctx, "shard.cl", lc->opts,
                                      "shard_final", &k, &kmax);
+    lc->own_records = op->indices.buffer ? &op->x : NULL;
     if (!st) st = check_global(lc);
     if (!st) st = den_from_records(lc, &op->x);
     if (st) return st;
@@ -194,6 +195,7 @@ static clxent_status backward(loss_ctx *lc) {
     size_t kmax;
     clxent_status st = clx_cl_kernel(lc->ctx, "shard.cl", lc->opts,
                                      "shard_bwd", &k, &kmax);
+    lc->own_records = op->indices.buffer ? &op->records : NULL;
     if (!st) st = check_global(lc);
     if (!st) st = den_from_records(lc, &op->records);
     if (st) return st;
