@@ -103,9 +103,8 @@ static void truncate_half(const char *path) {
     assert_int_equal(truncate(path, st.st_size / 2), 0);
 }
 
-/* A well-formed entry under the same identity whose binary the driver
- * refuses. */
-static void plant_rejected(const char *path) {
+/* The entry's identity (malloc'd), read back from its header. */
+static char *identity_of(const char *path) {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     char magic[64];
@@ -116,9 +115,39 @@ static void plant_rejected(const char *path) {
     assert_int_equal(fread(identity, 1, (size_t)len, f), (size_t)len);
     identity[len] = '\0';
     fclose(f);
+    return identity;
+}
+
+/* A well-formed entry under the same identity whose binary the driver
+ * refuses. */
+static void plant_rejected(const char *path) {
+    char *identity = identity_of(path);
     static const unsigned char junk[] = "\x7f" "ELF not a program at all";
     clx_disk_cache_store(dir, identity, junk, sizeof junk);
     free(identity);
+}
+
+/* The same header, then a binary length of 2^64 - 1 and 7 bytes: the
+ * length plus its hash's 8 wraps to what is left. */
+static void huge_length(const char *path) {
+    char *identity = identity_of(path);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint64_t len = strlen(identity), huge = UINT64_MAX;
+    fputs("CLXENT-PROGRAM 1\n", f);
+    fwrite(&len, 8, 1, f);
+    fwrite(identity, 1, (size_t)len, f);
+    fwrite(&huge, 8, 1, f);
+    fputs("ABCDEFG", f);
+    fclose(f);
+    free(identity);
+}
+
+/* A FIFO with the entry's name: opening it to read would wait for a
+ * writer forever. */
+static void plant_fifo(const char *path) {
+    assert_int_equal(remove(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
 }
 
 static void expect(const char *programs, const char *how) {
@@ -147,8 +176,9 @@ static void test_hit_miss_damage(void **state) {
     assert_memory_equal(a, b, sizeof a);
     clxent_context_destroy(ctx);
 
-    void (*damage[])(const char *) = {garble, truncate_half, plant_rejected};
-    for (int i = 0; i < 3; ++i) {
+    void (*damage[])(const char *) = {garble, truncate_half, plant_rejected,
+                                      huge_length, plant_fifo};
+    for (int i = 0; i < 5; ++i) {
         each_entry(dir, damage[i]);
         ctx = open_ctx(dir); /* rebuilt from source, entry replaced */
         softmax_on(ctx, b, programs, sizeof programs);

@@ -14,6 +14,8 @@
 #include "opencl/runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +82,15 @@ int clx_disk_cache_load(const char *dir, const char *identity,
     *binary = NULL;
     *size = 0;
     char *path = entry_path(dir, identity);
-    FILE *f = path ? fopen(path, "rb") : NULL;
+    /* a regular file only: opening a FIFO planted at the name would wait
+     * for a writer forever */
+    int fd = path ? open(path, O_RDONLY | O_NONBLOCK) : -1;
     free(path);
+    struct stat sb;
+    FILE *f = fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)
+                  ? fdopen(fd, "rb")
+                  : NULL;
+    if (!f && fd >= 0) close(fd);
     if (!f) return 0;
     unsigned char *buf = NULL;
     size_t n = 0;
@@ -103,8 +112,10 @@ int clx_disk_cache_load(const char *dir, const char *identity,
     ok = ok && read_u64(&p, end, &len) && len == id_len &&
          (size_t)(end - p) >= len && memcmp(p, identity, len) == 0;
     if (ok) p += len;
+    /* the rest is the binary and its hash (subtracted, not added: a
+     * stored length near 2^64 would wrap the sum) */
     ok = ok && read_u64(&p, end, &bin_len) && bin_len > 0 &&
-         (size_t)(end - p) == bin_len + 8;
+         (size_t)(end - p) >= 8 && bin_len == (uint64_t)(end - p) - 8;
     if (ok) {
         memcpy(&check, p + bin_len, 8);
         ok = check == hash64(p, (size_t)bin_len, 5);
@@ -146,14 +157,16 @@ void clx_disk_cache_store(const char *dir, const char *identity,
     if (!make_dirs(dir)) return;
     char *path = entry_path(dir, identity);
     if (!path) return;
-    static unsigned counter; /* with the pid: a name no one else uses */
+    /* with the pid: a name no other thread or process uses */
+    static atomic_uint counter;
     size_t tsize = strlen(path) + 48;
     char *tmp = malloc(tsize);
     if (!tmp) {
         free(path);
         return;
     }
-    snprintf(tmp, tsize, "%s.%ld.%u.tmp", path, (long)getpid(), counter++);
+    snprintf(tmp, tsize, "%s.%ld.%u.tmp", path, (long)getpid(),
+             atomic_fetch_add(&counter, 1u));
     FILE *f = fopen(tmp, "wb");
     int bad = !f;
     uint64_t id_len = strlen(identity), bin_len = size;
