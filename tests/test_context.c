@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The listing, malloc'd; *n includes host. */
 static clxent_device_info *list_devices(size_t *n) {
@@ -302,6 +303,43 @@ static void test_resolve_names(void **state) {
     free(infos);
 }
 
+/* "intel" picks Intel's runtime even when the ICD loader lists PoCL
+ * first, whose device name also says Intel: platforms are matched before
+ * devices. Runs where OCL_ICD_VENDORS holds both ICD files (CI's Intel
+ * set-up), in a child `clxent devices` over a folder that lists PoCL's
+ * first. */
+static void test_resolve_platform_first(void **state) {
+    (void)state;
+    const char *vendors = getenv("OCL_ICD_VENDORS");
+    char pocl[512], intel[512];
+    snprintf(pocl, sizeof pocl, "%s/pocl.icd", vendors ? vendors : "");
+    snprintf(intel, sizeof intel, "%s/intel.icd", vendors ? vendors : "");
+    if (!vendors || access(pocl, R_OK) || access(intel, R_OK)) {
+        printf("resolve_platform_first: needs OCL_ICD_VENDORS with "
+               "pocl.icd and intel.icd\n");
+        return;
+    }
+    char dir[] = "/tmp/clxent_icd_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char command[2048];
+    snprintf(command, sizeof command,
+             "cp '%s' %s/a_pocl.icd && cp '%s' %s/b_intel.icd && "
+             "for s in intel pocl; do OCL_ICD_VENDORS=%s %s/clxent devices "
+             "--select $s | head -1; done > %s/out",
+             pocl, dir, intel, dir, dir, CLXENT_BINARY_DIR, dir);
+    assert_int_equal(system(command), 0);
+    char out[600], line[2][300] = {"", ""};
+    snprintf(out, sizeof out, "%s/out", dir);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    for (int i = 0; i < 2 && fgets(line[i], sizeof line[i], f); ++i) {}
+    fclose(f);
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    assert_int_equal(system(command), 0);
+    assert_contains(line[0], "(Intel(R) OpenCL)");
+    assert_contains(line[1], "(Portable Computing Language)");
+}
+
 /* ---- contexts ---- */
 
 static void test_context_host(void **state) {
@@ -567,6 +605,7 @@ int main(void) {
         cmocka_unit_test(test_resolve_host),
         cmocka_unit_test(test_resolve_types),
         cmocka_unit_test(test_resolve_names),
+        cmocka_unit_test(test_resolve_platform_first),
         cmocka_unit_test(test_context_host),
         cmocka_unit_test(test_context_opencl),
         cmocka_unit_test(test_context_env),

@@ -203,6 +203,18 @@ static void test_hit_miss_damage(void **state) {
     struct stat st;
     assert_int_not_equal(stat(off, &st), 0);
 
+    /* a value that is neither 0 nor 1 ("off") is refused, not taken as
+     * on */
+    const char *spec = fx_device_spec();
+    setenv("CLXENT_CACHE", "off", 1);
+    clxent_context *refused = NULL;
+    assert_int_equal(clxent_context_create(spec, &refused),
+                     CLXENT_STATUS_INVALID_ARGUMENT);
+    if (!strstr(clxent_context_message(refused), "CLXENT_CACHE"))
+        fail_msg("CLXENT_CACHE=off: %s", clxent_context_message(refused));
+    clxent_context_destroy(refused);
+    unsetenv("CLXENT_CACHE");
+
     /* a folder that cannot be made (a file is in the way): no error */
     char blocked[128];
     snprintf(blocked, sizeof blocked, "%s/file/cache", dir);

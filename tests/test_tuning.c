@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- the format ---- */
@@ -300,7 +301,23 @@ static void test_context_files(void **state) {
     assert_int_equal(st, CLXENT_STATUS_IO_ERROR);
     assert_contains(clxent_context_message(ctx), path);
     clxent_context_destroy(ctx);
+    /* a FIFO: refused at once, where reading it waited for a writer */
+    assert_int_equal(mkfifo(path, 0600), 0);
+    ctx = with_file(path, &st);
+    assert_int_equal(st, CLXENT_STATUS_IO_ERROR);
+    assert_contains(clxent_context_message(ctx), "not a regular file");
+    clxent_context_destroy(ctx);
+    unlink(path);
     free(path);
+}
+
+/* A file's bytes (at most size). */
+static size_t read_text(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size, f);
+    fclose(f);
+    return n;
 }
 
 static void test_set_get_save(void **state) {
@@ -347,6 +364,24 @@ static void test_set_get_save(void **state) {
         if (a != b) fail_msg("%s: %lld saved, %lld loaded", name, a, b);
     }
     clxent_context_destroy(again);
+    /* a name or note the file could not give back: refused, the file as
+     * it was (a newline would have added "param vec 4" to it) */
+    char long_note[300];
+    memset(long_note, 'n', sizeof long_note - 1);
+    long_note[sizeof long_note - 1] = '\0';
+    const char *names[] = {"x\nparam vec 4", "roundtrip", "tab\there"};
+    const char *notes[] = {NULL, long_note, NULL};
+    char saved[4096], now[4096];
+    size_t n_saved = read_text(path, saved, sizeof saved);
+    for (int i = 0; i < 3; ++i) {
+        fx_assert_status(ctx,
+                         clxent_context_save_tuning(ctx, path, names[i],
+                                                    notes[i]),
+                         CLXENT_STATUS_INVALID_ARGUMENT);
+        assert_contains(clxent_context_message(ctx), i == 1 ? "note" : "name");
+    }
+    assert_int_equal(read_text(path, now, sizeof now), n_saved);
+    assert_memory_equal(now, saved, n_saved);
     unlink(path);
     free(path);
     /* reset: back to what was resolved */

@@ -135,10 +135,12 @@ CLXENT_API clxent_status clxent_devices_list(clxent_device_info *infos, size_t c
  *   "host"                    built-in C backend
  *   "P:D"                     OpenCL platform P, device D (as listed)
  *   "gpu" "cpu" "accelerator" first OpenCL device of that type
- *   any other text            first device whose platform, vendor or
- *                             device name contains it, case-insensitively
- *                             (PoCL's platform is "Portable Computing
- *                             Language"; its vendor says "pocl")
+ *   any other text            first device whose platform name or
+ *                             vendor contains it, case-insensitively,
+ *                             else first whose device name or vendor
+ *                             does (PoCL's platform is "Portable
+ *                             Computing Language"; its vendor says
+ *                             "pocl"; its device name may say "Intel")
  *   NULL or ""                first GPU, else first OpenCL device, else host
  * On DEVICE_NOT_FOUND the message (if message is not NULL) lists what
  * exists. info->reason says why the device was chosen.
@@ -277,8 +279,10 @@ CLXENT_API const char *clxent_context_tuning(const clxent_context *ctx);
 CLXENT_API const char *clxent_context_last_trace(const clxent_context *ctx);
 
 /* Writes the context's parameters as a tuning file at path (for its
- * device; `name` and `note` go into the file, either may be NULL).
- * Statuses: OK, NULL_POINTER, IO_ERROR, UNSUPPORTED (host backend). */
+ * device; `name` and `note` go into the file, either may be NULL: one
+ * line each, of at most 95 and 255 bytes, else INVALID_ARGUMENT and
+ * nothing written). Statuses: OK, NULL_POINTER, INVALID_ARGUMENT,
+ * IO_ERROR, UNSUPPORTED (host backend). */
 CLXENT_API clxent_status clxent_context_save_tuning(clxent_context *ctx,
                                                     const char *path,
                                                     const char *name,

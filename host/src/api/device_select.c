@@ -361,11 +361,17 @@ const char *clx_spec_parse(const char *spec, int *platform, int *device,
 }
 
 /* Names and vendors both count: PoCL's platform is "Portable Computing
- * Language" and only its vendor, "The pocl project", says pocl. */
-static int name_matches(const found_device *f, const char *needle) {
-    return clx_contains_nocase(f->info.platform, needle) ||
-           clx_contains_nocase(f->info.name, needle) ||
-           clx_contains_nocase(f->platform_vendor, needle) ||
+ * Language" and only its vendor, "The pocl project", says pocl. The
+ * platform's first (pass 0), then the device's (pass 1): PoCL's device
+ * "pthread-skylake-avx512-Intel(R) Xeon(R) Processor", vendor
+ * GenuineIntel, would otherwise answer "intel" whenever the ICD loader
+ * lists PoCL before Intel's runtime. */
+static int name_matches(const found_device *f, const char *needle,
+                        int pass) {
+    if (pass == 0)
+        return clx_contains_nocase(f->info.platform, needle) ||
+               clx_contains_nocase(f->platform_vendor, needle);
+    return clx_contains_nocase(f->info.name, needle) ||
            clx_contains_nocase(f->info.vendor, needle);
 }
 
@@ -478,13 +484,15 @@ clxent_status clx_device_select(const char *spec, clxent_device_info *info,
             copy_text(message, message_size, "out of host memory");
             st = CLXENT_STATUS_OUT_OF_MEMORY;
         }
-        for (size_t i = 0; needle && i < n && !chosen; ++i)
-            if (name_matches(&list[i], needle)) chosen = &list[i];
+        int pass = 0;
+        for (; needle && pass < 2 && !chosen; ++pass)
+            for (size_t i = 0; i < n && !chosen; ++i)
+                if (name_matches(&list[i], needle, pass)) chosen = &list[i];
         if (chosen)
             snprintf(reason, sizeof reason,
-                     "spec \"%.40s\": first device whose platform or device "
-                     "name or vendor contains it",
-                     needle);
+                     "spec \"%.40s\": first device whose %s name or vendor "
+                     "contains it",
+                     needle, pass == 1 ? "platform's" : "device");
         else if (needle) {
             snprintf(message, message_size, "no device matches \"%s\"", spec);
             append_choices(message, message_size, list, n);

@@ -34,6 +34,12 @@ static clxent_status cache_folder(clxent_context *ctx, const char *function) {
     clx_opencl_state *s = ctx->cl;
     const char *off = getenv("CLXENT_CACHE");
     if (off && strcmp(off, "0") == 0) return CLXENT_STATUS_OK;
+    /* "off" or "false" must not leave it on without a word */
+    if (off && *off && strcmp(off, "1") != 0)
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, function,
+                        "CLXENT_CACHE is \"%.40s\": 0 turns the disk cache "
+                        "of compiled programs off, 1 (or unset) leaves it on",
+                        off);
     const char *dir = getenv("CLXENT_CACHE_DIR");
     const char *base = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     const char *suffix = "";
@@ -197,6 +203,10 @@ static clxent_status opencl_save_tuning(clxent_context *ctx,
                                         const char *note) {
     static const char *const function = "clxent_context_save_tuning";
     clx_opencl_state *s = ctx->cl;
+    char why[200];
+    if (clx_tuning_check_text(name, note, why, sizeof why))
+        return clx_fail(ctx, CLXENT_STATUS_INVALID_ARGUMENT, function, "%s",
+                        why);
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     if (!tmp)

@@ -1,14 +1,18 @@
 /* Tuning files: parse, match, write; and the resolution of a context's
  * parameters (tuning.h). Pure C: no OpenCL call, no context. */
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fdopen */
 #include "opencl/tuning/tuning.h"
 
 #include "core/internal.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int fail(char *err, size_t size, const char *format, ...)
 #if defined(__GNUC__)
@@ -199,16 +203,46 @@ int clx_tuning_match(const clx_tuning_entry *e, const clx_device_key *k) {
     return score;
 }
 
+/* The longest value a field of an entry holds. */
+#define FIELD_MAX(field) ((int)sizeof(((clx_tuning_entry *)0)->field) - 1)
+
+/* A name or note the reader gets back as written: one line, not longer
+ * than its field. */
+static int text_fails(const char *what, const char *text, int max, char *err,
+                      size_t err_size) {
+    if (!text) return 0;
+    size_t n = strlen(text);
+    for (size_t i = 0; i < n; ++i)
+        if ((unsigned char)text[i] < 0x20 || text[i] == 0x7f)
+            return fail(err, err_size, "%s: a control character (byte %zu, "
+                        "0x%02x): a tuning file's value is one line",
+                        what, i, (unsigned)(unsigned char)text[i]);
+    if (n > (size_t)max)
+        return fail(err, err_size, "%s: %zu bytes, more than a tuning file "
+                    "holds (%d)", what, n, max);
+    return 0;
+}
+
+int clx_tuning_check_text(const char *name, const char *note, char *err,
+                          size_t err_size) {
+    return text_fails("name", name, FIELD_MAX(name), err, err_size) ||
+           text_fails("note", note, FIELD_MAX(note), err, err_size);
+}
+
 int clx_tuning_write(FILE *f, const char *name, const clx_device_key *k,
                      const char *note, const clx_params *p,
                      const clx_params *baseline) {
     fprintf(f, "# clxent tuning file (docs/tuning.md)\nclxent-tuning %d\n",
             CLX_TUNING_VERSION);
     if (name && *name) fprintf(f, "name %s\n", name);
+    /* at most what the reader takes: a prefix still matches (platform
+     * and device by containment, the driver by prefix) */
     if (k->platform && *k->platform)
-        fprintf(f, "match.platform %s\n", k->platform);
-    if (k->name && *k->name) fprintf(f, "match.device %s\n", k->name);
-    if (k->driver && *k->driver) fprintf(f, "match.driver %s\n", k->driver);
+        fprintf(f, "match.platform %.*s\n", FIELD_MAX(platform), k->platform);
+    if (k->name && *k->name)
+        fprintf(f, "match.device %.*s\n", FIELD_MAX(device), k->name);
+    if (k->driver && *k->driver)
+        fprintf(f, "match.driver %.*s\n", FIELD_MAX(driver), k->driver);
     fprintf(f, "match.class %s\n", k->gpu ? "gpu" : "cpu");
     if (note && *note) fprintf(f, "note %s\n", note);
     for (int i = 0; i < CLX_PARAM_COUNT; ++i)
@@ -229,10 +263,20 @@ static void apply(clx_params *p, const clx_tuning_entry *e) {
 static clxent_status read_text(const char *path, char **text, char *err,
                                size_t err_size) {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* non-blocking: a FIFO would wait for a writer before fstat says so */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
         fail(err, err_size, "CLXENT_TUNING_FILE: cannot open \"%s\": %s", path,
              strerror(errno));
+        if (fd >= 0) close(fd);
+        return CLXENT_STATUS_IO_ERROR;
+    }
+    FILE *f = S_ISREG(sb.st_mode) ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        fail(err, err_size, "CLXENT_TUNING_FILE: \"%s\" is not a regular "
+             "file", path);
+        close(fd);
         return CLXENT_STATUS_IO_ERROR;
     }
     size_t cap = 1 << 20;

@@ -47,6 +47,12 @@ int clx_tuning_parse(const char *text, const char *path, clx_tuning_entry *e,
 /* How specifically e matches the device: -1 not at all, else the number of
  * match keys it has (all of which match). */
 int clx_tuning_match(const clx_tuning_entry *e, const clx_device_key *k);
+/* Whether name and note (either may be NULL) can be written as a tuning
+ * file gives them back: nonzero, with the reason in err, for a control
+ * character (a newline would add lines) or a value longer than its
+ * field. */
+int clx_tuning_check_text(const char *name, const char *note, char *err,
+                          size_t err_size);
 /* Writes p as a tuning file for the device k: the parameters that differ
  * from baseline (what the device resolves without a file), so the file
  * read back over the database gives p. */
