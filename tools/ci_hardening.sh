@@ -4,11 +4,12 @@
 # (no argument: all four, in that order). Installs clang, libclang-rt-14-dev,
 # oclgrind and valgrind through apt when root. Build folders: build-asan,
 # build-fuzz and build-hard (plain build for Oclgrind and valgrind).
-# Environment: FUZZ_SECONDS (per harness, default 60), FUZZ_SEED (default 1:
+# Environment: FUZZ_SECONDS (per harness, shared out on fewer than 3
+# jobs: see stage_fuzz; default 60), FUZZ_SEED (default 1:
 # CI explores the same inputs each run, so a verdict is reproducible; set
 # it to 0 for a random seed when hunting), JOBS (default
-# nproc), CLXENT_FUZZ_DEVICE (device spec for fuzz_api, default: first
-# OpenCL device).
+# nproc), CLXENT_FUZZ_DEVICE (device spec for fuzz_api and fuzz_nd,
+# default: first OpenCL device).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -226,20 +227,30 @@ stage_fuzz() {
   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
     -DCLXENT_FUZZ=ON -DCLXENT_BUILD_TESTS=OFF -DCLXENT_WERROR=ON \
     -DCLXENT_SANITIZE=address,undefined >/dev/null
-  cmake --build build-fuzz -j"$jobs" --target fuzz_api fuzz_npy
-  # Both harnesses at once (each runs on one core).
-  local h
-  for h in api npy; do
+  cmake --build build-fuzz -j"$jobs" --target fuzz_api fuzz_nd fuzz_npy
+  # The three harnesses at once (each runs on one core). With fewer
+  # cores their seconds are shared out so that the stage still lasts
+  # about FUZZ_SECONDS: on two, fuzz_npy (a parser) follows fuzz_api in
+  # one slot while fuzz_nd has the other.
+  local h secs t=$fuzz_seconds
+  for h in api nd npy; do
+    case "$jobs:$h" in
+      1:npy) secs=$((t / 5)) ;;
+      1:*) secs=$((t * 2 / 5)) ;;
+      2:api) secs=$((t * 2 / 3)) ;;
+      2:npy) secs=$((t / 3)) ;;
+      *) secs=$t ;;
+    esac
     # New inputs go to a scratch copy; the committed seeds stay as they are.
     local work=build-fuzz/corpus_$h
     mkdir -p "$work" build-fuzz/artifacts
     cp -n tests/fuzz/corpus_$h/* "$work"/ 2>/dev/null || true
-    echo "-- fuzz_$h for ${fuzz_seconds}s"
+    echo "-- fuzz_$h for ${secs}s"
     ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:detect_odr_violation=0 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$root/tools/lsan.supp:print_suppressions=0 \
       in_background build-fuzz/fuzz_$h.log \
-      build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$fuzz_seconds" \
+      build-fuzz/tests/fuzz/fuzz_$h -max_total_time="$secs" \
         -seed="${FUZZ_SEED:-1}" \
         -timeout=30 -rss_limit_mb=4096 -max_len=8192 -print_final_stats=1 \
         -artifact_prefix=build-fuzz/artifacts/ "$work" tests/fuzz/corpus_$h
