@@ -145,3 +145,30 @@ endif()
 clxent_cli_test(cli_run_shard_not_nll 2 ERR_REGEX "--shard does not apply"
                 ARGS run --op nll_loss --input x.npy --targets y.npy
                 --shard vocab)
+# --shard's form and the options it cannot take are usage errors found
+# before MPI starts, with MPI or without.
+clxent_cli_test(cli_run_shard_negative 2
+                ERR_REGEX "--shard: '-1x-1' is not vocab, batch or VxB \\(V"
+                ARGS run --input x.npy --targets y.npy --shard -1x-1)
+# 3 x 12297829382473034411 is 1 modulo 2^64: one rank, as V*B wraps.
+clxent_cli_test(cli_bench_shard_overflow 2
+                ERR_REGEX "'3x12297829382473034411' is not vocab, batch or VxB \\(V"
+                ARGS bench --shard 3x12297829382473034411 --ops fused
+                --shapes 4x10 --repeat 1)
+clxent_cli_test(cli_bench_shard_no_host 2
+                ERR_REGEX "--no-host does not apply to --shard"
+                ARGS bench --shard vocab --ops fused --no-host --shapes 4x10
+                --repeat 1)
+clxent_cli_test(cli_bench_shard_explain 2
+                ERR_REGEX "--explain does not apply to --shard"
+                ARGS bench --shard vocab --ops fused --explain --shapes 4x10
+                --repeat 1)
+# Sizes past the library's limits would wrap the buffers' byte counts.
+clxent_cli_test(cli_bench_shard_huge_shape 2
+                ERR_REGEX "4611686018427387904x1 exceeds the limit"
+                ARGS bench --device host --shard 1x1 --ops fused --repeat 1
+                --shapes 4611686018427387904x1)
+# The reader looks at the header before reading on: /dev/zero ends there.
+clxent_cli_test(cli_run_input_dev_zero 1
+                ERR_REGEX "/dev/zero: not a \\.npy file"
+                ARGS run --device host --input /dev/zero --targets y.npy)

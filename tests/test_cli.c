@@ -3,17 +3,29 @@
  * N-d input against its transposed matrix), usage errors (exit 2), bad
  * files and shapes (exit 1, with the message they give), devices, demo
  * and check. */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, mkfifo, kill */
 #include "fixtures.h"
 #include "commands.h"
 #include "npy.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <float.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+/* The library's fault-injection seam (host/src/core/internal.h): the k-th
+ * OpenCL call from now fails; 0 disarms. */
+void clx_fault_arm(long k);
+long clx_fault_calls(void);
 
 #define N 6
 #define C 37
@@ -142,6 +154,33 @@ static int setup(void **state) {
     if (!f) return -1;
     fputs("\x93NUMPY\x01\x00\xff\x00{'descr'", f);
     fclose(f);
+    /* Values that leave float32's or float16's range when stored, and
+     * NaN and inf, which are data. */
+    double big[N * C], odd[N * C];
+    float over16[N * C];
+    for (int i = 0; i < N * C; i++)
+        big[i] = odd[i] = over16[i] = logits[i];
+    big[1 * C + 2] = 1e39;
+    odd[0] = INFINITY;
+    odd[1] = NAN;
+    over16[3 * C + 4] = 70000.0f;
+    rc |= npy_write(path("xbig.npy"), NPY_F64, 2, sx, big, err, sizeof err) |
+          npy_write(path("xodd.npy"), NPY_F64, 2, sx, odd, err, sizeof err) |
+          npy_write(path("x16.npy"), NPY_F32, 2, sx, over16, err, sizeof err);
+    /* One-byte types, which numpy writes with byte order '|'. */
+    for (int k = 0; k < 2; k++) {
+        char h[128];
+        snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, "
+                 "'shape': (%d,), }", k ? "|u1" : "|b1", N);
+        f = fopen(path(k ? "u1.npy" : "b1.npy"), "wb");
+        if (!f) return -1;
+        unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                  (unsigned char)strlen(h), 0};
+        fwrite(head, 1, 10, f);
+        fwrite(h, 1, strlen(h), f);
+        fwrite("\1\0\1\0\1\0", 1, N, f);
+        fclose(f);
+    }
     return rc;
 }
 
@@ -153,7 +192,9 @@ static int teardown(void **state) {
                            "plot.svg", "x3.npy", "y3.npy", "x2.npy", "y2.npy",
                            "x3d.npy", "y3bad.npy", "x9.npy", "x0.npy",
                            "out.npy", "loss2.npy", "grad2.npy", "lse2.npy",
-                           "out2.npy"};
+                           "out2.npy", "xbig.npy", "xodd.npy", "x16.npy",
+                           "b1.npy", "u1.npy", "keep.npy", "l3.npy",
+                           "fifo.npy", "cut.npy"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         unlink(path(names[i]));
     rmdir(dir);
@@ -457,6 +498,235 @@ static void test_devices_demo_bench(void **state) {
     assert_string_equal(head, "<svg");
 }
 
+/* Runs fn and checks its exit status and that stderr contains want. */
+static void expect(int rc, const char *want, int (*fn)(int, char **),
+                   const char *const *args) {
+    char err[4096];
+    int got = call_err(err, sizeof err, fn, args);
+    if (got != rc || !strstr(err, want))
+        fail_msg("%s %s: exit %d, expected %d with '%s' in: %s", args[0],
+                 args[1], got, rc, want, err);
+}
+#define EXPECT(rc, want, fn, ...)                                             \
+    expect(rc, want, fn, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Shapes past the library's limits (2^31 - 1 rows and classes) are usage
+ * errors: their buffers' sizes would wrap around. */
+static void test_shape_limits(void **state) {
+    (void)state;
+    const char *lim = "exceeds the limit of 2147483647 rows";
+    EXPECT(CLI_USAGE, lim, clxent_cmd_bench, "bench", "--device", "host",
+           "--no-host", "--repeat", "1", "--ops", "fused", "--shapes",
+           "4611686018427387904x1");
+    EXPECT(CLI_USAGE, lim, clxent_cmd_bench, "bench", "--device", "host",
+           "--no-host", "--repeat", "1", "--ops", "fused", "--shapes",
+           "1x1x4611686018427387904");
+    EXPECT(CLI_USAGE, "exceeds the limit", clxent_cmd_bench, "bench",
+           "--shapes", "4x2147483648");
+    EXPECT(CLI_USAGE, lim, clxent_cmd_tune, "tune", "--device", "host",
+           "--shapes", "4611686018427387904x1", "--out", path("t.txt"));
+    EXPECT(CLI_USAGE, "exceeds the limit", clxent_cmd_tune, "tune",
+           "--shapes", "2147483648x2");
+}
+
+/* A finite value that does not fit the storage type is refused, naming
+ * the file, the element and the value; NaN and inf in a file are data. */
+static void test_run_value_range(void **state) {
+    (void)state;
+    const char *y = path("y.npy");
+    EXPECT(CLI_RUNTIME, "xbig.npy: element 39, at (1, 2), is 1e+39",
+           clxent_cmd_run, "run", "--device", "host", "--input",
+           path("xbig.npy"), "--targets", y);
+    EXPECT(CLI_RUNTIME, "x16.npy: element 115, at (3, 4), is 70000: finite "
+           "but beyond f16's range", clxent_cmd_run, "run", "--device",
+           "host", "--input", path("x16.npy"), "--targets", y, "--dtype",
+           "f16");
+    EXPECT(CLI_RUNTIME, "beyond bf16's range", clxent_cmd_run, "run",
+           "--device", "host", "--input", path("xbig.npy"), "--targets", y,
+           "--dtype", "bf16");
+    EXPECT(CLI_OK, "", clxent_cmd_run, "run", "--device", "host", "--input",
+           path("xodd.npy"), "--targets", y);
+    EXPECT(CLI_OK, "", clxent_cmd_run, "run", "--device", "host", "--input",
+           path("x16.npy"), "--targets", y);
+}
+
+static int exists(const char *name) { return access(path(name), F_OK) == 0; }
+
+/* No temporary is left in the test directory. */
+static void assert_no_temporaries(void) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        if (strstr(e->d_name, ".tmp")) fail_msg("left behind: %s", e->d_name);
+    closedir(d);
+}
+
+/* A run whose last output cannot be written leaves every output as it
+ * was: a new one absent, an old one unchanged. */
+static void test_outputs_all_or_nothing(void **state) {
+    (void)state;
+    const char *x = path("x.npy"), *y = path("y.npy");
+    unlink(path("l3.npy"));
+    EXPECT(CLI_RUNTIME, "/nonexistent/g.npy", clxent_cmd_run, "run",
+           "--device", "host", "--input", x, "--targets", y, "--loss-out",
+           path("l3.npy"), "--grad-out", "/nonexistent/g.npy");
+    assert_false(exists("l3.npy"));
+    float old[2] = {5, 7};
+    size_t two = 2;
+    char err[256];
+    assert_int_equal(0, npy_write(path("keep.npy"), NPY_F32, 1, &two, old,
+                                  err, sizeof err));
+    EXPECT(CLI_RUNTIME, "/nonexistent/s.npy", clxent_cmd_run, "run",
+           "--device", "host", "--input", x, "--targets", y, "--loss-out",
+           path("keep.npy"), "--lse-out", "/nonexistent/s.npy");
+    float *kept = load("keep.npy", 2);
+    assert_true(kept[0] == 5 && kept[1] == 7);
+    free(kept);
+    assert_no_temporaries();
+    /* and with every output writable, all are written */
+    EXPECT(CLI_OK, "", clxent_cmd_run, "run", "--device", "host", "--input",
+           x, "--targets", y, "--loss-out", path("l3.npy"), "--lse-out",
+           path("keep.npy"));
+    free(load("l3.npy", 1));
+    free(load("keep.npy", N));
+    assert_no_temporaries();
+    EXPECT(CLI_USAGE, "--loss-out and --grad-out name the same file",
+           clxent_cmd_run, "run", "--input", x, "--targets", y, "--loss-out",
+           path("same.npy"), "--grad-out", path("same.npy"));
+    EXPECT(CLI_USAGE, "--grad-out and --lse-out name the same file",
+           clxent_cmd_run, "run", "--input", x, "--targets", y, "--grad-out",
+           "s.npy", "--lse-out", "s.npy");
+}
+
+/* A write that fails part-way (here past a file size limit) leaves no
+ * truncated file behind. */
+static void test_npy_write_failure(void **state) {
+    (void)state;
+    static float values[4096];
+    size_t n = 4096;
+    char err[256];
+    struct rlimit saved, small;
+    assert_int_equal(0, getrlimit(RLIMIT_FSIZE, &saved));
+    small = saved;
+    small.rlim_cur = 1000;
+    void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(0, setrlimit(RLIMIT_FSIZE, &small));
+    int rc = npy_write(path("cut.npy"), NPY_F32, 1, &n, values, err,
+                       sizeof err);
+    setrlimit(RLIMIT_FSIZE, &saved);
+    signal(SIGXFSZ, old);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "write failed"));
+    assert_false(exists("cut.npy"));
+}
+
+/* The usage errors of options that used to be ignored or caught late. */
+static void test_option_errors(void **state) {
+    (void)state;
+    const char *x = path("x.npy"), *y = path("y.npy");
+    EXPECT(CLI_USAGE, "--match: no key given", clxent_cmd_tune, "tune",
+           "--device", "host", "--match", ",");
+    EXPECT(CLI_USAGE, "--match: no key given", clxent_cmd_tune, "tune",
+           "--device", "host", "--match=");
+    EXPECT(CLI_USAGE, "--device: empty", clxent_cmd_demo, "demo", "--device",
+           "");
+    EXPECT(CLI_USAGE, "--device: empty", clxent_cmd_run, "run", "--device=",
+           "--input", x, "--targets", y);
+    EXPECT(CLI_USAGE, "--device: empty", clxent_cmd_bench, "bench",
+           "--device", "", "--shapes", "4x10", "--repeat", "1");
+    EXPECT(CLI_USAGE, "--select: empty", clxent_cmd_devices, "devices",
+           "--select", "");
+    EXPECT(CLI_USAGE, "--logit-scale must be > 0, not 0", clxent_cmd_run,
+           "run", "--device", "host", "--input", x, "--targets", y,
+           "--logit-scale", "0");
+    EXPECT(CLI_USAGE, "--logit-scale must be > 0, not -2", clxent_cmd_run,
+           "run", "--device", "host", "--op", "softmax", "--input", x,
+           "--logit-scale", "-2");
+}
+
+/* Messages that named the wrong problem, and checks that came too late. */
+static void test_messages(void **state) {
+    (void)state;
+    const char *x = path("x.npy"), *y = path("y.npy");
+    EXPECT(CLI_RUNTIME, "unsupported dtype '|b1'", clxent_cmd_run, "run",
+           "--device", "host", "--input", path("b1.npy"), "--targets", y);
+    EXPECT(CLI_RUNTIME, "unsupported dtype '|u1'", clxent_cmd_run, "run",
+           "--device", "host", "--input", x, "--targets", path("u1.npy"));
+    /* an underflow to a denormal or 0 is still a number; FLT_MAX too */
+    EXPECT(CLI_OK, "", clxent_cmd_run, "run", "--device", "host", "--input",
+           x, "--targets", y, "--label-smoothing", "1e-310");
+    EXPECT(CLI_OK, "", clxent_cmd_run, "run", "--device", "host", "--input",
+           x, "--targets", y, "--z-loss", "3.40282e38");
+    EXPECT(CLI_USAGE, "'3.5e38' is beyond float's range", clxent_cmd_run,
+           "run", "--input", x, "--targets", y, "--z-loss", "3.5e38");
+    EXPECT(CLI_USAGE, "'1e400' is beyond float's range", clxent_cmd_run,
+           "run", "--input", x, "--targets", y, "--z-loss", "1e400");
+    EXPECT(CLI_USAGE, "'nan' is not a finite number", clxent_cmd_run, "run",
+           "--input", x, "--targets", y, "--z-loss", "nan");
+    EXPECT(CLI_RUNTIME, "--out /nonexistent/t.txt: cannot be written",
+           clxent_cmd_tune, "tune", "--device", "host", "--out",
+           "/nonexistent/t.txt");
+    EXPECT(CLI_RUNTIME, "--svg /nonexistent/p.svg: cannot be written",
+           clxent_cmd_bench, "bench", "--device", "host", "--shapes", "4x10",
+           "--repeat", "1", "--svg", "/nonexistent/p.svg");
+}
+
+/* The reader stops at what the header says: a stream that never ends
+ * (here a pipe whose writer stays) is judged by its first bytes. */
+static void test_npy_read_stops_early(void **state) {
+    (void)state;
+    const char *fifo = path("fifo.npy");
+    unlink(fifo);
+    assert_int_equal(0, mkfifo(fifo, 0600));
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        int fd = open(fifo, O_WRONLY);
+        static const char zeros[64];
+        if (fd >= 0 && write(fd, zeros, sizeof zeros) > 0) {
+            alarm(30); /* never outlive the test */
+            pause();
+        }
+        _exit(0);
+    }
+    npy_array a;
+    char err[256];
+    int rc = npy_read(fifo, &a, err, sizeof err);
+    int writer_alive = waitpid(child, NULL, WNOHANG) == 0;
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "bad magic"));
+    assert_true(writer_alive); /* it returned without waiting for the end */
+}
+
+/* bench releases the device buffers of a shape whose timing fails (a
+ * leak shows in the sanitizer's report at exit). */
+static void test_bench_failure_releases(void **state) {
+    (void)state;
+    const char *spec = fx_device_spec();
+    if (!spec) return;
+    clx_fault_arm(0);
+    assert_int_equal(CLI_OK, CALL(clxent_cmd_bench, "bench", "--device", spec,
+                                  "--no-host", "--ops", "fused", "--shapes",
+                                  "4x10", "--repeat", "1"));
+    long total = clx_fault_calls(), failed = 0;
+    /* the last calls: the timing, the trim and context destruction */
+    for (long k = total > 40 ? total - 40 : 1; k <= total; k++) {
+        clx_fault_arm(k);
+        char err[4096];
+        int rc = call_err(err, sizeof err, clxent_cmd_bench,
+                          (const char *const[]){"bench", "--device", spec,
+                                                "--no-host", "--ops", "fused",
+                                                "--shapes", "4x10",
+                                                "--repeat", "1", NULL});
+        clx_fault_arm(0);
+        failed += rc == CLI_RUNTIME;
+    }
+    assert_true(failed > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_host),
@@ -469,6 +739,14 @@ int main(void) {
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_bad_target_device),
         cmocka_unit_test(test_devices_demo_bench),
+        cmocka_unit_test(test_shape_limits),
+        cmocka_unit_test(test_run_value_range),
+        cmocka_unit_test(test_outputs_all_or_nothing),
+        cmocka_unit_test(test_npy_write_failure),
+        cmocka_unit_test(test_option_errors),
+        cmocka_unit_test(test_messages),
+        cmocka_unit_test(test_npy_read_stops_early),
+        cmocka_unit_test(test_bench_failure_releases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -32,6 +32,7 @@ static void bufs_release(shard_bufs *b) {
 static clxent_status make(clxent_context *ctx, size_t no, size_t kc,
                           size_t I, size_t C, clxent_dtype dtype,
                           uint64_t seed, uint64_t yseed, shard_bufs *b) {
+    if (!cli_shape_fits(no, kc, I)) return CLXENT_STATUS_SIZE_OVERFLOW;
     size_t n = no * kc * I, rows = no * I;
     float *f = malloc((n ? n : 1) * sizeof *f);
     int32_t *y = malloc((rows ? rows : 1) * sizeof *y);

@@ -1,15 +1,20 @@
 /* Argument parsing, error reporting and small conversions shared by the
  * clxent subcommands. */
+#define _POSIX_C_SOURCE 200809L /* access */
 #include "commands.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
-int cli_option(const char *cmd, int argc, char **argv, int *i,
-               const char *name, const char **value) {
+/* cli_option without the check of the value. */
+static int option(const char *cmd, int argc, char **argv, int *i,
+                  const char *name, const char **value) {
     const char *arg = argv[*i];
     size_t n = strlen(name);
     if (strncmp(arg, name, n) != 0) return 0;
@@ -22,6 +27,17 @@ int cli_option(const char *cmd, int argc, char **argv, int *i,
         return cli_usage_error(cmd, "option %s needs a value", name);
     *value = argv[++*i];
     return 1;
+}
+
+int cli_option(const char *cmd, int argc, char **argv, int *i,
+               const char *name, const char **value) {
+    int r = option(cmd, argc, argv, i, name, value);
+    /* An empty spec would silently mean the default device. */
+    if (r == 1 && !**value &&
+        (strcmp(name, "--device") == 0 || strcmp(name, "--select") == 0))
+        return cli_usage_error(cmd, "%s: empty; a device spec such as "
+                               "'host' or 'pocl' expected", name);
+    return r;
 }
 
 int cli_is_help(const char *arg) {
@@ -88,12 +104,26 @@ int cli_parse_float(const char *cmd, const char *flag, const char *text,
     char *end = NULL;
     errno = 0;
     double v = text && *text ? strtod(text, &end) : 0.0;
-    if (!text || !*text || errno || *end != '\0' || !isfinite(v) ||
-        fabs(v) > 3.4e38)
+    /* ERANGE with a finite result is an underflow: a denormal or 0 is
+     * still the number meant, as float rounds it anyway; with an infinite
+     * one, an overflow. */
+    int overflow = errno == ERANGE && isinf(v);
+    if (!text || !*text || *end != '\0' || (errno && errno != ERANGE) ||
+        (!isfinite(v) && !overflow))
         return cli_usage_error(cmd, "%s: '%s' is not a finite number", flag,
                                text ? text : "");
+    if (overflow || !cli_fits_f32(v))
+        return cli_usage_error(cmd, "%s: '%s' is beyond float's range "
+                               "(largest finite %g)", flag, text,
+                               (double)FLT_MAX);
     *out = (float)v;
     return 0;
+}
+
+int cli_fits_f32(double v) {
+    /* Halfway between FLT_MAX and 2^128: from there on, rounding to
+     * nearest gives inf. */
+    return !isfinite(v) || fabs(v) < 0x1.ffffffp+127;
 }
 
 int cli_parse_dtype(const char *cmd, const char *flag, const char *text,
@@ -120,7 +150,12 @@ int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
         p = end + 1;
         if (*p < '0' || *p > '9') break;
         unsigned long long c = strtoull(p, &end, 10);
-        if (errno || r == 0 || c == 0 || r > SIZE_MAX / c) break;
+        if (errno || r == 0 || c == 0) break;
+        if (r > SIZE_MAX || c > SIZE_MAX ||
+            !cli_shape_fits((size_t)r, (size_t)c, 1))
+            return cli_usage_error(cmd, "%s: %llux%llu exceeds the limit of "
+                                   "%zu rows and %zu classes", flag, r, c,
+                                   CLI_MAX_DIM, CLI_MAX_DIM);
         if (*count == capacity)
             return cli_usage_error(cmd, "%s: at most %zu shapes", flag,
                                    capacity);
@@ -133,6 +168,35 @@ int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
     }
     return cli_usage_error(cmd, "%s: '%s' is not a list like 64x1000,8x32000 "
                            "(positive sizes)", flag, text);
+}
+
+int cli_shape_fits(size_t outer, size_t classes, size_t inner) {
+    if (outer > CLI_MAX_DIM || classes > CLI_MAX_DIM || inner > CLI_MAX_DIM)
+        return 0;
+    size_t rows = outer * inner; /* both under 2^31: no overflow */
+    return rows <= CLI_MAX_DIM && rows <= SIZE_MAX / classes / sizeof(float);
+}
+
+int cli_check_writable(const char *cmd, const char *flag, const char *path) {
+    struct stat st;
+    const char *why = NULL;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) why = "it is a directory";
+        else if (access(path, W_OK) != 0) why = strerror(errno);
+    } else if (errno != ENOENT) {
+        why = strerror(errno);
+    } else {
+        /* A new file: its directory must take it. */
+        const char *slash = strrchr(path, '/');
+        char dir[4096];
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else if (slash == path) snprintf(dir, sizeof dir, "/");
+        else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+        if (access(dir, W_OK | X_OK) != 0) why = strerror(errno);
+    }
+    if (!why) return 0;
+    return cli_fail(cmd, "%s %s: cannot be written (%s); nothing was run",
+                    flag, path, why);
 }
 
 int cli_open_context(const char *cmd, const char *spec, clxent_context **ctx) {

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty, strtok_r */
 #include "bench.h"
 #include "commands.h"
+#include "shard.h"
 
 #include <errno.h>
 #include <math.h>
@@ -104,14 +105,17 @@ static int parse_shapes(const char *text, bench_args *a) {
         s->cols = dims[1];
         s->inner = 1;
         s->nd = n > 2;
-        for (size_t k = 2; k < n; k++) {
-            if (s->inner > SIZE_MAX / dims[k]) goto bad;
-            s->inner *= dims[k];
-        }
-        if (s->outer > SIZE_MAX / s->inner ||
-            s->outer * s->inner > SIZE_MAX / s->cols)
-            goto bad;
         snprintf(s->text, sizeof s->text, "%.*s", (int)(p - start), start);
+        int fits = 1;
+        for (size_t k = 2; k < n && fits; k++) {
+            fits = dims[k] <= CLI_MAX_DIM / s->inner;
+            if (fits) s->inner *= dims[k];
+        }
+        if (!fits || !cli_shape_fits(s->outer, s->cols, s->inner))
+            return cli_usage_error(cmd, "--shapes: %.*s exceeds the limit "
+                                   "of %zu rows (N x D1 x ..) and %zu "
+                                   "classes", (int)(p - start), start,
+                                   CLI_MAX_DIM, CLI_MAX_DIM);
         if (*p == '\0') return 0;
         if (*p != ',') goto bad;
         ++p;
@@ -178,10 +182,13 @@ static int parse_args(int argc, char **argv, bench_args *a) {
 /* Random logits in [-4, 4), never 0, in storage type dtype; valid targets. */
 static int make_inputs(size_t rows, size_t cols, clxent_dtype dtype,
                        cli_rng *rng, void **x, int32_t **y) {
+    *x = NULL;
+    *y = NULL;
+    if (!cli_shape_fits(rows, cols, 1))
+        return cli_fail(cmd, "%zux%zu is too large", rows, cols);
     size_t n = rows * cols;
     float *f = malloc(n * sizeof *f);
     *y = malloc(rows * sizeof **y);
-    *x = NULL;
     if (f && *y) {
         for (size_t i = 0; i < n; i++) {
             float v = (float)cli_rng_uniform(rng, -4.0, 4.0);
@@ -254,6 +261,7 @@ static int bench_shape(bench_run *run, const bench_shape_arg *sh) {
     int32_t *y;
     int rc = make_inputs(rows, cols, a->dtype, &rng, &x, &y);
     bench_bufs b;
+    memset(&b, 0, sizeof b); /* released on every path, made or not */
     clxent_status st = rc ? CLXENT_STATUS_OK
                           : bufs_for(run->dev, sh, x, y, a->dtype, &b);
     if (!rc && st != CLXENT_STATUS_OK)
@@ -298,7 +306,7 @@ static int bench_shape(bench_run *run, const bench_shape_arg *sh) {
         r->copy_gbps = copy_gbps;
         r->roofline = r->gbps / copy_gbps;
     }
-    if (!rc) bench_bufs_release(&b);
+    bench_bufs_release(&b);
     int host = !a->no_host && (double)rows * cols <= HOST_LIMIT;
     if (!rc && !host) run->host_skipped = 1;
     if (!rc && host) {
@@ -310,8 +318,7 @@ static int bench_shape(bench_run *run, const bench_shape_arg *sh) {
                            &run->results[i].host_ms);
         if (st != CLXENT_STATUS_OK)
             rc = cli_fail_status(cmd, run->host, st, "host backend");
-        else
-            bench_bufs_release(&b);
+        bench_bufs_release(&b);
     }
     free(x);
     free(y);
@@ -399,9 +406,18 @@ int clxent_cmd_bench(int argc, char **argv) {
                                        "only: add --ops fused");
         if (a.svg)
             return cli_usage_error(cmd, "--svg does not apply to --shard");
+        if (a.no_host)
+            return cli_usage_error(cmd, "--no-host does not apply to "
+                                   "--shard (it times no host backend)");
+        if (a.explain)
+            return cli_usage_error(cmd, "--explain does not apply to "
+                                   "--shard");
+        int V, B;
+        if ((rc = shard_parse(cmd, a.shard, &V, &B))) return rc;
         return bench_sharded(a.shard, a.device, a.shapes, a.nshapes,
                              a.repeat, a.dtype, a.json);
     }
+    if (a.svg && (rc = cli_check_writable(cmd, "--svg", a.svg))) return rc;
     bench_run run;
     memset(&run, 0, sizeof run);
     run.a = &a;

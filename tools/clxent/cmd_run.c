@@ -3,6 +3,7 @@
  * library. This file reads the arguments; run_load.c and run_exec.c do
  * the rest. */
 #include "run.h"
+#include "shard.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -174,6 +175,19 @@ static int check_args(const run_args *a, const unsigned char *given) {
     if (a->opt.softcap < 0)
         return cli_usage_error(cmd, "--softcap must be >= 0 (0 = off), not "
                                "%g", (double)a->opt.softcap);
+    if (!(a->opt.logit_scale > 0))
+        return cli_usage_error(cmd, "--logit-scale must be > 0, not %g",
+                               (double)a->opt.logit_scale);
+    const char *outs[] = {a->loss_out, a->grad_out, a->lse_out, a->out};
+    const char *names[] = {"--loss-out", "--grad-out", "--lse-out", "--out"};
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (outs[i] && outs[j] && strcmp(outs[i], outs[j]) == 0)
+                return cli_usage_error(cmd, "%s and %s name the same file "
+                                       "'%s'; each output needs its own",
+                                       names[i], names[j], outs[i]);
+    int V, B;
+    if (a->shard) return shard_parse(cmd, a->shard, &V, &B);
     return 0;
 }
 

@@ -74,7 +74,9 @@ static int parse_match(const char *text, unsigned *mask) {
                                    tok);
         *mask |= 1u << k;
     }
-    return 0;
+    return *mask ? 0 : cli_usage_error(cmd, "--match: no key given "
+                                       "(platform, vendor, device, driver, "
+                                       "class)");
 }
 
 static int parse_args(int argc, char **argv, tune_args *a) {
@@ -216,6 +218,7 @@ int clxent_cmd_tune(int argc, char **argv) {
     tune_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    if ((rc = cli_check_writable(cmd, "--out", a.out))) return rc;
     tune_run run;
     memset(&run, 0, sizeof run);
     run.a = &a;

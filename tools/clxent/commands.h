@@ -48,10 +48,25 @@ int cli_parse_float(const char *cmd, const char *flag, const char *text,
 /* "f32" | "f16" | "bf16". */
 int cli_parse_dtype(const char *cmd, const char *flag, const char *text,
                     clxent_dtype *out);
-/* "NxC[,NxC...]" into at most capacity pairs. */
+/* Whether v, a double, rounds to a finite float (non-finite v: yes, it
+ * stays what it is). */
+int cli_fits_f32(double v);
+/* "NxC[,NxC...]" into at most capacity pairs, each within the library's
+ * limits (cli_shape_fits). */
 int cli_parse_shapes(const char *cmd, const char *flag, const char *text,
                      size_t *rows, size_t *cols, size_t capacity,
                      size_t *count);
+
+/* The library's limit on rows and on classes (host/src/api/validate.c). */
+#define CLI_MAX_DIM ((size_t)INT32_MAX)
+/* 1 when an outer x classes x inner shape has at most CLI_MAX_DIM rows
+ * (outer x inner) and classes, and its float32 values' bytes fit size_t:
+ * then every buffer the commands allocate for it can be sized. */
+int cli_shape_fits(size_t outer, size_t classes, size_t inner);
+/* 0 when path can be written (an existing file, or a new one in an
+ * existing directory), else CLI_RUNTIME after a message naming flag:
+ * checked before a long run whose result would be lost. */
+int cli_check_writable(const char *cmd, const char *flag, const char *path);
 
 /* Creates a context for spec (NULL: CLXENT_DEVICE or the default rule);
  * 0, or CLI_RUNTIME after printing the library's message. */

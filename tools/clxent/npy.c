@@ -2,6 +2,7 @@
  * trusts nothing in the file: every length, key and shape entry is checked,
  * and shape products are computed with overflow checks before any
  * allocation, so a malformed file is an error with a reason. */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
 #include "npy.h"
 
 #include <errno.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 
@@ -139,21 +141,22 @@ static int parse_shape(cursor *c, npy_array *a, const char **why) {
 static int parse_descr(const char *d, npy_array *a, char *error, size_t es,
                        const char *name) {
     char order = d[0];
-    if (order == '|')
-        return fail(error, es, name,
-                    "byte order '|' is ambiguous for dtype '%s'", d);
-    if (order != '<' && order != '>' && order != '=')
-        return fail(error, es, name, "unsupported dtype '%s'", d);
     const char *t = d + 1;
     if (strcmp(t, "f4") == 0) a->dtype = NPY_F32;
     else if (strcmp(t, "f2") == 0) a->dtype = NPY_F16;
     else if (strcmp(t, "f8") == 0) a->dtype = NPY_F64;
     else if (strcmp(t, "i4") == 0) a->dtype = NPY_I32;
     else if (strcmp(t, "i8") == 0) a->dtype = NPY_I64;
-    else
+    if (!a->dtype || (order != '<' && order != '>' && order != '=' &&
+                      order != '|'))
         return fail(error, es, name,
                     "unsupported dtype '%s' (float32, float16, float64, "
                     "int32 or int64 expected)", d);
+    /* '|' (no byte order) is right for one-byte types, which are refused
+     * above; on these it leaves the order unknown. */
+    if (order == '|')
+        return fail(error, es, name,
+                    "byte order '|' is ambiguous for dtype '%s'", d);
     if ((order == '<' && !host_is_little_endian()) ||
         (order == '>' && host_is_little_endian()))
         a->converted |= NPY_SWAPPED;
@@ -237,33 +240,50 @@ static void from_fortran(unsigned char *dst, const unsigned char *src,
     }
 }
 
-int npy_parse(const unsigned char *bytes, size_t size, const char *name,
-              npy_array *out, char *error, size_t es) {
-    if (!out) return fail(error, es, name, "no output array");
-    memset(out, 0, sizeof *out);
-    if (!bytes && size) return fail(error, es, name, "no data");
+/* The magic and version of an image's first size bytes: *len_bytes, the
+ * size of the header length that follows (2 or 4). */
+static int parse_prefix(const unsigned char *bytes, size_t size,
+                        const char *name, size_t *len_bytes, char *error,
+                        size_t es) {
     if (size < 8 || memcmp(bytes, npy_magic, 6) != 0)
         return fail(error, es, name, "not a .npy file (bad magic)");
     unsigned major = bytes[6], minor = bytes[7];
-    size_t len_bytes;
-    if (major == 1 && minor == 0) len_bytes = 2;
-    else if ((major == 2 || major == 3) && minor == 0) len_bytes = 4;
+    if (major == 1 && minor == 0) *len_bytes = 2;
+    else if ((major == 2 || major == 3) && minor == 0) *len_bytes = 4;
     else
         return fail(error, es, name, "unsupported .npy version %u.%u",
                     major, minor);
+    return 0;
+}
+
+/* The header length stored at bytes + 8 (len_bytes, little-endian). */
+static size_t header_length(const unsigned char *bytes, size_t len_bytes) {
+    size_t n = 0;
+    for (size_t i = 0; i < len_bytes; i++)
+        n |= (size_t)bytes[8 + i] << (8 * i);
+    return n;
+}
+
+/* The dict of an image whose first size bytes hold the prefix and the
+ * whole header: out's dtype, shape, count and flags, *data_bytes the size
+ * of the data that must follow it at *data_at. */
+static int parse_head(const unsigned char *bytes, size_t size,
+                      const char *name, npy_array *out, size_t *data_at,
+                      size_t *data_bytes, char *error, size_t es) {
+    size_t len_bytes = 0;
+    if (parse_prefix(bytes, size, name, &len_bytes, error, es) != 0)
+        return -1;
     if (size < 8 + len_bytes)
         return fail(error, es, name, "truncated header length");
-    size_t header_len = 0;
-    for (size_t i = 0; i < len_bytes; i++)
-        header_len |= (size_t)bytes[8 + i] << (8 * i);
-    size_t data_at = 8 + len_bytes;
-    if (header_len > size - data_at)
+    size_t header_len = header_length(bytes, len_bytes);
+    *data_at = 8 + len_bytes;
+    if (header_len > size - *data_at)
         return fail(error, es, name, "header length %zu runs past the end "
                     "of the file (%zu bytes)", header_len, size);
-    cursor c = {(const char *)bytes + data_at,
-                (const char *)bytes + data_at + header_len};
+    cursor c = {(const char *)bytes + *data_at,
+                (const char *)bytes + *data_at + header_len};
     if (parse_header(&c, out, name, error, es) != 0) return -1;
-    data_at += header_len;
+    *data_at += header_len;
 
     size_t count = 1;
     for (int i = 0; i < out->ndim; i++) {
@@ -274,54 +294,143 @@ int npy_parse(const unsigned char *bytes, size_t size, const char *name,
     size_t elem = npy_dtype_size(out->dtype);
     if (count > SIZE_MAX / elem)
         return fail(error, es, name, "data size overflows");
-    size_t data_bytes = count * elem;
-    if (size - data_at < data_bytes)
-        return fail(error, es, name, "truncated data: %zu bytes expected, "
-                    "%zu present", data_bytes, size - data_at);
-    if (size - data_at > data_bytes)
-        return fail(error, es, name, "%zu unexpected bytes after the data",
-                    size - data_at - data_bytes);
     out->count = count;
-    out->data = malloc(data_bytes ? data_bytes : 1);
-    if (!out->data) return fail(error, es, name, "out of memory");
-    if (out->converted & NPY_TRANSPOSED)
-        from_fortran(out->data, bytes + data_at, out, elem);
-    else if (data_bytes)
-        memcpy(out->data, bytes + data_at, data_bytes);
-    if (out->converted & NPY_SWAPPED) swap_bytes(out->data, count, elem);
+    *data_bytes = count * elem;
     return 0;
+}
+
+/* Moves the file's data (malloc'd, data_bytes + 1 bytes) into out in C
+ * order and host byte order. */
+static int take_data(unsigned char *data, npy_array *out, const char *name,
+                     char *error, size_t es) {
+    size_t elem = npy_dtype_size(out->dtype);
+    if (out->converted & NPY_TRANSPOSED) {
+        unsigned char *c = malloc(out->count ? out->count * elem : 1);
+        if (!c) {
+            free(data);
+            return fail(error, es, name, "out of memory");
+        }
+        from_fortran(c, data, out, elem);
+        free(data);
+        data = c;
+    }
+    if (out->converted & NPY_SWAPPED) swap_bytes(data, out->count, elem);
+    out->data = data;
+    return 0;
+}
+
+static int bad_size(char *error, size_t es, const char *name,
+                    size_t data_bytes, size_t present) {
+    if (present < data_bytes)
+        return fail(error, es, name, "truncated data: %zu bytes expected, "
+                    "%zu present", data_bytes, present);
+    return fail(error, es, name, "%zu unexpected bytes after the data",
+                present - data_bytes);
+}
+
+int npy_parse(const unsigned char *bytes, size_t size, const char *name,
+              npy_array *out, char *error, size_t es) {
+    if (!out) return fail(error, es, name, "no output array");
+    memset(out, 0, sizeof *out);
+    if (!bytes && size) return fail(error, es, name, "no data");
+    size_t data_at, data_bytes;
+    if (parse_head(bytes, size, name, out, &data_at, &data_bytes, error,
+                   es) != 0) {
+        out->count = 0;
+        return -1;
+    }
+    if (size - data_at != data_bytes) {
+        out->count = 0;
+        return bad_size(error, es, name, data_bytes, size - data_at);
+    }
+    unsigned char *data = malloc(data_bytes + 1);
+    if (!data) {
+        out->count = 0;
+        return fail(error, es, name, "out of memory");
+    }
+    if (data_bytes) memcpy(data, bytes + data_at, data_bytes);
+    return take_data(data, out, name, error, es);
+}
+
+/* Reads exactly n bytes; the number read. */
+static size_t read_full(FILE *f, unsigned char *to, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        size_t k = fread(to + got, 1, n - got, f);
+        if (k == 0) break;
+        got += k;
+    }
+    return got;
+}
+
+/* The header, then exactly the data it promises: a file is never read
+ * further than its header says (a device such as /dev/zero ends at the
+ * magic), and memory never grows past the data's size. */
+static int read_stream(FILE *f, const char *path, npy_array *out,
+                       char *error, size_t es) {
+    unsigned char prefix[12];
+    size_t got = read_full(f, prefix, 8), len_bytes = 0;
+    if (parse_prefix(prefix, got, path, &len_bytes, error, es) != 0)
+        return -1;
+    got += read_full(f, prefix + 8, len_bytes);
+    if (got < 8 + len_bytes)
+        return fail(error, es, path, "truncated header length");
+    size_t header_len = header_length(prefix, len_bytes);
+    /* A header holds a short dict; numpy's own reader stops at 10000. */
+    if (header_len > 65536)
+        return fail(error, es, path, "header length %zu is over 65536 "
+                    "bytes", header_len);
+    unsigned char *head = malloc(got + header_len);
+    if (!head) return fail(error, es, path, "out of memory");
+    memcpy(head, prefix, got);
+    size_t size = got + read_full(f, head + got, header_len);
+    size_t data_at, data_bytes;
+    int rc = parse_head(head, size, path, out, &data_at, &data_bytes, error,
+                        es);
+    free(head);
+    if (rc != 0) return -1;
+    struct stat st;
+    long at = ftell(f);
+    /* A regular file says its size: a short one costs no allocation. */
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && at >= 0 &&
+        st.st_size >= at && (size_t)(st.st_size - at) != data_bytes)
+        return bad_size(error, es, path, data_bytes,
+                        (size_t)(st.st_size - at));
+    unsigned char *data = malloc(data_bytes + 1);
+    if (!data) return fail(error, es, path, "out of memory");
+    got = read_full(f, data, data_bytes);
+    if (got < data_bytes || fgetc(f) != EOF) {
+        free(data);
+        if (ferror(f)) return fail(error, es, path, "read error");
+        if (got < data_bytes) return bad_size(error, es, path, data_bytes, got);
+        size_t extra = 1;
+        unsigned char chunk[4096];
+        size_t k;
+        while (extra < ((size_t)1 << 20) &&
+               (k = fread(chunk, 1, sizeof chunk, f)) > 0)
+            extra += k;
+        return fail(error, es, path, "%s%zu unexpected bytes after the data",
+                    extra >= ((size_t)1 << 20) ? "at least " : "", extra);
+    }
+    if (ferror(f)) {
+        free(data);
+        return fail(error, es, path, "read error");
+    }
+    return take_data(data, out, path, error, es);
 }
 
 int npy_read(const char *path, npy_array *out, char *error, size_t es) {
     if (out) memset(out, 0, sizeof *out);
     if (!path) return fail(error, es, "(npy)", "no path");
+    if (!out) return fail(error, es, path, "no output array");
     FILE *f = fopen(path, "rb");
     if (!f) return fail(error, es, path, "%s", strerror(errno));
-    unsigned char *bytes = NULL;
-    size_t size = 0, capacity = 0;
-    for (;;) {
-        if (size == capacity) {
-            size_t grow = capacity ? capacity : 1 << 16;
-            unsigned char *bigger = capacity > SIZE_MAX / 2
-                                        ? NULL
-                                        : realloc(bytes, capacity + grow);
-            if (!bigger) {
-                free(bytes);
-                fclose(f);
-                return fail(error, es, path, "out of memory reading file");
-            }
-            bytes = bigger;
-            capacity += grow;
-        }
-        size_t got = fread(bytes + size, 1, capacity - size, f);
-        size += got;
-        if (got == 0) break;
-    }
-    int bad = ferror(f);
+    int rc = read_stream(f, path, out, error, es);
     fclose(f);
-    int rc = bad ? fail(error, es, path, "read error")
-                 : npy_parse(bytes, size, path, out, error, es);
-    free(bytes);
+    if (rc != 0) {
+        out->count = 0;
+        out->data = NULL;
+    }
     return rc;
 }
 
@@ -362,12 +471,18 @@ int npy_write(const char *path, npy_dtype dtype, int ndim,
     prefix[9] = (unsigned char)(len >> 8);
     FILE *f = fopen(path, "wb");
     if (!f) return fail(error, es, path, "%s", strerror(errno));
+    struct stat st;
+    int regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
     int ok = fwrite(prefix, 1, 10, f) == 10 &&
              fwrite(header, 1, len, f) == len &&
              (count == 0 || fwrite(data, elem, count, f) == count);
     if (fclose(f) != 0) ok = 0;
-    if (!ok) return fail(error, es, path, "write failed: %s", strerror(errno));
-    return 0;
+    if (ok) return 0;
+    int why = errno;
+    /* A truncated file would read as a malformed array later; a device
+     * or a pipe is not ours to remove. */
+    if (regular) remove(path);
+    return fail(error, es, path, "write failed: %s", strerror(why));
 }
 
 void npy_free(npy_array *array) {

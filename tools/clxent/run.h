@@ -57,6 +57,24 @@ clxent_tensor run_tensor(const run_inputs *in, clxent_buffer *buffer,
  * 0 or CLI_RUNTIME after a message. */
 int run_exec(const run_args *a, run_inputs *in, clxent_context *ctx);
 
+/* Outputs written all or none (run_exec.c): each goes to a temporary
+ * file beside its target, and only when every one is written are they
+ * renamed onto their targets; otherwise the temporaries are removed. */
+#define RUN_MAX_OUTPUTS 4
+typedef struct run_staged {
+    const char *path[RUN_MAX_OUTPUTS];
+    char *tmp[RUN_MAX_OUTPUTS]; /* NULL: written in place (not a file) */
+    int n;
+} run_staged;
+
+/* Writes n values of dtype in raw as a float32 .npy for path (NULL:
+ * nothing); 0 or CLI_RUNTIME after a message. */
+int run_stage(run_staged *s, const char *path, const void *raw, size_t n,
+              clxent_dtype dtype, int ndim, const size_t *shape);
+/* rc 0: renames every staged file onto its target; else removes them.
+ * Returns rc, or CLI_RUNTIME when a rename fails. */
+int run_stage_finish(run_staged *s, int rc);
+
 /* The whole run over MPI ranks (--shard, under mpirun): 0, or CLI_RUNTIME
  * / CLI_USAGE on every rank after rank 0's message (run_shard.c). */
 int run_sharded(const run_args *a);

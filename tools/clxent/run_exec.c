@@ -2,10 +2,15 @@
  * context, one tensor call per output (cross-entropy fused when the
  * gradient is wanted), the outputs read back and written as float32
  * .npy files in PyTorch's shapes. */
+#define _POSIX_C_SOURCE 200809L /* getpid, open */
 #include "run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char *cmd = "run";
 
@@ -24,26 +29,82 @@ static int make(clxent_context *ctx, size_t bytes, const void *data,
     return st ? cli_fail_status(cmd, ctx, st, what) : 0;
 }
 
-/* Reads n values of dtype from buffer and writes them as float32. */
-static int save(clxent_context *ctx, clxent_buffer *buffer, size_t n,
-                clxent_dtype dtype, const char *path, int ndim,
+/* A new file beside path, created here so that no other file is
+ * overwritten; malloc'd name, or NULL with errno set. */
+static char *temporary(const char *path) {
+    size_t size = strlen(path) + 32;
+    char *name = malloc(size);
+    for (int k = 0; name && k < 100; k++) {
+        snprintf(name, size, "%s.tmp%ld-%d", path, (long)getpid(), k);
+        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd >= 0) {
+            close(fd);
+            return name;
+        }
+        if (errno != EEXIST) break;
+    }
+    int why = name ? errno : ENOMEM;
+    free(name);
+    errno = why;
+    return NULL;
+}
+
+int run_stage(run_staged *s, const char *path, const void *raw, size_t n,
+              clxent_dtype dtype, int ndim, const size_t *shape) {
+    if (!path) return 0;
+    if (s->n == RUN_MAX_OUTPUTS)
+        return cli_fail(cmd, "%s: too many outputs", path);
+    float *values = cli_to_f32(raw, n, dtype);
+    if (!values) return cli_fail(cmd, "%s: out of memory", path);
+    struct stat st;
+    /* A device or a pipe (/dev/null, /dev/stdout) cannot be replaced by
+     * a rename: it is written in place. */
+    int in_place = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    char *tmp = in_place ? NULL : temporary(path);
+    char error[512];
+    int rc = 0;
+    if (!in_place && !tmp)
+        rc = cli_fail(cmd, "%s: cannot create a file beside it: %s", path,
+                      strerror(errno));
+    else if (npy_write(tmp ? tmp : path, NPY_F32, ndim, shape, values, error,
+                       sizeof error) != 0)
+        rc = cli_fail(cmd, "%s: %s", path, error);
+    free(values);
+    if (rc) {
+        if (tmp) remove(tmp);
+        free(tmp);
+        return rc;
+    }
+    s->path[s->n] = path;
+    s->tmp[s->n++] = tmp;
+    return 0;
+}
+
+int run_stage_finish(run_staged *s, int rc) {
+    for (int i = 0; i < s->n; i++) {
+        if (!s->tmp[i]) continue;
+        if (!rc && rename(s->tmp[i], s->path[i]) != 0)
+            rc = cli_fail(cmd, "%s: %s", s->path[i], strerror(errno));
+        if (rc) remove(s->tmp[i]);
+        free(s->tmp[i]);
+    }
+    memset(s, 0, sizeof *s);
+    return rc;
+}
+
+/* Reads n values of dtype from buffer and stages them for path. */
+static int save(clxent_context *ctx, run_staged *s, clxent_buffer *buffer,
+                size_t n, clxent_dtype dtype, const char *path, int ndim,
                 const size_t *shape) {
     if (!path) return 0;
     size_t bytes = n * clxent_dtype_size(dtype);
     void *raw = malloc(bytes ? bytes : 1);
-    float *values = NULL;
     int rc = 0;
-    char error[512];
     clxent_status st = raw ? clxent_buffer_read(ctx, buffer, 0, bytes, raw)
                            : CLXENT_STATUS_OUT_OF_MEMORY;
     if (st) rc = cli_fail_status(cmd, ctx, st, path);
-    else if (!(values = cli_to_f32(raw, n, dtype)))
-        rc = cli_fail(cmd, "%s: out of memory", path);
-    else if (npy_write(path, NPY_F32, ndim, shape, values, error,
-                       sizeof error) != 0)
-        rc = cli_fail(cmd, "%s", error);
+    else rc = run_stage(s, path, raw, n, dtype, ndim, shape);
     free(raw);
-    free(values);
     return rc;
 }
 
@@ -158,13 +219,15 @@ int run_exec(const run_args *a, run_inputs *in, clxent_context *ctx) {
     }
     int lnd = a->opt.loss.reduction == CLXENT_REDUCTION_NONE ? in->row_ndim
                                                              : 0;
-    if (!rc) rc = save(ctx, b.loss, nloss, CLXENT_F32, a->loss_out, lnd,
-                       in->row_shape);
-    if (!rc) rc = save(ctx, b.grad, in->x.count, in->dtype,
+    run_staged staged = {0};
+    if (!rc) rc = save(ctx, &staged, b.loss, nloss, CLXENT_F32, a->loss_out,
+                       lnd, in->row_shape);
+    if (!rc) rc = save(ctx, &staged, b.grad, in->x.count, in->dtype,
                        is_loss ? a->grad_out : a->out, in->x.ndim,
                        in->x.shape);
-    if (!rc) rc = save(ctx, b.lse, rows, CLXENT_F32, a->lse_out,
+    if (!rc) rc = save(ctx, &staged, b.lse, rows, CLXENT_F32, a->lse_out,
                        in->row_ndim, in->row_shape);
+    rc = run_stage_finish(&staged, rc);
     if (!rc) summary(a, in, ctx, loss, nloss);
     free(loss);
     clxent_buffer_release(b.x);

@@ -4,6 +4,8 @@
  * needs. */
 #include "run.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,15 +22,18 @@ static const char *shape_text(char *buf, size_t size, int ndim,
     return buf;
 }
 
-static float value_at(const npy_array *a, size_t i) {
+/* Element i of a, exactly (every file type fits a double). */
+static double value_at(const npy_array *a, size_t i) {
     switch (a->dtype) {
     case NPY_F16: return cli_load(a->data, i, CLXENT_F16);
-    case NPY_F64: return (float)((const double *)a->data)[i];
+    case NPY_F64: return ((const double *)a->data)[i];
     default: return cli_load(a->data, i, CLXENT_F32);
     }
 }
 
-/* a's values in dtype (malloc'd), saying so when float64 is narrowed. */
+/* a's values in dtype (malloc'd), saying so when float64 is narrowed. A
+ * finite value that would become inf is an error: NaN and inf in the
+ * file are data and pass through. */
 static int convert(const char *flag, const char *path, const npy_array *a,
                    clxent_dtype dtype, void **out) {
     size_t elem = clxent_dtype_size(dtype);
@@ -37,8 +42,25 @@ static int convert(const char *flag, const char *path, const npy_array *a,
                 "%s\n", flag, path, clxent_dtype_name(dtype));
     *out = malloc(a->count ? a->count * elem : 1);
     if (!*out) return cli_fail(cmd, "%s %s: out of memory", flag, path);
-    for (size_t i = 0; i < a->count; i++)
-        cli_store(*out, i, dtype, value_at(a, i));
+    for (size_t i = 0; i < a->count; i++) {
+        double v = value_at(a, i);
+        cli_store(*out, i, dtype, cli_fits_f32(v) ? (float)v : INFINITY);
+        if (!isfinite(v) || isfinite(cli_load(*out, i, dtype))) continue;
+        size_t at[NPY_MAX_DIMS], rest = i;
+        for (int k = a->ndim - 1; k >= 0; k--) {
+            at[k] = rest % a->shape[k];
+            rest /= a->shape[k];
+        }
+        char pos[200];
+        double largest = dtype == CLXENT_F16 ? 65504.0
+                         : dtype == CLXENT_BF16 ? 0x1.fep127 : FLT_MAX;
+        free(*out);
+        *out = NULL;
+        return cli_fail(cmd, "%s %s: element %zu, at %s, is %.9g: finite "
+                        "but beyond %s's range (largest finite %g)", flag,
+                        path, i, shape_text(pos, sizeof pos, a->ndim, at), v,
+                        clxent_dtype_name(dtype), largest);
+    }
     return 0;
 }
 

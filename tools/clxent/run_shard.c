@@ -5,6 +5,7 @@
 #include "run.h"
 #include "shard.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,7 +104,20 @@ static clxent_status step(const run_args *a, const run_inputs *in,
 /* Rank 0 gets every rank's `bytes` of buf (NULL or 0 bytes: nothing) in
  * rank order into *all (malloc'd), with *at[r] where rank r's begin. */
 static int gather(const shard_grid *g, clxent_context *ctx,
-                  clxent_buffer *buf, size_t bytes, char **all, int **at) {
+                  clxent_buffer *buf, size_t bytes, char **all, int **at,
+                  const char *path) {
+    /* MPI counts and displacements are int: the whole output, which rank
+     * 0 receives, must stay within INT_MAX bytes. */
+    unsigned long long mine_n = bytes, total_n = 0;
+    MPI_Allreduce(&mine_n, &total_n, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM,
+                  MPI_COMM_WORLD);
+    if (total_n > INT_MAX) {
+        if (g->rank == 0)
+            cli_fail(cmd, "%s: %llu bytes, more than rank 0 can gather "
+                     "(MPI counts stop at %d bytes); run it unsharded",
+                     path, total_n, INT_MAX);
+        return CLI_RUNTIME;
+    }
     char *mine = malloc(bytes + 1);
     int rc = mine ? 0 : 1, n = (int)bytes;
     if (!rc && buf && bytes && clxent_buffer_read(ctx, buf, 0, bytes, mine)) rc = 1;
@@ -128,26 +142,12 @@ static int gather(const shard_grid *g, clxent_context *ctx,
     return 0;
 }
 
-/* Rank 0 writes the values (dtype) of an output as float32 .npy. */
-static int write_out(const char *path, const void *raw, size_t n,
-                     clxent_dtype dtype, int ndim, const size_t *shape) {
-    char error[512];
-    float *v = cli_to_f32(raw, n, dtype);
-    int rc = !v ? cli_fail(cmd, "%s: out of memory", path)
-             : npy_write(path, NPY_F32, ndim, shape, v, error, sizeof error)
-                 ? cli_fail(cmd, "%s", error)
-                 : 0;
-    free(v);
-    return rc;
-}
-
 /* An output the ranks hold in blocks (classes kc each, or per row from
  * the vocabulary shard 0 ranks), assembled and written by rank 0. */
-static int collect(const run_args *a, const run_inputs *in,
+static int collect(run_staged *staged, const run_inputs *in,
                    const shard_grid *g, clxent_context *ctx,
                    clxent_buffer *buf, int per_row, clxent_dtype dtype,
                    const char *path) {
-    (void)a;
     if (!path) return 0;
     size_t es = clxent_dtype_size(dtype);
     block k = block_of(in, g, g->rank);
@@ -155,7 +155,7 @@ static int collect(const run_args *a, const run_inputs *in,
                           : (k.o1 - k.o0) * (k.c1 - k.c0) * in->inner * es;
     char *all = NULL;
     int *at = NULL;
-    int rc = gather(g, ctx, buf, mine, &all, &at);
+    int rc = gather(g, ctx, buf, mine, &all, &at, path);
     if (!rc && g->rank == 0) {
         size_t rows = in->outer * in->inner;
         size_t n = per_row ? rows : rows * in->classes;
@@ -169,7 +169,7 @@ static int collect(const run_args *a, const run_inputs *in,
                 copy_block(full, all + at[r], in, kr, es, 1);
         }
         rc = !full ? cli_fail(cmd, "%s: out of memory", path)
-                   : write_out(path, full, n, dtype,
+                   : run_stage(staged, path, full, n, dtype,
                                per_row ? in->row_ndim : in->x.ndim,
                                per_row ? in->row_shape : in->x.shape);
         free(full);
@@ -193,13 +193,17 @@ static int sharded(const run_args *a, run_inputs *in, const shard_grid *g,
     float loss = 0.0f;
     if (!rc && !none && clxent_buffer_read(ctx, b.loss, 0, 4, &loss)) rc = 1;
     rc = shard_agree_rc(g, rc);
-    if (!rc && !none && g->rank == 0 && a->loss_out)
-        rc = write_out(a->loss_out, &loss, 1, CLXENT_F32, 0, NULL);
+    run_staged staged = {0}; /* rank 0's */
+    if (!rc && !none && g->rank == 0)
+        rc = run_stage(&staged, a->loss_out, &loss, 1, CLXENT_F32, 0, NULL);
     rc = shard_agree_rc(g, rc);
     if (!rc && none)
-        rc = collect(a, in, g, ctx, b.loss, 1, CLXENT_F32, a->loss_out);
-    if (!rc) rc = collect(a, in, g, ctx, b.lse, 1, CLXENT_F32, a->lse_out);
-    if (!rc) rc = collect(a, in, g, ctx, b.grad, 0, in->dtype, a->grad_out);
+        rc = collect(&staged, in, g, ctx, b.loss, 1, CLXENT_F32, a->loss_out);
+    if (!rc)
+        rc = collect(&staged, in, g, ctx, b.lse, 1, CLXENT_F32, a->lse_out);
+    if (!rc)
+        rc = collect(&staged, in, g, ctx, b.grad, 0, in->dtype, a->grad_out);
+    rc = shard_agree_rc(g, run_stage_finish(&staged, rc));
     if (!rc && g->rank == 0) {
         clxent_device_info info;
         memset(&info, 0, sizeof info);

@@ -3,6 +3,7 @@
  * consecutive. */
 #include "shard.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,29 @@ void shard_range(size_t n, int parts, int k, size_t *begin, size_t *end) {
     size_t q = n / (size_t)parts, r = n % (size_t)parts, kk = (size_t)k;
     *begin = kk * q + (kk < r ? kk : r);
     *end = *begin + q + (kk < r ? 1 : 0);
+}
+
+int shard_parse(const char *cmd, const char *spec, int *V, int *B) {
+    *V = *B = 0;
+    if (strcmp(spec, "vocab") == 0) { *B = 1; return 0; }
+    if (strcmp(spec, "batch") == 0) { *V = 1; return 0; }
+    int *part = V;
+    const char *p = spec;
+    /* Digits only: strtol would take a sign, spaces and overflow. */
+    for (int k = 0; k < 2; k++, part = B) {
+        long long v = 0;
+        const char *digits = p;
+        while (*p >= '0' && *p <= '9' && v <= INT_MAX)
+            v = v * 10 + (*p++ - '0');
+        if (p == digits || v < 1 || v > INT_MAX) break;
+        *part = (int)v;
+        if (k == 0 && (*p == 'x' || *p == 'X')) ++p;
+        else if (k == 0 || *p) break;
+        else return 0;
+    }
+    *V = *B = 0;
+    return cli_usage_error(cmd, "--shard: '%s' is not vocab, batch or VxB "
+                           "(V and B positive integers)", spec);
 }
 
 #ifdef CLXENT_WITH_MPI
@@ -24,18 +48,16 @@ int shard_open(const char *cmd, const char *spec, shard_grid *g) {
     MPI_Comm_rank(MPI_COMM_WORLD, &g->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g->size);
     g->vocab = g->batch = MPI_COMM_NULL;
-    unsigned long v = 0, b = 0;
-    char *end = NULL;
+    int v = 0, b = 0;
+    /* The command checked the spec's form; a bad one gives 0 x 0 here. */
     if (strcmp(spec, "vocab") == 0) {
-        v = (unsigned long)g->size, b = 1;
+        v = g->size, b = 1;
     } else if (strcmp(spec, "batch") == 0) {
-        v = 1, b = (unsigned long)g->size;
-    } else {
-        v = strtoul(spec, &end, 10);
-        if (end && (*end == 'x' || *end == 'X')) b = strtoul(end + 1, &end, 10);
-        if (!end || *end || v == 0 || b == 0) v = b = 0;
+        v = 1, b = g->size;
+    } else if (shard_parse(cmd, spec, &v, &b) != 0) {
+        v = b = 0;
     }
-    if (v * b != (unsigned long)g->size) {
+    if ((long long)v * b != g->size) {
         int rc = CLI_USAGE;
         if (g->rank == 0)
             rc = cli_usage_error(cmd, "--shard: '%s' is not vocab, batch or "
@@ -44,7 +66,7 @@ int shard_open(const char *cmd, const char *spec, shard_grid *g) {
         shard_close(g);
         return rc;
     }
-    g->V = (int)v, g->B = (int)b;
+    g->V = v, g->B = b;
     g->v = g->rank % g->V, g->b = g->rank / g->V;
     MPI_Comm_split(MPI_COMM_WORLD, g->b, g->v, &g->vocab);
     MPI_Comm_split(MPI_COMM_WORLD, g->v, g->b, &g->batch);

@@ -20,6 +20,10 @@ typedef struct shard_grid {
 #endif
 } shard_grid;
 
+/* The form of a grid spec, checked before MPI starts: "vocab" (*V 0:
+ * every rank, *B 1), "batch" (*V 1, *B 0) or "VxB" with V and B in
+ * 1..INT_MAX. 0, or CLI_USAGE after a message. */
+int shard_parse(const char *cmd, const char *spec, int *V, int *B);
 /* Whether the command was linked with MPI. */
 int shard_available(void);
 /* MPI_Init (once), then the grid spec ("vocab", "batch" or "VxB") over

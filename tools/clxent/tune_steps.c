@@ -150,11 +150,14 @@ void tune_free(tune_run *run) {
 
 /* Random logits in [-4, 4), never 0, and valid targets, fixed per shape. */
 static int make_inputs(const tune_point *p, void **x, int32_t **y) {
+    *x = NULL;
+    *y = NULL;
+    if (!cli_shape_fits(p->rows, p->cols, 1))
+        return cli_fail(cmd, "%zux%zu is too large", p->rows, p->cols);
     size_t n = p->rows * p->cols;
     cli_rng rng = cli_rng_seed(p->rows * 1000003u + p->cols);
     float *f = malloc(n * sizeof *f);
     *y = malloc(p->rows * sizeof **y);
-    *x = NULL;
     if (f && *y) {
         for (size_t i = 0; i < n; i++) {
             float v = (float)cli_rng_uniform(&rng, -4.0, 4.0);
