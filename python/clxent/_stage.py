@@ -100,9 +100,15 @@ class ClStage:
         if array.offset % array.dtype.itemsize or any(s < 0 for s in array.strides):
             raise error("INVALID_SHAPE", "a pyopencl array with a misaligned offset "
                         "or a negative stride")
-        if array.base_data is None:
-            raise error("INVALID_SHAPE", "an empty pyopencl array (no buffer)")
         out = ffi.new("clxent_buffer **")
+        if array.base_data is None:
+            # an empty array has no cl_mem, and the call reads and writes
+            # none of its elements: any buffer stands in, as for numpy
+            check(lib.clxent_buffer_create(self.ctx._ptr, 64, out), self.ctx._ptr)
+            buf = ffi.gc(out[0], lib.clxent_buffer_release)
+            self.wraps.append(buf)
+            self.wait.extend(array.events)
+            return buf, 0, _elem_strides(array)
         mem = ffi.cast("cl_mem", array.base_data.int_ptr)
         check(lib.clxent_buffer_wrap(self.ctx._ptr, mem, out), self.ctx._ptr)
         buf = ffi.gc(out[0], lib.clxent_buffer_release)

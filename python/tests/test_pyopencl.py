@@ -84,6 +84,20 @@ def test_int32_targets_and_0d(qctx, ctx, queue):
     assert qctx.softmax(z).get() == 1.0 and qctx.log_softmax(z).get() == 0.0
 
 
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_empty_batch(qctx, ctx, queue, reduction):
+    """No rows: the numpy path's results (0 for sum, NaN for mean, empty
+    arrays), where an empty pyopencl array (no buffer) was refused."""
+    x = np.zeros((0, 5), np.float32)
+    y = np.zeros((0,), np.int64)
+    got = qctx.cross_entropy(dev(queue, x), dev(queue, y), reduction=reduction)
+    want = ctx.cross_entropy(x, y, reduction=reduction)
+    for g, w in zip(got, want):
+        assert isinstance(g, cla.Array) and g.shape == w.shape
+        np.testing.assert_array_equal(g.get(), w)
+    same(qctx.softmax(dev(queue, x)), ctx.softmax(x))
+
+
 class Spy:
     """Stands in for clxent's cffi lib in a module: records which clxent_*
     functions run and the cl_mem behind every tensor an operation gets."""

@@ -8,6 +8,7 @@
  * empty spec); the statuses must be equal and, on success with quantized
  * inputs, the results must agree within tolerance (NaN matching NaN).
  * Any difference aborts, so libFuzzer keeps the input. */
+#define _POSIX_C_SOURCE 200809L /* sigaction */
 #include <clxent/clxent.h>
 
 #include "commands.h"  /* the storage-type conversions */
@@ -15,6 +16,7 @@
 #include "tolerance.h" /* fx_close */
 
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,8 +410,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
     const char *spec = getenv("CLXENT_FUZZ_DEVICE");
+    /* PoCL replaces the SIGABRT handler, and without libFuzzer's an
+     * abort saves no input: put it back. */
+    struct sigaction abrt;
+    sigaction(SIGABRT, NULL, &abrt);
     host_ctx = open_context("host");
     dev_ctx = open_context(spec ? spec : "");
+    sigaction(SIGABRT, &abrt, NULL);
     return 0;
 }
 
