@@ -20,18 +20,21 @@ if "torch" not in sys.modules:
     devices()
 import torch  # noqa: E402
 
-_contexts = {}
-_lock = threading.Lock()
+# per thread: a thread's contexts go with it (a dict keyed by thread ids
+# kept every finished thread's device context alive)
+_local = threading.local()
 
 
 def context(device=None):
     """The shared clxent.Context of this thread for a device spec (see
-    clxent.Context; None: CLXENT_DEVICE, else a GPU, ...)."""
-    key = (threading.get_ident(), device)
-    with _lock:
-        ctx = _contexts.get(key)
-        if ctx is None:
-            ctx = _contexts[key] = Context(device)
+    clxent.Context; None: CLXENT_DEVICE, else a GPU, ...); closed when the
+    thread ends."""
+    contexts = getattr(_local, "contexts", None)
+    if contexts is None:
+        contexts = _local.contexts = {}
+    ctx = contexts.get(device)
+    if ctx is None:
+        ctx = contexts[device] = Context(device)
     return ctx
 
 

@@ -130,6 +130,26 @@ def test_loss_scaler_rounds_once(dtype):
         f"grad[{worst}] = {got.flatten()[worst]}, want {want.flatten()[worst]}")
 
 
+def test_thread_contexts_go_with_their_thread():
+    """A thread's shared context is collected when the thread ends, not
+    kept for the life of the process."""
+    import gc
+    import threading
+    import weakref
+    refs = []
+
+    def work():
+        x, target, _ = case((3, 4), "f32", 7)
+        ct.cross_entropy(x, target, device=DEVICE)
+        refs.append(weakref.ref(ct.context(DEVICE)))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    gc.collect()
+    assert refs and refs[0]() is None
+
+
 def test_ignore_index_in_range():
     x, target, _ = case((8, 5), "f32", 6)
     compare(x, target, "f32", ignore_index=int(target[0]))
