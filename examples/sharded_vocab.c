@@ -74,8 +74,15 @@ int main(int argc, char **argv) {
     size_t C = argc > 2 ? strtoul(argv[2], NULL, 10) : 5000;
     clxent_device_info infos[MAX_SHARDS];
     size_t n = 0;
-    if (rows == 0 || C < MAX_SHARDS ||
-        clxent_devices_list(infos, MAX_SHARDS, &n) != CLXENT_STATUS_OK)
+    /* every slice gets a class: C >= n (n + 1) / 2 for the first's
+     * C * 2 / (n (n + 1)) to be 1 or more */
+    size_t need = MAX_SHARDS * (MAX_SHARDS + 1) / 2;
+    if (rows == 0 || C < need) {
+        fprintf(stderr, "usage: sharded_vocab [ROWS > 0] [CLASSES >= %zu]\n",
+                need);
+        return 2;
+    }
+    if (clxent_devices_list(infos, MAX_SHARDS, &n) != CLXENT_STATUS_OK)
         return 2;
     if (n > MAX_SHARDS) n = MAX_SHARDS;
     if (n < 2) { /* the host twice rather than no split at all */

@@ -37,6 +37,15 @@ int main(void) {
 #define F32 CLXENT_F32
 #define SENTINEL (-777.25f)
 enum { INJ_NONE, INJ_BAD_TARGET, INJ_BAD_GRAD };
+/* What run() changes on this rank for the misuse tests (bits). */
+enum {
+    T_NO_Z = 1,       /* no z_loss_out */
+    T_NO_GRAD = 2,    /* no grad */
+    T_DEFERRED = 4,   /* options.target_check = DEFERRED */
+    T_OTHER_Y = 8,    /* row 0's class index another one */
+    T_II_MIN = 16     /* ignore_index INT64_MIN */
+};
+static int g_tweak;
 
 static clxent_context *g_ctx;
 static int g_rank, g_size;
@@ -188,6 +197,8 @@ static out run(const data *d, const block *b, const spec *s, int ref,
     memcpy(y, d->y, R * 8);
     if (inject == INJ_BAD_TARGET && rows > 0) /* inside this rank's rows */
         y[b->r0 + rows / 2] = (int64_t)C;
+    if ((g_tweak & T_OTHER_Y) && rows > 0)
+        y[b->r0] = y[b->r0] == 0 ? 1 : 0;
     clxent_buffer *bx = up(d->x, R * C * 4), *bp = up(d->p, R * C * 4),
                   *by = up(y, R * 8), *bw = up(d->w + b->c0, ck * 4),
                   *bg = up(d->g, R * 4), *bl = up(NULL, o.nl * 4),
@@ -199,6 +210,8 @@ static out run(const data *d, const block *b, const spec *s, int ref,
     opt.loss.reduction = s->red;
     opt.loss.label_smoothing = s->eps;
     opt.loss.z_loss = s->zeta;
+    if (g_tweak & T_DEFERRED) opt.loss.target_check = CLXENT_CHECK_DEFERRED;
+    if (g_tweak & T_II_MIN) opt.loss.ignore_index = INT64_MIN;
     size_t off = b->r0 * C + b->c0;
     clxent_tensor none_t = tensor(NULL, 0, 0, 0, 0, F32);
     clxent_tensor_targets tg = {none_t, none_t};
@@ -218,9 +231,10 @@ static out run(const data *d, const block *b, const spec *s, int ref,
         o.st = clxent_cross_entropy_nd(g_ctx, &x, &tg, &w, &opt, grp, &loss,
                                        &lse, &z, &grad, NULL);
     else
-        o.st = clxent_mpi_cross_entropy_nd(g_ctx, b->vocab, b->batch, &x, &tg,
-                                           &w, b->shard ? &sh : NULL, &opt,
-                                           grp, &loss, &lse, &z, &grad);
+        o.st = clxent_mpi_cross_entropy_nd(
+            g_ctx, b->vocab, b->batch, &x, &tg, &w, b->shard ? &sh : NULL,
+            &opt, grp, &loss, &lse, g_tweak & T_NO_Z ? NULL : &z,
+            g_tweak & T_NO_GRAD ? NULL : &grad);
     snprintf(o.msg, sizeof o.msg, "%s", clxent_context_message(g_ctx));
     o.loss = down(bl, o.nl);
     o.lse = down(blse, o.nr);
@@ -453,6 +467,88 @@ static void disagreement(void **state) {
     SETTLE();
 }
 
+/* 5c. Misuse that used to hang or give wrong results with OK: one rank
+ * without z_loss_out or grad (the others waited in a collective), other
+ * class indices or ignore_index INT64_MIN on one vocabulary rank, the
+ * same communicator as vocab and batch, batch communicators of different
+ * sizes, a mean whose global W is negative (each rank divided by its
+ * own), a deferred check (only the finding rank learnt of the bad row).
+ * Every rank fails alike, nothing written. */
+static void misuse(void **state) {
+    (void)state;
+    if (g_size < 2) {
+        if (g_rank == 0) printf("misuse: needs 2 ranks or more\n");
+        return;
+    }
+    data d = data_make(9, 50, 88);
+    int bad = g_size - 1;
+    static const struct {
+        int tweak, all;
+        clxent_status want;
+        const char *word;
+    } cases[] = {
+        {T_NO_Z, 0, CLXENT_STATUS_INVALID_ARGUMENT, "z_loss_out"},
+        {T_NO_GRAD, 0, CLXENT_STATUS_INVALID_ARGUMENT, "grad"},
+        {T_OTHER_Y, 0, CLXENT_STATUS_INVALID_ARGUMENT, "class indices"},
+        {T_II_MIN, 0, CLXENT_STATUS_INVALID_ARGUMENT, "ignore_index"},
+        {T_DEFERRED, 1, CLXENT_STATUS_TARGET_OUT_OF_RANGE, "targets"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; ++k) {
+        block b = vocab_block(d.R, d.C);
+        g_tweak = cases[k].all || g_rank == bad ? cases[k].tweak : 0;
+        int inject = cases[k].tweak == T_DEFERRED && g_rank == bad
+                         ? INJ_BAD_TARGET : INJ_NONE;
+        int64_t keep[16]; /* INT64_MIN: no row ignored, none out of range */
+        for (size_t r = 0; r < d.R && r < 16; ++r) {
+            keep[r] = d.y[r];
+            if (cases[k].tweak == T_II_MIN && d.y[r] < 0) d.y[r] = 0;
+        }
+        out o = run(&d, &b, &k_specs[0], 0, inject);
+        memcpy(d.y, keep, (d.R < 16 ? d.R : 16) * sizeof *keep);
+        g_tweak = 0;
+        status_is(&o, cases[k].want, cases[k].word);
+        if (!strstr(o.msg, cases[k].word))
+            note(INFINITY, "%s: message: %s", cases[k].word, o.msg);
+        for (size_t j = 0; j < o.nl; ++j)
+            if (memcmp(&o.loss[j], &(float){SENTINEL}, 4) != 0)
+                note(INFINITY, "%s: loss written", cases[k].word);
+        out_free(&o);
+    }
+    /* one communicator as both */
+    block same = {MPI_COMM_WORLD, MPI_COMM_WORLD, 0, d.R, 0, d.C, 0};
+    out o = run(&d, &same, &k_specs[0], 0, INJ_NONE);
+    status_is(&o, CLXENT_STATUS_INVALID_ARGUMENT, "vocab == batch");
+    out_free(&o);
+    /* a negative global W: every weight -1 */
+    for (size_t c = 0; c < d.C; ++c) d.w[c] = -1.0f;
+    for (int mode = 0; mode < 2; ++mode) {
+        block b = mode ? batch_block(d.R, d.C) : vocab_block(d.R, d.C);
+        o = run(&d, &b, &k_specs[0], 0, INJ_NONE);
+        status_is(&o, CLXENT_STATUS_INVALID_ARGUMENT, "negative W");
+        if (!strstr(o.msg, "normalizer"))
+            note(INFINITY, "negative W: message: %s", o.msg);
+        out_free(&o);
+    }
+    if (g_size == 4) { /* batch sizes 2 and 1 among vocabulary peers */
+        int rb = g_rank / 2, cb = g_rank % 2;
+        MPI_Comm vocab, batch;
+        MPI_Comm_split(MPI_COMM_WORLD, rb, g_rank, &vocab);
+        MPI_Comm_split(MPI_COMM_WORLD, cb, g_rank, &batch);
+        block b = {vocab, cb ? MPI_COMM_SELF : batch, 0, d.R,
+                   cut(d.C, cb, 2), cut(d.C, cb + 1, 2), 1};
+        d.w[0] = 1.0f;
+        o = run(&d, &b, &k_specs[1], 0, INJ_NONE);
+        status_is(&o, CLXENT_STATUS_INVALID_ARGUMENT, "batch sizes");
+        if (!strstr(o.msg, "batch communicators"))
+            note(INFINITY, "batch sizes: message: %s", o.msg);
+        out_free(&o);
+        MPI_Comm_free(&vocab);
+        MPI_Comm_free(&batch);
+    }
+    data_free(&d);
+    SETTLE();
+}
+
 /* 6. Two runs give the same bits. */
 static void determinism(void **state) {
     (void)state;
@@ -513,6 +609,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(probs_vocab_parallel),
         cmocka_unit_test(error_agreement),
         cmocka_unit_test(disagreement),
+        cmocka_unit_test(misuse),
         cmocka_unit_test(determinism),
     };
     int failed = cmocka_run_group_tests_name("mpi", tests, NULL, NULL);

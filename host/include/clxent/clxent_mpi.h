@@ -43,18 +43,24 @@ extern "C" {
  *   logits, targets, weights: this rank's block (class indices global;
  *          weights and probabilities of the shard's classes)
  *   shard: the rank's classes; NULL means all of logits' classes
- *   options: as clxent_cross_entropy_nd (validate_only must be 0)
+ *   options: as clxent_cross_entropy_nd (validate_only must be 0; the
+ *          target check is always synchronous: every rank learns of a
+ *          bad class index before the call returns)
  *   loss:  sum and mean: the global loss, 1 x 1, on every rank; none:
  *          this rank's rows
  *   lse, z_loss_out, grad_rows: optional, as clxent_cross_entropy_nd
  *   grad:  optional, the gradient of this rank's block (mean: over the
  *          global W, unless options give a normalizer)
- * Collective over both communicators: every rank must call it. What the
- * ranks must share is checked before any exchange (INVALID_ARGUMENT on
- * every rank otherwise): the vocabulary ranks' rows, classes_total, the
- * reduction, the kind of targets, every option, the vocabulary
- * communicators' size, and the vocabulary ranks' classes tiling
- * [0, classes_total), each class on one rank. */
+ * Collective over both communicators: every rank must call it, between
+ * MPI_Init and MPI_Finalize, with two intracommunicators that are not the
+ * same ranks. What the ranks must share is checked before any exchange
+ * (INVALID_ARGUMENT on every rank otherwise): the vocabulary ranks' rows
+ * and class indices, classes_total, the reduction, the kind of targets,
+ * every option, whether z_loss_out and grad are given, the sizes of the
+ * vocabulary and batch communicators, and the vocabulary ranks' classes
+ * tiling [0, classes_total), each class on one rank. The mean over class
+ * indices needs the global W (the valid rows' weights) positive, else
+ * INVALID_ARGUMENT: give options.normalizer. */
 CLXENT_MPI_API clxent_status clxent_mpi_cross_entropy_nd(
     clxent_context *ctx, MPI_Comm vocab, MPI_Comm batch,
     const clxent_tensor *logits, const clxent_tensor_targets *targets,
