@@ -167,6 +167,12 @@ clxent_status clxent_cross_entropy_forward_nd(
     const clxent_options *options, const clxent_tensor *loss,
     const clxent_tensor *lse, const clxent_tensor *z_loss_out,
     const clxent_events *events);
+clxent_status clxent_cross_entropy_backward_nd(
+    clxent_context *ctx, const clxent_tensor *logits,
+    const clxent_tensor_targets *targets, const clxent_vector *weights,
+    const clxent_options *options, const clxent_tensor *lse,
+    const clxent_tensor *grad_rows, const clxent_tensor *grad,
+    const clxent_events *events);
 clxent_status clxent_cross_entropy_nd(
     clxent_context *ctx, const clxent_tensor *logits,
     const clxent_tensor_targets *targets, const clxent_vector *weights,

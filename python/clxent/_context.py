@@ -225,6 +225,64 @@ class Context:
         outs = stage.done()
         return outs[0], (outs[1] if grad else None), name
 
+    # ---- the two passes clxent.torch runs for 16-bit inputs -------------
+    # (the gradient computed in backward with the upstream gradient folded
+    # in: rounded once to the storage type, as PyTorch rounds it)
+
+    @_serialized
+    def _cross_entropy_lse(self, input, target, weight, ignore_index, reduction,
+                           label_smoothing, dtype):
+        """The forward alone: (loss, lse), lse float32 of the target's shape."""
+        stage = self._stage([input, target, weight], None)
+        x, name = self._logits(stage, input, dtype)
+        layout = L.loss_layout(x.shape)
+        opts = self._options(reduction, ignore_index, label_smoothing)
+        logits = self._tensor(stage, "logits", x, layout, DTYPES[name])
+        targets = ffi.new("clxent_tensor_targets *")
+        self._targets(stage, target, layout, name, targets, x.dtype)
+        w = self._weights(stage, weight, layout.classes)
+        loss = self._loss_out(stage, layout, reduction)
+        lse = ffi.new("clxent_tensor *")
+        buf, off, st = stage.output("lse", layout.rows_shape, np.float32)
+        L.fill_tensor(lse, buf, off, layout, st, lib.CLXENT_F32, per_row=True)
+        self._ready(stage)
+        status = lib.clxent_cross_entropy_forward_nd(self._ptr, logits, targets, w,
+                                                     opts, loss, lse, ffi.NULL,
+                                                     stage.events)
+        self._check(stage, status)
+        outs = stage.done()
+        return outs[0], outs[1]
+
+    @_serialized
+    def _cross_entropy_backward(self, input, target, weight, lse, ignore_index,
+                                reduction, label_smoothing, grad_scale, grad_rows,
+                                dtype):
+        """The gradient of (loss * upstream).sum() from the forward's lse: the
+        upstream is grad_scale, times grad_rows (reduction 'none', float32
+        of the target's shape, or None)."""
+        stage = self._stage([input, target, weight, lse, grad_rows], None)
+        x, name = self._logits(stage, input, dtype)
+        layout = L.loss_layout(x.shape)
+        opts = self._options(reduction, ignore_index, label_smoothing)
+        opts.loss.grad_scale = float(grad_scale)
+        logits = self._tensor(stage, "logits", x, layout, DTYPES[name])
+        targets = ffi.new("clxent_tensor_targets *")
+        self._targets(stage, target, layout, name, targets, x.dtype)
+        w = self._weights(stage, weight, layout.classes)
+        f32 = lib.CLXENT_F32
+        lse_t = self._tensor(stage, "lse", np.asarray(lse, np.float32), layout, f32,
+                             per_row=True)
+        gr = ffi.NULL if grad_rows is None else self._tensor(
+            stage, "grad_rows", np.asarray(grad_rows, np.float32), layout, f32,
+            per_row=True)
+        g = self._out_tensor(stage, "grad", x.shape, layout, name)
+        self._ready(stage)
+        status = lib.clxent_cross_entropy_backward_nd(self._ptr, logits, targets, w,
+                                                      opts, lse_t, gr, g,
+                                                      stage.events)
+        self._check(stage, status)
+        return L.from_storage(stage.done()[0], name)
+
     @_serialized
     def nll_loss(self, input, target, weight=None, ignore_index=-100, reduction="mean",
                  wait_for=None):
