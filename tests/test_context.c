@@ -317,7 +317,7 @@ static void test_resolve_platform_first(void **state) {
     if (!vendors || access(pocl, R_OK) || access(intel, R_OK)) {
         printf("resolve_platform_first: needs OCL_ICD_VENDORS with "
                "pocl.icd and intel.icd\n");
-        return;
+        return; /* not skip(): CTest would call all of test_context skipped */
     }
     char dir[] = "/tmp/clxent_icd_XXXXXX";
     assert_non_null(mkdtemp(dir));

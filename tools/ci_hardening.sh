@@ -270,9 +270,9 @@ stage_valgrind() {
   local vg="valgrind --tool=memcheck --error-exitcode=1 --leak-check=full
     --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
     --track-origins=yes --quiet --suppressions=$root/tools/valgrind.supp"
-  # The host-backend parts only: CLXENT_TEST_DEVICE=host makes the device
-  # fixture hand out a host context (and with no OpenCL context created,
-  # no driver code runs under valgrind).
+  # The host-backend parts only: with CLXENT_TEST_DEVICE=host the device
+  # fixture skips the tests' device halves, so no OpenCL context is
+  # created and no driver code runs under valgrind.
   local t
   for t in test_host_reference test_host_reference_edges test_bad_input \
       test_bad_input_nd test_determinism test_threads test_host_memory; do

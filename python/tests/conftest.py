@@ -24,6 +24,12 @@ sys.path[:] = [p for p in sys.path
 
 import clxent  # noqa: E402
 
+if os.environ.get("CLXENT_REQUIRE_PYTHON") == "1":
+    # CI installs both: there an importorskip would hide a broken install.
+    # clxent.torch loads the OpenCL drivers before torch (Intel's runtime).
+    import clxent.torch  # noqa: E402,F401
+    import pyopencl  # noqa: E402,F401
+
 assert os.path.abspath(os.path.dirname(clxent.__file__)) != \
     os.path.join(_SRC, "clxent"), "testing the source tree, not the installed package"
 
