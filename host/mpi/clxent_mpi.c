@@ -324,9 +324,10 @@ clxent_status clxent_mpi_cross_entropy_nd(
     }
     /* from here on every status is agreed: all ranks take the same path */
     st = clx_mpi_consistent(ctx, vocab, batch, st, s.rows,
-                    logits ? logits->classes : 0, shard, &o,
-                    targets && targets->probs.buffer, local.hash,
-                    z_loss_out && z_loss_out->buffer, grad && grad->buffer);
+                            logits ? logits->classes : 0, shard, &o,
+                            targets && targets->probs.buffer, local.hash,
+                            z_loss_out && z_loss_out->buffer,
+                            grad && grad->buffer);
     st = clx_mpi_agree(ctx, vocab, batch, st);
     if (!st && !fused) st = records_combine(&s);
     int mean = o.loss.reduction == CLXENT_REDUCTION_MEAN;
@@ -338,22 +339,22 @@ clxent_status clxent_mpi_cross_entropy_nd(
                       &o);
     if (!st && fused)
         st = clx_mpi_agree(ctx, vocab, batch,
-                   one_device(ctx, logits, targets, weights, &o, grad_rows,
-                              loss, lse, z_loss_out, grad));
+                           one_device(ctx, logits, targets, weights, &o,
+                                      grad_rows, loss, lse, z_loss_out, grad));
     else if (!st)
         st = clx_mpi_agree(ctx, vocab, batch,
-                   clxent_cross_entropy_finalize_nd(ctx, &s.records, targets,
-                                                    shard, &o, loss, lse,
-                                                    z_loss_out, NULL));
+                           clxent_cross_entropy_finalize_nd(
+                               ctx, &s.records, targets, shard, &o, loss, lse,
+                               z_loss_out, NULL));
     if (!st && o.loss.reduction != CLXENT_REDUCTION_NONE) {
         st = sum_scalar(&s, loss);
         if (!st) st = sum_scalar(&s, z_loss_out);
     }
     if (!st && !fused && grad && grad->buffer)
         st = clx_mpi_agree(ctx, vocab, batch,
-                   clxent_cross_entropy_backward_shard_nd(
-                       ctx, logits, targets, weights, shard, &o, &s.records,
-                       grad_rows, grad, NULL));
+                           clxent_cross_entropy_backward_shard_nd(
+                               ctx, logits, targets, weights, shard, &o,
+                               &s.records, grad_rows, grad, NULL));
     clxent_buffer_release(s.rec);
     free(s.host);
     return st;
